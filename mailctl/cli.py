@@ -1,0 +1,150 @@
+"""mailctl: try the system from a terminal; publishes the same commands a gateway would."""
+
+import asyncio
+import json
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from shared.client import CommandClient
+from shared.contracts.account import (
+    SERVICE, ChangeComment, ChangePassword, ChangeQuota, CreateAccount, DeleteAccount, Login, PlanName,
+)
+from shared.contracts.base import Accepted, AnonymousCommand, Command, Rejected
+
+app = typer.Typer(help="Mail Self-Service from the command line.", no_args_is_help=True)
+account_app = typer.Typer(help="Admin: create, delete and size accounts.", no_args_is_help=True)
+password_app = typer.Typer(help="Passwords.", no_args_is_help=True)
+app.add_typer(account_app, name="account")
+app.add_typer(password_app, name="password")
+console = Console()
+
+SESSION_FILE = Path(os.environ.get("MAILCTL_SESSION", Path.home() / ".config" / "mailctl" / "session.json"))
+
+
+def amqp_url() -> str:
+    return os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+
+
+async def _request(service: str, command: Command | AnonymousCommand) -> Accepted | Rejected:
+    client = await CommandClient.connect(amqp_url())
+    try:
+        return await client.request(service, command)
+    finally:
+        await client.close()
+
+
+def send(command: Command | AnonymousCommand, service: str = SERVICE) -> Accepted:
+    reply = asyncio.run(_request(service, command))
+    if isinstance(reply, Rejected):
+        show_rejection(reply)
+        raise typer.Exit(1)
+    return reply
+
+
+def show_rejection(reply: Rejected) -> None:
+    console.print(f"[bold red]rejected[/] [red]{reply.code}[/]: {reply.message}")
+    if reply.errors:
+        table = Table("field", "rule", "message", header_style="bold")
+        for error in reply.errors:
+            table.add_row(error.field, error.code, error.message)
+        console.print(table)
+
+
+def token() -> str:
+    try:
+        return json.loads(SESSION_FILE.read_text())["token"]
+    except (OSError, ValueError, KeyError):
+        console.print("[red]not logged in[/]: run [bold]mailctl login[/] first")
+        raise typer.Exit(2) from None
+
+
+def save_session(result: dict) -> None:
+    SESSION_FILE.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    SESSION_FILE.touch(mode=0o600, exist_ok=True)
+    SESSION_FILE.write_text(json.dumps(result))
+
+
+def ask_password(prompt: str) -> str:
+    return typer.prompt(prompt, hide_input=True, confirmation_prompt=True)
+
+
+@app.command()
+def login(login: str, password: Annotated[str, typer.Option(prompt=True, hide_input=True)]) -> None:
+    """Sign in with a mail address (user) or an admin login; keeps the session token."""
+    result = send(Login(login=login, password=password)).result
+    save_session(result)
+    console.print(f"[green]signed in[/] as [bold]{result['subject']}[/] ({result['role']}), until {result['expires_at']}")
+
+
+@app.command()
+def logout() -> None:
+    """Forget the session token."""
+    SESSION_FILE.unlink(missing_ok=True)
+    console.print("signed out")
+
+
+@app.command()
+def whoami() -> None:
+    """Show the current session."""
+    session = json.loads(SESSION_FILE.read_text()) if SESSION_FILE.exists() else None
+    if not session:
+        console.print("not logged in")
+        raise typer.Exit(2)
+    console.print(f"{session['subject']} ({session['role']}) domains={session['domains']} until {session['expires_at']}")
+
+
+def accepted(reply: Accepted, what: str) -> None:
+    console.print(f"[green]accepted[/]: {what}")
+
+
+@account_app.command("create")
+def account_create(
+    address: str,
+    plan: Annotated[PlanName, typer.Option(help="business-standard, kwc or sv-basic")],
+    quota_mb: Annotated[int | None, typer.Option("--quota", help="MB; not on sv-basic")] = None,
+    comment: str = "",
+) -> None:
+    """Create a mail account (admin)."""
+    password = ask_password("Initial password")
+    accepted(send(CreateAccount(actor_token=token(), address=address, plan=plan, initial_password=password,
+                                quota_mb=quota_mb, comment=comment)), f"{address} created")
+
+
+@account_app.command("delete")
+def account_delete(address: str, yes: Annotated[bool, typer.Option("--yes", help="do not ask")] = False) -> None:
+    """Delete a mail account (admin)."""
+    if not yes:
+        typer.confirm(f"Delete {address}?", abort=True)
+    accepted(send(DeleteAccount(actor_token=token(), address=address)), f"{address} deleted")
+
+
+@account_app.command("quota")
+def account_quota(address: str, quota_mb: int) -> None:
+    """Change an account's quota in MB (admin; not on sv-basic)."""
+    accepted(send(ChangeQuota(actor_token=token(), address=address, quota_mb=quota_mb)), f"quota of {address} is {quota_mb} MB")
+
+
+@account_app.command("comment")
+def account_comment(address: str, comment: str) -> None:
+    """Change an account's comment (admin)."""
+    accepted(send(ChangeComment(actor_token=token(), address=address, comment=comment)), f"comment of {address} changed")
+
+
+@password_app.command("change")
+def password_change(address: Annotated[str | None, typer.Argument(help="default: your own")] = None) -> None:
+    """Change a password (your own, or any in your domains as admin)."""
+    target = address or json.loads(SESSION_FILE.read_text())["subject"] if SESSION_FILE.exists() else address
+    if not target:
+        console.print("[red]give an address[/]")
+        raise typer.Exit(2)
+    password = ask_password("New password")
+    accepted(send(ChangePassword(actor_token=token(), address=target, new_password=password)), f"password of {target} changed")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,402 @@
+#!/usr/bin/env bash
+# Local stack for Mail Self-Service: RabbitMQ, FerretDB and a private Dovecot.
+#
+#   scripts/stack.sh up|down|status|env
+#   scripts/stack.sh start|stop|restart rabbitmq|ferretdb|dovecot
+#
+# Debian 12, run as root, no systemd, no Docker. Everything the scripts start is
+# recorded under .run/pids so `down` stops only that, never a service someone
+# else started. Runtime state lives in .run/ (gitignored).
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+RUN=$REPO/.run
+PIDS=$RUN/pids
+LOGS=$RUN/logs
+SECRETS=$RUN/secrets
+DOVECOT_DIR=$RUN/dovecot
+DOVECOT_CONF=$DOVECOT_DIR/dovecot.conf
+MASTER_PASSWORD_FILE=$SECRETS/dovecot-master-password
+MASTER_USER=mailsvc
+
+AMQP_URL=amqp://guest:guest@127.0.0.1:5672/
+FERRETDB_URL='mongodb://127.0.0.1:27017/?retryWrites=false'
+FERRETDB_VERSION=v1.24.2
+FERRETDB_MODULE=github.com/FerretDB/FerretDB
+# Used only when the machine's Go cannot build FerretDB (its go.mod asks for 1.24).
+FALLBACK_GOTOOLCHAIN=go1.24.3
+APT_PACKAGES=(rabbitmq-server dovecot-imapd dovecot-lmtpd dovecot-sieve dovecot-managesieved)
+START_TIMEOUT=${STACK_START_TIMEOUT:-90}
+
+# Go from go.dev's tarball is not on PATH in non-login shells.
+[[ -d /usr/local/go/bin ]] && PATH=$PATH:/usr/local/go/bin
+
+say() { printf 'stack: %s\n' "$*" >&2; }
+die() { say "error: $*"; exit 1; }
+
+# ---------------------------------------------------------------- helpers
+
+pid_of() { cat "$PIDS/$1.pid" 2>/dev/null || true; }
+
+# True when the process recorded for component $1 is alive.
+running() {
+  local pid
+  pid=$(pid_of "$1")
+  [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null
+}
+
+port_open() {
+  (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null
+}
+
+# wait_for SECONDS WHAT LOGFILE COMMAND...: poll COMMAND until it succeeds;
+# on timeout show the end of LOGFILE, because that is where the reason is.
+wait_for() {
+  local seconds=$1 what=$2 log=$3
+  shift 3
+  local deadline=$((SECONDS + seconds))
+  until "$@" >/dev/null 2>&1; do
+    if ((SECONDS >= deadline)); then
+      say "error: $what not ready after ${seconds}s; last lines of $log:"
+      tail -n 30 "$log" >&2 2>/dev/null || true
+      return 1
+    fi
+    sleep 0.5
+  done
+}
+
+# wait_gone SECONDS PID: a stop is only done when the process is gone.
+wait_gone() {
+  local deadline=$((SECONDS + $1))
+  while kill -0 "$2" 2>/dev/null; do
+    ((SECONDS < deadline)) || return 1
+    sleep 0.2
+  done
+}
+
+# Install SRC at DEST only when it differs; returns 1 when nothing changed.
+install_if_changed() {
+  local src=$1 dest=$2
+  shift 2
+  cmp -s "$src" "$dest" && return 1
+  install "$@" "$src" "$dest"
+}
+
+# An external MongoDB (CI service, real replica set) replaces FerretDB. After
+# `eval "$(stack.sh env)"` MONGODB_URL holds our own FerretDB URL, which must
+# not count as external.
+external_mongodb() {
+  [[ -n ${MONGODB_URL:-} && $MONGODB_URL != "$FERRETDB_URL" ]]
+}
+
+# ---------------------------------------------------------------- installation
+
+ensure_apt_packages() {
+  local missing=() pkg
+  for pkg in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' ||
+      missing+=("$pkg")
+  done
+  ((${#missing[@]} == 0)) && return
+  say "installing ${missing[*]}"
+  # A fresh image has empty package lists: update only when the first try fails.
+  DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}" ||
+    { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}"; }
+}
+
+ensure_vmail_user() {
+  id vmail >/dev/null 2>&1 && return
+  say "creating system user vmail"
+  useradd --system --user-group --no-create-home --home-dir /nonexistent \
+    --shell /usr/sbin/nologin vmail
+}
+
+# go, retried with a toolchain that FerretDB's go.mod accepts.
+go_build_tool() {
+  go "$@" || { say "retrying with GOTOOLCHAIN=$FALLBACK_GOTOOLCHAIN"; GOTOOLCHAIN=$FALLBACK_GOTOOLCHAIN go "$@"; }
+}
+
+ferretdb_bin() { echo "$(go env GOPATH)/bin/ferretdb"; }
+
+# `go install .../cmd/ferretdb@v1.24.2` builds a binary that panics at start:
+# the module zip lacks build/version/version.txt (generated from git by the
+# project's Taskfile). So build from a copy of the module source with that file.
+ensure_ferretdb_binary() {
+  command -v go >/dev/null || die "Go >= 1.21 is needed to build FerretDB (not found on PATH)"
+  local bin src work
+  bin=$(ferretdb_bin)
+  "$bin" --version >/dev/null 2>&1 && return
+  say "building FerretDB $FERRETDB_VERSION into $bin (takes a minute)"
+  src=$(cd /tmp && go_build_tool mod download -json "$FERRETDB_MODULE@$FERRETDB_VERSION" |
+    sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+  [[ -d $src ]] || die "go mod download of $FERRETDB_MODULE@$FERRETDB_VERSION failed"
+  work=$(mktemp -d)
+  cp -r "$src/." "$work/"
+  chmod -R u+w "$work"
+  echo "$FERRETDB_VERSION" >"$work/build/version/version.txt"
+  mkdir -p "$(dirname "$bin")"
+  (cd "$work" && go_build_tool build -buildvcs=false -trimpath -o "$bin" ./cmd/ferretdb) ||
+    { rm -rf "$work"; die "building FerretDB failed"; }
+  rm -rf "$work"
+  "$bin" --version >/dev/null || die "$bin does not run"
+}
+
+# ---------------------------------------------------------------- RabbitMQ
+
+RABBITMQ_ETC=/etc/rabbitmq
+
+# Debian's rabbitmq-server wrapper re-runs the server as the rabbitmq user via
+# su, so our environment does not reach it: the config goes to /etc/rabbitmq.
+install_rabbitmq_config() {
+  local f changed=0
+  for f in rabbitmq.conf enabled_plugins; do
+    install_if_changed "$REPO/deploy/rabbitmq/$f" "$RABBITMQ_ETC/$f" \
+      -o rabbitmq -g rabbitmq -m 644 && changed=1
+  done
+  ((changed)) && running rabbitmq && say "RabbitMQ config changed: run 'stack.sh restart rabbitmq'"
+  return 0
+}
+
+# The node is rabbit@<short hostname>; its log is where boot failures show up.
+rabbitmq_log() { echo "/var/log/rabbitmq/rabbit@$(hostname -s).log"; }
+
+# await_startup fails at once while the node is not registered yet, so it is polled.
+rabbitmq_ready() { rabbitmqctl -q await_startup --timeout 5; }
+
+start_rabbitmq() {
+  install_rabbitmq_config
+  running rabbitmq && return
+  port_open 127.0.0.1 5672 && { say "something else serves 127.0.0.1:5672; leaving it alone"; return; }
+  say "starting RabbitMQ"
+  rabbitmq-server -detached
+  wait_for "$START_TIMEOUT" RabbitMQ "$(rabbitmq_log)" rabbitmq_ready
+  # The node's pid is our marker that this script started it.
+  rabbitmqctl -q eval 'os:getpid().' | tr -d '"' >"$PIDS/rabbitmq.pid"
+}
+
+stop_rabbitmq() {
+  running rabbitmq || { rm -f "$PIDS/rabbitmq.pid"; return; }
+  say "stopping RabbitMQ"
+  local pid
+  pid=$(pid_of rabbitmq)
+  rabbitmqctl -q stop || true
+  wait_gone 60 "$pid" || die "RabbitMQ (pid $pid) did not stop"
+  rm -f "$PIDS/rabbitmq.pid"
+}
+
+# ---------------------------------------------------------------- FerretDB
+
+# A real MongoDB ping (OP_MSG {ping: 1}), stdlib only: the port opens before
+# the SQLite backend is usable. Without python3 an open port has to do.
+ferretdb_ready() {
+  command -v python3 >/dev/null || { port_open 127.0.0.1 27017; return; }
+  python3 - <<'EOF'
+import socket, struct, sys
+elements = b"\x10ping\x00" + struct.pack("<i", 1) + b"\x02$db\x00" + struct.pack("<i", 6) + b"admin\x00"
+doc = struct.pack("<i", len(elements) + 5) + elements + b"\x00"
+body = struct.pack("<I", 0) + b"\x00" + doc
+with socket.create_connection(("127.0.0.1", 27017), timeout=2) as s:
+    s.sendall(struct.pack("<iiii", 16 + len(body), 1, 0, 2013) + body)
+    reply = s.recv(65536)
+sys.exit(0 if b"\x01ok\x00" + struct.pack("<d", 1.0) in reply else 1)
+EOF
+}
+
+start_ferretdb() {
+  external_mongodb && { say "MONGODB_URL is set: using it, not starting FerretDB"; return; }
+  running ferretdb && return
+  port_open 127.0.0.1 27017 && { say "something else serves 127.0.0.1:27017; leaving it alone"; return; }
+  ensure_ferretdb_binary
+  mkdir -p "$RUN/ferretdb/state"
+  say "starting FerretDB"
+  # --telemetry=disable always: otherwise it calls out to beacon.ferretdb.com.
+  # setsid: survive the caller's process group being killed (CI job, test).
+  setsid "$(ferretdb_bin)" --handler=sqlite --sqlite-url="file:$RUN/ferretdb/" \
+    --state-dir="$RUN/ferretdb/state" --listen-addr=127.0.0.1:27017 \
+    --debug-addr=- --telemetry=disable \
+    </dev/null >>"$LOGS/ferretdb.log" 2>&1 &
+  echo $! >"$PIDS/ferretdb.pid"
+  wait_for "$START_TIMEOUT" FerretDB "$LOGS/ferretdb.log" ferretdb_ready
+}
+
+stop_ferretdb() {
+  running ferretdb || { rm -f "$PIDS/ferretdb.pid"; return; }
+  say "stopping FerretDB"
+  local pid
+  pid=$(pid_of ferretdb)
+  kill "$pid"
+  wait_gone 30 "$pid" || { kill -9 "$pid" 2>/dev/null || true; }
+  rm -f "$PIDS/ferretdb.pid"
+}
+
+# ---------------------------------------------------------------- Dovecot
+
+dovecot_master_pid() { cat "$DOVECOT_DIR/base/master.pid" 2>/dev/null || true; }
+
+# The master password is generated once; its hash is refreshed whenever the
+# secret file is newer (someone rotated it by hand).
+ensure_master_user() {
+  if [[ ! -s $MASTER_PASSWORD_FILE ]]; then
+    (umask 077 && head -c 48 /dev/urandom | base64 | tr -d '+/=\n' | cut -c 1-32 >"$MASTER_PASSWORD_FILE")
+  fi
+  chmod 600 "$MASTER_PASSWORD_FILE"
+  local users=$DOVECOT_DIR/master-users pw hash
+  [[ -s $users && $users -nt $MASTER_PASSWORD_FILE ]] && return
+  pw=$(<"$MASTER_PASSWORD_FILE")
+  # doveadm pw reads the password twice from stdin: it stays out of `ps`.
+  hash=$(printf '%s\n%s\n' "$pw" "$pw" | doveadm pw -s ARGON2ID)
+  (umask 027 && echo "$MASTER_USER:$hash" >"$users.tmp")
+  chown root:dovecot "$users.tmp"
+  mv -f "$users.tmp" "$users"
+}
+
+# Ownership is what lets Dovecot's processes in: auth runs as `dovecot` and reads
+# passwd.d through the group, mail is delivered and read as vmail.
+prepare_dovecot_instance() {
+  mkdir -p "$DOVECOT_DIR"/{passwd.d,mail,state} "$SECRETS"
+  chmod 755 "$RUN" "$DOVECOT_DIR"
+  chmod 700 "$SECRETS"
+  chown root:dovecot "$DOVECOT_DIR/passwd.d"
+  chmod 2750 "$DOVECOT_DIR/passwd.d"
+  chown vmail:vmail "$DOVECOT_DIR/mail"
+  chmod 700 "$DOVECOT_DIR/mail"
+  ensure_master_user
+  local rendered
+  rendered=$(mktemp)
+  sed "s|@RUN@|$DOVECOT_DIR|g" "$REPO/deploy/dovecot/dovecot.conf.in" >"$rendered"
+  if install_if_changed "$rendered" "$DOVECOT_CONF" -m 644 && running dovecot; then
+    say "Dovecot config changed: reloading"
+    doveadm -c "$DOVECOT_CONF" reload
+  fi
+  rm -f "$rendered"
+}
+
+# Ready when every listener answers: IMAP greets, LMTP and ManageSieve accept.
+dovecot_ready() {
+  imap_greets && port_open 127.0.0.1 10024 && port_open 127.0.0.1 14190
+}
+
+imap_greets() (
+  local greeting
+  exec 3<>/dev/tcp/127.0.0.1/10143
+  read -r -t 2 greeting <&3
+  [[ $greeting == '* OK'* ]]
+)
+
+start_dovecot() {
+  prepare_dovecot_instance
+  running dovecot && return
+  # Dovecot records its own pid; a stale copy of ours must not hide a live master.
+  local pid
+  pid=$(dovecot_master_pid)
+  if [[ -z $pid ]] || ! kill -0 "$pid" 2>/dev/null; then
+    port_open 127.0.0.1 10143 && { say "something else serves 127.0.0.1:10143; leaving it alone"; return; }
+    say "starting Dovecot"
+    doveconf -c "$DOVECOT_CONF" >/dev/null || die "invalid $DOVECOT_CONF"
+    dovecot -c "$DOVECOT_CONF"
+  fi
+  wait_for "$START_TIMEOUT" Dovecot "$LOGS/dovecot.log" dovecot_ready
+  dovecot_master_pid >"$PIDS/dovecot.pid"
+}
+
+stop_dovecot() {
+  running dovecot || { rm -f "$PIDS/dovecot.pid"; return; }
+  say "stopping Dovecot"
+  local pid
+  pid=$(pid_of dovecot)
+  doveadm -c "$DOVECOT_CONF" stop || kill "$pid" 2>/dev/null || true
+  wait_gone 30 "$pid" || die "Dovecot (pid $pid) did not stop"
+  rm -f "$PIDS/dovecot.pid"
+}
+
+# ---------------------------------------------------------------- commands
+
+print_env() {
+  local mongodb_url=$FERRETDB_URL
+  external_mongodb && mongodb_url=$MONGODB_URL
+  local name value
+  for name in AMQP_URL MONGODB_URL DOVECOT_PASSWD_DIR DOVECOT_IMAP_HOST \
+    DOVECOT_IMAP_PORT DOVECOT_LMTP_PORT DOVECOT_SIEVE_PORT DOVECOT_MASTER_USER \
+    DOVECOT_MASTER_PASSWORD_FILE DOVECOT_CONF; do
+    case $name in
+      AMQP_URL) value=$AMQP_URL ;;
+      MONGODB_URL) value=$mongodb_url ;;
+      DOVECOT_PASSWD_DIR) value=$DOVECOT_DIR/passwd.d ;;
+      DOVECOT_IMAP_HOST) value=127.0.0.1 ;;
+      DOVECOT_IMAP_PORT) value=10143 ;;
+      DOVECOT_LMTP_PORT) value=10024 ;;
+      DOVECOT_SIEVE_PORT) value=14190 ;;
+      DOVECOT_MASTER_USER) value=$MASTER_USER ;;
+      DOVECOT_MASTER_PASSWORD_FILE) value=$MASTER_PASSWORD_FILE ;;
+      DOVECOT_CONF) value=$DOVECOT_CONF ;;
+    esac
+    printf 'export %s=%q\n' "$name" "$value"
+  done
+}
+
+print_status() {
+  local c
+  for c in rabbitmq ferretdb dovecot; do
+    if running "$c"; then
+      printf '%-9s running (pid %s)\n' "$c" "$(pid_of "$c")"
+    elif [[ $c == ferretdb ]] && external_mongodb; then
+      printf '%-9s not used (MONGODB_URL is set)\n' "$c"
+    else
+      printf '%-9s stopped\n' "$c"
+    fi
+  done
+}
+
+# Two concurrent `up`s (two terminals, parallel test jobs) must not both start
+# the same component.
+take_lock() {
+  mkdir -p "$RUN" "$PIDS" "$LOGS"
+  exec 9>"$RUN/stack.lock"
+  flock -w 600 9 || die "another stack.sh holds $RUN/stack.lock"
+}
+
+check_component() {
+  case ${1:-} in
+    rabbitmq | ferretdb | dovecot) ;;
+    *) die "unknown component '${1:-}' (rabbitmq|ferretdb|dovecot)" ;;
+  esac
+}
+
+usage() {
+  echo "usage: $0 up|down|status|env" >&2
+  echo "       $0 start|stop|restart rabbitmq|ferretdb|dovecot" >&2
+  exit 2
+}
+
+main() {
+  local cmd=${1:-}
+  case $cmd in
+    env) print_env ;;
+    status) print_status ;;
+    up)
+      [[ $(id -u) == 0 ]] || die "run as root (apt, /etc/rabbitmq, Dovecot users)"
+      take_lock
+      ensure_apt_packages
+      ensure_vmail_user
+      start_rabbitmq
+      start_ferretdb
+      start_dovecot
+      print_status
+      ;;
+    down)
+      take_lock
+      stop_dovecot
+      stop_ferretdb
+      stop_rabbitmq
+      ;;
+    start | stop | restart)
+      check_component "${2:-}"
+      take_lock
+      [[ $cmd == start ]] || "stop_$2"
+      [[ $cmd == stop ]] || "start_$2"
+      ;;
+    *) usage ;;
+  esac
+}
+
+main "$@"

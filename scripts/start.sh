@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Starts the whole system in the background: the stack (RabbitMQ, FerretDB, Dovecot) and every service.
+# Logs: .run/logs/<name>.log   Stop: scripts/stop.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SERVICES=(account)
+
+scripts/stack.sh up
+scripts/python.sh
+scripts/secrets.sh
+eval "$(scripts/stack.sh env)"
+set -a; . .run/secrets/services.env; set +a
+mkdir -p .run/pids .run/logs
+
+running() { [ -f ".run/pids/svc-$1.pid" ] && kill -0 "$(cat ".run/pids/svc-$1.pid")" 2>/dev/null; }
+
+start_service() {
+  local name=$1
+  if running "$name"; then echo "$name: already running (pid $(cat ".run/pids/svc-$name.pid"))"; return; fi
+  nohup .venv/bin/python -m "services.$name" >>".run/logs/$name.log" 2>&1 &
+  echo $! >".run/pids/svc-$name.pid"
+  echo "$name: started (pid $!)"
+}
+
+# A service is ready when its first command shard has a consumer.
+wait_ready() {
+  local name=$1 deadline=$((SECONDS + 60))
+  until rabbitmqctl -q list_queues name consumers 2>/dev/null | grep -qE "^$name\.commands\.0\s+[1-9]"; do
+    if ! running "$name" || [ $SECONDS -ge $deadline ]; then
+      echo "$name did not become ready; last log lines:" >&2; tail -n 30 ".run/logs/$name.log" >&2; exit 1
+    fi
+    sleep 0.5
+  done
+}
+
+for name in "${SERVICES[@]}"; do start_service "$name"; done
+for name in "${SERVICES[@]}"; do wait_ready "$name"; done
+cat <<MSG
+
+Mail Self-Service is running.
+  services logs : .run/logs/<service>.log     stack logs: .run/logs/
+  admin login   : $BOOTSTRAP_ADMIN_LOGIN  (password: grep BOOTSTRAP_ADMIN_PASSWORD .run/secrets/services.env)
+  mailctl       : .venv/bin/mailctl --help
+  IMAP          : 127.0.0.1:$DOVECOT_IMAP_PORT
+  stop          : scripts/stop.sh
+MSG

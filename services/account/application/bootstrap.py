@@ -1,0 +1,21 @@
+"""The first server admin comes from settings, so a fresh system can be administered at all."""
+
+import logging
+
+from services.account.application.ports import Accounts, Admin, PasswordHasher
+
+log = logging.getLogger(__name__)
+
+
+async def ensure_admin(
+    login: str, password: str, domains: frozenset[str], *, accounts: Accounts, hasher: PasswordHasher
+) -> None:
+    record = await accounts.get(login)
+    current = record.principal if record else None
+    if isinstance(current, Admin) and current.domains == domains and await hasher.verify(
+        current.password_hash, password
+    ):
+        return
+    admin = Admin(login=login, password_hash=await hasher.hash(password), domains=domains)
+    await accounts.save(login, admin, command_id=f"bootstrap-admin-{login}", reply=None, events=[])
+    log.info("bootstrap admin %s set for domains %s", login, sorted(domains))

@@ -1,0 +1,230 @@
+"""Account command handlers: authorize, apply the domain rules, record state + events at once."""
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from services.account.application.ports import Accounts, Admin, AuditPublisher, Clock, MailLogins, PasswordHasher, Record
+from services.account.domain.account import (
+    Account, LockoutPolicy, RuleBroken, check_comment, check_quota, with_comment, with_quota,
+)
+from services.account.domain.addresses import InvalidAddress, parse_address
+from services.account.domain.password_policy import check_password
+from services.account.domain.plans import PLANS, Plan
+from shared.auth import Actor, InvalidToken, TokenIssuer, TokenVerifier
+from shared.contracts.account import (
+    AccountCreated, AccountDeleted, ChangeComment, ChangePassword, ChangeQuota, CommentChanged,
+    CreateAccount, DeleteAccount, Login, LoginFailed, LoginSucceeded, PasswordChanged, QuotaChanged,
+)
+from shared.contracts.base import Accepted, Command, Event, FieldError, Rejected
+
+Reply = Accepted | Rejected
+
+
+@dataclass(frozen=True)
+class Deps:
+    accounts: Accounts
+    hasher: PasswordHasher
+    mail_logins: MailLogins
+    audit: AuditPublisher
+    issuer: TokenIssuer
+    verifier: TokenVerifier
+    clock: Clock
+    lockout: LockoutPolicy
+    dummy_hash: str
+    """verified against when the login is unknown, so timing does not reveal which logins exist"""
+
+
+def _admin_of_domain(actor: Actor, address: str) -> bool:
+    return actor.is_admin and actor.may_act_on(address)
+
+
+def _self_or_admin(actor: Actor, address: str) -> bool:
+    return actor.may_act_on(address)
+
+
+WHO_MAY: Mapping[type[Command], Callable[[Actor, str], bool]] = {
+    CreateAccount: _admin_of_domain,
+    DeleteAccount: _admin_of_domain,
+    ChangeQuota: _admin_of_domain,
+    ChangeComment: _admin_of_domain,
+    ChangePassword: _self_or_admin,
+}
+
+
+def rejected(command: Command | Login, code: str, message: str, *errors: FieldError) -> Rejected:
+    return Rejected(command_id=command.message_id, code=code, message=message, errors=errors)  # type: ignore[arg-type]
+
+
+def field_rejected(command: Command, error: RuleBroken) -> Rejected:
+    code = "not_allowed_on_plan" if error.code == "not_allowed_on_plan" else "validation_failed"
+    return rejected(command, code, error.message, FieldError(field=error.field, code=error.code, message=error.message))
+
+
+async def handle(command: Command | Login, deps: Deps) -> Reply:
+    if isinstance(command, Login):
+        return await login(command, deps)
+    try:
+        actor = deps.verifier.verify(command.actor_token)
+        address = parse_address(command.address).full  # type: ignore[attr-defined]
+    except InvalidToken:
+        return rejected(command, "unauthenticated", "the session token is missing, invalid or expired")
+    except InvalidAddress as error:
+        return rejected(command, "validation_failed", str(error), FieldError(field="address", code="invalid_address", message=str(error)))
+    if not WHO_MAY[type(command)](actor, address):
+        return rejected(command, "forbidden", f"{actor.subject} is not allowed to {command.type} {address}")  # type: ignore[attr-defined]
+    record = await deps.accounts.get(address)
+    if record and str(command.message_id) in record.applied:
+        await _sync_mail_login(address, record.principal, deps)
+        return Accepted.model_validate(record.applied[str(command.message_id)])
+    try:
+        return await ACCOUNT_HANDLERS[type(command)](command, actor, address, record, deps)
+    except RuleBroken as error:
+        return field_rejected(command, error)
+
+
+async def _commit(
+    command: Command, address: str, account: Account | None, event: Event, deps: Deps,
+) -> Accepted:
+    reply = Accepted(command_id=command.message_id, result={"address": address})
+    await deps.accounts.save(
+        address, account, command_id=str(command.message_id),
+        reply=reply.model_dump(mode="json"), events=[event],
+    )
+    await _sync_mail_login(address, account, deps)
+    return reply
+
+
+async def _sync_mail_login(address: str, principal: Account | Admin | None, deps: Deps) -> None:
+    """Idempotent: the mail server ends up matching the stored state, however often it runs."""
+    if isinstance(principal, Account):
+        await deps.mail_logins.grant(address, principal.password_hash)
+    else:
+        await deps.mail_logins.revoke(address)
+
+
+def _live_account(record: Record | None) -> Account | None:
+    return record.principal if record and isinstance(record.principal, Account) else None
+
+
+def _password_errors(field: str, password: str, plan: Plan, address: str) -> tuple[FieldError, ...]:
+    violations = check_password(password, policy=PLANS[plan].password_policy, address=address)
+    return tuple(FieldError(field=field, code=v.code, message=v.message) for v in violations)
+
+
+async def create_account(command: CreateAccount, actor: Actor, address: str, record: Record | None, deps: Deps) -> Reply:
+    if _live_account(record):
+        return rejected(command, "already_exists", f"{address} already exists")
+    plan = Plan(command.plan)
+    check_quota(plan, command.quota_mb)
+    check_comment(command.comment)
+    if errors := _password_errors("initial_password", command.initial_password.get_secret_value(), plan, address):
+        return rejected(command, "validation_failed", "the initial password breaks the password policy", *errors)
+    password_hash = await deps.hasher.hash(command.initial_password.get_secret_value())
+    account = Account(address=address, plan=plan, password_hash=password_hash, quota_mb=command.quota_mb, comment=command.comment)
+    event = AccountCreated(address=address, plan=command.plan, quota_mb=command.quota_mb, comment=command.comment,
+                           actor=actor.subject, causation_id=command.message_id, correlation_id=command.correlation_id)
+    return await _commit(command, address, account, event, deps)
+
+
+async def delete_account(command: DeleteAccount, actor: Actor, address: str, record: Record | None, deps: Deps) -> Reply:
+    if not _live_account(record):
+        return rejected(command, "not_found", f"{address} does not exist")
+    event = AccountDeleted(address=address, actor=actor.subject, causation_id=command.message_id, correlation_id=command.correlation_id)
+    return await _commit(command, address, None, event, deps)
+
+
+async def change_quota(command: ChangeQuota, actor: Actor, address: str, record: Record | None, deps: Deps) -> Reply:
+    if not (account := _live_account(record)):
+        return rejected(command, "not_found", f"{address} does not exist")
+    changed = with_quota(account, command.quota_mb)
+    event = QuotaChanged(address=address, quota_mb=command.quota_mb, previous_quota_mb=account.quota_mb,
+                         actor=actor.subject, causation_id=command.message_id, correlation_id=command.correlation_id)
+    return await _commit(command, address, changed, event, deps)
+
+
+async def change_comment(command: ChangeComment, actor: Actor, address: str, record: Record | None, deps: Deps) -> Reply:
+    if not (account := _live_account(record)):
+        return rejected(command, "not_found", f"{address} does not exist")
+    event = CommentChanged(address=address, comment=command.comment, actor=actor.subject,
+                           causation_id=command.message_id, correlation_id=command.correlation_id)
+    return await _commit(command, address, with_comment(account, command.comment), event, deps)
+
+
+async def change_password(command: ChangePassword, actor: Actor, address: str, record: Record | None, deps: Deps) -> Reply:
+    if not (account := _live_account(record)):
+        return rejected(command, "not_found", f"{address} does not exist")
+    new_password = command.new_password.get_secret_value()
+    if errors := _password_errors("new_password", new_password, account.plan, address):
+        return rejected(command, "validation_failed", "the new password breaks the password policy", *errors)
+    changed = replace(account, password_hash=await deps.hasher.hash(new_password))
+    event = PasswordChanged(address=address, actor=actor.subject, causation_id=command.message_id, correlation_id=command.correlation_id)
+    return await _commit(command, address, changed, event, deps)
+
+
+ACCOUNT_HANDLERS: Mapping[type[Command], Callable[..., Awaitable[Reply]]] = {
+    CreateAccount: create_account,
+    DeleteAccount: delete_account,
+    ChangeQuota: change_quota,
+    ChangeComment: change_comment,
+    ChangePassword: change_password,
+}
+
+
+async def login(command: Login, deps: Deps) -> Reply:
+    key = command.login.strip().lower()
+    record = await deps.accounts.get(key)
+    principal = record.principal if record else None
+    password = command.password.get_secret_value()
+    if principal is None:
+        await deps.hasher.verify(deps.dummy_hash, password)
+        await deps.audit.publish(_login_failed(command, key, "invalid_credentials", 0))
+        return rejected(command, "invalid_credentials", "wrong login or password")
+    if str(command.message_id) in record.applied:  # a redelivered Login is answered, never counted twice
+        return await _answer_again(command, principal, password, deps)
+    now = deps.clock()
+    if principal.sign_in.is_locked(now):
+        await _save_sign_in(command, key, principal, _login_failed(command, key, "locked", principal.sign_in.failures), deps)
+        return _locked(command, principal.sign_in.locked_until)
+    if not await deps.hasher.verify(principal.password_hash, password):
+        failed = replace(principal, sign_in=principal.sign_in.after_failure(now, deps.lockout))
+        await _save_sign_in(command, key, failed, _login_failed(command, key, "invalid_credentials", failed.sign_in.failures), deps)
+        return _locked(command, failed.sign_in.locked_until) if failed.sign_in.is_locked(now) else rejected(
+            command, "invalid_credentials", "wrong login or password")
+    signed_in = replace(principal, sign_in=principal.sign_in.after_success())
+    role = "admin" if isinstance(principal, Admin) else "user"
+    event = LoginSucceeded(login=key, role=role, causation_id=command.message_id, correlation_id=command.correlation_id)
+    await _save_sign_in(command, key, signed_in, event, deps)
+    return _session(command, principal, now, deps)
+
+
+def _login_failed(command: Login, key: str, reason: str, failures: int) -> LoginFailed:
+    return LoginFailed(login=key, reason=reason, failures=failures, causation_id=command.message_id,  # type: ignore[arg-type]
+                       correlation_id=command.correlation_id)
+
+
+def _locked(command: Login, until: datetime | None) -> Rejected:
+    when = until.isoformat(timespec="seconds") if until else "later"
+    return rejected(command, "locked", f"too many failed sign-ins; try again after {when}")
+
+
+async def _save_sign_in(command: Login, key: str, principal: Account | Admin, event: Event, deps: Deps) -> None:
+    await deps.accounts.save(key, principal, command_id=str(command.message_id), reply=None, events=[event])
+
+
+async def _answer_again(command: Login, principal: Account | Admin, password: str, deps: Deps) -> Reply:
+    if principal.sign_in.is_locked(deps.clock()) or not await deps.hasher.verify(principal.password_hash, password):
+        return rejected(command, "invalid_credentials", "wrong login or password")
+    return _session(command, principal, deps.clock(), deps)
+
+
+def _session(command: Login, principal: Account | Admin, now: datetime, deps: Deps) -> Accepted:
+    if isinstance(principal, Admin):
+        subject, role, domains = principal.login, "admin", principal.domains
+    else:
+        subject, role, domains = principal.address, "user", frozenset()
+    token, expires_at = deps.issuer.issue(subject=subject, role=role, domains=domains, now=now)  # type: ignore[arg-type]
+    return Accepted(command_id=command.message_id, result={
+        "token": token, "subject": subject, "role": role, "domains": sorted(domains),
+        "expires_at": expires_at.isoformat(),
+    })

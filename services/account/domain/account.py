@@ -1,0 +1,83 @@
+"""The account aggregate and its rules: quota, comment, sign-in lockout. Pure; no I/O."""
+
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from services.account.domain.plans import Capability, Plan, allows
+
+MIN_QUOTA_MB = 1
+MAX_QUOTA_MB = 1_048_576  # [choice] 1 TiB; the seed gives no bounds
+MAX_COMMENT_LENGTH = 200  # [choice]
+
+
+@dataclass(frozen=True)
+class LockoutPolicy:
+    """[choice] 5 failed sign-ins within 15 minutes lock sign-in for 15 minutes."""
+
+    max_failures: int = 5
+    window: timedelta = timedelta(minutes=15)
+    lock_for: timedelta = timedelta(minutes=15)
+
+
+@dataclass(frozen=True)
+class SignInState:
+    failures: int = 0
+    first_failure_at: datetime | None = None
+    locked_until: datetime | None = None
+
+    def is_locked(self, now: datetime) -> bool:
+        return self.locked_until is not None and now < self.locked_until
+
+    def after_failure(self, now: datetime, policy: LockoutPolicy) -> "SignInState":
+        window_open = self.first_failure_at is not None and now - self.first_failure_at < policy.window
+        failures = self.failures + 1 if window_open else 1
+        first = self.first_failure_at if window_open else now
+        locked_until = now + policy.lock_for if failures >= policy.max_failures else None
+        return SignInState(failures=failures, first_failure_at=first, locked_until=locked_until)
+
+    def after_success(self) -> "SignInState":
+        return SignInState()
+
+
+@dataclass(frozen=True)
+class Account:
+    address: str
+    plan: Plan
+    password_hash: str
+    quota_mb: int | None
+    comment: str
+    sign_in: SignInState = SignInState()
+
+
+class RuleBroken(Exception):
+    """A command breaks a business rule; `field` and `code` go into the rejection."""
+
+    def __init__(self, *, field: str, code: str, message: str) -> None:
+        super().__init__(message)
+        self.field, self.code, self.message = field, code, message
+
+
+def check_quota(plan: Plan, quota_mb: int | None) -> None:
+    if quota_mb is None:
+        return
+    if not allows(plan, Capability.CHANGE_QUOTA):
+        raise RuleBroken(field="quota_mb", code="not_allowed_on_plan", message=f"the {plan} plan has no quota setting")
+    if not MIN_QUOTA_MB <= quota_mb <= MAX_QUOTA_MB:
+        raise RuleBroken(field="quota_mb", code="out_of_range", message=f"quota must be {MIN_QUOTA_MB}..{MAX_QUOTA_MB} MB")
+
+
+def check_comment(comment: str) -> None:
+    if len(comment) > MAX_COMMENT_LENGTH:
+        raise RuleBroken(field="comment", code="too_long", message=f"comment must be at most {MAX_COMMENT_LENGTH} characters")
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in comment):
+        raise RuleBroken(field="comment", code="control_character", message="comment must not contain control characters")
+
+
+def with_quota(account: Account, quota_mb: int) -> Account:
+    check_quota(account.plan, quota_mb)
+    return replace(account, quota_mb=quota_mb)
+
+
+def with_comment(account: Account, comment: str) -> Account:
+    check_comment(comment)
+    return replace(account, comment=comment)

@@ -1,0 +1,95 @@
+"""The account service: FastStream subscribers and the one composition root."""
+
+import logging
+from datetime import UTC, datetime, timedelta
+from functools import partial
+
+import aio_pika
+from faststream import FastStream
+from faststream.middlewares import AckPolicy
+from faststream.rabbit import RabbitQueue
+from faststream.rabbit.annotations import RabbitMessage
+from faststream.rabbit.schemas import Channel, QueueType
+from pydantic import TypeAdapter
+from pymongo.errors import ConnectionFailure, OperationFailure
+
+from services.account.adapters.argon2_hasher import Argon2Hasher
+from services.account.adapters.dovecot_passwd import DovecotPasswdFiles
+from services.account.adapters.mongo_accounts import MongoAccounts
+from services.account.application.bootstrap import ensure_admin
+from services.account.application.handlers import Deps, handle
+from services.account.settings import AccountSettings
+from shared.auth import TokenIssuer, TokenVerifier, load_private_key, load_public_key
+from shared.contracts.account import SERVICE, AccountCommand
+from shared.messaging import CommandConsumer, EventPublisher, OutboxRelay, make_broker
+from shared.mongo import MongoOutbox, make_client
+from shared.telemetry import make_tracer_provider
+from shared.topology import ServiceTopology, declare
+
+log = logging.getLogger("account")
+TRANSIENT_ERRORS = (ConnectionFailure, OSError, aio_pika.exceptions.AMQPConnectionError)
+
+
+def topology_of(settings: AccountSettings) -> ServiceTopology:
+    return ServiceTopology(service=SERVICE, shards=settings.command_shards,
+                           delivery_limit=settings.delivery_limit, retry_delays_s=settings.retry_delays_s)
+
+
+def create_app(settings: AccountSettings | None = None) -> FastStream:
+    settings = settings or AccountSettings()  # type: ignore[call-arg]
+    broker = make_broker(settings.amqp_url.get_secret_value(), app_id=SERVICE,
+                         tracer_provider=make_tracer_provider(SERVICE, settings))
+    mongo = make_client(settings.mongodb_url.get_secret_value())
+    collection = mongo[settings.mongodb_db]["accounts"]
+    hasher = Argon2Hasher()
+    publisher = EventPublisher(broker)
+    deps = Deps(
+        accounts=MongoAccounts(collection), hasher=hasher,
+        mail_logins=DovecotPasswdFiles(settings.dovecot_passwd_dir), audit=publisher,
+        issuer=TokenIssuer(load_private_key(settings.session_private_key.get_secret_value()),
+                           timedelta(minutes=settings.session_lifetime_minutes)),
+        verifier=TokenVerifier(load_public_key(settings.session_public_key)),
+        clock=partial(datetime.now, UTC), lockout=settings.lockout,
+        dummy_hash=hasher.hash_now("dummy password never used"),
+    )
+    topology = topology_of(settings)
+    relay = OutboxRelay(MongoOutbox(collection), publisher)
+    parse = TypeAdapter(AccountCommand).validate_json
+    for queue in topology.shard_queues():
+        consumer = CommandConsumer(
+            queue=queue, broker=broker, topology=topology, parse=parse, handle=partial(handle, deps=deps),
+            relay=relay, transient_errors=TRANSIENT_ERRORS, retry_budget_s=settings.transient_retry_budget_s,
+        )
+        _subscribe(broker, queue, consumer)
+
+    async def declare_topology() -> None:
+        connection = await aio_pika.connect(settings.amqp_url.get_secret_value())
+        async with connection:
+            await declare(await connection.channel(), topology)
+        if settings.bootstrap_admin_login and settings.bootstrap_admin_password:
+            await ensure_admin(
+                settings.bootstrap_admin_login, settings.bootstrap_admin_password.get_secret_value(),
+                frozenset(d.lower() for d in settings.bootstrap_admin_domains),
+                accounts=deps.accounts, hasher=hasher,
+            )
+
+    async def close_mongo() -> None:
+        await mongo.close()
+
+    return FastStream(broker, on_startup=[declare_topology], after_shutdown=[close_mongo])
+
+
+async def raw_body(message: RabbitMessage) -> bytes:
+    """Decoding is ours (CommandConsumer): FastStream must not fail on a body that is not JSON."""
+    return message.body
+
+
+def _subscribe(broker, queue: str, consumer: CommandConsumer) -> None:
+    # prefetch 1 on a single-active-consumer shard: strictly one command of a shard at a time
+    @broker.subscriber(
+        RabbitQueue(queue, queue_type=QueueType.QUORUM, declare=False),
+        channel=Channel(prefetch_count=1, on_return_raises=True),
+        ack_policy=AckPolicy.MANUAL, no_reply=True, decoder=raw_body,
+    )
+    async def on_command(message: RabbitMessage) -> None:
+        await consumer(message)

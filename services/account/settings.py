@@ -1,0 +1,37 @@
+"""Account service settings (environment variables, case-insensitive)."""
+
+from datetime import timedelta
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+
+from services.account.domain.account import LockoutPolicy
+from shared.settings import ServiceSettings, refuse_placeholder
+
+
+class AccountSettings(ServiceSettings):
+    mongodb_db: str = "mailss_account"
+    session_private_key: SecretStr
+    session_lifetime_minutes: int = Field(default=60, ge=1, le=24 * 60)
+    dovecot_passwd_dir: Path
+    lockout_max_failures: int = Field(default=5, ge=1)
+    lockout_window_minutes: int = Field(default=15, ge=1)
+    lockout_minutes: int = Field(default=15, ge=1)
+    bootstrap_admin_login: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")
+    bootstrap_admin_password: SecretStr | None = None
+    bootstrap_admin_domains: tuple[str, ...] = ()
+
+    @field_validator("session_private_key", "bootstrap_admin_password")
+    @classmethod
+    def _real_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            refuse_placeholder(value.get_secret_value())
+        return value
+
+    @property
+    def lockout(self) -> LockoutPolicy:
+        return LockoutPolicy(
+            max_failures=self.lockout_max_failures,
+            window=timedelta(minutes=self.lockout_window_minutes),
+            lock_for=timedelta(minutes=self.lockout_minutes),
+        )

@@ -1,0 +1,96 @@
+"""Session tokens (Ed25519-signed JWT) and the actor rules every service enforces locally.
+
+Only the account service holds the private key and can mint tokens; every other service
+verifies with the public key, so a compromised service cannot impersonate anyone.
+"""
+
+import base64
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+from uuid import uuid4
+
+import jwt
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+Role = Literal["user", "admin"]
+ISSUER = "mail-self-service/account"
+ALGORITHM = "EdDSA"
+
+
+class InvalidToken(Exception):
+    """The token is missing, malformed, expired or not signed by the account service."""
+
+
+@dataclass(frozen=True)
+class Actor:
+    subject: str
+    role: Role
+    domains: frozenset[str]
+    expires_at: datetime
+
+    def may_act_on(self, address: str) -> bool:
+        """A user acts only on their own address; an admin only within their domains."""
+        if self.role == "admin":
+            return address.rpartition("@")[2].lower() in self.domains
+        return address.lower() == self.subject
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+def _b64decode(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _b64encode(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def load_private_key(text: str) -> Ed25519PrivateKey:
+    return Ed25519PrivateKey.from_private_bytes(_b64decode(text))
+
+
+def load_public_key(text: str) -> Ed25519PublicKey:
+    return Ed25519PublicKey.from_public_bytes(_b64decode(text))
+
+
+def generate_keypair() -> tuple[str, str]:
+    """(private, public) as base64url raw bytes, the format the settings take."""
+    private = Ed25519PrivateKey.generate()
+    raw_private = private.private_bytes_raw()
+    return _b64encode(raw_private), _b64encode(private.public_key().public_bytes_raw())
+
+
+@dataclass(frozen=True)
+class TokenIssuer:
+    private_key: Ed25519PrivateKey
+    lifetime: timedelta
+
+    def issue(self, *, subject: str, role: Role, domains: frozenset[str], now: datetime) -> tuple[str, datetime]:
+        expires_at = now + self.lifetime
+        claims = {
+            "iss": ISSUER, "sub": subject, "role": role, "domains": sorted(domains),
+            "iat": int(now.timestamp()), "exp": int(expires_at.timestamp()), "jti": uuid4().hex,
+        }
+        return jwt.encode(claims, self.private_key, algorithm=ALGORITHM), expires_at
+
+
+@dataclass(frozen=True)
+class TokenVerifier:
+    public_key: Ed25519PublicKey
+
+    def verify(self, token: str) -> Actor:
+        try:
+            claims = jwt.decode(
+                token, self.public_key, algorithms=[ALGORITHM], issuer=ISSUER,
+                options={"require": ["exp", "iat", "sub", "iss"]},
+            )
+            return Actor(
+                subject=claims["sub"], role=claims["role"],
+                domains=frozenset(claims.get("domains", ())),
+                expires_at=datetime.fromtimestamp(claims["exp"], UTC),
+            )
+        except (jwt.PyJWTError, KeyError, TypeError, ValueError) as error:
+            raise InvalidToken(type(error).__name__) from None

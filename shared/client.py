@@ -1,0 +1,71 @@
+"""Request/reply client for commands, as a gateway (or mailctl, tests, benchmarks) uses it.
+
+Publishes persistent, mandatory, confirmed commands to `commands` with the service as routing
+key and the account in `x-account`, and waits for the reply on RabbitMQ's direct reply-to.
+"""
+
+import asyncio
+from typing import Any
+
+import aio_pika
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
+from pydantic import TypeAdapter
+
+from shared.contracts.base import Accepted, AnonymousCommand, Command, Rejected, Reply
+from shared.topology import ACCOUNT_KEY_HEADER, COMMANDS
+
+DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
+_replies: TypeAdapter[Accepted | Rejected] = TypeAdapter(Reply)
+
+
+class CommandClient:
+    def __init__(self, connection: AbstractRobustConnection, channel: AbstractChannel) -> None:
+        self._connection, self._channel = connection, channel
+        self._waiting: dict[str, asyncio.Future[Accepted | Rejected]] = {}
+        self._exchange: aio_pika.abc.AbstractExchange | None = None
+
+    @classmethod
+    async def connect(cls, url: str) -> "CommandClient":
+        connection = await aio_pika.connect_robust(url)
+        channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+        client = cls(connection, channel)
+        await client._start()
+        return client
+
+    async def _start(self) -> None:
+        self._exchange = await self._channel.get_exchange(COMMANDS, ensure=False)
+        reply_queue = await self._channel.get_queue(DIRECT_REPLY_TO, ensure=False)
+        await reply_queue.consume(self._on_reply, no_ack=True)
+
+    async def _on_reply(self, message: AbstractIncomingMessage) -> None:
+        future = self._waiting.pop(message.correlation_id or "", None)
+        if future and not future.done():
+            future.set_result(_replies.validate_json(message.body))
+
+    async def request(self, service: str, command: Command | AnonymousCommand, *, timeout: float = 30.0) -> Accepted | Rejected:
+        correlation_id = str(command.message_id)
+        future: asyncio.Future[Accepted | Rejected] = asyncio.get_running_loop().create_future()
+        self._waiting[correlation_id] = future
+        try:
+            await self.send(service, command, reply_to=DIRECT_REPLY_TO)
+            return await asyncio.wait_for(future, timeout)
+        finally:
+            self._waiting.pop(correlation_id, None)
+
+    async def send(self, service: str, command: Command | AnonymousCommand, *, reply_to: str | None = None,
+                   body: bytes | None = None, headers: dict[str, Any] | None = None) -> None:
+        """Publish without waiting for a reply (body/headers overridable to send raw test input)."""
+        key = (command.subject_address() or "").lower()
+        assert self._exchange is not None
+        await self._exchange.publish(
+            aio_pika.Message(
+                body if body is not None else command.model_dump_json().encode(),
+                content_type="application/json", delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                message_id=str(command.message_id), correlation_id=str(command.message_id),
+                reply_to=reply_to, headers={ACCOUNT_KEY_HEADER: key, **(headers or {})},
+            ),
+            routing_key=service, mandatory=True,
+        )
+
+    async def close(self) -> None:
+        await self._connection.close()

@@ -1,0 +1,1 @@
+"""Frozen pydantic messages exchanged between services: commands, replies, events."""

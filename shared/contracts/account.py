@@ -1,0 +1,122 @@
+"""Commands and events owned by the account service."""
+
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from shared.contracts.base import AnonymousCommand, Command, Event, Secret
+
+PlanName = Literal["business-standard", "kwc", "sv-basic"]
+AddressText = Annotated[str, Field(min_length=3, max_length=254)]
+PasswordText = Annotated[Secret, Field(min_length=1, max_length=1024)]
+QuotaMb = Annotated[int, Field(strict=True)]
+CommentText = Annotated[str, Field(max_length=1000)]
+
+SERVICE = "account"
+
+
+class CreateAccount(Command):
+    type: Literal["CreateAccount"] = "CreateAccount"
+    address: AddressText
+    plan: PlanName
+    initial_password: PasswordText
+    quota_mb: QuotaMb | None = None
+    comment: CommentText = ""
+
+
+class DeleteAccount(Command):
+    type: Literal["DeleteAccount"] = "DeleteAccount"
+    address: AddressText
+
+
+class ChangeQuota(Command):
+    type: Literal["ChangeQuota"] = "ChangeQuota"
+    address: AddressText
+    quota_mb: QuotaMb
+
+
+class ChangeComment(Command):
+    type: Literal["ChangeComment"] = "ChangeComment"
+    address: AddressText
+    comment: CommentText
+
+
+class ChangePassword(Command):
+    type: Literal["ChangePassword"] = "ChangePassword"
+    address: AddressText
+    new_password: PasswordText
+
+
+class Login(AnonymousCommand):
+    type: Literal["Login"] = "Login"
+    login: Annotated[str, Field(min_length=1, max_length=254)]
+    password: PasswordText
+
+
+AccountCommand = Annotated[
+    CreateAccount | DeleteAccount | ChangeQuota | ChangeComment | ChangePassword | Login,
+    Field(discriminator="type"),
+]
+
+
+class AccountCreated(Event):
+    ROUTING_KEY = "account.account.created"
+    type: Literal["AccountCreated"] = "AccountCreated"
+    address: str
+    plan: PlanName
+    quota_mb: int | None
+    comment: str
+    actor: str
+
+
+class AccountDeleted(Event):
+    ROUTING_KEY = "account.account.deleted"
+    type: Literal["AccountDeleted"] = "AccountDeleted"
+    address: str
+    actor: str
+
+
+class PasswordChanged(Event):
+    ROUTING_KEY = "account.account.password_changed"
+    type: Literal["PasswordChanged"] = "PasswordChanged"
+    address: str
+    actor: str
+
+
+class QuotaChanged(Event):
+    ROUTING_KEY = "account.account.quota_changed"
+    type: Literal["QuotaChanged"] = "QuotaChanged"
+    address: str
+    quota_mb: int
+    previous_quota_mb: int | None
+    actor: str
+
+
+class CommentChanged(Event):
+    ROUTING_KEY = "account.account.comment_changed"
+    type: Literal["CommentChanged"] = "CommentChanged"
+    address: str
+    comment: str
+    actor: str
+
+
+class LoginSucceeded(Event):
+    ROUTING_KEY = "account.session.login_succeeded"
+    type: Literal["LoginSucceeded"] = "LoginSucceeded"
+    login: str
+    role: Literal["user", "admin"]
+
+
+class LoginFailed(Event):
+    ROUTING_KEY = "account.session.login_failed"
+    type: Literal["LoginFailed"] = "LoginFailed"
+    login: str
+    reason: Literal["invalid_credentials", "locked"]
+    failures: int
+
+
+AccountEvent = Annotated[
+    AccountCreated | AccountDeleted | PasswordChanged | QuotaChanged | CommentChanged
+    | LoginSucceeded | LoginFailed,
+    Field(discriminator="type"),
+]

@@ -1,0 +1,37 @@
+"""Settings every service shares; each service extends them. Refuses missing or default secrets."""
+
+import socket
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret", "password", "guest-secret"})
+
+
+class ServiceSettings(BaseSettings):
+    model_config = SettingsConfigDict(frozen=True, extra="ignore")
+
+    amqp_url: SecretStr
+    mongodb_url: SecretStr
+    mongodb_db: str
+    session_public_key: str = Field(min_length=40)
+    otel_exporter: Literal["otlp", "console", "none"] = "none"
+    otel_exporter_otlp_endpoint: str | None = None
+    instance: str = Field(default_factory=socket.gethostname)
+    command_shards: int = Field(default=4, ge=1, le=64)
+    event_prefetch: int = Field(default=32, ge=1, le=1000)
+    delivery_limit: int = Field(default=5, ge=1, le=50)
+    retry_delays_s: tuple[int, ...] = (1, 5, 30)
+    transient_retry_budget_s: float = 20.0
+
+    @field_validator("session_public_key")
+    @classmethod
+    def _not_placeholder(cls, value: str) -> str:
+        return refuse_placeholder(value)
+
+
+def refuse_placeholder(value: str) -> str:
+    if value.strip().lower() in PLACEHOLDER_SECRETS:
+        raise ValueError("a real secret is required, not a placeholder")
+    return value

@@ -1,0 +1,208 @@
+"""The account service against the real RabbitMQ, FerretDB and Dovecot."""
+
+import json
+import uuid
+
+import aio_pika
+import pytest
+
+from shared.client import CommandClient
+from shared.contracts.account import (
+    SERVICE, ChangeComment, ChangePassword, ChangeQuota, CreateAccount, DeleteAccount, Login,
+)
+from tests.support import eventually, imap_login, mint, new_address
+
+STRONG = "Strong-Passw0rd!"
+STRONG_2 = "Another-Passw0rd#"
+
+
+async def create(client: CommandClient, token: str, address: str, plan: str = "business-standard", **extra) -> None:
+    reply = await client.request(SERVICE, CreateAccount(
+        actor_token=token, address=address, plan=plan, initial_password=STRONG if plan != "sv-basic" else "abc12345x", **extra))
+    assert reply.status == "accepted", reply
+
+
+async def test_created_account_logs_in_over_imap(client, admin_token):
+    """Ensure an account created by an admin can log in to Dovecot over IMAP with its password."""
+    address = new_address()
+    await create(client, admin_token, address)
+    assert await imap_login(address, STRONG)
+    assert not await imap_login(address, "Wrong-Passw0rd!")
+
+
+async def test_changed_password_replaces_the_old_one_everywhere(client, admin_token):
+    """Ensure after ChangePassword the new password works and the old fails, over IMAP and Login."""
+    address = new_address()
+    await create(client, admin_token, address)
+    user_token = (await client.request(SERVICE, Login(login=address, password=STRONG))).result["token"]
+    reply = await client.request(SERVICE, ChangePassword(actor_token=user_token, address=address, new_password=STRONG_2))
+    assert reply.status == "accepted", reply
+    assert await imap_login(address, STRONG_2)
+    assert not await imap_login(address, STRONG)
+    assert (await client.request(SERVICE, Login(login=address, password=STRONG_2))).status == "accepted"
+    old = await client.request(SERVICE, Login(login=address, password=STRONG))
+    assert (old.status, old.code) == ("rejected", "invalid_credentials")
+
+
+async def test_user_cannot_change_another_users_password(client, admin_token, issuer):
+    """Ensure user A is forbidden to change user B's password, and B's password still works."""
+    alice, bob = new_address(), new_address()
+    await create(client, admin_token, alice)
+    await create(client, admin_token, bob)
+    reply = await client.request(SERVICE, ChangePassword(actor_token=mint(issuer, alice), address=bob, new_password=STRONG_2))
+    assert (reply.status, reply.code) == ("rejected", "forbidden")
+    assert await imap_login(bob, STRONG)
+
+
+@pytest.mark.parametrize("make", [
+    lambda token, address: CreateAccount(actor_token=token, address=new_address(), plan="kwc", initial_password=STRONG),
+    lambda token, address: DeleteAccount(actor_token=token, address=address),
+    lambda token, address: ChangeQuota(actor_token=token, address=address, quota_mb=10),
+    lambda token, address: ChangeComment(actor_token=token, address=address, comment="mine now"),
+], ids=["create", "delete", "quota", "comment"])
+async def test_non_admin_cannot_run_admin_commands(client, admin_token, issuer, make):
+    """Ensure a user gets `forbidden` for every admin-only command, even on their own address."""
+    address = new_address()
+    await create(client, admin_token, address)
+    reply = await client.request(SERVICE, make(mint(issuer, address), address))
+    assert (reply.status, reply.code) == ("rejected", "forbidden")
+    assert await imap_login(address, STRONG)
+
+
+async def test_admin_of_another_domain_is_forbidden(client, admin_token, issuer):
+    """Ensure an admin acts only within their own domains."""
+    address = new_address()
+    await create(client, admin_token, address)
+    other_admin = mint(issuer, "otheradmin", role="admin", domains=("other.example",))
+    reply = await client.request(SERVICE, DeleteAccount(actor_token=other_admin, address=address))
+    assert (reply.status, reply.code) == ("rejected", "forbidden")
+
+
+async def test_quota_is_refused_on_sv_basic(client, admin_token):
+    """Ensure ChangeQuota on an sv-basic account is refused and nothing changes."""
+    address = new_address()
+    await create(client, admin_token, address, plan="sv-basic")
+    reply = await client.request(SERVICE, ChangeQuota(actor_token=admin_token, address=address, quota_mb=500))
+    assert (reply.status, reply.code) == ("rejected", "not_allowed_on_plan")
+    assert reply.errors[0].field == "quota_mb"
+
+
+async def test_deleted_account_cannot_log_in(client, admin_token, events):
+    """Ensure after DeleteAccount the address can log in neither over IMAP nor with Login."""
+    address = new_address()
+    await create(client, admin_token, address)
+    reply = await client.request(SERVICE, DeleteAccount(actor_token=admin_token, address=address))
+    assert reply.status == "accepted", reply
+    assert not await imap_login(address, STRONG)
+    assert (await client.request(SERVICE, Login(login=address, password=STRONG))).code == "invalid_credentials"
+    await eventually(lambda: _has(events, "AccountDeleted", address=address), what="AccountDeleted event")
+
+
+async def _has(events, event_type: str, **fields) -> bool:
+    return bool(events.of_type(event_type, **fields))
+
+
+async def test_same_command_delivered_twice_is_applied_once(client, admin_token, events):
+    """Ensure a duplicated command (same message_id) gets the same reply and one event only."""
+    address = new_address()
+    await create(client, admin_token, address)
+    command = ChangeComment(actor_token=admin_token, address=address, comment="first")
+    first = await client.request(SERVICE, command)
+    second = await client.request(SERVICE, command)
+    assert first == second and first.status == "accepted"
+    await eventually(lambda: _has(events, "CommentChanged", address=address), what="CommentChanged")
+    marker = ChangeComment(actor_token=admin_token, address=address, comment="marker")
+    assert (await client.request(SERVICE, marker)).status == "accepted"
+    await eventually(lambda: _has(events, "CommentChanged", address=address, comment="marker"), what="marker")
+    assert len(events.of_type("CommentChanged", address=address, comment="first")) == 1
+
+
+async def dead_letters(amqp_url: str, message_id: str) -> list[aio_pika.abc.AbstractIncomingMessage]:
+    connection = await aio_pika.connect(amqp_url)
+    found = []
+    async with connection:
+        channel = await connection.channel()
+        for shard in range(4):
+            queue = await channel.declare_queue(f"account.commands.{shard}.dlq", passive=True)
+            while message := await queue.get(fail=False, no_ack=False):
+                if message.message_id == message_id:
+                    found.append(message)
+                    await message.ack()
+                else:
+                    await message.nack(requeue=True)
+                    break
+    return found
+
+
+@pytest.mark.parametrize("body", [b"this is not json", json.dumps({"type": "ChangePassword", "address": 42}).encode(),
+                                  json.dumps({"type": "NoSuchCommand"}).encode()], ids=["not-json", "bad-field", "unknown-type"])
+async def test_invalid_message_is_dead_lettered_with_reason(client, admin_token, amqp_url, body):
+    """Ensure a malformed or schema-invalid message lands in the DLQ with its reason and the consumer keeps serving."""
+    address = new_address()
+    probe = ChangeComment(actor_token=admin_token, address=address, comment="x")
+    await client.send(SERVICE, probe, body=body, reply_to=None)
+    found: list = []
+
+    async def landed() -> bool:
+        found.extend(await dead_letters(amqp_url, str(probe.message_id)))
+        return bool(found)
+
+    await eventually(landed, what="the invalid message in a dead-letter queue")
+    assert "x-death-reason" in found[0].headers and found[0].headers["x-death-reason"]
+    await create(client, admin_token, address)
+
+
+async def test_dead_lettered_message_keeps_no_secret(client, admin_token, amqp_url):
+    """Ensure a schema-invalid command carrying a password is dead-lettered with the password redacted."""
+    probe = ChangePassword(actor_token=admin_token, address=new_address(), new_password="Leaky-Secret-123!")
+    body = json.dumps({**json.loads(probe.model_dump_json()), "unexpected": 1}).encode()
+    await client.send(SERVICE, probe, body=body)
+    found: list = []
+
+    async def landed() -> bool:
+        found.extend(await dead_letters(amqp_url, str(probe.message_id)))
+        return bool(found)
+
+    await eventually(landed, what="dead-lettered command")
+    assert b"Leaky-Secret-123!" not in found[0].body and admin_token.encode() not in found[0].body
+
+
+async def test_invalid_message_is_answered(client, admin_token):
+    """Ensure the sender of a schema-invalid command still gets a `rejected` reply naming the field."""
+    command = ChangeQuota(actor_token=admin_token, address=new_address(), quota_mb=5)
+    body = json.dumps({**json.loads(command.model_dump_json()), "quota_mb": "lots"}).encode()
+    client_reply = await _request_raw(client, command, body)
+    assert client_reply.code == "invalid_message"
+    assert any(error.field == "quota_mb" for error in client_reply.errors)
+
+
+async def _request_raw(client: CommandClient, command, body: bytes):
+    import asyncio
+
+    from shared.client import DIRECT_REPLY_TO
+
+    future = asyncio.get_running_loop().create_future()
+    client._waiting[str(command.message_id)] = future
+    await client.send(SERVICE, command, body=body, reply_to=DIRECT_REPLY_TO)
+    return await asyncio.wait_for(future, 30)
+
+
+async def test_login_failures_lock_the_account(client, admin_token, events):
+    """Ensure 5 wrong passwords lock sign-in (even the right password is refused) and are audited without the password."""
+    address = new_address()
+    await create(client, admin_token, address)
+    for _ in range(5):
+        await client.request(SERVICE, Login(login=address, password="Wrong-guess-123!"))
+    reply = await client.request(SERVICE, Login(login=address, password=STRONG))
+    assert (reply.status, reply.code) == ("rejected", "locked")
+    await eventually(lambda: _has_count(events, "LoginFailed", 6, login=address), what="6 LoginFailed events")
+    assert all("Wrong-guess" not in m["body"] for m in events.received)
+
+
+async def _has_count(events, event_type: str, count: int, **fields) -> bool:
+    return len(events.of_type(event_type, **fields)) >= count
+
+
+def test_unique_ids_are_unique():
+    """Ensure test addresses do not collide (they key shared Dovecot files)."""
+    assert len({new_address() for _ in range(1000)}) == 1000 and uuid.uuid4() != uuid.uuid4()

@@ -1,0 +1,187 @@
+"""Hand-written fakes of the account ports, offered as fixtures (tests have no __init__.py)."""
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from services.account.application.handlers import Deps
+from services.account.application.ports import Admin, Record
+from services.account.domain.account import Account, LockoutPolicy
+from shared.auth import TokenIssuer, TokenVerifier, generate_keypair, load_private_key, load_public_key
+from shared.contracts.base import Event
+
+TOKEN_LIFETIME = timedelta(hours=1)
+
+
+class InMemoryAccounts:
+    """The Accounts port as one dict; a save replaces state, applied ids and events together."""
+
+    def __init__(self) -> None:
+        self.records: dict[str, Record] = {}
+        self.saved_events: list[Event] = []
+
+    async def get(self, key: str) -> Record | None:
+        record = self.records.get(key)
+        # A fresh copy, as a database read would give: handlers must not mutate what is stored.
+        return Record(record.principal, dict(record.applied)) if record else None
+
+    async def save(
+        self, key: str, principal: Account | Admin | None, *,
+        command_id: str, reply: dict[str, Any] | None, events: Sequence[Event],
+    ) -> None:
+        current = self.records.get(key)
+        applied = {**(current.applied if current else {}), command_id: reply}
+        self.records[key] = Record(principal, applied)
+        self.saved_events.extend(events)
+
+    def principal(self, key: str) -> Account | Admin | None:
+        record = self.records.get(key)
+        return record.principal if record else None
+
+    def snapshot(self) -> tuple[dict[str, tuple[Any, dict[str, Any]]], tuple[Event, ...]]:
+        """Everything a rejected command must leave unchanged."""
+        state = {key: (record.principal, dict(record.applied)) for key, record in self.records.items()}
+        return state, tuple(self.saved_events)
+
+
+class FakeHasher:
+    """Fast and transparent: the hash is the password with a prefix."""
+
+    PREFIX = "hash:"
+
+    def __init__(self) -> None:
+        self.hashed: list[str] = []
+        self.verified: list[tuple[str, str]] = []
+
+    async def hash(self, password: str) -> str:
+        self.hashed.append(password)
+        return self.PREFIX + password
+
+    async def verify(self, password_hash: str, password: str) -> bool:
+        self.verified.append((password_hash, password))
+        return password_hash == self.PREFIX + password
+
+
+class FakeMailLogins:
+    """The mail server's passdb: which address may sign in over IMAP, with which hash."""
+
+    def __init__(self) -> None:
+        self.logins: dict[str, str] = {}
+
+    async def grant(self, address: str, password_hash: str) -> None:
+        self.logins[address] = password_hash
+
+    async def revoke(self, address: str) -> None:
+        self.logins.pop(address, None)
+
+
+class CollectingAudit:
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+
+    async def publish(self, event: Event) -> None:
+        self.events.append(event)
+
+
+class SteppingClock:
+    """Starts at the real now (tokens are checked by PyJWT against the wall clock) and moves on demand."""
+
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC).replace(microsecond=0)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, delta: timedelta) -> None:
+        self.now += delta
+
+
+@dataclass
+class Tokens:
+    """Mints session tokens as the account service would, plus the kinds it must refuse."""
+
+    issuer: TokenIssuer
+    foreign_issuer: TokenIssuer = field(
+        default_factory=lambda: TokenIssuer(load_private_key(generate_keypair()[0]), TOKEN_LIFETIME))
+
+    def user(self, address: str) -> str:
+        return self._mint(self.issuer, address, "user", frozenset())
+
+    def admin(self, *domains: str, login: str = "root") -> str:
+        return self._mint(self.issuer, login, "admin", frozenset(domains))
+
+    def expired(self, *domains: str) -> str:
+        issued = datetime.now(UTC) - 2 * self.issuer.lifetime
+        return self.issuer.issue(subject="root", role="admin", domains=frozenset(domains), now=issued)[0]
+
+    def signed_by_stranger(self, *domains: str) -> str:
+        return self._mint(self.foreign_issuer, "root", "admin", frozenset(domains))
+
+    @staticmethod
+    def _mint(issuer: TokenIssuer, subject: str, role: str, domains: frozenset[str]) -> str:
+        return issuer.issue(subject=subject, role=role, domains=domains, now=datetime.now(UTC))[0]  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def keypair() -> tuple[str, str]:
+    return generate_keypair()
+
+
+@pytest.fixture
+def token_issuer(keypair: tuple[str, str]) -> TokenIssuer:
+    return TokenIssuer(load_private_key(keypair[0]), TOKEN_LIFETIME)
+
+
+@pytest.fixture
+def token_verifier(keypair: tuple[str, str]) -> TokenVerifier:
+    return TokenVerifier(load_public_key(keypair[1]))
+
+
+@pytest.fixture
+def tokens(token_issuer: TokenIssuer) -> Tokens:
+    return Tokens(token_issuer)
+
+
+@pytest.fixture
+def accounts() -> InMemoryAccounts:
+    return InMemoryAccounts()
+
+
+@pytest.fixture
+def hasher() -> FakeHasher:
+    return FakeHasher()
+
+
+@pytest.fixture
+def mail_logins() -> FakeMailLogins:
+    return FakeMailLogins()
+
+
+@pytest.fixture
+def audit() -> CollectingAudit:
+    return CollectingAudit()
+
+
+@pytest.fixture
+def clock() -> SteppingClock:
+    return SteppingClock()
+
+
+@pytest.fixture
+def lockout() -> LockoutPolicy:
+    return LockoutPolicy()
+
+
+@pytest.fixture
+def deps(
+    accounts: InMemoryAccounts, hasher: FakeHasher, mail_logins: FakeMailLogins, audit: CollectingAudit,
+    token_issuer: TokenIssuer, token_verifier: TokenVerifier, clock: SteppingClock, lockout: LockoutPolicy,
+) -> Deps:
+    return Deps(
+        accounts=accounts, hasher=hasher, mail_logins=mail_logins, audit=audit,
+        issuer=token_issuer, verifier=token_verifier, clock=clock, lockout=lockout,
+        dummy_hash=FakeHasher.PREFIX + "dummy password never used",
+    )

@@ -1,0 +1,88 @@
+"""Fixtures for integration tests: the real stack started by scripts/stack.sh, an isolated
+RabbitMQ vhost and MongoDB database per test session, and services run as real processes."""
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from urllib.parse import quote
+
+import pytest
+
+from shared.auth import TokenIssuer, generate_keypair, load_private_key
+from shared.client import CommandClient
+from tests.support import (
+    ADMIN_DOMAIN, ADMIN_LOGIN, ADMIN_PASSWORD, ServiceProcess, rabbitmqctl, stack_env,
+)
+
+
+@pytest.fixture(scope="session")
+def vhost() -> str:
+    name = f"mailss-test-{uuid.uuid4().hex[:8]}"
+    rabbitmqctl("add_vhost", name)
+    rabbitmqctl("set_permissions", "-p", name, "guest", ".*", ".*", ".*")
+    yield name
+    rabbitmqctl("delete_vhost", name)
+
+
+@pytest.fixture(scope="session")
+def amqp_url(vhost: str) -> str:
+    base = stack_env("AMQP_URL").rstrip("/")
+    return f"{base}/{quote(vhost, safe='')}"
+
+
+@pytest.fixture(scope="session")
+def keys() -> tuple[str, str]:
+    return generate_keypair()
+
+
+@pytest.fixture(scope="session")
+def issuer(keys: tuple[str, str]) -> TokenIssuer:
+    return TokenIssuer(load_private_key(keys[0]), timedelta(hours=2))
+
+
+@pytest.fixture(scope="session")
+def service_env(amqp_url: str, keys: tuple[str, str]) -> dict[str, str]:
+    database = f"mailss_test_{uuid.uuid4().hex[:8]}"
+    return {
+        **os.environ,
+        "AMQP_URL": amqp_url, "MONGODB_URL": stack_env("MONGODB_URL"), "MONGODB_DB": database,
+        "SESSION_PRIVATE_KEY": keys[0], "SESSION_PUBLIC_KEY": keys[1],
+        "DOVECOT_PASSWD_DIR": stack_env("DOVECOT_PASSWD_DIR"),
+        "BOOTSTRAP_ADMIN_LOGIN": ADMIN_LOGIN, "BOOTSTRAP_ADMIN_PASSWORD": ADMIN_PASSWORD,
+        "BOOTSTRAP_ADMIN_DOMAINS": f'["{ADMIN_DOMAIN}"]', "OTEL_EXPORTER": "none",
+        "TRANSIENT_RETRY_BUDGET_S": "30",
+    }
+
+
+@pytest.fixture(scope="session")
+async def account_service(service_env: dict[str, str], amqp_url: str) -> AsyncIterator[ServiceProcess]:
+    service = ServiceProcess("services.account", service_env, amqp_url, "account.commands.0")
+    await service.start()
+    yield service
+    await service.stop()
+
+
+@pytest.fixture(scope="session")
+async def client(account_service: ServiceProcess, amqp_url: str) -> AsyncIterator[CommandClient]:
+    client = await CommandClient.connect(amqp_url)
+    yield client
+    await client.close()
+
+
+@pytest.fixture(scope="session")
+async def admin_token(client: CommandClient) -> str:
+    from shared.contracts.account import SERVICE, Login
+
+    reply = await client.request(SERVICE, Login(login=ADMIN_LOGIN, password=ADMIN_PASSWORD))
+    assert reply.status == "accepted", reply
+    return reply.result["token"]
+
+
+@pytest.fixture
+async def events(amqp_url: str) -> AsyncIterator["EventTap"]:
+    from tests.support import EventTap
+
+    tap = await EventTap.open(amqp_url)
+    yield tap
+    await tap.close()

@@ -1,0 +1,141 @@
+"""Helpers shared by integration tests (importable as tests.support)."""
+
+import asyncio
+import imaplib
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import aio_pika
+import pytest
+
+from shared.auth import TokenIssuer
+
+REPO = Path(__file__).resolve().parent.parent
+LOGS = REPO / ".run" / "logs"
+ADMIN_LOGIN, ADMIN_PASSWORD, ADMIN_DOMAIN = "testadmin", "Test-admin-password-1!", "example.jp"
+
+
+def stack_env(name: str) -> str:
+    value = os.environ.get(name)
+    if not value:
+        pytest.fail(f"{name} is not set: run the tests with scripts/test.sh (it starts the stack)")
+    return value
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], *, timeout: float = 20.0, what: str = "condition") -> None:
+    """Poll `check` until it is true or the deadline passes."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not await check():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(0.1)
+
+
+def rabbitmqctl(*args: str) -> str:
+    return subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, text=True).stdout
+
+
+def mint(issuer: TokenIssuer, subject: str, role: str = "user", domains: tuple[str, ...] = ()) -> str:
+    """A session token signed with the test key, as the account service would issue it."""
+    return issuer.issue(subject=subject, role=role, domains=frozenset(domains), now=datetime.now(UTC))[0]  # type: ignore[arg-type]
+
+
+class ServiceProcess:
+    """One service as a real OS process, so tests can kill and restart it."""
+
+    def __init__(self, module: str, env: dict[str, str], amqp_url: str, ready_queue: str) -> None:
+        self.module, self.env, self.amqp_url, self.ready_queue = module, env, amqp_url, ready_queue
+        self.process: asyncio.subprocess.Process | None = None
+        self.log_path = LOGS / f"test-{module.rsplit('.', 1)[-1]}.log"
+
+    async def start(self) -> None:
+        LOGS.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("ab")
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", self.module, env=self.env, cwd=REPO, stdout=log, stderr=log)
+        await eventually(self.is_consuming, timeout=60, what=f"{self.module} to consume {self.ready_queue}")
+
+    async def is_consuming(self) -> bool:
+        if self.process and self.process.returncode is not None:
+            raise AssertionError(f"{self.module} exited with {self.process.returncode}; see {self.log_path}")
+        return await consumer_count(self.amqp_url, self.ready_queue) > 0
+
+    async def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.process and self.process.returncode is None:
+            self.process.send_signal(sig)
+            await asyncio.wait_for(self.process.wait(), 30)
+
+    async def kill(self) -> None:
+        await self.stop(signal.SIGKILL)
+
+
+async def consumer_count(amqp_url: str, queue: str) -> int:
+    try:
+        connection = await aio_pika.connect(amqp_url)
+    except (aio_pika.exceptions.AMQPConnectionError, OSError):
+        return 0
+    async with connection:
+        channel = await connection.channel()
+        try:
+            declared = await channel.declare_queue(queue, passive=True)
+        except aio_pika.exceptions.ChannelClosed:
+            return 0
+        return declared.declaration_result.consumer_count
+
+
+def new_address(domain: str = ADMIN_DOMAIN) -> str:
+    return f"u{uuid.uuid4().hex[:10]}@{domain}"
+
+
+def imap_login_works(address: str, password: str) -> bool:
+    """True when Dovecot accepts the credentials over IMAP."""
+    host = os.environ.get("DOVECOT_IMAP_HOST", "127.0.0.1")
+    port = int(os.environ.get("DOVECOT_IMAP_PORT", "10143"))
+    with imaplib.IMAP4(host, port, timeout=10) as imap:
+        try:
+            imap.login(address, password)
+        except imaplib.IMAP4.error:
+            return False
+        imap.logout()
+        return True
+
+
+async def imap_login(address: str, password: str) -> bool:
+    return await asyncio.to_thread(imap_login_works, address, password)
+
+
+class EventTap:
+    """An exclusive queue bound to every event, to see what a service published."""
+
+    def __init__(self, connection: aio_pika.abc.AbstractConnection) -> None:
+        self._connection = connection
+        self.received: list[dict] = []
+
+    @classmethod
+    async def open(cls, amqp_url: str) -> "EventTap":
+        connection = await aio_pika.connect(amqp_url)
+        tap = cls(connection)
+        channel = await connection.channel()
+        queue = await channel.declare_queue(exclusive=True)
+        await queue.bind("events", routing_key="#")
+        await queue.consume(tap._on_message, no_ack=True)
+        return tap
+
+    async def _on_message(self, message: aio_pika.abc.AbstractIncomingMessage) -> None:
+        self.received.append({"routing_key": message.routing_key, "body": message.body.decode()})
+
+    def of_type(self, event_type: str, **fields: str) -> list[dict]:
+        import json
+
+        found = [json.loads(m["body"]) for m in self.received]
+        return [e for e in found if e.get("type") == event_type and all(e.get(k) == v for k, v in fields.items())]
+
+    async def close(self) -> None:
+        await self._connection.close()
