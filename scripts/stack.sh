@@ -49,20 +49,41 @@ port_open() {
   (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null
 }
 
-# wait_for SECONDS WHAT LOGFILE COMMAND...: poll COMMAND until it succeeds;
-# on timeout show the end of LOGFILE, because that is where the reason is.
+# Exit status of a readiness check whose process is gone: no point waiting.
+DIED=99
+
+log_size() { stat -c %s "$1" 2>/dev/null || echo 0; }
+
+# wait_for SECONDS WHAT LOGFILE FROM COMMAND...: poll COMMAND until it succeeds.
+# On failure show what this start wrote to LOGFILE after byte FROM.
 wait_for() {
-  local seconds=$1 what=$2 log=$3
-  shift 3
-  local deadline=$((SECONDS + seconds))
-  until "$@" >/dev/null 2>&1; do
-    if ((SECONDS >= deadline)); then
-      say "error: $what not ready after ${seconds}s; last lines of $log:"
-      tail -n 30 "$log" >&2 2>/dev/null || true
-      return 1
+  local seconds=$1 what=$2 log=$3 from=$4
+  shift 4
+  local deadline=$((SECONDS + seconds)) rc
+  while :; do
+    rc=0
+    "$@" >/dev/null 2>&1 || rc=$?
+    ((rc == 0)) && return 0
+    if ((rc == DIED)); then
+      say "error: $what exited while starting"
+    elif ((SECONDS >= deadline)); then
+      say "error: $what not ready after ${seconds}s"
+    else
+      sleep 0.5
+      continue
     fi
-    sleep 0.5
+    show_start_log "$log" "$from"
+    return 1
   done
+}
+
+# The reason is usually the first error (RabbitMQ follows it with pages of
+# crash report) or the very end (FerretDB, Dovecot).
+show_start_log() {
+  say "first errors in $1 since this start:"
+  tail -c +"$(($2 + 1))" "$1" 2>/dev/null | grep -m 10 -iE 'error|fatal|panic' >&2 || true
+  say "last lines of $1:"
+  tail -c +"$(($2 + 1))" "$1" 2>/dev/null | tail -n 15 >&2 || true
 }
 
 # wait_gone SECONDS PID: a stop is only done when the process is gone.
@@ -157,31 +178,39 @@ install_rabbitmq_config() {
   return 0
 }
 
-# The node is rabbit@<short hostname>; its log is where boot failures show up.
-rabbitmq_log() { echo "/var/log/rabbitmq/rabbit@$(hostname -s).log"; }
-
 # await_startup fails at once while the node is not registered yet, so it is polled.
-rabbitmq_ready() { rabbitmqctl -q await_startup --timeout 5; }
+rabbitmq_started() {
+  running rabbitmq-launcher || return "$DIED"
+  rabbitmqctl -q await_startup --timeout 5
+}
 
 start_rabbitmq() {
   install_rabbitmq_config
   running rabbitmq && return
   port_open 127.0.0.1 5672 && { say "something else serves 127.0.0.1:5672; leaving it alone"; return; }
   say "starting RabbitMQ"
-  rabbitmq-server -detached
-  wait_for "$START_TIMEOUT" RabbitMQ "$(rabbitmq_log)" rabbitmq_ready
-  # The node's pid is our marker that this script started it.
+  local from
+  from=$(log_size "$LOGS/rabbitmq.log")
+  # Not `rabbitmq-server -detached`: a detached node that cannot boot (e.g. a
+  # bad rabbitmq.conf) dies without a word in any log. In the foreground, under
+  # setsid, its console output (including the reason) lands in our log.
+  # 9>&-: a long-lived child holding the lock fd would block every later stack.sh.
+  setsid rabbitmq-server </dev/null >>"$LOGS/rabbitmq.log" 2>&1 9>&- &
+  echo $! >"$PIDS/rabbitmq-launcher.pid"
+  wait_for "$START_TIMEOUT" RabbitMQ "$LOGS/rabbitmq.log" "$from" rabbitmq_started
+  # The node's own pid is our marker that this script started it.
   rabbitmqctl -q eval 'os:getpid().' | tr -d '"' >"$PIDS/rabbitmq.pid"
 }
 
 stop_rabbitmq() {
-  running rabbitmq || { rm -f "$PIDS/rabbitmq.pid"; return; }
-  say "stopping RabbitMQ"
-  local pid
-  pid=$(pid_of rabbitmq)
-  rabbitmqctl -q stop || true
-  wait_gone 60 "$pid" || die "RabbitMQ (pid $pid) did not stop"
-  rm -f "$PIDS/rabbitmq.pid"
+  if running rabbitmq; then
+    say "stopping RabbitMQ"
+    local pid
+    pid=$(pid_of rabbitmq)
+    rabbitmqctl -q stop || true
+    wait_gone 60 "$pid" || die "RabbitMQ (pid $pid) did not stop"
+  fi
+  rm -f "$PIDS/rabbitmq.pid" "$PIDS/rabbitmq-launcher.pid"
 }
 
 # ---------------------------------------------------------------- FerretDB
@@ -209,14 +238,21 @@ start_ferretdb() {
   ensure_ferretdb_binary
   mkdir -p "$RUN/ferretdb/state"
   say "starting FerretDB"
+  local from
+  from=$(log_size "$LOGS/ferretdb.log")
   # --telemetry=disable always: otherwise it calls out to beacon.ferretdb.com.
   # setsid: survive the caller's process group being killed (CI job, test).
   setsid "$(ferretdb_bin)" --handler=sqlite --sqlite-url="file:$RUN/ferretdb/" \
     --state-dir="$RUN/ferretdb/state" --listen-addr=127.0.0.1:27017 \
     --debug-addr=- --telemetry=disable \
-    </dev/null >>"$LOGS/ferretdb.log" 2>&1 &
+    </dev/null >>"$LOGS/ferretdb.log" 2>&1 9>&- &
   echo $! >"$PIDS/ferretdb.pid"
-  wait_for "$START_TIMEOUT" FerretDB "$LOGS/ferretdb.log" ferretdb_ready
+  wait_for "$START_TIMEOUT" FerretDB "$LOGS/ferretdb.log" "$from" ferretdb_started
+}
+
+ferretdb_started() {
+  running ferretdb || return "$DIED"
+  ferretdb_ready
 }
 
 stop_ferretdb() {
@@ -231,7 +267,15 @@ stop_ferretdb() {
 
 # ---------------------------------------------------------------- Dovecot
 
+# Dovecot writes its own pid file in base_dir; that instance is ours by
+# construction, so it is the source of truth (.run/pids/dovecot.pid is a copy).
 dovecot_master_pid() { cat "$DOVECOT_DIR/base/master.pid" 2>/dev/null || true; }
+
+dovecot_running() {
+  local pid
+  pid=$(dovecot_master_pid)
+  [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null
+}
 
 # The master password is generated once; its hash is refreshed whenever the
 # secret file is newer (someone rotated it by hand).
@@ -264,7 +308,7 @@ prepare_dovecot_instance() {
   local rendered
   rendered=$(mktemp)
   sed "s|@RUN@|$DOVECOT_DIR|g" "$REPO/deploy/dovecot/dovecot.conf.in" >"$rendered"
-  if install_if_changed "$rendered" "$DOVECOT_CONF" -m 644 && running dovecot; then
+  if install_if_changed "$rendered" "$DOVECOT_CONF" -m 644 && dovecot_running; then
     say "Dovecot config changed: reloading"
     doveadm -c "$DOVECOT_CONF" reload
   fi
@@ -285,28 +329,31 @@ imap_greets() (
 
 start_dovecot() {
   prepare_dovecot_instance
-  running dovecot && return
-  # Dovecot records its own pid; a stale copy of ours must not hide a live master.
-  local pid
-  pid=$(dovecot_master_pid)
-  if [[ -z $pid ]] || ! kill -0 "$pid" 2>/dev/null; then
+  local from
+  from=$(log_size "$LOGS/dovecot.log")
+  if ! dovecot_running; then
     port_open 127.0.0.1 10143 && { say "something else serves 127.0.0.1:10143; leaving it alone"; return; }
     say "starting Dovecot"
-    doveconf -c "$DOVECOT_CONF" >/dev/null || die "invalid $DOVECOT_CONF"
-    dovecot -c "$DOVECOT_CONF"
+    # dovecot -c checks the config and exits non-zero with the reason on stderr.
+    dovecot -c "$DOVECOT_CONF" 9>&-
   fi
-  wait_for "$START_TIMEOUT" Dovecot "$LOGS/dovecot.log" dovecot_ready
+  wait_for "$START_TIMEOUT" Dovecot "$LOGS/dovecot.log" "$from" dovecot_started
   dovecot_master_pid >"$PIDS/dovecot.pid"
 }
 
+dovecot_started() {
+  dovecot_running || return "$DIED"
+  dovecot_ready
+}
+
 stop_dovecot() {
-  running dovecot || { rm -f "$PIDS/dovecot.pid"; return; }
+  rm -f "$PIDS/dovecot.pid"
+  dovecot_running || return 0
   say "stopping Dovecot"
   local pid
-  pid=$(pid_of dovecot)
+  pid=$(dovecot_master_pid)
   doveadm -c "$DOVECOT_CONF" stop || kill "$pid" 2>/dev/null || true
   wait_gone 30 "$pid" || die "Dovecot (pid $pid) did not stop"
-  rm -f "$PIDS/dovecot.pid"
 }
 
 # ---------------------------------------------------------------- commands
@@ -314,42 +361,45 @@ stop_dovecot() {
 print_env() {
   local mongodb_url=$FERRETDB_URL
   external_mongodb && mongodb_url=$MONGODB_URL
-  local name value
-  for name in AMQP_URL MONGODB_URL DOVECOT_PASSWD_DIR DOVECOT_IMAP_HOST \
-    DOVECOT_IMAP_PORT DOVECOT_LMTP_PORT DOVECOT_SIEVE_PORT DOVECOT_MASTER_USER \
-    DOVECOT_MASTER_PASSWORD_FILE DOVECOT_CONF; do
-    case $name in
-      AMQP_URL) value=$AMQP_URL ;;
-      MONGODB_URL) value=$mongodb_url ;;
-      DOVECOT_PASSWD_DIR) value=$DOVECOT_DIR/passwd.d ;;
-      DOVECOT_IMAP_HOST) value=127.0.0.1 ;;
-      DOVECOT_IMAP_PORT) value=10143 ;;
-      DOVECOT_LMTP_PORT) value=10024 ;;
-      DOVECOT_SIEVE_PORT) value=14190 ;;
-      DOVECOT_MASTER_USER) value=$MASTER_USER ;;
-      DOVECOT_MASTER_PASSWORD_FILE) value=$MASTER_PASSWORD_FILE ;;
-      DOVECOT_CONF) value=$DOVECOT_CONF ;;
-    esac
-    printf 'export %s=%q\n' "$name" "$value"
-  done
+  export_line AMQP_URL "$AMQP_URL"
+  export_line MONGODB_URL "$mongodb_url"
+  export_line DOVECOT_PASSWD_DIR "$DOVECOT_DIR/passwd.d"
+  export_line DOVECOT_IMAP_HOST 127.0.0.1
+  export_line DOVECOT_IMAP_PORT 10143
+  export_line DOVECOT_LMTP_PORT 10024
+  export_line DOVECOT_SIEVE_PORT 14190
+  export_line DOVECOT_MASTER_USER "$MASTER_USER"
+  export_line DOVECOT_MASTER_PASSWORD_FILE "$MASTER_PASSWORD_FILE"
+  export_line DOVECOT_CONF "$DOVECOT_CONF"
 }
 
+# Single quotes (with ' escaped) so that `eval` and non-bash readers agree.
+export_line() { printf "export %s='%s'\n" "$1" "${2//\'/\'\\\'\'}"; }
+
 print_status() {
-  local c
+  local c port
   for c in rabbitmq ferretdb dovecot; do
-    if running "$c"; then
+    port=$(component_port "$c")
+    if [[ $c == dovecot ]] && dovecot_running || running "$c"; then
       printf '%-9s running (pid %s)\n' "$c" "$(pid_of "$c")"
     elif [[ $c == ferretdb ]] && external_mongodb; then
       printf '%-9s not used (MONGODB_URL is set)\n' "$c"
+    elif port_open 127.0.0.1 "$port"; then
+      printf '%-9s not started by stack.sh, but 127.0.0.1:%s answers\n' "$c" "$port"
     else
       printf '%-9s stopped\n' "$c"
     fi
   done
 }
 
+component_port() {
+  case $1 in rabbitmq) echo 5672 ;; ferretdb) echo 27017 ;; dovecot) echo 10143 ;; esac
+}
+
 # Two concurrent `up`s (two terminals, parallel test jobs) must not both start
 # the same component.
 take_lock() {
+  [[ $(id -u) == 0 ]] || die "run as root (apt, /etc/rabbitmq, Dovecot's users)"
   mkdir -p "$RUN" "$PIDS" "$LOGS"
   exec 9>"$RUN/stack.lock"
   flock -w 600 9 || die "another stack.sh holds $RUN/stack.lock"
@@ -374,7 +424,6 @@ main() {
     env) print_env ;;
     status) print_status ;;
     up)
-      [[ $(id -u) == 0 ]] || die "run as root (apt, /etc/rabbitmq, Dovecot users)"
       take_lock
       ensure_apt_packages
       ensure_vmail_user

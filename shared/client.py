@@ -19,23 +19,34 @@ _replies: TypeAdapter[Accepted | Rejected] = TypeAdapter(Reply)
 
 
 class CommandClient:
-    def __init__(self, connection: AbstractRobustConnection, channel: AbstractChannel) -> None:
-        self._connection, self._channel = connection, channel
+    def __init__(self, connection: AbstractRobustConnection) -> None:
+        self._connection = connection
         self._waiting: dict[str, asyncio.Future[Accepted | Rejected]] = {}
+        self._channel: AbstractChannel | None = None
         self._exchange: aio_pika.abc.AbstractExchange | None = None
+        self._opening = asyncio.Lock()
 
     @classmethod
     async def connect(cls, url: str) -> "CommandClient":
-        connection = await aio_pika.connect_robust(url)
-        channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
-        client = cls(connection, channel)
-        await client._start()
+        client = cls(await aio_pika.connect_robust(url))
+        connection_reconnected = client._connection.reconnect_callbacks
+        connection_reconnected.add(client._forget_channel)
+        await client._ready()
         return client
 
-    async def _start(self) -> None:
-        self._exchange = await self._channel.get_exchange(COMMANDS, ensure=False)
-        reply_queue = await self._channel.get_queue(DIRECT_REPLY_TO, ensure=False)
-        await reply_queue.consume(self._on_reply, no_ack=True)
+    def _forget_channel(self, *_: Any) -> None:
+        # direct reply-to is not a real queue: a restored channel has lost its reply consumer
+        self._channel = None
+
+    async def _ready(self) -> aio_pika.abc.AbstractExchange:
+        async with self._opening:
+            if self._channel is None or self._channel.is_closed or self._exchange is None:
+                await self._connection.connected.wait()
+                self._channel = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
+                self._exchange = await self._channel.get_exchange(COMMANDS, ensure=False)
+                reply_queue = await self._channel.get_queue(DIRECT_REPLY_TO, ensure=False)
+                await reply_queue.consume(self._on_reply, no_ack=True)
+            return self._exchange
 
     async def _on_reply(self, message: AbstractIncomingMessage) -> None:
         future = self._waiting.pop(message.correlation_id or "", None)
@@ -56,8 +67,8 @@ class CommandClient:
                    body: bytes | None = None, headers: dict[str, Any] | None = None) -> None:
         """Publish without waiting for a reply (body/headers overridable to send raw test input)."""
         key = (command.subject_address() or "").lower()
-        assert self._exchange is not None
-        await self._exchange.publish(
+        exchange = await self._ready()
+        await exchange.publish(
             aio_pika.Message(
                 body if body is not None else command.model_dump_json().encode(),
                 content_type="application/json", delivery_mode=aio_pika.DeliveryMode.PERSISTENT,

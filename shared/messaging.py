@@ -79,7 +79,8 @@ def to_outbox(event: Event) -> dict[str, Any]:
 
 class OutboxStore(Protocol):
     async def pending(self, key: str) -> list[dict[str, Any]]: ...
-    async def remove(self, key: str, event_ids: list[str]) -> None: ...
+    async def remove(self, key: str, event_ids: list[str]) -> None:
+        """Drop published events; always called once a turn's relay is done."""
 
 
 @dataclass(frozen=True)
@@ -110,8 +111,7 @@ class OutboxRelay:
         entries = await self.store.pending(key)
         for entry in entries:
             await self.publisher.publish_entry(entry)
-        if entries:
-            await self.store.remove(key, [entry["id"] for entry in entries])
+        await self.store.remove(key, [entry["id"] for entry in entries])
 
 
 class RetryLater(Exception):
@@ -139,7 +139,7 @@ class CommandConsumer:
             await self._refuse_invalid(message, error)
             return
         try:
-            reply = await self._handle_patiently(command)
+            reply = await self._handle_patiently(command, message)
         except RetryLater:
             await self._park(message)
             return
@@ -151,17 +151,19 @@ class CommandConsumer:
                 message="the command could not be processed and was set aside for operators"))
             await message.ack()
             return
-        await self._reply(message, reply)
         await message.ack()
 
-    async def _handle_patiently(self, command: BaseModel) -> Reply:
+    async def _handle_patiently(self, command: BaseModel, message: RabbitMessage) -> Reply:
+        """Handle, reply, relay the outbox; the reply goes first as it needs none of the events."""
         loop = asyncio.get_running_loop()
-        deadline, pause = loop.time() + self.retry_budget_s, 0.1
+        deadline, pause, replied = loop.time() + self.retry_budget_s, 0.1, False
         while True:
             try:
-                reply = await self.handle(command)
-                key = command.subject_address()  # type: ignore[attr-defined]
-                if key:
+                if not replied:
+                    reply = await self.handle(command)
+                    await self._reply(message, reply)
+                    replied = True
+                if key := command.subject_address():  # type: ignore[attr-defined]
                     await self.relay.flush(key.lower())
                 return reply
             except self.transient_errors as error:

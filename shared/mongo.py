@@ -1,14 +1,18 @@
-"""MongoDB client factory and the outbox kept inside aggregate documents.
+"""MongoDB client factory and aggregate documents that carry their own outbox.
 
-FerretDB v1 has no transactions and no locks, so state and its pending events are written
-in one single-document write, and only one writer touches an aggregate at a time.
+FerretDB v1 has no transactions and no locks (and silently ignores `$pull` with a condition),
+so state and its pending events are written in one single-document update, and only the
+consumer whose turn it is (per-account ordering) reads and writes an aggregate's document.
 """
 
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
+
+Doc = dict[str, Any]
 
 
 def make_client(url: str) -> AsyncMongoClient:
@@ -18,28 +22,49 @@ def make_client(url: str) -> AsyncMongoClient:
     )
 
 
-def outbox_entry(*, event_id: str, routing_key: str, body: str, headers: dict[str, str]) -> dict[str, Any]:
+def outbox_entry(*, event_id: str, routing_key: str, body: str, headers: dict[str, str]) -> Doc:
     return {"id": event_id, "routing_key": routing_key, "body": body, "headers": headers,
             "at": datetime.now(UTC)}
 
 
-class MongoOutbox:
-    """Pending events stored in `outbox` of each aggregate document, oldest first.
+class AggregateDocuments:
+    """One collection of aggregates, `_id` = the aggregate key, pending events in `outbox`.
 
-    Only the consumer that owns the aggregate's turn reads and trims it (see messaging), so
-    the read-modify-write below never races another writer of the same document.
+    A turn is: read -> write(s) -> pending -> remove. The document read at the start of the turn
+    is remembered until `remove` ends it, so writes and the relay need no extra round trips.
     """
 
     def __init__(self, collection: AsyncCollection) -> None:
         self._collection = collection
+        self._turn: dict[str, Doc] = {}
 
-    async def pending(self, key: str) -> list[dict[str, Any]]:
-        doc = await self._collection.find_one({"_id": key}, {"outbox": 1})
-        return list(doc.get("outbox", [])) if doc else []
+    async def read(self, key: str) -> Doc | None:
+        doc = await self._collection.find_one({"_id": key})
+        self._turn[key] = doc or {}
+        return doc
+
+    async def _current(self, key: str) -> Doc:
+        if key not in self._turn:
+            self._turn[key] = await self._collection.find_one({"_id": key}) or {}
+        return self._turn[key]
+
+    async def write(self, key: str, fields: Doc, *, outbox: Sequence[Doc],
+                    remember: Callable[[Doc], Doc] = lambda current: {}) -> None:
+        """Set `fields` and whatever `remember(current)` returns, and append `outbox`, in one update."""
+        current = await self._current(key)
+        now = datetime.now(UTC)
+        changes = {**fields, **remember(current), "outbox": [*current.get("outbox", []), *outbox], "updated_at": now}
+        await self._collection.update_one({"_id": key}, {"$set": changes, "$setOnInsert": {"created_at": now}}, upsert=True)
+        self._turn[key] = {**current, **changes}
+
+    async def pending(self, key: str) -> list[Doc]:
+        return list((await self._current(key)).get("outbox", []))
 
     async def remove(self, key: str, event_ids: list[str]) -> None:
-        doc = await self._collection.find_one({"_id": key}, {"outbox": 1})
-        if not doc:
-            return
-        left = [entry for entry in doc.get("outbox", []) if entry["id"] not in event_ids]
-        await self._collection.update_one({"_id": key}, {"$set": {"outbox": left}})
+        """Drop published events and end the turn."""
+        try:
+            if event_ids:
+                left = [e for e in (await self._current(key)).get("outbox", []) if e["id"] not in event_ids]
+                await self._collection.update_one({"_id": key}, {"$set": {"outbox": left}})
+        finally:
+            self._turn.pop(key, None)

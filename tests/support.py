@@ -139,3 +139,8 @@ class EventTap:
 
     async def close(self) -> None:
         await self._connection.close()
+
+
+def stack(*args: str) -> None:
+    """scripts/stack.sh, e.g. stack("stop", "ferretdb")."""
+    subprocess.run([str(REPO / "scripts" / "stack.sh"), *args], check=True, capture_output=True)

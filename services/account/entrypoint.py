@@ -22,7 +22,7 @@ from services.account.settings import AccountSettings
 from shared.auth import TokenIssuer, TokenVerifier, load_private_key, load_public_key
 from shared.contracts.account import SERVICE, AccountCommand
 from shared.messaging import CommandConsumer, EventPublisher, OutboxRelay, make_broker
-from shared.mongo import MongoOutbox, make_client
+from shared.mongo import AggregateDocuments, make_client
 from shared.telemetry import make_tracer_provider
 from shared.topology import ServiceTopology, declare
 
@@ -40,11 +40,11 @@ def create_app(settings: AccountSettings | None = None) -> FastStream:
     broker = make_broker(settings.amqp_url.get_secret_value(), app_id=SERVICE,
                          tracer_provider=make_tracer_provider(SERVICE, settings))
     mongo = make_client(settings.mongodb_url.get_secret_value())
-    collection = mongo[settings.mongodb_db]["accounts"]
-    hasher = Argon2Hasher()
+    accounts = MongoAccounts(AggregateDocuments(mongo[settings.mongodb_db]["accounts"]))
+    hasher = Argon2Hasher(settings.argon2)
     publisher = EventPublisher(broker)
     deps = Deps(
-        accounts=MongoAccounts(collection), hasher=hasher,
+        accounts=accounts, hasher=hasher,
         mail_logins=DovecotPasswdFiles(settings.dovecot_passwd_dir), audit=publisher,
         issuer=TokenIssuer(load_private_key(settings.session_private_key.get_secret_value()),
                            timedelta(minutes=settings.session_lifetime_minutes)),
@@ -53,7 +53,7 @@ def create_app(settings: AccountSettings | None = None) -> FastStream:
         dummy_hash=hasher.hash_now("dummy password never used"),
     )
     topology = topology_of(settings)
-    relay = OutboxRelay(MongoOutbox(collection), publisher)
+    relay = OutboxRelay(accounts, publisher)
     parse = TypeAdapter(AccountCommand).validate_json
     for queue in topology.shard_queues():
         consumer = CommandConsumer(

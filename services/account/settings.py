@@ -3,6 +3,7 @@
 from datetime import timedelta
 from pathlib import Path
 
+from argon2 import PasswordHasher
 from pydantic import Field, SecretStr, field_validator
 
 from services.account.domain.account import LockoutPolicy
@@ -17,6 +18,9 @@ class AccountSettings(ServiceSettings):
     lockout_max_failures: int = Field(default=5, ge=1)
     lockout_window_minutes: int = Field(default=15, ge=1)
     lockout_minutes: int = Field(default=15, ge=1)
+    argon2_time_cost: int = Field(default=2, ge=1)
+    argon2_memory_kib: int = Field(default=19_456, ge=8_192)
+    argon2_parallelism: int = Field(default=1, ge=1)
     bootstrap_admin_login: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")
     bootstrap_admin_password: SecretStr | None = None
     bootstrap_admin_domains: tuple[str, ...] = ()
@@ -27,6 +31,12 @@ class AccountSettings(ServiceSettings):
         if value is not None:
             refuse_placeholder(value.get_secret_value())
         return value
+
+    @property
+    def argon2(self) -> PasswordHasher:
+        """[choice] OWASP's argon2id baseline (19 MiB, 2 passes, 1 lane): Dovecot verifies every IMAP login too."""
+        return PasswordHasher(time_cost=self.argon2_time_cost, memory_cost=self.argon2_memory_kib,
+                              parallelism=self.argon2_parallelism)
 
     @property
     def lockout(self) -> LockoutPolicy:

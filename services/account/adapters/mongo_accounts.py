@@ -6,10 +6,9 @@ events are published and so a redelivered DeleteAccount is still recognised.
 """
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any
 
-from pymongo.asynchronous.collection import AsyncCollection
+from shared.mongo import AggregateDocuments
 
 from services.account.application.ports import Admin, Record
 from services.account.domain.account import Account, SignInState
@@ -17,7 +16,8 @@ from services.account.domain.plans import Plan
 from shared.contracts.base import Event
 from shared.messaging import to_outbox
 
-APPLIED_KEPT = 50
+APPLIED_KEPT = 20
+LOGINS_KEPT = 20  # sign-in attempts are remembered apart, so they never push out applied commands
 
 
 def _sign_in_doc(state: SignInState) -> dict[str, Any]:
@@ -47,26 +47,31 @@ def _principal(doc: dict[str, Any]) -> Account | Admin | None:
                    quota_mb=doc.get("quota_mb"), comment=doc.get("comment", ""), sign_in=sign_in)
 
 
+def _remembered(current: dict[str, Any], command_id: str, sign_in: bool) -> dict[str, Any]:
+    """Plain id lists: FerretDB's cost grows fast with nested documents."""
+    field, kept = ("logins", LOGINS_KEPT) if sign_in else ("applied", APPLIED_KEPT)
+    return {field: [*current.get(field, []), command_id][-kept:]}
+
+
 class MongoAccounts:
-    def __init__(self, collection: AsyncCollection) -> None:
-        self._collection = collection
+    """The Accounts port, and the outbox store its relay reads (same documents, same turn)."""
+
+    def __init__(self, documents: AggregateDocuments) -> None:
+        self._documents = documents
+        self.pending = documents.pending
+        self.remove = documents.remove
 
     async def get(self, key: str) -> Record | None:
-        doc = await self._collection.find_one({"_id": key})
+        doc = await self._documents.read(key)
         if doc is None:
             return None
-        applied = {entry["id"]: entry.get("reply") for entry in doc.get("applied", [])}
-        return Record(principal=_principal(doc), applied=applied)
+        return Record(principal=_principal(doc), applied=frozenset(doc.get("applied", []) + doc.get("logins", [])))
 
     async def save(
         self, key: str, principal: Account | Admin | None, *,
-        command_id: str, reply: dict[str, Any] | None, events: Sequence[Event],
+        command_id: str, events: Sequence[Event], sign_in: bool = False,
     ) -> None:
-        current = await self._collection.find_one({"_id": key}, {"applied": 1, "outbox": 1}) or {}
-        applied = [*current.get("applied", []), {"id": command_id, "reply": reply}][-APPLIED_KEPT:]
-        outbox = [*current.get("outbox", []), *map(to_outbox, events)]
-        now = datetime.now(UTC)
-        fields = {**_principal_doc(principal), "applied": applied, "outbox": outbox, "updated_at": now}
-        await self._collection.update_one(
-            {"_id": key}, {"$set": fields, "$setOnInsert": {"created_at": now}}, upsert=True
+        await self._documents.write(
+            key, _principal_doc(principal), outbox=[to_outbox(event) for event in events],
+            remember=lambda current: _remembered(current, command_id, sign_in),
         )

@@ -17,5 +17,5 @@ async def ensure_admin(
     ):
         return
     admin = Admin(login=login, password_hash=await hasher.hash(password), domains=domains)
-    await accounts.save(login, admin, command_id=f"bootstrap-admin-{login}", reply=None, events=[])
+    await accounts.save(login, admin, command_id=f"bootstrap-admin-{login}", events=[])
     log.info("bootstrap admin %s set for domains %s", login, sorted(domains))

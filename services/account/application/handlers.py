@@ -1,8 +1,10 @@
 """Account command handlers: authorize, apply the domain rules, record state + events at once."""
 
+import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
+from functools import partial
 
 from services.account.application.ports import Accounts, Admin, AuditPublisher, Clock, MailLogins, PasswordHasher, Record
 from services.account.domain.account import (
@@ -76,23 +78,27 @@ async def handle(command: Command | Login, deps: Deps) -> Reply:
     record = await deps.accounts.get(address)
     if record and str(command.message_id) in record.applied:
         await _sync_mail_login(address, record.principal, deps)
-        return Accepted.model_validate(record.applied[str(command.message_id)])
+        return _accepted(command, address)
     try:
         return await ACCOUNT_HANDLERS[type(command)](command, actor, address, record, deps)
     except RuleBroken as error:
         return field_rejected(command, error)
 
 
+def _accepted(command: Command, address: str) -> Accepted:
+    """The reply of an applied account command; rebuilt, not stored, when it is delivered again."""
+    return Accepted(command_id=command.message_id, result={"address": address})
+
+
 async def _commit(
     command: Command, address: str, account: Account | None, event: Event, deps: Deps,
 ) -> Accepted:
-    reply = Accepted(command_id=command.message_id, result={"address": address})
-    await deps.accounts.save(
-        address, account, command_id=str(command.message_id),
-        reply=reply.model_dump(mode="json"), events=[event],
+    # Both converge: if either fails, the retry or redelivery finds the command applied and re-syncs.
+    await asyncio.gather(
+        deps.accounts.save(address, account, command_id=str(command.message_id), events=[event]),
+        _sync_mail_login(address, account, deps),
     )
-    await _sync_mail_login(address, account, deps)
-    return reply
+    return _accepted(command, address)
 
 
 async def _sync_mail_login(address: str, principal: Account | Admin | None, deps: Deps) -> None:
@@ -107,6 +113,17 @@ def _live_account(record: Record | None) -> Account | None:
     return record.principal if record and isinstance(record.principal, Account) else None
 
 
+def _rule_errors(*checks: Callable[[], None]) -> list[FieldError]:
+    """Run every check and collect what they refuse, so one reply names every broken rule."""
+    errors = []
+    for check in checks:
+        try:
+            check()
+        except RuleBroken as error:
+            errors.append(FieldError(field=error.field, code=error.code, message=error.message))
+    return errors
+
+
 def _password_errors(field: str, password: str, plan: Plan, address: str) -> tuple[FieldError, ...]:
     violations = check_password(password, policy=PLANS[plan].password_policy, address=address)
     return tuple(FieldError(field=field, code=v.code, message=v.message) for v in violations)
@@ -116,10 +133,11 @@ async def create_account(command: CreateAccount, actor: Actor, address: str, rec
     if _live_account(record):
         return rejected(command, "already_exists", f"{address} already exists")
     plan = Plan(command.plan)
-    check_quota(plan, command.quota_mb)
-    check_comment(command.comment)
-    if errors := _password_errors("initial_password", command.initial_password.get_secret_value(), plan, address):
-        return rejected(command, "validation_failed", "the initial password breaks the password policy", *errors)
+    errors = [*_rule_errors(partial(check_quota, plan, command.quota_mb), partial(check_comment, command.comment)),
+              *_password_errors("initial_password", command.initial_password.get_secret_value(), plan, address)]
+    if errors:
+        code = "not_allowed_on_plan" if any(e.code == "not_allowed_on_plan" for e in errors) else "validation_failed"
+        return rejected(command, code, "the new account breaks one or more rules", *errors)
     password_hash = await deps.hasher.hash(command.initial_password.get_secret_value())
     account = Account(address=address, plan=plan, password_hash=password_hash, quota_mb=command.quota_mb, comment=command.comment)
     event = AccountCreated(address=address, plan=command.plan, quota_mb=command.quota_mb, comment=command.comment,
@@ -209,7 +227,7 @@ def _locked(command: Login, until: datetime | None) -> Rejected:
 
 
 async def _save_sign_in(command: Login, key: str, principal: Account | Admin, event: Event, deps: Deps) -> None:
-    await deps.accounts.save(key, principal, command_id=str(command.message_id), reply=None, events=[event])
+    await deps.accounts.save(key, principal, command_id=str(command.message_id), events=[event], sign_in=True)
 
 
 async def _answer_again(command: Login, principal: Account | Admin, password: str, deps: Deps) -> Reply:

@@ -1,9 +1,9 @@
 """What the account handlers need from the outside world."""
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Protocol
 
 from services.account.domain.account import Account, SignInState
 from shared.contracts.base import Event
@@ -24,10 +24,10 @@ class Admin:
 @dataclass(frozen=True)
 class Record:
     """What the store holds under one key: the live principal (None once deleted) and the
-    replies of commands already applied to it, by message_id."""
+    message_ids of the latest commands and sign-in attempts already applied to it."""
 
     principal: Account | Admin | None
-    applied: dict[str, dict[str, Any] | None] = field(default_factory=dict)
+    applied: frozenset[str] = frozenset()
 
 
 class Accounts(Protocol):
@@ -35,9 +35,10 @@ class Accounts(Protocol):
 
     async def save(
         self, key: str, principal: Account | Admin | None, *,
-        command_id: str, reply: dict[str, Any] | None, events: Sequence[Event],
+        command_id: str, events: Sequence[Event], sign_in: bool = False,
     ) -> None:
-        """One single-document write: new state, the applied command and pending events."""
+        """One single-document write: new state, the applied command id and pending events.
+        Sign-in attempts are remembered apart so they never push out applied commands."""
 
 
 class PasswordHasher(Protocol):

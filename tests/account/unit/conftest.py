@@ -26,14 +26,14 @@ class InMemoryAccounts:
     async def get(self, key: str) -> Record | None:
         record = self.records.get(key)
         # A fresh copy, as a database read would give: handlers must not mutate what is stored.
-        return Record(record.principal, dict(record.applied)) if record else None
+        return Record(record.principal, frozenset(record.applied)) if record else None
 
     async def save(
         self, key: str, principal: Account | Admin | None, *,
-        command_id: str, reply: dict[str, Any] | None, events: Sequence[Event],
+        command_id: str, events: Sequence[Event], sign_in: bool = False,
     ) -> None:
         current = self.records.get(key)
-        applied = {**(current.applied if current else {}), command_id: reply}
+        applied = (current.applied if current else frozenset()) | {command_id}
         self.records[key] = Record(principal, applied)
         self.saved_events.extend(events)
 
@@ -43,7 +43,7 @@ class InMemoryAccounts:
 
     def snapshot(self) -> tuple[dict[str, tuple[Any, dict[str, Any]]], tuple[Event, ...]]:
         """Everything a rejected command must leave unchanged."""
-        state = {key: (record.principal, dict(record.applied)) for key, record in self.records.items()}
+        state = {key: (record.principal, record.applied) for key, record in self.records.items()}
         return state, tuple(self.saved_events)
 
 

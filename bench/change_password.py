@@ -1,0 +1,201 @@
+"""Benchmark: ChangePassword through the real broker vs a bare aio-pika request/reply echo.
+
+Both run in the same session on the same RabbitMQ, each through a durable quorum queue with
+persistent, mandatory, confirmed publishing and direct reply-to. Open-loop at a fixed offered
+load (requests are sent on a schedule, not when the previous reply arrives), plus a sequential
+run. Prints throughput, p50/p99 reply latency, the argon2 parameters, the time of one hash and
+the ratio of ChangePassword latency minus one hash over the echo latency.
+
+    scripts/stack.sh up && eval "$(scripts/stack.sh env)" && .venv/bin/python bench/change_password.py
+"""
+
+import argparse
+import asyncio
+import os
+import statistics
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from urllib.parse import quote
+
+import aio_pika
+
+from argon2 import PasswordHasher
+
+from services.account.adapters.argon2_hasher import Argon2Hasher
+from services.account.settings import AccountSettings
+from shared.auth import TokenIssuer, generate_keypair, load_private_key
+from shared.client import DIRECT_REPLY_TO, CommandClient
+from shared.contracts.account import SERVICE, ChangePassword, CreateAccount, Login
+from tests.support import ServiceProcess, rabbitmqctl
+
+ECHO_QUEUE = "bench.echo"
+PASSWORDS = ("Bench-Passw0rd-A!", "Bench-Passw0rd-B!")
+
+
+class EchoServer:
+    """The floor: consume from a quorum queue and reply at once."""
+
+    async def start(self, url: str, prefetch: int) -> None:
+        self.connection = await aio_pika.connect_robust(url)
+        channel = await self.connection.channel()
+        await channel.set_qos(prefetch_count=prefetch)
+        queue = await channel.declare_queue(ECHO_QUEUE, durable=True, arguments={"x-queue-type": "quorum"})
+        self.exchange = channel.default_exchange
+        await queue.consume(self.on_message)
+
+    async def on_message(self, message: aio_pika.abc.AbstractIncomingMessage) -> None:
+        await self.exchange.publish(
+            aio_pika.Message(message.body, correlation_id=message.correlation_id), routing_key=message.reply_to)
+        await message.ack()
+
+
+class EchoClient:
+    async def start(self, url: str) -> None:
+        self.connection = await aio_pika.connect_robust(url)
+        self.channel = await self.connection.channel(publisher_confirms=True, on_return_raises=True)
+        self.waiting: dict[str, asyncio.Future[bytes]] = {}
+        reply_queue = await self.channel.get_queue(DIRECT_REPLY_TO, ensure=False)
+        await reply_queue.consume(self.on_reply, no_ack=True)
+
+    async def on_reply(self, message: aio_pika.abc.AbstractIncomingMessage) -> None:
+        if future := self.waiting.pop(message.correlation_id or "", None):
+            future.set_result(message.body)
+
+    async def request(self) -> None:
+        correlation_id = uuid.uuid4().hex
+        future = asyncio.get_running_loop().create_future()
+        self.waiting[correlation_id] = future
+        await self.channel.default_exchange.publish(
+            aio_pika.Message(b'{"echo": true}', correlation_id=correlation_id, reply_to=DIRECT_REPLY_TO,
+                             delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
+            routing_key=ECHO_QUEUE, mandatory=True)
+        await future
+
+
+async def open_loop(request: Callable[[], Awaitable[None]], *, rate: float, seconds: float) -> tuple[list[float], float]:
+    """Start one request every 1/rate s regardless of replies; return latencies and wall time."""
+    latencies: list[float] = []
+
+    async def timed() -> None:
+        started = time.perf_counter()
+        await request()
+        latencies.append(time.perf_counter() - started)
+
+    begin, count = time.perf_counter(), int(rate * seconds)
+    tasks = []
+    for n in range(count):
+        await asyncio.sleep(max(0.0, begin + n / rate - time.perf_counter()))
+        tasks.append(asyncio.ensure_future(timed()))
+    await asyncio.gather(*tasks)
+    return latencies, time.perf_counter() - begin
+
+
+async def sequential(request: Callable[[], Awaitable[None]], count: int) -> list[float]:
+    latencies = []
+    for _ in range(count):
+        started = time.perf_counter()
+        await request()
+        latencies.append(time.perf_counter() - started)
+    return latencies
+
+
+def pct(values: list[float], q: float) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1] * 1000 if len(values) > 1 else values[0] * 1000
+
+
+def line(name: str, latencies: list[float], wall: float | None = None) -> str:
+    rate = f"{len(latencies) / wall:7.1f} req/s" if wall else " " * 13
+    return f"{name:<34} n={len(latencies):4d} {rate}  p50={pct(latencies, 50):7.2f} ms  p99={pct(latencies, 99):7.2f} ms"
+
+
+class PasswordChanger:
+    def __init__(self, client: CommandClient, tokens: dict[str, str]) -> None:
+        self.client, self.tokens, self.turn = client, tokens, 0
+
+    async def request(self) -> None:
+        self.turn += 1
+        address = list(self.tokens)[self.turn % len(self.tokens)]
+        password = PASSWORDS[(self.turn // len(self.tokens)) % 2]
+        reply = await self.client.request(SERVICE, ChangePassword(
+            actor_token=self.tokens[address], address=address, new_password=password))
+        assert reply.status == "accepted", reply
+
+
+async def setup_accounts(client: CommandClient, admin_token: str, count: int) -> dict[str, str]:
+    tokens = {}
+    for _ in range(count):
+        address = f"bench{uuid.uuid4().hex[:8]}@example.jp"
+        reply = await client.request(SERVICE, CreateAccount(actor_token=admin_token, address=address, plan="kwc",
+                                                            initial_password=PASSWORDS[1]))
+        assert reply.status == "accepted", reply
+        tokens[address] = (await client.request(SERVICE, Login(login=address, password=PASSWORDS[1]))).result["token"]
+    return tokens
+
+
+async def main(args: argparse.Namespace) -> None:
+    vhost = f"mailss-bench-{uuid.uuid4().hex[:6]}"
+    rabbitmqctl("add_vhost", vhost)
+    rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+    url = f"{os.environ['AMQP_URL'].rstrip('/')}/{quote(vhost, safe='')}"
+    private, public = generate_keypair()
+    env = {**os.environ, "AMQP_URL": url, "MONGODB_DB": f"mailss_bench_{uuid.uuid4().hex[:6]}",
+           "SESSION_PRIVATE_KEY": private, "SESSION_PUBLIC_KEY": public, "OTEL_EXPORTER": "none"}
+    service = ServiceProcess("services.account", env, url, "account.commands.0")
+    fields = AccountSettings.model_fields
+    hasher = Argon2Hasher(PasswordHasher(time_cost=fields["argon2_time_cost"].default,
+                                         memory_cost=fields["argon2_memory_kib"].default,
+                                         parallelism=fields["argon2_parallelism"].default))
+    try:
+        await service.start()
+        echo_server, echo_client = EchoServer(), EchoClient()
+        await echo_server.start(url, prefetch=4)
+        await echo_client.start(url)
+        client = await CommandClient.connect(url)
+        issuer = TokenIssuer(load_private_key(private), timedelta(hours=1))
+        admin = issuer.issue(subject="bench-admin", role="admin", domains=frozenset({"example.jp"}), now=datetime.now(UTC))[0]
+        tokens = await setup_accounts(client, admin, args.accounts)
+        changer = PasswordChanger(client, tokens)
+        one_hash = min([await _time_hash(hasher) for _ in range(5)])
+        await sequential(echo_client.request, 20)  # warm-up
+        await sequential(changer.request, 5)
+        echo_seq = await sequential(echo_client.request, args.sequential)
+        cp_seq = await sequential(changer.request, args.sequential)
+        echo_open, echo_wall = await open_loop(echo_client.request, rate=args.rate, seconds=args.seconds)
+        cp_open, cp_wall = await open_loop(changer.request, rate=args.rate, seconds=args.seconds)
+        report(args, hasher, one_hash, echo_seq, cp_seq, (echo_open, echo_wall), (cp_open, cp_wall))
+        await client.close()
+        await echo_client.connection.close()
+        await echo_server.connection.close()
+    finally:
+        await service.stop()
+        rabbitmqctl("delete_vhost", vhost)
+
+
+async def _time_hash(hasher: Argon2Hasher) -> float:
+    started = time.perf_counter()
+    await hasher.hash("Bench-Passw0rd-A!")
+    return time.perf_counter() - started
+
+
+def report(args, hasher, one_hash, echo_seq, cp_seq, echo_open, cp_open) -> None:
+    print(f"argon2: {hasher.parameters}; one hash = {one_hash * 1000:.1f} ms")
+    print(f"shards={os.environ.get('COMMAND_SHARDS', '4')} accounts={args.accounts} offered load={args.rate}/s for {args.seconds}s")
+    print(line("echo, sequential", echo_seq))
+    print(line("ChangePassword, sequential", cp_seq))
+    print(line(f"echo, open loop {args.rate}/s", *echo_open))
+    print(line(f"ChangePassword, open loop {args.rate}/s", *cp_open))
+    for label, echo, cp in (("sequential", echo_seq, cp_seq), ("open loop", echo_open[0], cp_open[0])):
+        e50, c50 = pct(echo, 50), pct(cp, 50)
+        print(f"ratio {label:<10} p50 ChangePassword/echo = {c50 / e50:5.2f}x; "
+              f"excluding one hash = {(c50 - one_hash * 1000) / e50:5.2f}x  (goal < 3x)")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rate", type=float, default=8.0, help="offered requests per second")
+    parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument("--sequential", type=int, default=60)
+    parser.add_argument("--accounts", type=int, default=20)
+    asyncio.run(main(parser.parse_args()))
