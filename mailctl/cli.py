@@ -55,12 +55,16 @@ def show_rejection(reply: Rejected) -> None:
         console.print(table)
 
 
-def token() -> str:
+def session() -> dict:
     try:
-        return json.loads(SESSION_FILE.read_text())["token"]
-    except (OSError, ValueError, KeyError):
+        return json.loads(SESSION_FILE.read_text())
+    except (OSError, ValueError):
         console.print("[red]not logged in[/]: run [bold]mailctl login[/] first")
         raise typer.Exit(2) from None
+
+
+def token() -> str:
+    return session()["token"]
 
 
 def save_session(result: dict) -> None:
@@ -91,11 +95,8 @@ def logout() -> None:
 @app.command()
 def whoami() -> None:
     """Show the current session."""
-    session = json.loads(SESSION_FILE.read_text()) if SESSION_FILE.exists() else None
-    if not session:
-        console.print("not logged in")
-        raise typer.Exit(2)
-    console.print(f"{session['subject']} ({session['role']}) domains={session['domains']} until {session['expires_at']}")
+    current = session()
+    console.print(f"{current['subject']} ({current['role']}) domains={current['domains']} until {current['expires_at']}")
 
 
 def accepted(reply: Accepted, what: str) -> None:
@@ -138,10 +139,7 @@ def account_comment(address: str, comment: str) -> None:
 @password_app.command("change")
 def password_change(address: Annotated[str | None, typer.Argument(help="default: your own")] = None) -> None:
     """Change a password (your own, or any in your domains as admin)."""
-    target = address or json.loads(SESSION_FILE.read_text())["subject"] if SESSION_FILE.exists() else address
-    if not target:
-        console.print("[red]give an address[/]")
-        raise typer.Exit(2)
+    target = address or session()["subject"]
     password = ask_password("New password")
     accepted(send(ChangePassword(actor_token=token(), address=target, new_password=password)), f"password of {target} changed")
 

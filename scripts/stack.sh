@@ -334,8 +334,10 @@ start_dovecot() {
   if ! dovecot_running; then
     port_open 127.0.0.1 10143 && { say "something else serves 127.0.0.1:10143; leaving it alone"; return; }
     say "starting Dovecot"
-    # dovecot -c checks the config and exits non-zero with the reason on stderr.
-    dovecot -c "$DOVECOT_CONF" 9>&-
+    # dovecot -c checks the config and exits non-zero with the reason on stderr;
+    # its daemon must not keep the caller's stdio (a piped `start.sh | tee` would never end).
+    dovecot -c "$DOVECOT_CONF" </dev/null >>"$LOGS/dovecot.log" 2>&1 9>&- ||
+      die "Dovecot refused to start: $(tail -n 5 "$LOGS/dovecot.log")"
   fi
   wait_for "$START_TIMEOUT" Dovecot "$LOGS/dovecot.log" "$from" dovecot_started
   dovecot_master_pid >"$PIDS/dovecot.pid"

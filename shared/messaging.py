@@ -139,7 +139,7 @@ class CommandConsumer:
             await self._refuse_invalid(message, error)
             return
         try:
-            reply = await self._handle_patiently(command, message)
+            await self._handle_patiently(command, message)
         except RetryLater:
             await self._park(message)
             return
@@ -153,7 +153,7 @@ class CommandConsumer:
             return
         await message.ack()
 
-    async def _handle_patiently(self, command: BaseModel, message: RabbitMessage) -> Reply:
+    async def _handle_patiently(self, command: BaseModel, message: RabbitMessage) -> None:
         """Handle, reply, relay the outbox; the reply goes first as it needs none of the events."""
         loop = asyncio.get_running_loop()
         deadline, pause, replied = loop.time() + self.retry_budget_s, 0.1, False
@@ -165,7 +165,7 @@ class CommandConsumer:
                     replied = True
                 if key := command.subject_address():  # type: ignore[attr-defined]
                     await self.relay.flush(key.lower())
-                return reply
+                return
             except self.transient_errors as error:
                 if loop.time() + pause > deadline:
                     raise RetryLater from error

@@ -12,7 +12,7 @@ import pytest
 from shared.auth import TokenIssuer, generate_keypair, load_private_key
 from shared.client import CommandClient
 from tests.support import (
-    ADMIN_DOMAIN, ADMIN_LOGIN, ADMIN_PASSWORD, ServiceProcess, rabbitmqctl, stack_env,
+    ADMIN_DOMAIN, ADMIN_LOGIN, ADMIN_PASSWORD, EventTap, ServiceProcess, rabbitmqctl, stack_env,
 )
 
 
@@ -80,9 +80,7 @@ async def admin_token(client: CommandClient) -> str:
 
 
 @pytest.fixture
-async def events(amqp_url: str) -> AsyncIterator["EventTap"]:
-    from tests.support import EventTap
-
+async def events(amqp_url: str) -> AsyncIterator[EventTap]:
     tap = await EventTap.open(amqp_url)
     yield tap
     await tap.close()

@@ -11,7 +11,7 @@ from faststream.rabbit import RabbitQueue
 from faststream.rabbit.annotations import RabbitMessage
 from faststream.rabbit.schemas import Channel, QueueType
 from pydantic import TypeAdapter
-from pymongo.errors import ConnectionFailure, OperationFailure
+from pymongo.errors import ConnectionFailure
 
 from services.account.adapters.argon2_hasher import Argon2Hasher
 from services.account.adapters.dovecot_passwd import DovecotPasswdFiles

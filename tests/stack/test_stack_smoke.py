@@ -18,6 +18,7 @@ import pymongo
 import pytest
 
 from services.account.adapters.dovecot_passwd import DovecotPasswdFiles
+from tests.support import imap_login_works as imap_login
 
 REPO = Path(__file__).resolve().parents[2]
 RUN = REPO / ".run"
@@ -49,17 +50,6 @@ def write_passwd_file(address: str, password: str) -> Path:
 
 def remove_passwd_entry(address: str) -> None:
     asyncio.run(DovecotPasswdFiles(PASSWD_DIR).revoke(address.lower()))
-
-
-def imap_login(user: str, password: str) -> bool:
-    """True when Dovecot accepts the login; the session is closed again."""
-    with imaplib.IMAP4(IMAP_HOST, IMAP_PORT, timeout=30) as imap:
-        try:
-            imap.login(user, password)
-        except imaplib.IMAP4.error:
-            return False
-        imap.logout()
-        return True
 
 
 def eventually(check: Callable[[], bool], what: str, within: float = CHANGE_VISIBLE_WITHIN_S) -> None:
