@@ -27,7 +27,7 @@ from services.account.adapters.argon2_hasher import Argon2Hasher
 from services.account.settings import AccountSettings
 from shared.auth import TokenIssuer, generate_keypair, load_private_key
 from shared.client import DIRECT_REPLY_TO, CommandClient
-from shared.contracts.account import SERVICE, ChangePassword, CreateAccount, Login
+from shared.contracts.account import SERVICE, ChangePassword, CreateAccount
 from tests.support import ServiceProcess, rabbitmqctl
 
 ECHO_QUEUE = "bench.echo"
@@ -111,27 +111,27 @@ def line(name: str, latencies: list[float], wall: float | None = None) -> str:
 
 
 class PasswordChanger:
-    def __init__(self, client: CommandClient, tokens: dict[str, str]) -> None:
-        self.client, self.tokens, self.turn = client, tokens, 0
+    """An admin changes passwords round-robin (a user's own session ends with its password change)."""
+
+    def __init__(self, client: CommandClient, admin_token: str, addresses: list[str]) -> None:
+        self.client, self.admin_token, self.addresses, self.turn = client, admin_token, addresses, 0
 
     async def request(self) -> None:
         self.turn += 1
-        address = list(self.tokens)[self.turn % len(self.tokens)]
-        password = PASSWORDS[(self.turn // len(self.tokens)) % 2]
+        address = self.addresses[self.turn % len(self.addresses)]
+        password = PASSWORDS[(self.turn // len(self.addresses)) % 2]
         reply = await self.client.request(SERVICE, ChangePassword(
-            actor_token=self.tokens[address], address=address, new_password=password))
+            actor_token=self.admin_token, address=address, new_password=password))
         assert reply.status == "accepted", reply
 
 
-async def setup_accounts(client: CommandClient, admin_token: str, count: int) -> dict[str, str]:
-    tokens = {}
-    for _ in range(count):
-        address = f"bench{uuid.uuid4().hex[:8]}@example.jp"
+async def setup_accounts(client: CommandClient, admin_token: str, count: int) -> list[str]:
+    addresses = [f"bench{uuid.uuid4().hex[:8]}@example.jp" for _ in range(count)]
+    for address in addresses:
         reply = await client.request(SERVICE, CreateAccount(actor_token=admin_token, address=address, plan="kwc",
                                                             initial_password=PASSWORDS[1]))
         assert reply.status == "accepted", reply
-        tokens[address] = (await client.request(SERVICE, Login(login=address, password=PASSWORDS[1]))).result["token"]
-    return tokens
+    return addresses
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -155,8 +155,7 @@ async def main(args: argparse.Namespace) -> None:
         client = await CommandClient.connect(url)
         issuer = TokenIssuer(load_private_key(private), timedelta(hours=1))
         admin = issuer.issue(subject="bench-admin", role="admin", domains=frozenset({"example.jp"}), now=datetime.now(UTC))[0]
-        tokens = await setup_accounts(client, admin, args.accounts)
-        changer = PasswordChanger(client, tokens)
+        changer = PasswordChanger(client, admin, await setup_accounts(client, admin, args.accounts))
         one_hash = min([await _time_hash(hasher) for _ in range(5)])
         await sequential(echo_client.request, 20)  # warm-up
         await sequential(changer.request, 5)

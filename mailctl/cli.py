@@ -57,8 +57,10 @@ def show_rejection(reply: Rejected) -> None:
 
 def session() -> dict:
     try:
-        return json.loads(SESSION_FILE.read_text())
-    except (OSError, ValueError):
+        current = json.loads(SESSION_FILE.read_text())
+        current["token"], current["subject"]  # noqa: B018 - a session lacking either is no session
+        return current
+    except (OSError, ValueError, KeyError, TypeError):
         console.print("[red]not logged in[/]: run [bold]mailctl login[/] first")
         raise typer.Exit(2) from None
 
@@ -70,6 +72,7 @@ def token() -> str:
 def save_session(result: dict) -> None:
     SESSION_FILE.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     SESSION_FILE.touch(mode=0o600, exist_ok=True)
+    SESSION_FILE.chmod(0o600)
     SESSION_FILE.write_text(json.dumps(result))
 
 

@@ -28,6 +28,7 @@ class Actor:
     role: Role
     domains: frozenset[str]
     expires_at: datetime
+    issued_at: datetime
 
     def may_act_on(self, address: str) -> bool:
         """A user acts only on their own address; an admin only within their domains."""
@@ -91,6 +92,7 @@ class TokenVerifier:
                 subject=claims["sub"], role=claims["role"],
                 domains=frozenset(claims.get("domains", ())),
                 expires_at=datetime.fromtimestamp(claims["exp"], UTC),
+                issued_at=datetime.fromtimestamp(claims["iat"], UTC),
             )
         except (jwt.PyJWTError, KeyError, TypeError, ValueError) as error:
             raise InvalidToken(type(error).__name__) from None

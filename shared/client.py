@@ -66,7 +66,7 @@ class CommandClient:
     async def send(self, service: str, command: Command | AnonymousCommand, *, reply_to: str | None = None,
                    body: bytes | None = None, headers: dict[str, Any] | None = None) -> None:
         """Publish without waiting for a reply (body/headers overridable to send raw test input)."""
-        key = (command.subject_address() or "").lower()
+        key = command.subject_key()
         exchange = await self._ready()
         await exchange.publish(
             aio_pika.Message(

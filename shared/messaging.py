@@ -1,10 +1,11 @@
 """Reliable messaging on FastStream: the broker factory, the command consumer and the outbox relay.
 
 A command delivery becomes exactly one reply and at most one state change:
-parse -> (invalid: dead-letter with reason, reply `invalid_message`) -> handle with bounded
-in-place retries on transient errors -> relay the aggregate's outbox -> reply -> ack.
-A crash anywhere before the ack redelivers the command; handlers recognise a command they
-already applied (by message_id) and the relay then publishes whatever is still pending.
+parse -> (invalid: set aside with the reason, reply `invalid_message`) -> handle and reply ->
+relay the aggregate's outbox -> ack. Transient failures (database or broker away) are retried
+in place with capped backoff, which holds the account's shard and so keeps its order; a crash
+anywhere before the ack redelivers the command, handlers recognise what they already applied
+(by message_id), and the relay publishes whatever is still pending.
 """
 
 import asyncio
@@ -12,7 +13,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from aio_pika.exceptions import DeliveryError
 from faststream.rabbit import RabbitBroker, RabbitExchange
@@ -22,19 +23,20 @@ from faststream.rabbit.schemas import Channel
 from opentelemetry import context as otel_context
 from opentelemetry import propagate
 from opentelemetry.trace import TracerProvider
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
-from shared.contracts.base import Accepted, Event, FieldError, Rejected
-from shared.mongo import outbox_entry
-from shared.topology import ACCOUNT_KEY_HEADER, COMMANDS, DLX, EVENTS, ServiceTopology
+from shared.contracts.base import Accepted, AnonymousCommand, Command, Event, FieldError, Rejected
+from shared.outbox import Entry, OutboxStore, to_outbox
+from shared.topology import ACCOUNT_KEY_HEADER, DLX, EVENTS
 
 log = logging.getLogger(__name__)
 
-SECRET_FIELDS = frozenset({"password", "new_password", "initial_password", "source_password", "actor_token"})
+SECRET_FIELDS = frozenset({"password", "new_password", "initial_password", "source_password", "actor_token", "token"})
 REASON_HEADER = "x-death-reason"
-ATTEMPT_HEADER = "x-retry-attempt"
+MAX_PAUSE_S = 5.0
 
 Reply = Accepted | Rejected
+AnyCommand = Command | AnonymousCommand
 
 
 def make_broker(
@@ -53,41 +55,26 @@ def make_broker(
 
 
 def redact(body: bytes) -> bytes:
-    """A dead-lettered body keeps its shape for operators but loses every secret."""
+    """A set-aside body keeps its shape for operators but loses every secret, however deep."""
     try:
-        data = json.loads(body)
+        return json.dumps(_redacted(json.loads(body))).encode()
     except ValueError:
         return b"<not json; body withheld>"
-    if not isinstance(data, dict):
-        return body
-    return json.dumps({k: "[redacted]" if k in SECRET_FIELDS else v for k, v in data.items()}).encode()
 
 
-def trace_headers() -> dict[str, str]:
-    carrier: dict[str, str] = {}
-    propagate.inject(carrier)
-    return carrier
-
-
-def to_outbox(event: Event) -> dict[str, Any]:
-    """An event as stored in its aggregate's outbox, with the trace context of the command."""
-    return outbox_entry(
-        event_id=str(event.message_id), routing_key=event.ROUTING_KEY,
-        body=event.model_dump_json(), headers=trace_headers(),
-    )
-
-
-class OutboxStore(Protocol):
-    async def pending(self, key: str) -> list[dict[str, Any]]: ...
-    async def remove(self, key: str, event_ids: list[str]) -> None:
-        """Drop published events; always called once a turn's relay is done."""
+def _redacted(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: "[redacted]" if k in SECRET_FIELDS else _redacted(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redacted(item) for item in value]
+    return value
 
 
 @dataclass(frozen=True)
 class EventPublisher:
     broker: RabbitBroker
 
-    async def publish_entry(self, entry: dict[str, Any]) -> None:
+    async def publish_entry(self, entry: Entry) -> None:
         token = otel_context.attach(propagate.extract(entry.get("headers", {})))
         try:
             await self.broker.publish(
@@ -114,8 +101,16 @@ class OutboxRelay:
         await self.store.remove(key, [entry["id"] for entry in entries])
 
 
-class RetryLater(Exception):
-    """The transient-error budget ran out; park the command in a retry queue."""
+@dataclass
+class _Turn:
+    """What one delivery has done so far."""
+
+    key: str | None = None
+    answered: bool = False
+
+
+class SetAside(Exception):
+    """The delivery cannot be processed; move it to the dead-letter queue with this reason."""
 
 
 @dataclass(frozen=True)
@@ -124,88 +119,71 @@ class CommandConsumer:
 
     queue: str
     broker: RabbitBroker
-    topology: ServiceTopology
-    parse: Callable[[bytes], BaseModel]
-    handle: Callable[[BaseModel], Awaitable[Reply]]
+    parse: Callable[[bytes], AnyCommand]
+    handle: Callable[[AnyCommand], Awaitable[Reply]]
     relay: OutboxRelay
     transient_errors: tuple[type[BaseException], ...]
-    retry_budget_s: float
+    delivery_limit: int
 
     async def __call__(self, message: RabbitMessage) -> None:
+        turn = _Turn()
+        try:
+            command = await self._admit(message, turn)
+            turn.key = command.subject_key()
+            await self._patiently(lambda: self._answer(message, command, turn))
+            await self._patiently(lambda: self.relay.flush(turn.key))
+            await message.ack()
+        except SetAside as reason:
+            await self._set_aside(message, str(reason))
+        except Exception as error:  # a bug: answer, set the command aside, keep serving
+            log.exception("command %s failed", message.raw_message.message_id)
+            if not turn.answered:
+                await self._reply(message, Rejected(code="unavailable", message="the command could not be "
+                                                    "processed and was set aside for operators"))
+            await self._set_aside(message, f"unhandled {type(error).__name__}")
+        finally:
+            if turn.key:
+                self.relay.store.forget(turn.key)
+
+    async def _admit(self, message: RabbitMessage, turn: "_Turn") -> AnyCommand:
         raw = message.raw_message
+        if int((raw.headers or {}).get("x-delivery-count", 0)) >= self.delivery_limit - 1:
+            raise SetAside("delivered too often without an answer (a crash loop?)")
         try:
             command = self.parse(message.body)
         except ValidationError as error:
-            await self._refuse_invalid(message, error)
-            return
-        try:
-            await self._handle_patiently(command, message)
-        except RetryLater:
-            await self._park(message)
-            return
-        except Exception as error:  # a bug: set the command aside, keep serving
-            log.exception("command %s failed", raw.message_id)
-            await self._dead_letter(message, reason=f"unhandled {type(error).__name__}")
-            await self._reply(message, Rejected(
-                command_id=getattr(command, "message_id", None), code="unavailable",
-                message="the command could not be processed and was set aside for operators"))
-            await message.ack()
-            return
-        await message.ack()
+            invalid = _invalid(error)
+            await self._reply(message, invalid)
+            turn.answered = True
+            raise SetAside("schema: " + "; ".join(f"{e.field}: {e.message}" for e in invalid.errors)) from None
+        if (raw.headers or {}).get(ACCOUNT_KEY_HEADER) != command.subject_key():
+            raise SetAside(f"header {ACCOUNT_KEY_HEADER} does not match the command's account")
+        return command
 
-    async def _handle_patiently(self, command: BaseModel, message: RabbitMessage) -> None:
-        """Handle, reply, relay the outbox; the reply goes first as it needs none of the events."""
-        loop = asyncio.get_running_loop()
-        deadline, pause, replied = loop.time() + self.retry_budget_s, 0.1, False
+    async def _answer(self, message: RabbitMessage, command: AnyCommand, turn: "_Turn") -> None:
+        if not turn.answered:
+            await self._reply(message, await self.handle(command))
+            turn.answered = True
+
+    async def _patiently(self, step: Callable[[], Awaitable[None]]) -> None:
+        """Run `step` until it passes; transient errors wait with capped backoff and hold the shard."""
+        pause = 0.1
         while True:
             try:
-                if not replied:
-                    reply = await self.handle(command)
-                    await self._reply(message, reply)
-                    replied = True
-                if key := command.subject_address():  # type: ignore[attr-defined]
-                    await self.relay.flush(key.lower())
-                return
+                return await step()
             except self.transient_errors as error:
-                if loop.time() + pause > deadline:
-                    raise RetryLater from error
                 log.warning("transient %s; retrying in %.1fs", type(error).__name__, pause)
                 await asyncio.sleep(pause)
-                pause = min(pause * 2, 3.0)
+                pause = min(pause * 2, MAX_PAUSE_S)
 
-    async def _refuse_invalid(self, message: RabbitMessage, error: ValidationError) -> None:
-        errors = tuple(
-            FieldError(field=_field_name(e["loc"]), code=e["type"], message=e["msg"])
-            for e in error.errors(include_input=False, include_url=False)
-        )
-        await self._dead_letter(message, reason="schema: " + "; ".join(f"{e.field}: {e.message}" for e in errors))
-        await self._reply(message, Rejected(code="invalid_message", message="the message does not match the contract", errors=errors))
-        await message.ack()
-
-    async def _dead_letter(self, message: RabbitMessage, *, reason: str) -> None:
+    async def _set_aside(self, message: RabbitMessage, reason: str) -> None:
         raw = message.raw_message
         headers = {k: v for k, v in (raw.headers or {}).items() if k != "traceparent"}
-        await self.broker.publish(
-            redact(message.body), exchange=RabbitExchange(DLX, declare=False),
-            routing_key=self.queue,
+        await self._patiently(lambda: self.broker.publish(
+            redact(message.body), exchange=RabbitExchange(DLX, declare=False), routing_key=self.queue,
             headers={**headers, REASON_HEADER: reason[:1000]}, message_id=raw.message_id,
             correlation_id=raw.correlation_id, persist=True, mandatory=True,
-        )
-
-    async def _park(self, message: RabbitMessage) -> None:
-        raw = message.raw_message
-        headers = dict(raw.headers or {})
-        attempt = int(headers.get(ATTEMPT_HEADER, 0))
-        if attempt >= len(self.topology.retry_delays_s):
-            await self._dead_letter(message, reason="transient failures outlasted every retry")
-            await self._reply(message, Rejected(code="unavailable", message="a dependency is unavailable; try again later"))
-        else:
-            await self.broker.publish(
-                message.body, routing_key=self.topology.retry_queue(attempt),
-                headers={**headers, ATTEMPT_HEADER: attempt + 1}, message_id=raw.message_id,
-                correlation_id=raw.correlation_id, reply_to=raw.reply_to, persist=True, mandatory=True,
-                content_type=raw.content_type,
-            )
+        ))
         await message.ack()
 
     async def _reply(self, message: RabbitMessage, reply: Reply) -> None:
@@ -222,16 +200,16 @@ class CommandConsumer:
             log.info("requester of %s is gone; reply dropped", raw.message_id)
 
 
+def _invalid(error: ValidationError) -> Rejected:
+    errors = tuple(
+        FieldError(field=_field_name(e["loc"]), code=e["type"], message=e["msg"])
+        for e in error.errors(include_input=False, include_url=False)
+    )
+    return Rejected(code="invalid_message", message="the message does not match the contract", errors=errors)
+
+
 def _field_name(loc: tuple[Any, ...]) -> str:
     """Contract fields are snake_case; a leading CamelCase part is the union's command type."""
     if len(loc) > 1 and isinstance(loc[0], str) and loc[0][:1].isupper():
         loc = loc[1:]
     return ".".join(map(str, loc)) or "body"
-
-
-def command_headers(address: str) -> dict[str, str]:
-    """Headers that route a command to its account's shard."""
-    return {ACCOUNT_KEY_HEADER: address.lower()}
-
-
-__all__ = ["COMMANDS", "CommandConsumer", "EventPublisher", "OutboxRelay", "command_headers", "make_broker"]

@@ -22,16 +22,11 @@ def make_client(url: str) -> AsyncMongoClient:
     )
 
 
-def outbox_entry(*, event_id: str, routing_key: str, body: str, headers: dict[str, str]) -> Doc:
-    return {"id": event_id, "routing_key": routing_key, "body": body, "headers": headers,
-            "at": datetime.now(UTC)}
-
-
 class AggregateDocuments:
     """One collection of aggregates, `_id` = the aggregate key, pending events in `outbox`.
 
-    A turn is: read -> write(s) -> pending -> remove. The document read at the start of the turn
-    is remembered until `remove` ends it, so writes and the relay need no extra round trips.
+    A turn is: read -> write(s) -> pending -> remove -> forget. The document read at the start of
+    the turn is remembered until `forget` ends it, so writes and the relay need no extra round trips.
     """
 
     def __init__(self, collection: AsyncCollection) -> None:
@@ -61,10 +56,12 @@ class AggregateDocuments:
         return list((await self._current(key)).get("outbox", []))
 
     async def remove(self, key: str, event_ids: list[str]) -> None:
-        """Drop published events and end the turn."""
-        try:
-            if event_ids:
-                left = [e for e in (await self._current(key)).get("outbox", []) if e["id"] not in event_ids]
-                await self._collection.update_one({"_id": key}, {"$set": {"outbox": left}})
-        finally:
-            self._turn.pop(key, None)
+        if not event_ids:
+            return
+        current = await self._current(key)
+        left = [e for e in current.get("outbox", []) if e["id"] not in event_ids]
+        await self._collection.update_one({"_id": key}, {"$set": {"outbox": left}})
+        current["outbox"] = left
+
+    def forget(self, key: str) -> None:
+        self._turn.pop(key, None)

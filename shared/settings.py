@@ -22,8 +22,6 @@ class ServiceSettings(BaseSettings):
     command_shards: int = Field(default=4, ge=1, le=64)
     event_prefetch: int = Field(default=32, ge=1, le=1000)
     delivery_limit: int = Field(default=5, ge=1, le=50)
-    retry_delays_s: tuple[int, ...] = (1, 5, 30)
-    transient_retry_budget_s: float = 20.0
 
     @field_validator("session_public_key")
     @classmethod

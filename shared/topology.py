@@ -4,8 +4,9 @@ commands (direct) --<service>--> <service>.commands (consistent hash on header x
     --> <service>.commands.<n>  quorum, single active consumer: one account is handled by
         one consumer at a time, in order, while different accounts spread over shards.
 `events.audit` keeps every event for operators.
-Every queue dead-letters to `dlx` under its own name into `<queue>.dlq`; transient failures
-wait in `<service>.retry.<delay>s` whose TTL dead-letters them back to `commands`.
+Every queue dead-letters to `dlx` under its own name into `<queue>.dlq`. There are no TTL retry
+queues: a message parked there would let the account's later commands overtake it, so transient
+failures are retried in place (shared/messaging.py), holding the shard in order.
 """
 
 from collections.abc import Mapping
@@ -32,7 +33,6 @@ class ServiceTopology:
     service: str
     shards: int
     delivery_limit: int
-    retry_delays_s: tuple[int, ...]
     event_queues: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     """queue name -> event routing keys it listens to"""
 
@@ -43,10 +43,6 @@ class ServiceTopology:
     def shard_queues(self) -> tuple[str, ...]:
         return tuple(f"{self.service}.commands.{n}" for n in range(self.shards))
 
-    def retry_queue(self, attempt: int) -> str:
-        delays = self.retry_delays_s
-        return f"{self.service}.retry.{delays[min(attempt, len(delays) - 1)]}s"
-
     def all_consumed_queues(self) -> tuple[str, ...]:
         return self.shard_queues() + tuple(self.event_queues)
 
@@ -55,11 +51,11 @@ def dead_letter_queue(queue: str) -> str:
     return f"{queue}.dlq"
 
 
-def _quorum_args(*, queue: str, delivery_limit: int, single_active: bool) -> dict:
+def _quorum_args(*, queue: str, delivery_limit: int) -> dict:
     return {
         "x-queue-type": "quorum",
         "x-delivery-limit": delivery_limit,
-        "x-single-active-consumer": single_active,
+        "x-single-active-consumer": True,
         "x-dead-letter-exchange": DLX,
         "x-dead-letter-routing-key": queue,
         "x-dead-letter-strategy": "at-least-once",
@@ -76,14 +72,12 @@ async def declare(channel: AbstractChannel, topology: ServiceTopology) -> None:
     )
     await shard_exchange.bind(COMMANDS, routing_key=topology.service)
     for queue in topology.shard_queues():
-        declared = await _declare_consumed_queue(channel, queue, topology, single_active=True)
+        declared = await _declare_consumed_queue(channel, queue, topology)
         await declared.bind(topology.shard_exchange, routing_key="1")
     for queue, keys in topology.event_queues.items():
-        declared = await _declare_consumed_queue(channel, queue, topology, single_active=True)
+        declared = await _declare_consumed_queue(channel, queue, topology)
         for key in keys:
             await declared.bind(EVENTS, routing_key=key)
-    for delay in sorted(set(topology.retry_delays_s)):
-        await _declare_retry_queue(channel, topology, delay)
     await _declare_audit_queue(channel)
 
 
@@ -96,25 +90,11 @@ async def _declare_audit_queue(channel: AbstractChannel) -> None:
 
 
 async def _declare_consumed_queue(
-    channel: AbstractChannel, queue: str, topology: ServiceTopology, *, single_active: bool
+    channel: AbstractChannel, queue: str, topology: ServiceTopology
 ) -> aio_pika.abc.AbstractQueue:
     dlq = await channel.declare_queue(
         dead_letter_queue(queue), durable=True, arguments={"x-queue-type": "quorum"}
     )
     await dlq.bind(DLX, routing_key=queue)
-    args = _quorum_args(queue=queue, delivery_limit=topology.delivery_limit, single_active=single_active)
+    args = _quorum_args(queue=queue, delivery_limit=topology.delivery_limit)
     return await channel.declare_queue(queue, durable=True, arguments=args)
-
-
-async def _declare_retry_queue(channel: AbstractChannel, topology: ServiceTopology, delay: int) -> None:
-    await channel.declare_queue(
-        f"{topology.service}.retry.{delay}s", durable=True,
-        arguments={
-            "x-queue-type": "quorum",
-            "x-message-ttl": delay * 1000,
-            "x-dead-letter-exchange": COMMANDS,
-            "x-dead-letter-routing-key": topology.service,
-            "x-dead-letter-strategy": "at-least-once",
-            "x-overflow": "reject-publish",
-        },
-    )

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 from urllib.parse import quote
 
+import pymongo
 import pytest
 
 from shared.auth import TokenIssuer, generate_keypair, load_private_key
@@ -50,8 +51,8 @@ def service_env(amqp_url: str, keys: tuple[str, str]) -> dict[str, str]:
         "SESSION_PRIVATE_KEY": keys[0], "SESSION_PUBLIC_KEY": keys[1],
         "DOVECOT_PASSWD_DIR": stack_env("DOVECOT_PASSWD_DIR"),
         "BOOTSTRAP_ADMIN_LOGIN": ADMIN_LOGIN, "BOOTSTRAP_ADMIN_PASSWORD": ADMIN_PASSWORD,
-        "BOOTSTRAP_ADMIN_DOMAINS": f'["{ADMIN_DOMAIN}"]', "OTEL_EXPORTER": "none",
-        "TRANSIENT_RETRY_BUDGET_S": "30",
+        "BOOTSTRAP_ADMIN_DOMAINS": f'["{ADMIN_DOMAIN}"]', "OTEL_EXPORTER": "console",
+        
     }
 
 
@@ -61,6 +62,7 @@ async def account_service(service_env: dict[str, str], amqp_url: str) -> AsyncIt
     await service.start()
     yield service
     await service.stop()
+    pymongo.MongoClient(service_env["MONGODB_URL"]).drop_database(service_env["MONGODB_DB"])
 
 
 @pytest.fixture(scope="session")

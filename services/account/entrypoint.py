@@ -1,10 +1,10 @@
 """The account service: FastStream subscribers and the one composition root."""
 
-import logging
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
 import aio_pika
+from aiormq.exceptions import AMQPConnectionError, ChannelInvalidStateError
 from faststream import FastStream
 from faststream.middlewares import AckPolicy
 from faststream.rabbit import RabbitQueue
@@ -26,13 +26,12 @@ from shared.mongo import AggregateDocuments, make_client
 from shared.telemetry import make_tracer_provider
 from shared.topology import ServiceTopology, declare
 
-log = logging.getLogger("account")
-TRANSIENT_ERRORS = (ConnectionFailure, OSError, aio_pika.exceptions.AMQPConnectionError)
+# A dependency away (database, broker, reconnecting channel); not a bad file system or a bug.
+TRANSIENT_ERRORS = (ConnectionFailure, ConnectionError, TimeoutError, AMQPConnectionError, ChannelInvalidStateError)
 
 
 def topology_of(settings: AccountSettings) -> ServiceTopology:
-    return ServiceTopology(service=SERVICE, shards=settings.command_shards,
-                           delivery_limit=settings.delivery_limit, retry_delays_s=settings.retry_delays_s)
+    return ServiceTopology(service=SERVICE, shards=settings.command_shards, delivery_limit=settings.delivery_limit)
 
 
 def create_app(settings: AccountSettings | None = None) -> FastStream:
@@ -57,8 +56,8 @@ def create_app(settings: AccountSettings | None = None) -> FastStream:
     parse = TypeAdapter(AccountCommand).validate_json
     for queue in topology.shard_queues():
         consumer = CommandConsumer(
-            queue=queue, broker=broker, topology=topology, parse=parse, handle=partial(handle, deps=deps),
-            relay=relay, transient_errors=TRANSIENT_ERRORS, retry_budget_s=settings.transient_retry_budget_s,
+            queue=queue, broker=broker, parse=parse, handle=partial(handle, deps=deps), relay=relay,
+            transient_errors=TRANSIENT_ERRORS, delivery_limit=settings.delivery_limit,
         )
         _subscribe(broker, queue, consumer)
 

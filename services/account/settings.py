@@ -7,6 +7,7 @@ from argon2 import PasswordHasher
 from pydantic import Field, SecretStr, field_validator
 
 from services.account.domain.account import LockoutPolicy
+from services.account.domain.addresses import ADMIN_LOGIN_PATTERN
 from shared.settings import ServiceSettings, refuse_placeholder
 
 
@@ -21,7 +22,7 @@ class AccountSettings(ServiceSettings):
     argon2_time_cost: int = Field(default=2, ge=1)
     argon2_memory_kib: int = Field(default=19_456, ge=8_192)
     argon2_parallelism: int = Field(default=1, ge=1)
-    bootstrap_admin_login: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")
+    bootstrap_admin_login: str | None = Field(default=None, pattern=ADMIN_LOGIN_PATTERN)
     bootstrap_admin_password: SecretStr | None = None
     bootstrap_admin_domains: tuple[str, ...] = ()
 

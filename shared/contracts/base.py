@@ -33,16 +33,16 @@ class Command(Message):
 
     actor_token: str = Field(min_length=1, max_length=4096, repr=False)
 
-    def subject_address(self) -> str | None:
-        """The account the command acts on; it keys per-account ordering."""
-        return getattr(self, "address", None)
+    def subject_key(self) -> str:
+        """The account the command acts on, as it keys per-account ordering (header x-account)."""
+        return str(getattr(self, "address", "")).strip().lower()
 
 
 class AnonymousCommand(Message):
     """A command that needs no session (only Login)."""
 
-    def subject_address(self) -> str | None:
-        return getattr(self, "login", None)
+    def subject_key(self) -> str:
+        return str(getattr(self, "login", "")).strip().lower()
 
 
 class Event(Message):

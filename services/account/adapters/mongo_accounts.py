@@ -14,7 +14,7 @@ from services.account.application.ports import Admin, Record
 from services.account.domain.account import Account, SignInState
 from services.account.domain.plans import Plan
 from shared.contracts.base import Event
-from shared.messaging import to_outbox
+from shared.outbox import to_outbox
 
 APPLIED_KEPT = 20
 LOGINS_KEPT = 20  # sign-in attempts are remembered apart, so they never push out applied commands
@@ -34,7 +34,8 @@ def _principal_doc(principal: Account | Admin | None) -> dict[str, Any]:
     common = {"deleted": False, "password_hash": principal.password_hash, "sign_in": _sign_in_doc(principal.sign_in)}
     if isinstance(principal, Admin):
         return {**common, "role": "admin", "domains": sorted(principal.domains)}
-    return {**common, "role": "user", "plan": str(principal.plan), "quota_mb": principal.quota_mb, "comment": principal.comment}
+    return {**common, "role": "user", "plan": str(principal.plan), "quota_mb": principal.quota_mb,
+            "comment": principal.comment, "sessions_valid_from": principal.sessions_valid_from}
 
 
 def _principal(doc: dict[str, Any]) -> Account | Admin | None:
@@ -44,7 +45,8 @@ def _principal(doc: dict[str, Any]) -> Account | Admin | None:
     if doc.get("role") == "admin":
         return Admin(login=doc["_id"], password_hash=doc["password_hash"], domains=frozenset(doc["domains"]), sign_in=sign_in)
     return Account(address=doc["_id"], plan=Plan(doc["plan"]), password_hash=doc["password_hash"],
-                   quota_mb=doc.get("quota_mb"), comment=doc.get("comment", ""), sign_in=sign_in)
+                   quota_mb=doc.get("quota_mb"), comment=doc.get("comment", ""), sign_in=sign_in,
+                   sessions_valid_from=doc.get("sessions_valid_from"))
 
 
 def _remembered(current: dict[str, Any], command_id: str, sign_in: bool) -> dict[str, Any]:

@@ -1,6 +1,5 @@
 """Account command handlers: authorize, apply the domain rules, record state + events at once."""
 
-import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -10,7 +9,7 @@ from services.account.application.ports import Accounts, Admin, AuditPublisher, 
 from services.account.domain.account import (
     Account, LockoutPolicy, RuleBroken, check_comment, check_quota, with_comment, with_quota,
 )
-from services.account.domain.addresses import InvalidAddress, parse_address
+from services.account.domain.addresses import InvalidAddress, looks_like_login, parse_address
 from services.account.domain.password_policy import check_password
 from services.account.domain.plans import PLANS, Plan
 from shared.auth import Actor, InvalidToken, TokenIssuer, TokenVerifier
@@ -76,6 +75,8 @@ async def handle(command: Command | Login, deps: Deps) -> Reply:
     if not WHO_MAY[type(command)](actor, address):
         return rejected(command, "forbidden", f"{actor.subject} is not allowed to {command.type} {address}")  # type: ignore[attr-defined]
     record = await deps.accounts.get(address)
+    if (account := _live_account(record)) and not account.accepts_session(subject=actor.subject, issued_at=actor.issued_at):
+        return rejected(command, "unauthenticated", "this session ended when the password changed; log in again")
     if record and str(command.message_id) in record.applied:
         await _sync_mail_login(address, record.principal, deps)
         return _accepted(command, address)
@@ -83,6 +84,15 @@ async def handle(command: Command | Login, deps: Deps) -> Reply:
         return await ACCOUNT_HANDLERS[type(command)](command, actor, address, record, deps)
     except RuleBroken as error:
         return field_rejected(command, error)
+
+
+def _whole_second(moment: datetime) -> datetime:
+    """Token times are whole seconds; a session signed in the same second as the change survives."""
+    return moment.replace(microsecond=0)
+
+
+def _caused_by(command: Command | Login) -> dict:
+    return {"causation_id": command.message_id, "correlation_id": command.correlation_id}
 
 
 def _accepted(command: Command, address: str) -> Accepted:
@@ -93,11 +103,10 @@ def _accepted(command: Command, address: str) -> Accepted:
 async def _commit(
     command: Command, address: str, account: Account | None, event: Event, deps: Deps,
 ) -> Accepted:
-    # Both converge: if either fails, the retry or redelivery finds the command applied and re-syncs.
-    await asyncio.gather(
-        deps.accounts.save(address, account, command_id=str(command.message_id), events=[event]),
-        _sync_mail_login(address, account, deps),
-    )
+    # Dovecot follows the stored state, never runs ahead of it; a crash in between heals on
+    # redelivery, which finds the command applied and syncs again.
+    await deps.accounts.save(address, account, command_id=str(command.message_id), events=[event])
+    await _sync_mail_login(address, account, deps)
     return _accepted(command, address)
 
 
@@ -139,16 +148,17 @@ async def create_account(command: CreateAccount, actor: Actor, address: str, rec
         code = "not_allowed_on_plan" if any(e.code == "not_allowed_on_plan" for e in errors) else "validation_failed"
         return rejected(command, code, "the new account breaks one or more rules", *errors)
     password_hash = await deps.hasher.hash(command.initial_password.get_secret_value())
-    account = Account(address=address, plan=plan, password_hash=password_hash, quota_mb=command.quota_mb, comment=command.comment)
+    account = Account(address=address, plan=plan, password_hash=password_hash, quota_mb=command.quota_mb,
+                      comment=command.comment, sessions_valid_from=_whole_second(deps.clock()))
     event = AccountCreated(address=address, plan=command.plan, quota_mb=command.quota_mb, comment=command.comment,
-                           actor=actor.subject, causation_id=command.message_id, correlation_id=command.correlation_id)
+                           actor=actor.subject, **_caused_by(command))
     return await _commit(command, address, account, event, deps)
 
 
 async def delete_account(command: DeleteAccount, actor: Actor, address: str, record: Record | None, deps: Deps) -> Reply:
     if not _live_account(record):
         return rejected(command, "not_found", f"{address} does not exist")
-    event = AccountDeleted(address=address, actor=actor.subject, causation_id=command.message_id, correlation_id=command.correlation_id)
+    event = AccountDeleted(address=address, actor=actor.subject, **_caused_by(command))
     return await _commit(command, address, None, event, deps)
 
 
@@ -157,7 +167,7 @@ async def change_quota(command: ChangeQuota, actor: Actor, address: str, record:
         return rejected(command, "not_found", f"{address} does not exist")
     changed = with_quota(account, command.quota_mb)
     event = QuotaChanged(address=address, quota_mb=command.quota_mb, previous_quota_mb=account.quota_mb,
-                         actor=actor.subject, causation_id=command.message_id, correlation_id=command.correlation_id)
+                         actor=actor.subject, **_caused_by(command))
     return await _commit(command, address, changed, event, deps)
 
 
@@ -165,7 +175,7 @@ async def change_comment(command: ChangeComment, actor: Actor, address: str, rec
     if not (account := _live_account(record)):
         return rejected(command, "not_found", f"{address} does not exist")
     event = CommentChanged(address=address, comment=command.comment, actor=actor.subject,
-                           causation_id=command.message_id, correlation_id=command.correlation_id)
+                           **_caused_by(command))
     return await _commit(command, address, with_comment(account, command.comment), event, deps)
 
 
@@ -175,8 +185,9 @@ async def change_password(command: ChangePassword, actor: Actor, address: str, r
     new_password = command.new_password.get_secret_value()
     if errors := _password_errors("new_password", new_password, account.plan, address):
         return rejected(command, "validation_failed", "the new password breaks the password policy", *errors)
-    changed = replace(account, password_hash=await deps.hasher.hash(new_password))
-    event = PasswordChanged(address=address, actor=actor.subject, causation_id=command.message_id, correlation_id=command.correlation_id)
+    changed = replace(account, password_hash=await deps.hasher.hash(new_password),
+                      sessions_valid_from=_whole_second(deps.clock()))
+    event = PasswordChanged(address=address, actor=actor.subject, **_caused_by(command))
     return await _commit(command, address, changed, event, deps)
 
 
@@ -190,17 +201,18 @@ ACCOUNT_HANDLERS: Mapping[type[Command], Callable[..., Awaitable[Reply]]] = {
 
 
 async def login(command: Login, deps: Deps) -> Reply:
-    key = command.login.strip().lower()
+    key = command.subject_key()
     record = await deps.accounts.get(key)
     principal = record.principal if record else None
     password = command.password.get_secret_value()
     if principal is None:
         await deps.hasher.verify(deps.dummy_hash, password)
-        await deps.audit.publish(_login_failed(command, key, "invalid_credentials", 0))
+        shown = key if looks_like_login(key) else "[not a login name]"
+        await deps.audit.publish(_login_failed(command, shown, "invalid_credentials", 0))
         return rejected(command, "invalid_credentials", "wrong login or password")
-    if str(command.message_id) in record.applied:  # a redelivered Login is answered, never counted twice
-        return await _answer_again(command, principal, password, deps)
     now = deps.clock()
+    if str(command.message_id) in record.applied and await _replayed_success(principal, password, now, deps):
+        return _session(command, principal, now, deps)  # a redelivered sign-in is not counted twice
     if principal.sign_in.is_locked(now):
         await _save_sign_in(command, key, principal, _login_failed(command, key, "locked", principal.sign_in.failures), deps)
         return _locked(command, principal.sign_in.locked_until)
@@ -211,14 +223,13 @@ async def login(command: Login, deps: Deps) -> Reply:
             command, "invalid_credentials", "wrong login or password")
     signed_in = replace(principal, sign_in=principal.sign_in.after_success())
     role = "admin" if isinstance(principal, Admin) else "user"
-    event = LoginSucceeded(login=key, role=role, causation_id=command.message_id, correlation_id=command.correlation_id)
+    event = LoginSucceeded(login=key, role=role, **_caused_by(command))
     await _save_sign_in(command, key, signed_in, event, deps)
     return _session(command, principal, now, deps)
 
 
 def _login_failed(command: Login, key: str, reason: str, failures: int) -> LoginFailed:
-    return LoginFailed(login=key, reason=reason, failures=failures, causation_id=command.message_id,  # type: ignore[arg-type]
-                       correlation_id=command.correlation_id)
+    return LoginFailed(login=key, reason=reason, failures=failures, **_caused_by(command))  # type: ignore[arg-type]
 
 
 def _locked(command: Login, until: datetime | None) -> Rejected:
@@ -230,10 +241,9 @@ async def _save_sign_in(command: Login, key: str, principal: Account | Admin, ev
     await deps.accounts.save(key, principal, command_id=str(command.message_id), events=[event], sign_in=True)
 
 
-async def _answer_again(command: Login, principal: Account | Admin, password: str, deps: Deps) -> Reply:
-    if principal.sign_in.is_locked(deps.clock()) or not await deps.hasher.verify(principal.password_hash, password):
-        return rejected(command, "invalid_credentials", "wrong login or password")
-    return _session(command, principal, deps.clock(), deps)
+async def _replayed_success(principal: Account | Admin, password: str, now: datetime, deps: Deps) -> bool:
+    """Only a replay with the right password skips counting; a wrong one counts like any guess."""
+    return not principal.sign_in.is_locked(now) and await deps.hasher.verify(principal.password_hash, password)
 
 
 def _session(command: Login, principal: Account | Admin, now: datetime, deps: Deps) -> Accepted:

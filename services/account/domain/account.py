@@ -47,6 +47,11 @@ class Account:
     quota_mb: int | None
     comment: str
     sign_in: SignInState = SignInState()
+    sessions_valid_from: datetime | None = None
+    """sessions issued earlier (before a password change or before the address was re-created) end"""
+
+    def accepts_session(self, *, subject: str, issued_at: datetime) -> bool:
+        return subject != self.address or self.sessions_valid_from is None or issued_at >= self.sessions_valid_from
 
 
 class RuleBroken(Exception):

@@ -87,3 +87,19 @@ def parse_address(text: str) -> Address:
         raise InvalidAddress("invalid mail address: only ASCII characters are allowed")
     local, domain = text.lower().split("@")
     return Address(local=local, domain=domain)
+
+
+ADMIN_LOGIN_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
+"""Admins sign in with a name without '@', so it never collides with a mail address."""
+
+
+def looks_like_login(text: str) -> bool:
+    """A mail address or an admin name; anything else typed into the login field (perhaps a
+    password) is not repeated in audit events."""
+    if re.fullmatch(ADMIN_LOGIN_PATTERN, text):
+        return True
+    try:
+        parse_address(text)
+    except InvalidAddress:
+        return False
+    return True

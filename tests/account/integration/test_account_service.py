@@ -1,7 +1,6 @@
 """The account service against the real RabbitMQ, FerretDB and Dovecot."""
 
 import json
-import uuid
 
 import aio_pika
 import pytest
@@ -22,11 +21,16 @@ async def create(client: CommandClient, token: str, address: str, plan: str = "b
     assert reply.status == "accepted", reply
 
 
+async def still_signs_in(client: CommandClient, address: str, password: str = STRONG) -> bool:
+    """The stored state, asked directly (Dovecot may serve a file it read in the same second)."""
+    return (await client.request(SERVICE, Login(login=address, password=password))).status == "accepted"
+
+
 async def test_created_account_logs_in_over_imap(client, admin_token):
     """Ensure an account created by an admin can log in to Dovecot over IMAP with its password."""
     address = new_address()
     await create(client, admin_token, address)
-    assert await imap_login(address, STRONG)
+    await eventually(lambda: imap_login(address, STRONG), what="IMAP login with the initial password")
     assert not await imap_login(address, "Wrong-Passw0rd!")
 
 
@@ -51,7 +55,7 @@ async def test_user_cannot_change_another_users_password(client, admin_token, is
     await create(client, admin_token, bob)
     reply = await client.request(SERVICE, ChangePassword(actor_token=mint(issuer, alice), address=bob, new_password=STRONG_2))
     assert (reply.status, reply.code) == ("rejected", "forbidden")
-    assert await imap_login(bob, STRONG)
+    assert await still_signs_in(client, bob)
 
 
 @pytest.mark.parametrize("make", [
@@ -66,7 +70,7 @@ async def test_non_admin_cannot_run_admin_commands(client, admin_token, issuer, 
     await create(client, admin_token, address)
     reply = await client.request(SERVICE, make(mint(issuer, address), address))
     assert (reply.status, reply.code) == ("rejected", "forbidden")
-    assert await imap_login(address, STRONG)
+    assert await still_signs_in(client, address)
 
 
 async def test_admin_of_another_domain_is_forbidden(client, admin_token, issuer):
@@ -76,15 +80,20 @@ async def test_admin_of_another_domain_is_forbidden(client, admin_token, issuer)
     other_admin = mint(issuer, "otheradmin", role="admin", domains=("other.example",))
     reply = await client.request(SERVICE, DeleteAccount(actor_token=other_admin, address=address))
     assert (reply.status, reply.code) == ("rejected", "forbidden")
+    assert await still_signs_in(client, address)
 
 
-async def test_quota_is_refused_on_sv_basic(client, admin_token):
+async def test_quota_is_refused_on_sv_basic(client, admin_token, events):
     """Ensure ChangeQuota on an sv-basic account is refused and nothing changes."""
     address = new_address()
     await create(client, admin_token, address, plan="sv-basic")
     reply = await client.request(SERVICE, ChangeQuota(actor_token=admin_token, address=address, quota_mb=500))
     assert (reply.status, reply.code) == ("rejected", "not_allowed_on_plan")
     assert reply.errors[0].field == "quota_mb"
+    marker = await client.request(SERVICE, ChangeComment(actor_token=admin_token, address=address, comment="after"))
+    assert marker.status == "accepted"
+    await eventually(lambda: _has(events, "CommentChanged", address=address), what="the marker event")
+    assert not events.of_type("QuotaChanged", address=address)
 
 
 async def test_deleted_account_cannot_log_in(client, admin_token, events):
@@ -198,8 +207,8 @@ async def test_login_failures_lock_the_account(client, admin_token, events):
     """Ensure 5 wrong passwords lock sign-in (even the right password is refused) and are audited without the password."""
     address = new_address()
     await create(client, admin_token, address)
-    for _ in range(5):
-        await client.request(SERVICE, Login(login=address, password="Wrong-guess-123!"))
+    codes = [(await client.request(SERVICE, Login(login=address, password="Wrong-guess-123!"))).code for _ in range(5)]
+    assert codes == ["invalid_credentials"] * 4 + ["locked"]
     reply = await client.request(SERVICE, Login(login=address, password=STRONG))
     assert (reply.status, reply.code) == ("rejected", "locked")
     await eventually(lambda: _has_count(events, "LoginFailed", 6, login=address), what="6 LoginFailed events")
@@ -210,6 +219,22 @@ async def _has_count(events, event_type: str, count: int, **fields) -> bool:
     return len(events.of_type(event_type, **fields)) >= count
 
 
-def test_unique_ids_are_unique():
-    """Ensure test addresses do not collide (they key shared Dovecot files)."""
-    assert len({new_address() for _ in range(1000)}) == 1000 and uuid.uuid4() != uuid.uuid4()
+
+
+async def test_command_with_a_foreign_shard_key_is_set_aside(client, admin_token, amqp_url):
+    """Ensure a command whose x-account header names another account is dead-lettered, not applied."""
+    from shared.topology import ACCOUNT_KEY_HEADER
+
+    address = new_address()
+    probe = CreateAccount(actor_token=admin_token, address=address, plan="kwc", initial_password=STRONG)
+    await client.send(SERVICE, probe, headers={ACCOUNT_KEY_HEADER: "someone-else@example.jp"})
+    found: list = []
+
+    async def landed() -> bool:
+        found.extend(await dead_letters(amqp_url, str(probe.message_id)))
+        return bool(found)
+
+    await eventually(landed, what="the mis-keyed command in a dead-letter queue")
+    assert ACCOUNT_KEY_HEADER in found[0].headers["x-death-reason"]
+    assert STRONG.encode() not in found[0].body
+    assert not await still_signs_in(client, address)

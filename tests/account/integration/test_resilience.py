@@ -76,6 +76,7 @@ async def test_killed_service_loses_and_reorders_nothing(client, admin_token, am
     await sender.close()
     await eventually(lambda: _seen(events, address, 10), what="some comments applied")
     await account_service.kill()
+    assert not await _seen(events, address, count), "the kill came too late to test anything"
     await account_service.start()
     await eventually(lambda: _seen(events, address, count), timeout=120, what="every comment applied")
     changed = events.of_type("CommentChanged", address=address)

@@ -86,7 +86,7 @@ BAD_TOKENS = {
 # --- CreateAccount -------------------------------------------------------------------------
 
 
-async def test_admin_creates_account(deps, tokens, accounts, mail_logins):
+async def test_admin_creates_account(deps, tokens, accounts, mail_logins, clock):
     """Ensure an admin of the domain creates an account, saves AccountCreated and grants the mail login."""
     reply = await create(deps, tokens, "Taro@Example.JP", quota_mb=2048, comment="sales")
 
@@ -96,7 +96,8 @@ async def test_admin_creates_account(deps, tokens, accounts, mail_logins):
     assert (event.address, event.plan, event.quota_mb, event.comment, event.actor) == (
         ADDRESS, "business-standard", 2048, "sales", ADMIN_LOGIN)
     assert accounts.principal(ADDRESS) == Account(
-        address=ADDRESS, plan=Plan.BUSINESS_STANDARD, password_hash="hash:" + STRONG, quota_mb=2048, comment="sales")
+        address=ADDRESS, plan=Plan.BUSINESS_STANDARD, password_hash="hash:" + STRONG, quota_mb=2048, comment="sales",
+        sessions_valid_from=clock.now)
     assert mail_logins.logins == {ADDRESS: "hash:" + STRONG}
 
 
@@ -543,16 +544,29 @@ async def test_failures_outside_the_window_do_not_lock(deps, tokens, accounts, c
     expect_accepted(await log_in(deps, ADDRESS, STRONG))
 
 
-async def test_redelivered_failed_login_counts_once(deps, tokens, accounts, lockout):
-    """Ensure one Login message redelivered many times counts as a single failure."""
+async def test_replayed_login_id_gives_no_free_guesses(deps, tokens, accounts, lockout):
+    """Ensure reusing one Login message_id with wrong passwords counts every guess and locks."""
     await create(deps, tokens)
     command = Login(login=ADDRESS, password=WRONG)
 
-    for _ in range(lockout.max_failures + 1):
+    for _ in range(lockout.max_failures - 1):
         expect_rejected(await handle(command, deps), "invalid_credentials")
+    expect_rejected(await handle(command, deps), "locked")
 
-    assert accounts.principal(ADDRESS).sign_in.failures == 1
-    expect_accepted(await log_in(deps, ADDRESS, STRONG))
+    assert accounts.principal(ADDRESS).sign_in.failures == lockout.max_failures
+    expect_rejected(await log_in(deps, ADDRESS, STRONG), "locked")
+
+
+async def test_redelivered_successful_login_is_answered_without_a_second_event(deps, tokens, accounts):
+    """Ensure a redelivered successful Login gets a session again but records one success only."""
+    await create(deps, tokens)
+    command = Login(login=ADDRESS, password=STRONG)
+    expect_accepted(await handle(command, deps))
+    events_before = len(accounts.saved_events)
+
+    expect_accepted(await handle(command, deps))
+
+    assert len(accounts.saved_events) == events_before
 
 
 async def test_unknown_login_is_audited_and_costs_a_hash_check(deps, accounts, hasher, audit):
@@ -617,3 +631,34 @@ async def test_no_reply_or_event_contains_a_password(deps, tokens, accounts, aud
         for text in (message.model_dump_json(), repr(message), str(message)):
             for password in (initial, new, wrong, weak, ADMIN_PASSWORD):
                 assert password not in text, (password, type(message).__name__)
+
+
+async def test_password_change_ends_earlier_sessions(deps, tokens, clock):
+    """Ensure a session signed in before the password changed is refused afterwards; a new one works."""
+    await create(deps, tokens)
+    old_session = expect_accepted(await log_in(deps, ADDRESS, STRONG)).result["token"]
+    clock.now += timedelta(seconds=2)
+    expect_accepted(await handle(ChangePassword(actor_token=tokens.admin(DOMAIN), address=ADDRESS, new_password=NEW_STRONG), deps))
+
+    stale = await handle(ChangePassword(actor_token=old_session, address=ADDRESS, new_password=STRONG), deps)
+    expect_rejected(stale, "unauthenticated")
+
+
+async def test_recreated_address_refuses_the_previous_owners_session(deps, tokens, clock):
+    """Ensure a token of a deleted account cannot act on an account later created with the same address."""
+    await create(deps, tokens)
+    old_session = expect_accepted(await log_in(deps, ADDRESS, STRONG)).result["token"]
+    clock.now += timedelta(seconds=2)
+    expect_accepted(await handle(DeleteAccount(actor_token=tokens.admin(DOMAIN), address=ADDRESS), deps))
+    await create(deps, tokens)
+
+    stale = await handle(ChangePassword(actor_token=old_session, address=ADDRESS, new_password=NEW_STRONG), deps)
+    expect_rejected(stale, "unauthenticated")
+
+
+async def test_text_that_is_no_login_name_is_not_repeated_in_audit(deps, audit):
+    """Ensure a password typed into the login field does not reach the LoginFailed audit event."""
+    expect_rejected(await log_in(deps, "Oops My Passw0rd!", WRONG), "invalid_credentials")
+
+    [event] = audit.events
+    assert "Passw0rd" not in event.model_dump_json()

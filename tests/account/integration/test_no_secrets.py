@@ -1,0 +1,32 @@
+"""Secrets never reach logs, traces, events or replies."""
+
+from shared.contracts.account import SERVICE, ChangePassword, CreateAccount, Login
+from tests.support import eventually, new_address
+
+FIRST, SECOND = "Trace-Canary-Pw1!", "Trace-Canary-Pw2!"
+
+
+async def test_passwords_and_tokens_stay_out_of_traces_logs_and_events(client, admin_token, account_service, events):
+    """Ensure spans are exported for a command while no password or session token appears in them, the log or events."""
+    address = new_address()
+    await client.request(SERVICE, CreateAccount(actor_token=admin_token, address=address, plan="kwc", initial_password=FIRST))
+    login = await client.request(SERVICE, Login(login=address, password=FIRST))
+    token = login.result["token"]
+    change = ChangePassword(actor_token=token, address=address, new_password=SECOND)
+    reply = await client.request(SERVICE, change)
+    assert reply.status == "accepted"
+
+    async def span_exported() -> bool:
+        return str(change.message_id) in account_service.log_path.read_text()
+
+    await eventually(span_exported, timeout=30, what="the command's span in the exported traces")
+    await eventually(lambda: _event_for(events, address), what="PasswordChanged")
+    exported = account_service.log_path.read_text()
+    published = "".join(m["body"] for m in events.received) + reply.model_dump_json()
+    for secret in (FIRST, SECOND, token, admin_token):
+        assert secret not in exported
+        assert secret not in published
+
+
+async def _event_for(events, address: str) -> bool:
+    return bool(events.of_type("PasswordChanged", address=address))
