@@ -27,7 +27,7 @@ from services.account.adapters.argon2_hasher import Argon2Hasher
 from services.account.settings import AccountSettings
 from shared.auth import TokenIssuer, generate_keypair, load_private_key
 from shared.client import DIRECT_REPLY_TO, CommandClient
-from shared.contracts.account import SERVICE, ChangePassword, CreateAccount
+from shared.contracts.account import SERVICE, ChangeComment, ChangePassword, CreateAccount
 from tests.support import ServiceProcess, rabbitmqctl
 
 ECHO_QUEUE = "bench.echo"
@@ -125,6 +125,17 @@ class PasswordChanger:
         assert reply.status == "accepted", reply
 
 
+class CommentChanger(PasswordChanger):
+    """The same command path without hashing or a Dovecot write: what the path itself costs."""
+
+    async def request(self) -> None:
+        self.turn += 1
+        address = self.addresses[self.turn % len(self.addresses)]
+        reply = await self.client.request(SERVICE, ChangeComment(
+            actor_token=self.admin_token, address=address, comment=f"bench {self.turn}"))
+        assert reply.status == "accepted", reply
+
+
 async def setup_accounts(client: CommandClient, admin_token: str, count: int) -> list[str]:
     addresses = [f"bench{uuid.uuid4().hex[:8]}@example.jp" for _ in range(count)]
     for address in addresses:
@@ -155,15 +166,20 @@ async def main(args: argparse.Namespace) -> None:
         client = await CommandClient.connect(url)
         issuer = TokenIssuer(load_private_key(private), timedelta(hours=1))
         admin = issuer.issue(subject="bench-admin", role="admin", domains=frozenset({"example.jp"}), now=datetime.now(UTC))[0]
-        changer = PasswordChanger(client, admin, await setup_accounts(client, admin, args.accounts))
+        addresses = await setup_accounts(client, admin, args.accounts)
+        changer, commenter = PasswordChanger(client, admin, addresses), CommentChanger(client, admin, addresses)
         one_hash = min([await _time_hash(hasher) for _ in range(5)])
         await sequential(echo_client.request, 20)  # warm-up
         await sequential(changer.request, 5)
         echo_seq = await sequential(echo_client.request, args.sequential)
         cp_seq = await sequential(changer.request, args.sequential)
+        comment_seq = await sequential(commenter.request, args.sequential)
         echo_open, echo_wall = await open_loop(echo_client.request, rate=args.rate, seconds=args.seconds)
         cp_open, cp_wall = await open_loop(changer.request, rate=args.rate, seconds=args.seconds)
         report(args, hasher, one_hash, echo_seq, cp_seq, (echo_open, echo_wall), (cp_open, cp_wall))
+        print(line("ChangeComment, sequential", comment_seq))
+        print(f"ratio sequential p50 ChangeComment/echo = {pct(comment_seq, 50) / pct(echo_seq, 50):5.2f}x  "
+              "(the command path: token, read, write, reply, outbox relay; no hash, no Dovecot write)")
         await client.close()
         await echo_client.connection.close()
         await echo_server.connection.close()

@@ -62,6 +62,7 @@ async def account_service(service_env: dict[str, str], amqp_url: str) -> AsyncIt
     await service.start()
     yield service
     await service.stop()
+    assert not service.programming_errors(), f"the service hit bugs; see {service.log_path}"
     pymongo.MongoClient(service_env["MONGODB_URL"]).drop_database(service_env["MONGODB_DB"])
 
 

@@ -3,6 +3,7 @@
 import asyncio
 import imaplib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -16,6 +17,7 @@ import pytest
 
 from shared.auth import TokenIssuer
 
+PROGRAMMING_ERROR = re.compile(r"\b(AttributeError|TypeError|NameError|UnboundLocalError|KeyError|IndexError)\b")
 REPO = Path(__file__).resolve().parent.parent
 LOGS = REPO / ".run" / "logs"
 ADMIN_LOGIN, ADMIN_PASSWORD, ADMIN_DOMAIN = "testadmin", "Test-admin-password-1!", "example.jp"
@@ -54,6 +56,7 @@ class ServiceProcess:
         self.module, self.env, self.amqp_url, self.ready_queue = module, env, amqp_url, ready_queue
         self.process: asyncio.subprocess.Process | None = None
         self.log_path = LOGS / f"test-{module.rsplit('.', 1)[-1]}.log"
+        self.log_start = self.log_path.stat().st_size if self.log_path.exists() else 0
 
     async def start(self) -> None:
         LOGS.mkdir(parents=True, exist_ok=True)
@@ -74,6 +77,12 @@ class ServiceProcess:
 
     async def kill(self) -> None:
         await self.stop(signal.SIGKILL)
+
+    def programming_errors(self) -> list[str]:
+        """Lines of this run's log naming an error that only a bug raises."""
+        with self.log_path.open() as log:
+            log.seek(self.log_start)
+            return [line for line in log if PROGRAMMING_ERROR.search(line)]
 
 
 async def consumer_count(amqp_url: str, queue: str) -> int:

@@ -40,42 +40,51 @@ def create_app(settings: AccountSettings | None = None) -> FastStream:
                          tracer_provider=make_tracer_provider(SERVICE, settings))
     mongo = make_client(settings.mongodb_url.get_secret_value())
     accounts = MongoAccounts(AggregateDocuments(mongo[settings.mongodb_db]["accounts"]))
-    hasher = Argon2Hasher(settings.argon2)
     publisher = EventPublisher(broker)
-    deps = Deps(
-        accounts=accounts, hasher=hasher,
-        mail_logins=DovecotPasswdFiles(settings.dovecot_passwd_dir), audit=publisher,
+    deps = build_deps(settings, accounts=accounts, audit=publisher)
+    relay = OutboxRelay(accounts, publisher)
+    parse = TypeAdapter(AccountCommand).validate_json
+    for queue in topology_of(settings).shard_queues():
+        _subscribe(broker, queue, CommandConsumer(
+            queue=queue, broker=broker, parse=parse, handle=partial(handle, deps=deps), relay=relay,
+            transient_errors=TRANSIENT_ERRORS, delivery_limit=settings.delivery_limit,
+        ))
+
+    async def prepare() -> None:
+        await declare_topology(settings)
+        await bootstrap_admin(settings, accounts, deps)
+
+    async def close_mongo() -> None:
+        await mongo.close()
+
+    return FastStream(broker, on_startup=[prepare], after_shutdown=[close_mongo])
+
+
+def build_deps(settings: AccountSettings, *, accounts: MongoAccounts, audit: EventPublisher) -> Deps:
+    hasher = Argon2Hasher(settings.argon2)
+    return Deps(
+        accounts=accounts, hasher=hasher, audit=audit,
+        mail_logins=DovecotPasswdFiles(settings.dovecot_passwd_dir),
         issuer=TokenIssuer(load_private_key(settings.session_private_key.get_secret_value()),
                            timedelta(minutes=settings.session_lifetime_minutes)),
         verifier=TokenVerifier(load_public_key(settings.session_public_key)),
         clock=partial(datetime.now, UTC), lockout=settings.lockout,
         dummy_hash=hasher.hash_now("dummy password never used"),
     )
-    topology = topology_of(settings)
-    relay = OutboxRelay(accounts, publisher)
-    parse = TypeAdapter(AccountCommand).validate_json
-    for queue in topology.shard_queues():
-        consumer = CommandConsumer(
-            queue=queue, broker=broker, parse=parse, handle=partial(handle, deps=deps), relay=relay,
-            transient_errors=TRANSIENT_ERRORS, delivery_limit=settings.delivery_limit,
-        )
-        _subscribe(broker, queue, consumer)
 
-    async def declare_topology() -> None:
-        connection = await aio_pika.connect(settings.amqp_url.get_secret_value())
-        async with connection:
-            await declare(await connection.channel(), topology)
-        if settings.bootstrap_admin_login and settings.bootstrap_admin_password:
-            await ensure_admin(
-                settings.bootstrap_admin_login, settings.bootstrap_admin_password.get_secret_value(),
-                frozenset(d.lower() for d in settings.bootstrap_admin_domains),
-                accounts=deps.accounts, hasher=hasher,
-            )
 
-    async def close_mongo() -> None:
-        await mongo.close()
+async def declare_topology(settings: AccountSettings) -> None:
+    connection = await aio_pika.connect(settings.amqp_url.get_secret_value())
+    async with connection:
+        await declare(await connection.channel(), topology_of(settings))
 
-    return FastStream(broker, on_startup=[declare_topology], after_shutdown=[close_mongo])
+
+async def bootstrap_admin(settings: AccountSettings, accounts: MongoAccounts, deps: Deps) -> None:
+    login, password = settings.bootstrap_admin_login, settings.bootstrap_admin_password
+    if login and password:
+        domains = frozenset(d.lower() for d in settings.bootstrap_admin_domains)
+        await ensure_admin(login, password.get_secret_value(), domains, accounts=accounts, hasher=deps.hasher)
+        accounts.forget(login)
 
 
 async def raw_body(message: RabbitMessage) -> bytes:

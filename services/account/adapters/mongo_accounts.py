@@ -10,8 +10,8 @@ from typing import Any
 
 from shared.mongo import AggregateDocuments
 
-from services.account.application.ports import Admin, Record
-from services.account.domain.account import Account, SignInState
+from services.account.application.ports import Record
+from services.account.domain.account import Account, Admin, SignInState
 from services.account.domain.plans import Plan
 from shared.contracts.base import Event
 from shared.outbox import to_outbox
@@ -62,6 +62,7 @@ class MongoAccounts:
         self._documents = documents
         self.pending = documents.pending
         self.remove = documents.remove
+        self.forget = documents.forget
 
     async def get(self, key: str) -> Record | None:
         doc = await self._documents.read(key)

@@ -2,7 +2,8 @@
 
 import logging
 
-from services.account.application.ports import Accounts, Admin, PasswordHasher
+from services.account.application.ports import Accounts, PasswordHasher
+from services.account.domain.account import Admin
 
 log = logging.getLogger(__name__)
 

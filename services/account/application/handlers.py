@@ -5,14 +5,16 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import partial
 
-from services.account.application.ports import Accounts, Admin, AuditPublisher, Clock, MailLogins, PasswordHasher, Record
+from services.account.application.ports import (
+    Accounts, AuditPublisher, Clock, MailLogins, PasswordHasher, Record, SessionIssuer, SessionVerifier,
+)
 from services.account.domain.account import (
-    Account, LockoutPolicy, RuleBroken, check_comment, check_quota, with_comment, with_quota,
+    Account, Admin, LockoutPolicy, RuleBroken, check_comment, check_quota, with_comment, with_quota,
 )
 from services.account.domain.addresses import InvalidAddress, looks_like_login, parse_address
 from services.account.domain.password_policy import check_password
 from services.account.domain.plans import PLANS, Plan
-from shared.auth import Actor, InvalidToken, TokenIssuer, TokenVerifier
+from shared.auth import Actor, InvalidToken
 from shared.contracts.account import (
     AccountCreated, AccountDeleted, ChangeComment, ChangePassword, ChangeQuota, CommentChanged,
     CreateAccount, DeleteAccount, Login, LoginFailed, LoginSucceeded, PasswordChanged, QuotaChanged,
@@ -28,8 +30,8 @@ class Deps:
     hasher: PasswordHasher
     mail_logins: MailLogins
     audit: AuditPublisher
-    issuer: TokenIssuer
-    verifier: TokenVerifier
+    issuer: SessionIssuer
+    verifier: SessionVerifier
     clock: Clock
     lockout: LockoutPolicy
     dummy_hash: str

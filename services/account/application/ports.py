@@ -5,20 +5,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from services.account.domain.account import Account, SignInState
+from services.account.domain.account import Account, Admin
+from shared.auth import Actor, Role
 from shared.contracts.base import Event
 
 Clock = Callable[[], datetime]
-
-
-@dataclass(frozen=True)
-class Admin:
-    """A server admin: signs in with a login name (no '@') and manages whole domains."""
-
-    login: str
-    password_hash: str
-    domains: frozenset[str]
-    sign_in: SignInState = SignInState()
 
 
 @dataclass(frozen=True)
@@ -39,6 +30,15 @@ class Accounts(Protocol):
     ) -> None:
         """One single-document write: new state, the applied command id and pending events.
         Sign-in attempts are remembered apart so they never push out applied commands."""
+
+
+class SessionIssuer(Protocol):
+    def issue(self, *, subject: str, role: Role, domains: frozenset[str], now: datetime) -> tuple[str, datetime]: ...
+
+
+class SessionVerifier(Protocol):
+    def verify(self, token: str) -> Actor:
+        """Raise shared.auth.InvalidToken when the token is not a live session."""
 
 
 class PasswordHasher(Protocol):

@@ -54,6 +54,16 @@ class Account:
         return subject != self.address or self.sessions_valid_from is None or issued_at >= self.sessions_valid_from
 
 
+@dataclass(frozen=True)
+class Admin:
+    """A server admin: signs in with a login name (no '@') and manages whole domains."""
+
+    login: str
+    password_hash: str
+    domains: frozenset[str]
+    sign_in: SignInState = SignInState()
+
+
 class RuleBroken(Exception):
     """A command breaks a business rule; `field` and `code` go into the rejection."""
 

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from services.account.application.handlers import Deps
-from services.account.application.ports import Admin, Record
+from services.account.application.ports import Record
+from services.account.domain.account import Admin
 from services.account.domain.account import Account, LockoutPolicy
 from shared.auth import TokenIssuer, TokenVerifier, generate_keypair, load_private_key, load_public_key
 from shared.contracts.base import Event

@@ -8,7 +8,7 @@ import jwt
 import pytest
 
 from services.account.application.handlers import handle
-from services.account.application.ports import Admin
+from services.account.domain.account import Admin
 from services.account.domain.account import Account, SignInState
 from services.account.domain.plans import Plan
 from shared.contracts.account import (
