@@ -138,7 +138,8 @@ class EventTap:
         return tap
 
     async def _on_message(self, message: aio_pika.abc.AbstractIncomingMessage) -> None:
-        self.received.append({"routing_key": message.routing_key, "body": message.body.decode()})
+        self.received.append({"routing_key": message.routing_key, "body": message.body.decode(),
+                              "headers": dict(message.headers or {})})
 
     def of_type(self, event_type: str, **fields: str) -> list[dict]:
         import json
@@ -153,3 +154,15 @@ class EventTap:
 def stack(*args: str) -> None:
     """scripts/stack.sh, e.g. stack("stop", "ferretdb")."""
     subprocess.run([str(REPO / "scripts" / "stack.sh"), *args], check=True, capture_output=True)
+
+
+def exported_spans(text: str) -> list[dict]:
+    """The spans the console exporter wrote into a service log (pretty-printed JSON objects)."""
+    import json
+
+    decoder, spans, start = json.JSONDecoder(), [], text.find('{\n    "name"')
+    while start != -1:
+        span, end = decoder.raw_decode(text, start)
+        spans.append(span)
+        start = text.find('{\n    "name"', end)
+    return spans

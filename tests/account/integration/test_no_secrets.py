@@ -1,7 +1,7 @@
 """Secrets never reach logs, traces, events or replies."""
 
 from shared.contracts.account import SERVICE, ChangePassword, CreateAccount, Login
-from tests.support import eventually, new_address
+from tests.support import eventually, exported_spans, new_address
 
 FIRST, SECOND = "Trace-Canary-Pw1!", "Trace-Canary-Pw2!"
 
@@ -30,3 +30,28 @@ async def test_passwords_and_tokens_stay_out_of_traces_logs_and_events(client, a
 
 async def _event_for(events, address: str) -> bool:
     return bool(events.of_type("PasswordChanged", address=address))
+
+
+async def test_events_continue_the_trace_of_their_command(client, admin_token, account_service, events):
+    """Ensure an event relayed from the outbox carries the trace of the command that caused it."""
+    command = CreateAccount(actor_token=admin_token, address=new_address(), plan="kwc", initial_password=FIRST)
+    assert (await client.request(SERVICE, command)).status == "accepted"
+    await eventually(lambda: _created(events, command.address), what="AccountCreated")
+    [event] = [m for m in events.received if f'"address":"{command.address}"' in m["body"] and "AccountCreated" in m["body"]]
+
+    async def consumed_span() -> list[dict]:
+        spans = exported_spans(account_service.log_path.read_text())
+        return [s for s in spans if s["attributes"].get("messaging.message.id") == str(command.message_id)
+                and s["attributes"].get("messaging.operation") == "process"]
+
+    await eventually(lambda: _non_empty(consumed_span), timeout=30, what="the command's consume span")
+    [span] = await consumed_span()
+    assert event["headers"]["traceparent"].split("-")[1] == span["context"]["trace_id"].removeprefix("0x")
+
+
+async def _created(events, address: str) -> bool:
+    return bool(events.of_type("AccountCreated", address=address))
+
+
+async def _non_empty(find) -> bool:
+    return bool(await find())
