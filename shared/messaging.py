@@ -13,6 +13,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from aio_pika.exceptions import DeliveryError
@@ -25,9 +26,9 @@ from opentelemetry import propagate
 from opentelemetry.trace import TracerProvider
 from pydantic import ValidationError
 
-from shared.contracts.base import Accepted, AnonymousCommand, Command, Event, FieldError, Rejected
+from shared.contracts.base import Accepted, AnonymousCommand, Command, Event, FieldError, FlushOutbox, Rejected
 from shared.outbox import Entry, OutboxStore, to_outbox
-from shared.topology import ACCOUNT_KEY_HEADER, DLX, EVENTS
+from shared.topology import ACCOUNT_KEY_HEADER, COMMANDS, DLX, EVENTS
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,7 @@ REASON_HEADER = "x-death-reason"
 MAX_PAUSE_S = 5.0
 
 Reply = Accepted | Rejected
+UNAVAILABLE = Rejected(code="unavailable", message="the command could not be processed and was set aside for operators")
 AnyCommand = Command | AnonymousCommand
 
 
@@ -58,7 +60,7 @@ def redact(body: bytes) -> bytes:
     """A set-aside body keeps its shape for operators but loses every secret, however deep."""
     try:
         return json.dumps(_redacted(json.loads(body))).encode()
-    except ValueError:
+    except (ValueError, RecursionError):
         return b"<not json; body withheld>"
 
 
@@ -109,8 +111,42 @@ class _Turn:
     answered: bool = False
 
 
+@dataclass(frozen=True)
+class OutboxSweeper:
+    """Finds outboxes left behind (a relay that failed for good) and asks the owning shard to
+    relay them, so the one writer of each aggregate stays the only writer."""
+
+    broker: RabbitBroker
+    service: str
+    stale_keys: Callable[..., Awaitable[list[str]]]
+    interval_s: float
+    stale_after_s: float
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval_s)
+            try:
+                await self.sweep()
+            except Exception:  # the next round tries again; sweeping must never stop the service
+                log.exception("outbox sweep failed")
+
+    async def sweep(self) -> None:
+        for key in await self.stale_keys(older_than=timedelta(seconds=self.stale_after_s)):
+            command = FlushOutbox(key=key)
+            await self.broker.publish(
+                command.model_dump_json().encode(), exchange=RabbitExchange(COMMANDS, declare=False),
+                routing_key=self.service, headers={ACCOUNT_KEY_HEADER: command.subject_key()},
+                message_id=str(command.message_id), content_type="application/json", persist=True, mandatory=True,
+            )
+
+
 class SetAside(Exception):
-    """The delivery cannot be processed; move it to the dead-letter queue with this reason."""
+    """The delivery cannot be processed: answer `reply`, move it to the dead-letter queue with `reason`."""
+
+    def __init__(self, reason: str, reply: Rejected | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.reply = reply or Rejected(code="invalid_message", message=f"set aside for operators: {reason}")
 
 
 @dataclass(frozen=True)
@@ -133,13 +169,12 @@ class CommandConsumer:
             await self._patiently(lambda: self._answer(message, command, turn))
             await self._patiently(lambda: self.relay.flush(turn.key))
             await message.ack()
-        except SetAside as reason:
-            await self._set_aside(message, str(reason))
+        except SetAside as aside:
+            await self._answer_once(message, aside.reply, turn)
+            await self._set_aside(message, aside.reason)
         except Exception as error:  # a bug: answer, set the command aside, keep serving
             log.exception("command %s failed", message.raw_message.message_id)
-            if not turn.answered:
-                await self._reply(message, Rejected(code="unavailable", message="the command could not be "
-                                                    "processed and was set aside for operators"))
+            await self._answer_once(message, UNAVAILABLE, turn)
             await self._set_aside(message, f"unhandled {type(error).__name__}")
         finally:
             if turn.key:
@@ -148,14 +183,12 @@ class CommandConsumer:
     async def _admit(self, message: RabbitMessage, turn: "_Turn") -> AnyCommand:
         raw = message.raw_message
         if int((raw.headers or {}).get("x-delivery-count", 0)) >= self.delivery_limit - 1:
-            raise SetAside("delivered too often without an answer (a crash loop?)")
+            raise SetAside("delivered too often without an answer (a crash loop?)", UNAVAILABLE)
         try:
             command = self.parse(message.body)
         except ValidationError as error:
             invalid = _invalid(error)
-            await self._reply(message, invalid)
-            turn.answered = True
-            raise SetAside("schema: " + "; ".join(f"{e.field}: {e.message}" for e in invalid.errors)) from None
+            raise SetAside("schema: " + "; ".join(f"{e.field}: {e.message}" for e in invalid.errors), invalid) from None
         if (raw.headers or {}).get(ACCOUNT_KEY_HEADER) != command.subject_key():
             raise SetAside(f"header {ACCOUNT_KEY_HEADER} does not match the command's account")
         return command
@@ -163,6 +196,11 @@ class CommandConsumer:
     async def _answer(self, message: RabbitMessage, command: AnyCommand, turn: "_Turn") -> None:
         if not turn.answered:
             await self._reply(message, await self.handle(command))
+            turn.answered = True
+
+    async def _answer_once(self, message: RabbitMessage, reply: Reply, turn: "_Turn") -> None:
+        if not turn.answered:
+            await self._patiently(lambda: self._reply(message, reply))
             turn.answered = True
 
     async def _patiently(self, step: Callable[[], Awaitable[None]]) -> None:

@@ -6,7 +6,7 @@ consumer whose turn it is (per-account ordering) reads and writes an aggregate's
 """
 
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pymongo import AsyncMongoClient
@@ -62,6 +62,12 @@ class AggregateDocuments:
         left = [e for e in current.get("outbox", []) if e["id"] not in event_ids]
         await self._collection.update_one({"_id": key}, {"$set": {"outbox": left}})
         current["outbox"] = left
+
+    async def stale_keys(self, *, older_than: timedelta, limit: int = 100) -> list[str]:
+        """Keys whose oldest pending event has waited longer than a relay ever should."""
+        cutoff = datetime.now(UTC) - older_than
+        cursor = self._collection.find({"outbox.0.at": {"$lt": cutoff}}, {"_id": 1}).limit(limit)
+        return [doc["_id"] async for doc in cursor]
 
     def forget(self, key: str) -> None:
         self._turn.pop(key, None)

@@ -1,5 +1,6 @@
 """The account service: FastStream subscribers and the one composition root."""
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
@@ -21,7 +22,7 @@ from services.account.application.handlers import Deps, handle
 from services.account.settings import AccountSettings
 from shared.auth import TokenIssuer, TokenVerifier, load_private_key, load_public_key
 from shared.contracts.account import SERVICE, AccountCommand
-from shared.messaging import CommandConsumer, EventPublisher, OutboxRelay, make_broker
+from shared.messaging import CommandConsumer, EventPublisher, OutboxRelay, OutboxSweeper, make_broker
 from shared.mongo import AggregateDocuments, make_client
 from shared.telemetry import make_tracer_provider
 from shared.topology import ServiceTopology, declare
@@ -50,14 +51,23 @@ def create_app(settings: AccountSettings | None = None) -> FastStream:
             transient_errors=TRANSIENT_ERRORS, delivery_limit=settings.delivery_limit,
         ))
 
+    sweeper = OutboxSweeper(broker=broker, service=SERVICE, stale_keys=accounts.stale_keys,
+                            interval_s=settings.outbox_sweep_interval_s, stale_after_s=settings.outbox_stale_after_s)
+    background: list[asyncio.Task] = []
+
     async def prepare() -> None:
         await declare_topology(settings)
         await bootstrap_admin(settings, accounts, deps)
 
-    async def close_mongo() -> None:
+    async def start_sweeping() -> None:
+        background.append(asyncio.create_task(sweeper.run()))
+
+    async def close() -> None:
+        for task in background:
+            task.cancel()
         await mongo.close()
 
-    return FastStream(broker, on_startup=[prepare], after_shutdown=[close_mongo])
+    return FastStream(broker, on_startup=[prepare], after_startup=[start_sweeping], after_shutdown=[close])
 
 
 def build_deps(settings: AccountSettings, *, accounts: MongoAccounts, audit: EventPublisher) -> Deps:

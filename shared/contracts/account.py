@@ -4,7 +4,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from shared.contracts.base import AnonymousCommand, Command, Event, Secret
+from shared.contracts.base import AnonymousCommand, Command, Event, FlushOutbox, Secret
 
 PlanName = Literal["business-standard", "kwc", "sv-basic"]
 AddressText = Annotated[str, Field(min_length=3, max_length=254)]
@@ -54,7 +54,7 @@ class Login(AnonymousCommand):
 
 
 AccountCommand = Annotated[
-    CreateAccount | DeleteAccount | ChangeQuota | ChangeComment | ChangePassword | Login,
+    CreateAccount | DeleteAccount | ChangeQuota | ChangeComment | ChangePassword | Login | FlushOutbox,
     Field(discriminator="type"),
 ]
 

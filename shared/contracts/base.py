@@ -45,6 +45,17 @@ class AnonymousCommand(Message):
         return str(getattr(self, "login", "")).strip().lower()
 
 
+class FlushOutbox(AnonymousCommand):
+    """Internal: relay an aggregate's pending events from inside its turn (sent by the sweeper).
+    Harmless from anyone: it only publishes events that were already decided."""
+
+    type: Literal["FlushOutbox"] = "FlushOutbox"
+    key: str = Field(min_length=1, max_length=254)
+
+    def subject_key(self) -> str:
+        return self.key.strip().lower()
+
+
 class Event(Message):
     """A fact, past tense; any number of subscribers. Published on `events` under ROUTING_KEY."""
 

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from pydantic import TypeAdapter
 
-from shared.contracts.account import AccountCommand, CommentChanged
+from shared.contracts.account import AccountCommand
 from shared.contracts.base import Accepted, Command, Rejected
 from shared.messaging import CommandConsumer, EventPublisher, OutboxRelay
-from shared.outbox import Entry, to_outbox
+from shared.outbox import Entry
 from shared.topology import ACCOUNT_KEY_HEADER
 
 QUEUE = "account.commands.0"
@@ -144,10 +144,6 @@ class FakeHandler:
         if isinstance(outcome, BaseException):
             raise outcome
         return outcome
-
-
-def comment_changed(address: str, comment: str = "x") -> Entry:
-    return to_outbox(CommentChanged(address=address, comment=comment, actor=address))
 
 
 @pytest.fixture

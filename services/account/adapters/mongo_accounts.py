@@ -63,6 +63,7 @@ class MongoAccounts:
         self.pending = documents.pending
         self.remove = documents.remove
         self.forget = documents.forget
+        self.stale_keys = documents.stale_keys
 
     async def get(self, key: str) -> Record | None:
         doc = await self._documents.read(key)

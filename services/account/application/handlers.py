@@ -19,7 +19,7 @@ from shared.contracts.account import (
     AccountCreated, AccountDeleted, ChangeComment, ChangePassword, ChangeQuota, CommentChanged,
     CreateAccount, DeleteAccount, Login, LoginFailed, LoginSucceeded, PasswordChanged, QuotaChanged,
 )
-from shared.contracts.base import Accepted, Command, Event, FieldError, Rejected
+from shared.contracts.base import Accepted, Command, Event, FieldError, FlushOutbox, Rejected
 
 Reply = Accepted | Rejected
 
@@ -64,7 +64,9 @@ def field_rejected(command: Command, error: RuleBroken) -> Rejected:
     return rejected(command, code, error.message, FieldError(field=error.field, code=error.code, message=error.message))
 
 
-async def handle(command: Command | Login, deps: Deps) -> Reply:
+async def handle(command: Command | Login | FlushOutbox, deps: Deps) -> Reply:
+    if isinstance(command, FlushOutbox):
+        return Accepted(command_id=command.message_id)  # the consumer relays the key's outbox next
     if isinstance(command, Login):
         return await login(command, deps)
     try:
