@@ -164,7 +164,7 @@ class CommandConsumer:
     async def __call__(self, message: RabbitMessage) -> None:
         turn = _Turn()
         try:
-            command = await self._admit(message, turn)
+            command = self._admit(message)
             turn.key = command.subject_key()
             await self._patiently(lambda: self._answer(message, command, turn))
             await self._patiently(lambda: self.relay.flush(turn.key))
@@ -180,7 +180,7 @@ class CommandConsumer:
             if turn.key:
                 self.relay.store.forget(turn.key)
 
-    async def _admit(self, message: RabbitMessage, turn: "_Turn") -> AnyCommand:
+    def _admit(self, message: RabbitMessage) -> AnyCommand:
         raw = message.raw_message
         if int((raw.headers or {}).get("x-delivery-count", 0)) >= self.delivery_limit - 1:
             raise SetAside("delivered too often without an answer (a crash loop?)", UNAVAILABLE)

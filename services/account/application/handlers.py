@@ -59,9 +59,17 @@ def rejected(command: Command | Login, code: str, message: str, *errors: FieldEr
     return Rejected(command_id=command.message_id, code=code, message=message, errors=errors)  # type: ignore[arg-type]
 
 
-def field_rejected(command: Command, error: RuleBroken) -> Rejected:
-    code = "not_allowed_on_plan" if error.code == "not_allowed_on_plan" else "validation_failed"
-    return rejected(command, code, error.message, FieldError(field=error.field, code=error.code, message=error.message))
+def field_rejected(command: Command, *errors: FieldError) -> Rejected:
+    code = "not_allowed_on_plan" if any(e.code == "not_allowed_on_plan" for e in errors) else "validation_failed"
+    message = errors[0].message if len(errors) == 1 else "the command breaks several rules"
+    return rejected(command, code, message, *errors)
+
+
+class Refused(Exception):
+    """A command stopped before it touches anything; `reply` says why."""
+
+    def __init__(self, reply: Rejected) -> None:
+        self.reply = reply
 
 
 async def handle(command: Command | Login | FlushOutbox, deps: Deps) -> Reply:
@@ -70,24 +78,36 @@ async def handle(command: Command | Login | FlushOutbox, deps: Deps) -> Reply:
     if isinstance(command, Login):
         return await login(command, deps)
     try:
-        actor = deps.verifier.verify(command.actor_token)
-        address = parse_address(command.address).full  # type: ignore[attr-defined]
-    except InvalidToken:
-        return rejected(command, "unauthenticated", "the session token is missing, invalid or expired")
-    except InvalidAddress as error:
-        return rejected(command, "validation_failed", str(error), FieldError(field="address", code="invalid_address", message=str(error)))
-    if not WHO_MAY[type(command)](actor, address):
-        return rejected(command, "forbidden", f"{actor.subject} is not allowed to {command.type} {address}")  # type: ignore[attr-defined]
+        return await _account_command(command, deps)
+    except Refused as refusal:
+        return refusal.reply
+    except RuleBroken as error:
+        return field_rejected(command, FieldError(field=error.field, code=error.code, message=error.message))
+
+
+async def _account_command(command: Command, deps: Deps) -> Reply:
+    actor, address = _authorized(command, deps)
     record = await deps.accounts.get(address)
     if (account := _live_account(record)) and not account.accepts_session(subject=actor.subject, issued_at=actor.issued_at):
-        return rejected(command, "unauthenticated", "this session ended when the password changed; log in again")
+        raise Refused(rejected(command, "unauthenticated", "this session ended when the password changed; log in again"))
     if record and str(command.message_id) in record.applied:
         await _sync_mail_login(address, record.principal, deps)
         return _accepted(command, address)
+    return await ACCOUNT_HANDLERS[type(command)](command, actor, address, record, deps)
+
+
+def _authorized(command: Command, deps: Deps) -> tuple[Actor, str]:
     try:
-        return await ACCOUNT_HANDLERS[type(command)](command, actor, address, record, deps)
-    except RuleBroken as error:
-        return field_rejected(command, error)
+        actor = deps.verifier.verify(command.actor_token)
+        address = parse_address(command.address).full  # type: ignore[attr-defined]
+    except InvalidToken:
+        raise Refused(rejected(command, "unauthenticated", "the session token is missing, invalid or expired")) from None
+    except InvalidAddress as error:
+        raise Refused(rejected(command, "validation_failed", str(error),
+                               FieldError(field="address", code="invalid_address", message=str(error)))) from None
+    if not WHO_MAY[type(command)](actor, address):
+        raise Refused(rejected(command, "forbidden", f"{actor.subject} is not allowed to {command.type} {address}"))  # type: ignore[attr-defined]
+    return actor, address
 
 
 def _whole_second(moment: datetime) -> datetime:
@@ -149,8 +169,7 @@ async def create_account(command: CreateAccount, actor: Actor, address: str, rec
     errors = [*_rule_errors(partial(check_quota, plan, command.quota_mb), partial(check_comment, command.comment)),
               *_password_errors("initial_password", command.initial_password.get_secret_value(), plan, address)]
     if errors:
-        code = "not_allowed_on_plan" if any(e.code == "not_allowed_on_plan" for e in errors) else "validation_failed"
-        return rejected(command, code, "the new account breaks one or more rules", *errors)
+        return field_rejected(command, *errors)
     password_hash = await deps.hasher.hash(command.initial_password.get_secret_value())
     account = Account(address=address, plan=plan, password_hash=password_hash, quota_mb=command.quota_mb,
                       comment=command.comment, sessions_valid_from=_whole_second(deps.clock()))
