@@ -52,10 +52,10 @@ def mint(issuer: TokenIssuer, subject: str, role: str = "user", domains: tuple[s
 class ServiceProcess:
     """One service as a real OS process, so tests can kill and restart it."""
 
-    def __init__(self, module: str, env: dict[str, str], amqp_url: str, ready_queue: str) -> None:
+    def __init__(self, module: str, env: dict[str, str], amqp_url: str, ready_queue: str, *, name: str = "") -> None:
         self.module, self.env, self.amqp_url, self.ready_queue = module, env, amqp_url, ready_queue
         self.process: asyncio.subprocess.Process | None = None
-        self.log_path = LOGS / f"test-{module.rsplit('.', 1)[-1]}.log"
+        self.log_path = LOGS / f"test-{name or module.rsplit('.', 1)[-1]}.log"
         self.log_start = self.log_path.stat().st_size if self.log_path.exists() else 0
 
     async def start(self) -> None:

@@ -113,3 +113,22 @@ async def test_left_behind_outbox_is_relayed_by_the_sweeper(client, admin_token,
 
 async def _stranded_seen(events, address: str) -> bool:
     return bool(events.of_type("CommentChanged", address=address, comment="stranded"))
+
+
+async def test_standby_instance_takes_over_when_the_active_one_dies(client, admin_token, service_env, amqp_url, account_service):
+    """Ensure a second instance waits as single-active standby and serves every shard once the first is killed."""
+    from tests.support import ServiceProcess
+
+    standby = ServiceProcess("services.account", service_env, amqp_url, "account.commands.0", name="account-standby")
+    await standby.start()
+    try:
+        await account_service.kill()
+        addresses = [new_address() for _ in range(8)]
+        for address in addresses:
+            reply = await client.request(SERVICE, CreateAccount(
+                actor_token=admin_token, address=address, plan="kwc", initial_password=STRONG), timeout=60)
+            assert reply.status == "accepted", reply
+    finally:
+        await account_service.start()
+        await standby.stop()
+    assert not standby.programming_errors()
