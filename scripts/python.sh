@@ -5,15 +5,20 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 TOOLS=.run/tools
 
-find_uv() {
-  if command -v uv >/dev/null 2>&1; then command -v uv; return; fi
-  [ -x "$TOOLS/bin/uv" ] && { echo "$TOOLS/bin/uv"; return; }
-  if ! python3 -m venv --help >/dev/null 2>&1; then
+install_uv() {
+  if ! python3 -c 'import ensurepip' 2>/dev/null; then  # Debian ships venv without ensurepip
+    apt-get update -q >/dev/null
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-venv >/dev/null
   fi
+  rm -rf "$TOOLS"
   python3 -m venv "$TOOLS"
   "$TOOLS/bin/pip" install --quiet uv
-  echo "$TOOLS/bin/uv"
 }
 
-"$(find_uv)" sync --frozen --quiet
+if command -v uv >/dev/null 2>&1; then
+  UV=$(command -v uv)
+else
+  [ -x "$TOOLS/bin/uv" ] || install_uv
+  UV=$TOOLS/bin/uv
+fi
+"$UV" sync --frozen --quiet

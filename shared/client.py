@@ -43,6 +43,7 @@ class CommandClient:
             if self._channel is None or self._channel.is_closed or self._exchange is None:
                 await self._connection.connected.wait()
                 self._channel = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
+                self._channel.close_callbacks.add(self._forget_channel)
                 self._exchange = await self._channel.get_exchange(COMMANDS, ensure=False)
                 reply_queue = await self._channel.get_queue(DIRECT_REPLY_TO, ensure=False)
                 await reply_queue.consume(self._on_reply, no_ack=True)

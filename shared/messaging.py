@@ -11,12 +11,13 @@ anywhere before the ack redelivers the command, handlers recognise what they alr
 import asyncio
 import json
 import logging
+from contextlib import suppress
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from aio_pika.exceptions import DeliveryError
+from aio_pika.exceptions import ChannelInvalidStateError, DeliveryError
 from faststream.rabbit import RabbitBroker, RabbitExchange
 from faststream.rabbit.message import RabbitMessage
 from faststream.rabbit.opentelemetry import RabbitTelemetryMiddleware
@@ -32,7 +33,7 @@ from shared.topology import ACCOUNT_KEY_HEADER, COMMANDS, DLX, EVENTS
 
 log = logging.getLogger(__name__)
 
-SECRET_FIELDS = frozenset({"password", "new_password", "initial_password", "source_password", "actor_token", "token"})
+SECRET_WORDS = ("password", "token", "secret")
 REASON_HEADER = "x-death-reason"
 MAX_PAUSE_S = 5.0
 
@@ -64,9 +65,15 @@ def redact(body: bytes) -> bytes:
         return b"<not json; body withheld>"
 
 
+def _secret_name(key: str) -> bool:
+    """Any spelling a sender might use: newPassword, actor-token, Client_Secret..."""
+    folded = key.lower().replace("_", "").replace("-", "")
+    return any(word in folded for word in SECRET_WORDS)
+
+
 def _redacted(value: Any) -> Any:
     if isinstance(value, dict):
-        return {k: "[redacted]" if k in SECRET_FIELDS else _redacted(v) for k, v in value.items()}
+        return {k: "[redacted]" if _secret_name(k) else _redacted(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_redacted(item) for item in value]
     return value
@@ -108,19 +115,22 @@ class _Turn:
     """What one delivery has done so far."""
 
     key: str | None = None
+    reply: Reply | None = None
     answered: bool = False
 
 
-@dataclass(frozen=True)
+@dataclass
 class OutboxSweeper:
     """Finds outboxes left behind (a relay that failed for good) and asks the owning shard to
-    relay them, so the one writer of each aggregate stays the only writer."""
+    relay them, so the one writer of each aggregate stays the only writer. A key that stays
+    stuck is asked again less and less often (doubling, up to an hour)."""
 
     broker: RabbitBroker
     service: str
     stale_keys: Callable[..., Awaitable[list[str]]]
     interval_s: float
     stale_after_s: float
+    _next_try: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     async def run(self) -> None:
         while True:
@@ -131,13 +141,34 @@ class OutboxSweeper:
                 log.exception("outbox sweep failed")
 
     async def sweep(self) -> None:
-        for key in await self.stale_keys(older_than=timedelta(seconds=self.stale_after_s)):
-            command = FlushOutbox(key=key)
-            await self.broker.publish(
-                command.model_dump_json().encode(), exchange=RabbitExchange(COMMANDS, declare=False),
-                routing_key=self.service, headers={ACCOUNT_KEY_HEADER: command.subject_key()},
-                message_id=str(command.message_id), content_type="application/json", persist=True, mandatory=True,
-            )
+        now = asyncio.get_running_loop().time()
+        stale = await self.stale_keys(older_than=timedelta(seconds=self.stale_after_s))
+        self._next_try = {key: self._next_try[key] for key in stale if key in self._next_try}
+        for key in stale:
+            due, wait = self._next_try.get(key, (now, self.stale_after_s))
+            if due <= now:
+                await self._ask_to_flush(key)
+                self._next_try[key] = (now + wait, min(wait * 2, 3600.0))
+
+    async def _ask_to_flush(self, key: str) -> None:
+        command = FlushOutbox(key=key)
+        await self.broker.publish(
+            command.model_dump_json().encode(), exchange=RabbitExchange(COMMANDS, declare=False),
+            routing_key=self.service, headers={ACCOUNT_KEY_HEADER: command.subject_key()},
+            message_id=str(command.message_id), content_type="application/json", persist=True, mandatory=True,
+        )
+
+
+class DeliveryLost(Exception):
+    """The channel that delivered the message closed; the broker redelivers it, so stop here."""
+
+
+def _alive(message: RabbitMessage) -> bool:
+    try:
+        message.raw_message.channel  # aio-pika raises once the delivering channel is closed
+    except ChannelInvalidStateError:
+        return False
+    return True
 
 
 class SetAside(Exception):
@@ -164,21 +195,36 @@ class CommandConsumer:
     async def __call__(self, message: RabbitMessage) -> None:
         turn = _Turn()
         try:
-            command = self._admit(message)
-            turn.key = command.subject_key()
-            await self._patiently(lambda: self._answer(message, command, turn))
-            await self._patiently(lambda: self.relay.flush(turn.key))
-            await message.ack()
-        except SetAside as aside:
-            await self._answer_once(message, aside.reply, turn)
-            await self._set_aside(message, aside.reason)
-        except Exception as error:  # a bug: answer, set the command aside, keep serving
-            log.exception("command %s failed", message.raw_message.message_id)
-            await self._answer_once(message, UNAVAILABLE, turn)
-            await self._set_aside(message, f"unhandled {type(error).__name__}")
+            await self._consume(message, turn)
+        except DeliveryLost:
+            log.warning("channel of %s closed; the broker redelivers it", message.raw_message.message_id)
+        except Exception:  # settling itself failed: give the message back rather than hold the shard
+            log.exception("could not settle %s; returning it to the queue", message.raw_message.message_id)
+            with suppress(Exception):
+                await message.nack(requeue=True)
         finally:
             if turn.key:
                 self.relay.store.forget(turn.key)
+
+    async def _consume(self, message: RabbitMessage, turn: "_Turn") -> None:
+        try:
+            await self._process(message, turn)
+        except SetAside as aside:
+            await self._answer_once(message, aside.reply, turn)
+            await self._set_aside(message, aside.reason)
+
+    async def _process(self, message: RabbitMessage, turn: "_Turn") -> None:
+        try:
+            command = self._admit(message)
+            turn.key = command.subject_key()
+            await self._patiently(message, lambda: self._answer(message, command, turn))
+            await self._patiently(message, lambda: self.relay.flush(turn.key))
+            await self._ack(message)
+        except (SetAside, DeliveryLost):
+            raise
+        except Exception as error:  # a bug: answer, set the command aside, keep serving
+            log.exception("command %s failed", message.raw_message.message_id)
+            raise SetAside(f"unhandled {type(error).__name__}", UNAVAILABLE) from error
 
     def _admit(self, message: RabbitMessage) -> AnyCommand:
         raw = message.raw_message
@@ -194,35 +240,46 @@ class CommandConsumer:
         return command
 
     async def _answer(self, message: RabbitMessage, command: AnyCommand, turn: "_Turn") -> None:
+        """Handle once, however often the reply has to be retried."""
+        if turn.reply is None:
+            turn.reply = await self.handle(command)
         if not turn.answered:
-            await self._reply(message, await self.handle(command))
+            await self._reply(message, turn.reply)
             turn.answered = True
 
     async def _answer_once(self, message: RabbitMessage, reply: Reply, turn: "_Turn") -> None:
         if not turn.answered:
-            await self._patiently(lambda: self._reply(message, reply))
+            await self._patiently(message, lambda: self._reply(message, reply))
             turn.answered = True
 
-    async def _patiently(self, step: Callable[[], Awaitable[None]]) -> None:
-        """Run `step` until it passes; transient errors wait with capped backoff and hold the shard."""
+    async def _patiently(self, message: RabbitMessage, step: Callable[[], Awaitable[None]]) -> None:
+        """Run `step` until it passes; transient errors wait with capped backoff and hold the shard,
+        until the delivery's channel is gone (then the broker hands the message to a live consumer)."""
         pause = 0.1
         while True:
             try:
                 return await step()
             except self.transient_errors as error:
+                if not _alive(message):
+                    raise DeliveryLost from error
                 log.warning("transient %s; retrying in %.1fs", type(error).__name__, pause)
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, MAX_PAUSE_S)
 
+    async def _ack(self, message: RabbitMessage) -> None:
+        if not _alive(message):
+            raise DeliveryLost
+        await message.ack()
+
     async def _set_aside(self, message: RabbitMessage, reason: str) -> None:
         raw = message.raw_message
         headers = {k: v for k, v in (raw.headers or {}).items() if k != "traceparent"}
-        await self._patiently(lambda: self.broker.publish(
+        await self._patiently(message, lambda: self.broker.publish(
             redact(message.body), exchange=RabbitExchange(DLX, declare=False), routing_key=self.queue,
             headers={**headers, REASON_HEADER: reason[:1000]}, message_id=raw.message_id,
             correlation_id=raw.correlation_id, persist=True, mandatory=True,
         ))
-        await message.ack()
+        await self._ack(message)
 
     async def _reply(self, message: RabbitMessage, reply: Reply) -> None:
         raw = message.raw_message

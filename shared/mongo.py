@@ -66,7 +66,7 @@ class AggregateDocuments:
     async def stale_keys(self, *, older_than: timedelta, limit: int = 100) -> list[str]:
         """Keys whose oldest pending event has waited longer than a relay ever should."""
         cutoff = datetime.now(UTC) - older_than
-        cursor = self._collection.find({"outbox.0.at": {"$lt": cutoff}}, {"_id": 1}).limit(limit)
+        cursor = self._collection.find({"outbox.0.at": {"$lt": cutoff}}, {"_id": 1}).sort("outbox.0.at", 1).limit(limit)
         return [doc["_id"] async for doc in cursor]
 
     def forget(self, key: str) -> None:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from aio_pika.exceptions import ChannelInvalidStateError
 from pydantic import TypeAdapter
 
 from shared.contracts.account import AccountCommand
@@ -78,6 +79,14 @@ class FakeRawMessage:
     message_id: str | None
     correlation_id: str | None
     reply_to: str | None
+    channel_open: bool = True
+
+    @property
+    def channel(self) -> object:
+        """Like aio-pika: reading the channel of a closed delivery raises."""
+        if not self.channel_open:
+            raise ChannelInvalidStateError("channel closed")
+        return object()
 
 
 @dataclass
@@ -89,9 +98,15 @@ class FakeMessage:
     journal: Journal
     acks: int = 0
 
+    nacks: int = 0
+
     async def ack(self) -> None:
         self.acks += 1
         self.journal.append(("ack",))
+
+    async def nack(self, requeue: bool = True) -> None:
+        self.nacks += 1
+        self.journal.append(("nack", requeue))
 
 
 class FakeOutboxStore:

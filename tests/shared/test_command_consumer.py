@@ -298,7 +298,7 @@ def test_redact_keeps_a_body_without_secrets():
     assert json.loads(redact(json.dumps(body).encode())) == body
 
 
-# Bugs found while writing these tests: each fails today and states the behaviour it expects.
+# Bugs found while writing these tests, now fixed; each states the behaviour it expects.
 
 
 async def test_deeply_nested_body_is_still_set_aside_and_acked(consumer, broker, handler, deliver):
@@ -335,3 +335,28 @@ async def test_command_keyed_to_another_account_is_answered(consumer, broker, de
 
     reply = the_reply(broker)
     assert isinstance(reply, Rejected) and reply.code == "invalid_message"
+
+
+async def test_transient_reply_failure_does_not_handle_twice(consumer, broker, handler, deliver):
+    """Ensure a reply publish that fails transiently is retried without running the handler again."""
+    broker.fail(ConnectionError("broker away"), when=lambda body, kwargs: kwargs.get("routing_key") == "reply-queue")
+    message = deliver(change_comment(), reply_to="reply-queue")
+
+    await consumer(message)
+
+    assert any(step[0] == "publish failed" for step in broker.journal), "the reply never failed"
+    assert len(handler.calls) == 1
+    assert isinstance(the_reply(broker), Accepted)
+    assert message.acks == 1
+
+
+async def test_delivery_whose_channel_closed_is_left_to_the_broker(consumer, broker, handler, deliver):
+    """Ensure a delivery whose channel died while waiting out an outage is neither acked nor set aside."""
+    message = deliver(change_comment())
+    message.raw_message.channel_open = False
+    handler.will(ConnectionError("database away"))
+
+    await consumer(message)
+
+    assert message.acks == 0 and message.nacks == 0
+    assert broker.set_aside == []

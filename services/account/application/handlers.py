@@ -88,11 +88,11 @@ async def handle(command: Command | Login | FlushOutbox, deps: Deps) -> Reply:
 async def _account_command(command: Command, deps: Deps) -> Reply:
     actor, address = _authorized(command, deps)
     record = await deps.accounts.get(address)
-    if (account := _live_account(record)) and not account.accepts_session(subject=actor.subject, issued_at=actor.issued_at):
-        raise Refused(rejected(command, "unauthenticated", "this session ended when the password changed; log in again"))
-    if record and str(command.message_id) in record.applied:
+    if record and str(command.message_id) in record.applied:  # authorized when it first ran
         await _sync_mail_login(address, record.principal, deps)
         return _accepted(command, address)
+    if (account := _live_account(record)) and not account.accepts_session(subject=actor.subject, issued_at=actor.issued_at):
+        raise Refused(rejected(command, "unauthenticated", "this session ended when the password changed; log in again"))
     return await ACCOUNT_HANDLERS[type(command)](command, actor, address, record, deps)
 
 
