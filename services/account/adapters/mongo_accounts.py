@@ -17,7 +17,6 @@ from shared.contracts.base import Event
 from shared.outbox import to_outbox
 
 APPLIED_KEPT = 20
-LOGINS_KEPT = 20  # sign-in attempts are remembered apart, so they never push out applied commands
 
 
 def _sign_in_doc(state: SignInState) -> dict[str, Any]:
@@ -49,10 +48,11 @@ def _principal(doc: dict[str, Any]) -> Account | Admin | None:
                    sessions_valid_from=doc.get("sessions_valid_from"))
 
 
-def _remembered(current: dict[str, Any], command_id: str, sign_in: bool) -> dict[str, Any]:
-    """Plain id lists: FerretDB's cost grows fast with nested documents."""
-    field, kept = ("logins", LOGINS_KEPT) if sign_in else ("applied", APPLIED_KEPT)
-    return {field: [*current.get(field, []), command_id][-kept:]}
+def _remembered(current: dict[str, Any], command_id: str | None) -> dict[str, Any]:
+    """A plain id list: FerretDB's cost grows fast with nested documents."""
+    if command_id is None:
+        return {}
+    return {"applied": [*current.get("applied", []), command_id][-APPLIED_KEPT:]}
 
 
 class MongoAccounts:
@@ -69,13 +69,13 @@ class MongoAccounts:
         doc = await self._documents.read(key)
         if doc is None:
             return None
-        return Record(principal=_principal(doc), applied=frozenset(doc.get("applied", []) + doc.get("logins", [])))
+        return Record(principal=_principal(doc), applied=frozenset(doc.get("applied", [])))
 
     async def save(
         self, key: str, principal: Account | Admin | None, *,
-        command_id: str, events: Sequence[Event], sign_in: bool = False,
+        command_id: str | None, events: Sequence[Event],
     ) -> None:
         await self._documents.write(
             key, _principal_doc(principal), outbox=[to_outbox(event) for event in events],
-            remember=lambda current: _remembered(current, command_id, sign_in),
+            remember=lambda current: _remembered(current, command_id),
         )

@@ -224,6 +224,8 @@ ACCOUNT_HANDLERS: Mapping[type[Command], Callable[..., Awaitable[Reply]]] = {
 
 
 async def login(command: Login, deps: Deps) -> Reply:
+    """Every delivery of a Login is a sign-in attempt of its own: no replay skips the lockout or
+    the audit (a Login redelivered after a crash is at worst counted twice)."""
     key = command.subject_key()
     record = await deps.accounts.get(key)
     principal = record.principal if record else None
@@ -234,8 +236,6 @@ async def login(command: Login, deps: Deps) -> Reply:
         await deps.audit.publish(_login_failed(command, shown, "invalid_credentials", 0))
         return rejected(command, "invalid_credentials", "wrong login or password")
     now = deps.clock()
-    if str(command.message_id) in record.applied and await _replayed_success(principal, password, now, deps):
-        return _session(command, principal, now, deps)  # a redelivered sign-in is not counted twice
     if principal.sign_in.is_locked(now):
         await _save_sign_in(command, key, principal, _login_failed(command, key, "locked", principal.sign_in.failures), deps)
         return _locked(command, principal.sign_in.locked_until)
@@ -261,12 +261,7 @@ def _locked(command: Login, until: datetime | None) -> Rejected:
 
 
 async def _save_sign_in(command: Login, key: str, principal: Account | Admin, event: Event, deps: Deps) -> None:
-    await deps.accounts.save(key, principal, command_id=str(command.message_id), events=[event], sign_in=True)
-
-
-async def _replayed_success(principal: Account | Admin, password: str, now: datetime, deps: Deps) -> bool:
-    """Only a replay with the right password skips counting; a wrong one counts like any guess."""
-    return not principal.sign_in.is_locked(now) and await deps.hasher.verify(principal.password_hash, password)
+    await deps.accounts.save(key, principal, command_id=None, events=[event])
 
 
 def _session(command: Login, principal: Account | Admin, now: datetime, deps: Deps) -> Accepted:

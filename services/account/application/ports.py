@@ -15,7 +15,7 @@ Clock = Callable[[], datetime]
 @dataclass(frozen=True)
 class Record:
     """What the store holds under one key: the live principal (None once deleted) and the
-    message_ids of the latest commands and sign-in attempts already applied to it."""
+    message_ids of the latest commands already applied to it."""
 
     principal: Account | Admin | None
     applied: frozenset[str] = frozenset()
@@ -26,10 +26,10 @@ class Accounts(Protocol):
 
     async def save(
         self, key: str, principal: Account | Admin | None, *,
-        command_id: str, events: Sequence[Event], sign_in: bool = False,
+        command_id: str | None, events: Sequence[Event],
     ) -> None:
-        """One single-document write: new state, the applied command id and pending events.
-        Sign-in attempts are remembered apart so they never push out applied commands."""
+        """One single-document write: new state, the applied command id (None: nothing to
+        remember, e.g. a sign-in attempt) and pending events."""
 
 
 class SessionIssuer(Protocol):

@@ -31,10 +31,10 @@ class InMemoryAccounts:
 
     async def save(
         self, key: str, principal: Account | Admin | None, *,
-        command_id: str, events: Sequence[Event], sign_in: bool = False,
+        command_id: str | None, events: Sequence[Event],
     ) -> None:
         current = self.records.get(key)
-        applied = (current.applied if current else frozenset()) | {command_id}
+        applied = (current.applied if current else frozenset()) | ({command_id} if command_id else set())
         self.records[key] = Record(principal, applied)
         self.saved_events.extend(events)
 

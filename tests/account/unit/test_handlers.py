@@ -559,8 +559,8 @@ async def test_replayed_login_id_gives_no_free_guesses(deps, tokens, accounts, l
     expect_rejected(await log_in(deps, ADDRESS, STRONG), "locked")
 
 
-async def test_redelivered_successful_login_is_answered_without_a_second_event(deps, tokens, accounts):
-    """Ensure a redelivered successful Login gets a session again but records one success only."""
+async def test_redelivered_successful_login_is_audited_again(deps, tokens, accounts):
+    """Ensure a redelivered Login is a sign-in attempt of its own: a session and an audit event each time."""
     await create(deps, tokens)
     command = Login(login=ADDRESS, password=STRONG)
     expect_accepted(await handle(command, deps))
@@ -568,7 +568,7 @@ async def test_redelivered_successful_login_is_answered_without_a_second_event(d
 
     expect_accepted(await handle(command, deps))
 
-    assert len(accounts.saved_events) == events_before
+    assert len(accounts.saved_events) == events_before + 1
 
 
 async def test_unknown_login_is_audited_and_costs_a_hash_check(deps, accounts, hasher, audit):
