@@ -73,7 +73,9 @@ class TokenIssuer:
         expires_at = now + self.lifetime
         claims = {
             "iss": ISSUER, "sub": subject, "role": role, "domains": sorted(domains),
-            "iat": int(now.timestamp()), "exp": int(expires_at.timestamp()), "jti": uuid4().hex,
+            # fractional iat (allowed by JWT): a password change ends sessions signed before it,
+            # even within the same second
+            "iat": now.timestamp(), "exp": int(expires_at.timestamp()), "jti": uuid4().hex,
         }
         return jwt.encode(claims, self.private_key, algorithm=ALGORITHM), expires_at
 

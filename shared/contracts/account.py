@@ -1,5 +1,6 @@
 """Commands and events owned by the account service."""
 
+from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import Field
@@ -67,6 +68,8 @@ class AccountCreated(Event):
     quota_mb: int | None
     comment: str
     actor: str
+    sessions_valid_from: datetime
+    """every service refuses this address's sessions issued earlier (a previous owner's)"""
 
 
 class AccountDeleted(Event):
@@ -81,6 +84,8 @@ class PasswordChanged(Event):
     type: Literal["PasswordChanged"] = "PasswordChanged"
     address: str
     actor: str
+    sessions_valid_from: datetime
+    """every service refuses this address's sessions issued earlier"""
 
 
 class QuotaChanged(Event):

@@ -110,11 +110,6 @@ def _authorized(command: Command, deps: Deps) -> tuple[Actor, str]:
     return actor, address
 
 
-def _whole_second(moment: datetime) -> datetime:
-    """Token times are whole seconds; a session signed in the same second as the change survives."""
-    return moment.replace(microsecond=0)
-
-
 def _caused_by(command: Command | Login) -> dict:
     return {"causation_id": command.message_id, "correlation_id": command.correlation_id}
 
@@ -172,9 +167,9 @@ async def create_account(command: CreateAccount, actor: Actor, address: str, rec
         return field_rejected(command, *errors)
     password_hash = await deps.hasher.hash(command.initial_password.get_secret_value())
     account = Account(address=address, plan=plan, password_hash=password_hash, quota_mb=command.quota_mb,
-                      comment=command.comment, sessions_valid_from=_whole_second(deps.clock()))
+                      comment=command.comment, sessions_valid_from=deps.clock())
     event = AccountCreated(address=address, plan=command.plan, quota_mb=command.quota_mb, comment=command.comment,
-                           actor=actor.subject, **_caused_by(command))
+                           actor=actor.subject, sessions_valid_from=account.sessions_valid_from, **_caused_by(command))
     return await _commit(command, address, account, event, deps)
 
 
@@ -209,8 +204,9 @@ async def change_password(command: ChangePassword, actor: Actor, address: str, r
     if errors := _password_errors("new_password", new_password, account.plan, address):
         return rejected(command, "validation_failed", "the new password breaks the password policy", *errors)
     changed = replace(account, password_hash=await deps.hasher.hash(new_password),
-                      sessions_valid_from=_whole_second(deps.clock()))
-    event = PasswordChanged(address=address, actor=actor.subject, **_caused_by(command))
+                      sessions_valid_from=deps.clock())
+    event = PasswordChanged(address=address, actor=actor.subject, sessions_valid_from=changed.sessions_valid_from,
+                            **_caused_by(command))
     return await _commit(command, address, changed, event, deps)
 
 
