@@ -16,7 +16,6 @@ import statistics
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 
 import aio_pika
@@ -25,13 +24,14 @@ from argon2 import PasswordHasher
 
 from services.account.adapters.argon2_hasher import Argon2Hasher
 from services.account.settings import AccountSettings
-from shared.auth import TokenIssuer, generate_keypair, load_private_key
+from shared.auth import generate_keypair
 from shared.client import DIRECT_REPLY_TO, CommandClient
-from shared.contracts.account import SERVICE, ChangeComment, ChangePassword, CreateAccount
+from shared.contracts.account import SERVICE, ChangeComment, ChangePassword, CreateAccount, Login
 from tests.support import ServiceProcess, rabbitmqctl
 
 ECHO_QUEUE = "bench.echo"
 PASSWORDS = ("Bench-Passw0rd-A!", "Bench-Passw0rd-B!")
+BENCH_ADMIN_PASSWORD = "Bench-Admin-Passw0rd!"
 
 
 class EchoServer:
@@ -152,7 +152,9 @@ async def main(args: argparse.Namespace) -> None:
     url = f"{os.environ['AMQP_URL'].rstrip('/')}/{quote(vhost, safe='')}"
     private, public = generate_keypair()
     env = {**os.environ, "AMQP_URL": url, "MONGODB_DB": f"mailss_bench_{uuid.uuid4().hex[:6]}",
-           "SESSION_PRIVATE_KEY": private, "SESSION_PUBLIC_KEY": public, "OTEL_EXPORTER": "none"}
+           "SESSION_PRIVATE_KEY": private, "SESSION_PUBLIC_KEY": public, "OTEL_EXPORTER": "none",
+           "BOOTSTRAP_ADMIN_LOGIN": "benchadmin", "BOOTSTRAP_ADMIN_PASSWORD": BENCH_ADMIN_PASSWORD,
+           "BOOTSTRAP_ADMIN_DOMAINS": '["example.jp"]'}
     service = ServiceProcess("services.account", env, url, "account.commands.0")
     fields = AccountSettings.model_fields
     hasher = Argon2Hasher(PasswordHasher(time_cost=fields["argon2_time_cost"].default,
@@ -164,8 +166,7 @@ async def main(args: argparse.Namespace) -> None:
         await echo_server.start(url, prefetch=4)
         await echo_client.start(url)
         client = await CommandClient.connect(url)
-        issuer = TokenIssuer(load_private_key(private), timedelta(hours=1))
-        admin = issuer.issue(subject="bench-admin", role="admin", domains=frozenset({"example.jp"}), now=datetime.now(UTC))[0]
+        admin = (await client.request(SERVICE, Login(login="benchadmin", password=BENCH_ADMIN_PASSWORD))).result["token"]
         addresses = await setup_accounts(client, admin, args.accounts)
         changer, commenter = PasswordChanger(client, admin, addresses), CommentChanger(client, admin, addresses)
         one_hash = min([await _time_hash(hasher) for _ in range(5)])

@@ -38,6 +38,10 @@ class AggregateDocuments:
         self._turn[key] = doc or {}
         return doc
 
+    async def peek(self, key: str) -> Doc | None:
+        """Read outside any turn (nothing remembered)."""
+        return await self._collection.find_one({"_id": key})
+
     async def _current(self, key: str) -> Doc:
         if key not in self._turn:
             self._turn[key] = await self._collection.find_one({"_id": key}) or {}

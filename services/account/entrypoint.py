@@ -73,7 +73,7 @@ def create_app(settings: AccountSettings | None = None) -> FastStream:
 def build_deps(settings: AccountSettings, *, accounts: MongoAccounts, audit: EventPublisher) -> Deps:
     hasher = Argon2Hasher(settings.argon2)
     return Deps(
-        accounts=accounts, hasher=hasher, audit=audit,
+        accounts=accounts, admins=accounts, hasher=hasher, audit=audit,
         mail_logins=DovecotPasswdFiles(settings.dovecot_passwd_dir),
         issuer=TokenIssuer(load_private_key(settings.session_private_key.get_secret_value()),
                            timedelta(minutes=settings.session_lifetime_minutes)),
@@ -93,7 +93,8 @@ async def bootstrap_admin(settings: AccountSettings, accounts: MongoAccounts, de
     login, password = settings.bootstrap_admin_login, settings.bootstrap_admin_password
     if login and password:
         domains = frozenset(d.lower() for d in settings.bootstrap_admin_domains)
-        await ensure_admin(login, password.get_secret_value(), domains, accounts=accounts, hasher=deps.hasher)
+        await ensure_admin(login, password.get_secret_value(), domains, accounts=accounts, hasher=deps.hasher,
+                           now=deps.clock())
         accounts.forget(login)
 
 

@@ -5,6 +5,7 @@ together, so nothing is half-applied. A deleted account stays as a tombstone unt
 events are published and so a redelivered DeleteAccount is still recognised.
 """
 
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,6 +18,7 @@ from shared.contracts.base import Event
 from shared.outbox import to_outbox
 
 APPLIED_KEPT = 20
+ADMIN_CACHE_S = 2.0
 
 
 def _sign_in_doc(state: SignInState) -> dict[str, Any]:
@@ -30,11 +32,12 @@ def _sign_in(doc: dict[str, Any] | None) -> SignInState:
 def _principal_doc(principal: Account | Admin | None) -> dict[str, Any]:
     if principal is None:
         return {"deleted": True, "password_hash": None, "sign_in": None}
-    common = {"deleted": False, "password_hash": principal.password_hash, "sign_in": _sign_in_doc(principal.sign_in)}
+    common = {"deleted": False, "password_hash": principal.password_hash, "sign_in": _sign_in_doc(principal.sign_in),
+              "sessions_valid_from": principal.sessions_valid_from}
     if isinstance(principal, Admin):
         return {**common, "role": "admin", "domains": sorted(principal.domains)}
     return {**common, "role": "user", "plan": str(principal.plan), "quota_mb": principal.quota_mb,
-            "comment": principal.comment, "sessions_valid_from": principal.sessions_valid_from}
+            "comment": principal.comment}
 
 
 def _principal(doc: dict[str, Any]) -> Account | Admin | None:
@@ -42,7 +45,8 @@ def _principal(doc: dict[str, Any]) -> Account | Admin | None:
         return None
     sign_in = _sign_in(doc.get("sign_in"))
     if doc.get("role") == "admin":
-        return Admin(login=doc["_id"], password_hash=doc["password_hash"], domains=frozenset(doc["domains"]), sign_in=sign_in)
+        return Admin(login=doc["_id"], password_hash=doc["password_hash"], domains=frozenset(doc["domains"]),
+                     sign_in=sign_in, sessions_valid_from=doc.get("sessions_valid_from"))
     return Account(address=doc["_id"], plan=Plan(doc["plan"]), password_hash=doc["password_hash"],
                    quota_mb=doc.get("quota_mb"), comment=doc.get("comment", ""), sign_in=sign_in,
                    sessions_valid_from=doc.get("sessions_valid_from"))
@@ -60,10 +64,23 @@ class MongoAccounts:
 
     def __init__(self, documents: AggregateDocuments) -> None:
         self._documents = documents
+        self._admins: dict[str, tuple[float, Admin | None]] = {}
         self.pending = documents.pending
         self.remove = documents.remove
         self.forget = documents.forget
         self.stale_keys = documents.stale_keys
+
+    async def current(self, login: str) -> Admin | None:
+        """Remembered for ADMIN_CACHE_S: admin commands skip a read, a change still counts within seconds."""
+        now = time.monotonic()
+        cached = self._admins.get(login)
+        if cached and cached[0] > now:
+            return cached[1]
+        doc = await self._documents.peek(login)
+        principal = _principal(doc) if doc else None
+        admin = principal if isinstance(principal, Admin) else None
+        self._admins[login] = (now + ADMIN_CACHE_S, admin)
+        return admin
 
     async def get(self, key: str) -> Record | None:
         doc = await self._documents.read(key)

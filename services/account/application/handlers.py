@@ -6,7 +6,7 @@ from datetime import datetime
 from functools import partial
 
 from services.account.application.ports import (
-    Accounts, AuditPublisher, Clock, MailLogins, PasswordHasher, Record, SessionIssuer, SessionVerifier,
+    Accounts, Admins, AuditPublisher, Clock, MailLogins, PasswordHasher, Record, SessionIssuer, SessionVerifier,
 )
 from services.account.domain.account import (
     Account, Admin, LockoutPolicy, RuleBroken, check_comment, check_quota, with_comment, with_quota,
@@ -27,6 +27,7 @@ Reply = Accepted | Rejected
 @dataclass(frozen=True)
 class Deps:
     accounts: Accounts
+    admins: Admins
     hasher: PasswordHasher
     mail_logins: MailLogins
     audit: AuditPublisher
@@ -87,6 +88,8 @@ async def handle(command: Command | Login | FlushOutbox, deps: Deps) -> Reply:
 
 async def _account_command(command: Command, deps: Deps) -> Reply:
     actor, address = _authorized(command, deps)
+    if actor.is_admin:
+        await _check_admin_still_holds(command, actor, address, deps)
     record = await deps.accounts.get(address)
     if record and str(command.message_id) in record.applied:  # authorized when it first ran
         await _sync_mail_login(address, record.principal, deps)
@@ -94,6 +97,15 @@ async def _account_command(command: Command, deps: Deps) -> Reply:
     if (account := _live_account(record)) and not account.accepts_session(subject=actor.subject, issued_at=actor.issued_at):
         raise Refused(rejected(command, "unauthenticated", "this session ended when the password changed; log in again"))
     return await ACCOUNT_HANDLERS[type(command)](command, actor, address, record, deps)
+
+
+async def _check_admin_still_holds(command: Command, actor: Actor, address: str, deps: Deps) -> None:
+    """Claims are checked against the stored admin, so a password or domain change takes effect at once."""
+    admin = await deps.admins.current(actor.subject)
+    if admin is None or not admin.accepts_session(issued_at=actor.issued_at):
+        raise Refused(rejected(command, "unauthenticated", "this admin session has ended; log in again"))
+    if address.rpartition("@")[2] not in admin.domains:
+        raise Refused(rejected(command, "forbidden", f"{actor.subject} no longer administers {address}"))
 
 
 def _authorized(command: Command, deps: Deps) -> tuple[Actor, str]:

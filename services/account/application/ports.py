@@ -32,6 +32,11 @@ class Accounts(Protocol):
         remember, e.g. a sign-in attempt) and pending events."""
 
 
+class Admins(Protocol):
+    async def current(self, login: str) -> Admin | None:
+        """The admin as stored now (read only; it never joins another aggregate's turn)."""
+
+
 class SessionIssuer(Protocol):
     def issue(self, *, subject: str, role: Role, domains: frozenset[str], now: datetime) -> tuple[str, datetime]: ...
 

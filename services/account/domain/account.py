@@ -62,6 +62,11 @@ class Admin:
     password_hash: str
     domains: frozenset[str]
     sign_in: SignInState = SignInState()
+    sessions_valid_from: datetime | None = None
+    """set when the admin's password or domains change: earlier sessions end"""
+
+    def accepts_session(self, *, issued_at: datetime) -> bool:
+        return self.sessions_valid_from is None or issued_at >= self.sessions_valid_from
 
 
 class RuleBroken(Exception):

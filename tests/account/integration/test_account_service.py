@@ -73,13 +73,20 @@ async def test_non_admin_cannot_run_admin_commands(client, admin_token, issuer, 
     assert await still_signs_in(client, address)
 
 
-async def test_admin_of_another_domain_is_forbidden(client, admin_token, issuer):
+async def test_admin_of_another_domain_is_forbidden(client, admin_token):
     """Ensure an admin acts only within their own domains."""
+    reply = await client.request(SERVICE, CreateAccount(
+        actor_token=admin_token, address=new_address("other.example"), plan="kwc", initial_password=STRONG))
+    assert (reply.status, reply.code) == ("rejected", "forbidden")
+
+
+async def test_token_of_an_admin_that_does_not_exist_is_refused(client, admin_token, issuer):
+    """Ensure a validly signed admin token acts on nothing once no such admin is stored."""
     address = new_address()
     await create(client, admin_token, address)
-    other_admin = mint(issuer, "otheradmin", role="admin", domains=("other.example",))
-    reply = await client.request(SERVICE, DeleteAccount(actor_token=other_admin, address=address))
-    assert (reply.status, reply.code) == ("rejected", "forbidden")
+    ghost = mint(issuer, "ghostadmin", role="admin", domains=("example.jp",))
+    reply = await client.request(SERVICE, DeleteAccount(actor_token=ghost, address=address))
+    assert (reply.status, reply.code) == ("rejected", "unauthenticated")
     assert await still_signs_in(client, address)
 
 

@@ -146,6 +146,21 @@ def tokens(token_issuer: TokenIssuer) -> Tokens:
     return Tokens(token_issuer)
 
 
+class FakeAdmins:
+    """The stored admins that admin tokens are checked against; `root` administers both test domains."""
+
+    def __init__(self) -> None:
+        self.stored = {"root": Admin(login="root", password_hash="hash:unused", domains=frozenset({"example.jp", "example.com"}))}
+
+    async def current(self, login: str) -> Admin | None:
+        return self.stored.get(login)
+
+
+@pytest.fixture
+def admins() -> FakeAdmins:
+    return FakeAdmins()
+
+
 @pytest.fixture
 def accounts() -> InMemoryAccounts:
     return InMemoryAccounts()
@@ -178,11 +193,11 @@ def lockout() -> LockoutPolicy:
 
 @pytest.fixture
 def deps(
-    accounts: InMemoryAccounts, hasher: FakeHasher, mail_logins: FakeMailLogins, audit: CollectingAudit,
+    accounts: InMemoryAccounts, admins: FakeAdmins, hasher: FakeHasher, mail_logins: FakeMailLogins, audit: CollectingAudit,
     token_issuer: TokenIssuer, token_verifier: TokenVerifier, clock: SteppingClock, lockout: LockoutPolicy,
 ) -> Deps:
     return Deps(
-        accounts=accounts, hasher=hasher, mail_logins=mail_logins, audit=audit,
+        accounts=accounts, admins=admins, hasher=hasher, mail_logins=mail_logins, audit=audit,
         issuer=token_issuer, verifier=token_verifier, clock=clock, lockout=lockout,
         dummy_hash=FakeHasher.PREFIX + "dummy password never used",
     )

@@ -2,6 +2,7 @@
 
 import base64
 import json
+from dataclasses import replace
 from datetime import timedelta
 
 import jwt
@@ -664,3 +665,33 @@ async def test_text_that_is_no_login_name_is_not_repeated_in_audit(deps, audit):
 
     [event] = audit.events
     assert "Passw0rd" not in event.model_dump_json()
+
+
+async def test_admin_session_ends_when_the_admin_changes(deps, tokens, admins, clock):
+    """Ensure an admin token issued before the admin's password or domains changed is refused."""
+    token = tokens.admin(DOMAIN)
+    admins.stored["root"] = replace(admins.stored["root"], sessions_valid_from=clock.now + timedelta(seconds=5))
+
+    reply = await handle(CreateAccount(actor_token=token, address=ADDRESS, plan="kwc", initial_password=STRONG), deps)
+
+    expect_rejected(reply, "unauthenticated")
+
+
+async def test_admin_removed_from_a_domain_is_forbidden_there(deps, tokens, admins):
+    """Ensure the stored domain list, not the token's claims, decides where an admin may act."""
+    token = tokens.admin(DOMAIN)
+    admins.stored["root"] = replace(admins.stored["root"], domains=frozenset({OTHER_DOMAIN}))
+
+    reply = await handle(CreateAccount(actor_token=token, address=ADDRESS, plan="kwc", initial_password=STRONG), deps)
+
+    expect_rejected(reply, "forbidden")
+
+
+async def test_deleted_admin_token_is_refused(deps, tokens, admins):
+    """Ensure a token of an admin that no longer exists acts on nothing."""
+    token = tokens.admin(DOMAIN)
+    del admins.stored["root"]
+
+    reply = await handle(DeleteAccount(actor_token=token, address=ADDRESS), deps)
+
+    expect_rejected(reply, "unauthenticated")
