@@ -234,29 +234,36 @@ ACCOUNT_HANDLERS: Mapping[type[Command], Callable[..., Awaitable[Reply]]] = {
 async def login(command: Login, deps: Deps) -> Reply:
     """Every delivery of a Login is a sign-in attempt of its own: no replay skips the lockout or
     the audit (a Login redelivered after a crash is at worst counted twice)."""
-    key = command.subject_key()
+    key, password = command.subject_key(), command.password.get_secret_value()
     record = await deps.accounts.get(key)
     principal = record.principal if record else None
-    password = command.password.get_secret_value()
     if principal is None:
-        await deps.hasher.verify(deps.dummy_hash, password)
-        shown = key if looks_like_login(key) else "[not a login name]"
-        await deps.audit.publish(_login_failed(command, shown, "invalid_credentials", 0))
-        return rejected(command, "invalid_credentials", "wrong login or password")
+        return await _unknown_login(command, key, password, deps)
     now = deps.clock()
     if principal.sign_in.is_locked(now):
         await _save_sign_in(command, key, principal, _login_failed(command, key, "locked", principal.sign_in.failures), deps)
         return _locked(command, principal.sign_in.locked_until)
     if not await deps.hasher.verify(principal.password_hash, password):
-        failed = replace(principal, sign_in=principal.sign_in.after_failure(now, deps.lockout))
-        await _save_sign_in(command, key, failed, _login_failed(command, key, "invalid_credentials", failed.sign_in.failures), deps)
-        return _locked(command, failed.sign_in.locked_until) if failed.sign_in.is_locked(now) else rejected(
-            command, "invalid_credentials", "wrong login or password")
+        return await _wrong_password(command, key, principal, now, deps)
     signed_in = replace(principal, sign_in=principal.sign_in.after_success())
-    role = "admin" if isinstance(principal, Admin) else "user"
-    event = LoginSucceeded(login=key, role=role, **_caused_by(command))
+    event = LoginSucceeded(login=key, role="admin" if isinstance(principal, Admin) else "user", **_caused_by(command))
     await _save_sign_in(command, key, signed_in, event, deps)
     return _session(command, principal, now, deps)
+
+
+async def _unknown_login(command: Login, key: str, password: str, deps: Deps) -> Rejected:
+    await deps.hasher.verify(deps.dummy_hash, password)
+    shown = key if looks_like_login(key) else "[not a login name]"
+    await deps.audit.publish(_login_failed(command, shown, "invalid_credentials", 0))
+    return rejected(command, "invalid_credentials", "wrong login or password")
+
+
+async def _wrong_password(command: Login, key: str, principal: Account | Admin, now: datetime, deps: Deps) -> Rejected:
+    failed = replace(principal, sign_in=principal.sign_in.after_failure(now, deps.lockout))
+    await _save_sign_in(command, key, failed, _login_failed(command, key, "invalid_credentials", failed.sign_in.failures), deps)
+    if failed.sign_in.is_locked(now):
+        return _locked(command, failed.sign_in.locked_until)
+    return rejected(command, "invalid_credentials", "wrong login or password")
 
 
 def _login_failed(command: Login, key: str, reason: str, failures: int) -> LoginFailed:
