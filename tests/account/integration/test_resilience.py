@@ -2,6 +2,8 @@
 
 import asyncio
 
+import pytest
+
 from shared.client import CommandClient
 from shared.contracts.account import SERVICE, ChangeComment, CreateAccount, Login
 from tests.support import consumer_count, eventually, new_address, rabbitmqctl, stack
@@ -27,12 +29,21 @@ async def _can_log_in(amqp_url: str, address: str) -> bool:
         await client.close()
 
 
-async def test_rabbitmq_restart_loses_no_accepted_command(admin_token, amqp_url, account_service):
-    """Ensure after a RabbitMQ stop_app/start_app the service consumes again and every confirmed command is applied."""
+def _stop_and_start_app() -> None:
+    rabbitmqctl("stop_app")
+    rabbitmqctl("start_app")
+
+
+def _restart_process() -> None:
+    stack("restart", "rabbitmq")
+
+
+@pytest.mark.parametrize("restart", [_stop_and_start_app, _restart_process], ids=["stop_app-start_app", "process"])
+async def test_rabbitmq_restart_loses_no_accepted_command(admin_token, amqp_url, account_service, restart):
+    """Ensure after a RabbitMQ restart the service consumes again, unrestarted, and every confirmed command is applied."""
     before, after = [new_address() for _ in range(15)], [new_address() for _ in range(15)]
     await _send_creates(amqp_url, admin_token, before)
-    await asyncio.to_thread(rabbitmqctl, "stop_app")
-    await asyncio.to_thread(rabbitmqctl, "start_app")
+    await asyncio.to_thread(restart)
     await eventually(lambda: _consumed(amqp_url), timeout=60, what="the service to consume again")
     await _send_creates(amqp_url, admin_token, after)
     for address in before + after:
