@@ -102,7 +102,7 @@ def whoami() -> None:
     console.print(f"{current['subject']} ({current['role']}) domains={current['domains']} until {current['expires_at']}")
 
 
-def accepted(reply: Accepted, what: str) -> None:
+def accepted(_reply: Accepted, what: str) -> None:
     console.print(f"[green]accepted[/]: {what}")
 
 
@@ -142,9 +142,14 @@ def account_comment(address: str, comment: str) -> None:
 @password_app.command("change")
 def password_change(address: Annotated[str | None, typer.Argument(help="default: your own")] = None) -> None:
     """Change a password (your own, or any in your domains as admin)."""
-    target = address or session()["subject"]
+    current = session()
+    target = (address or current["subject"]).lower()
     password = ask_password("New password")
-    accepted(send(ChangePassword(actor_token=token(), address=target, new_password=password)), f"password of {target} changed")
+    accepted(send(ChangePassword(actor_token=current["token"], address=target, new_password=password)),
+             f"password of {target} changed")
+    if target == current["subject"]:
+        SESSION_FILE.unlink(missing_ok=True)
+        console.print("your session ended with the old password: run [bold]mailctl login[/] again")
 
 
 if __name__ == "__main__":
