@@ -3,7 +3,7 @@ RabbitMQ vhost and MongoDB database per test session, and services run as real p
 
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from urllib.parse import quote
 
@@ -12,13 +12,14 @@ import pytest
 
 from shared.auth import TokenIssuer, generate_keypair, load_private_key
 from shared.client import CommandClient
+from shared.contracts.account import SERVICE, Login
 from tests.support import (
     ADMIN_DOMAIN, ADMIN_LOGIN, ADMIN_PASSWORD, EventTap, ServiceProcess, rabbitmqctl, stack_env,
 )
 
 
 @pytest.fixture(scope="session")
-def vhost() -> str:
+def vhost() -> Iterator[str]:
     name = f"mailss-test-{uuid.uuid4().hex[:8]}"
     rabbitmqctl("add_vhost", name)
     rabbitmqctl("set_permissions", "-p", name, "guest", ".*", ".*", ".*")
@@ -53,7 +54,6 @@ def service_env(amqp_url: str, keys: tuple[str, str]) -> dict[str, str]:
         "BOOTSTRAP_ADMIN_LOGIN": ADMIN_LOGIN, "BOOTSTRAP_ADMIN_PASSWORD": ADMIN_PASSWORD,
         "BOOTSTRAP_ADMIN_DOMAINS": f'["{ADMIN_DOMAIN}"]', "OTEL_EXPORTER": "console",
         "OUTBOX_SWEEP_INTERVAL_S": "1", "OUTBOX_STALE_AFTER_S": "5",
-        
     }
 
 
@@ -76,8 +76,6 @@ async def client(account_service: ServiceProcess, amqp_url: str) -> AsyncIterato
 
 @pytest.fixture(scope="session")
 async def admin_token(client: CommandClient) -> str:
-    from shared.contracts.account import SERVICE, Login
-
     reply = await client.request(SERVICE, Login(login=ADMIN_LOGIN, password=ADMIN_PASSWORD))
     assert reply.status == "accepted", reply
     return reply.result["token"]
