@@ -44,7 +44,7 @@ pytestmark = pytest.mark.integration
 def write_passwd_file(address: str, password: str) -> Path:
     """Grant the account in its bucket with the account service's own writer."""
     passwd_files = DovecotPasswdFiles(PASSWD_DIR)
-    asyncio.run(passwd_files.grant(address.lower(), argon2.PasswordHasher().hash(password)))
+    asyncio.run(passwd_files.grant(address.lower(), argon2.PasswordHasher().hash(password), None))
     return passwd_files.path_of(address.lower())
 
 

@@ -1,4 +1,4 @@
-"""Dovecot credentials in 1024 passwd-files bucketed by a hash of the address.
+"""Dovecot credentials and quotas in 1024 passwd-files bucketed by a hash of the address.
 
 Dovecot finds an account's bucket itself (`passwd.d/%3.1024Nu`, the MD5-based %N modifier), so:
 - a change rewrites one small file (about 100 lines at 100,000 accounts) by atomic rename;
@@ -35,8 +35,9 @@ class DovecotPasswdFiles:
     def path_of(self, address: str) -> Path:
         return self._root / bucket_of(address)
 
-    async def grant(self, address: str, password_hash: str) -> None:
-        await asyncio.to_thread(self._update, address, f"{address}:{{ARGON2ID}}{password_hash}::::::")
+    async def grant(self, address: str, password_hash: str, quota_mb: int | None) -> None:
+        extra = f"userdb_quota_rule=*:storage={quota_mb}M" if quota_mb else ""
+        await asyncio.to_thread(self._update, address, f"{address}:{{ARGON2ID}}{password_hash}::::::{extra}")
 
     async def revoke(self, address: str) -> None:
         await asyncio.to_thread(self._update, address, None)

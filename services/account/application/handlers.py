@@ -144,7 +144,7 @@ async def _commit(
 async def _sync_mail_login(address: str, principal: Account | Admin | None, deps: Deps) -> None:
     """Idempotent: the mail server ends up matching the stored state, however often it runs."""
     if isinstance(principal, Account):
-        await deps.mail_logins.grant(address, principal.password_hash)
+        await deps.mail_logins.grant(address, principal.password_hash, principal.quota_mb)
     else:
         await deps.mail_logins.revoke(address)
 

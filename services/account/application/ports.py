@@ -52,9 +52,9 @@ class PasswordHasher(Protocol):
 
 
 class MailLogins(Protocol):
-    """The mail server's view of credentials (Dovecot passdb)."""
+    """The mail server's view of an account: credentials and quota (Dovecot passdb/userdb)."""
 
-    async def grant(self, address: str, password_hash: str) -> None: ...
+    async def grant(self, address: str, password_hash: str, quota_mb: int | None) -> None: ...
     async def revoke(self, address: str) -> None: ...
 
 

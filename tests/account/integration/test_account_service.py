@@ -245,3 +245,50 @@ async def test_command_with_a_foreign_shard_key_is_set_aside(client, admin_token
     assert ACCOUNT_KEY_HEADER in found[0].headers["x-death-reason"]
     assert STRONG.encode() not in found[0].body
     assert not await still_signs_in(client, address)
+
+
+def _deliver(address: str, size: int) -> bool:
+    """Deliver a message of `size` bytes over LMTP; False when Dovecot refuses it."""
+    import os
+    import smtplib
+
+    body = "x" * 76 + "\r\n"
+    message = f"From: t@example.net\r\nTo: {address}\r\nSubject: size {size}\r\n\r\n" + body * (size // 78)
+    with smtplib.LMTP("127.0.0.1", int(os.environ.get("DOVECOT_LMTP_PORT", "10024"))) as lmtp:
+        try:
+            refused = lmtp.sendmail("t@example.net", [address], message.encode())
+        except (smtplib.SMTPDataError, smtplib.SMTPRecipientsRefused):
+            return False
+    return not refused
+
+
+async def test_quota_is_enforced_by_the_mail_server_and_follows_changes(client, admin_token):
+    """Ensure mail beyond the quota is refused at delivery, and a raised quota lets it in."""
+    import asyncio
+
+    address = new_address()
+    await create(client, admin_token, address, plan="kwc", quota_mb=1)
+    assert await asyncio.to_thread(_deliver, address, 700_000)
+    assert not await asyncio.to_thread(_deliver, address, 700_000)
+    reply = await client.request(SERVICE, ChangeQuota(actor_token=admin_token, address=address, quota_mb=10))
+    assert reply.status == "accepted"
+
+    async def accepted_again() -> bool:
+        return await asyncio.to_thread(_deliver, address, 700_000)
+
+    await eventually(accepted_again, what="delivery under the raised quota")
+
+
+async def test_deleted_account_receives_nothing(client, admin_token):
+    """Ensure the mail server refuses delivery to a deleted account."""
+    import asyncio
+
+    address = new_address()
+    await create(client, admin_token, address)
+    assert await asyncio.to_thread(_deliver, address, 1_000)
+    assert (await client.request(SERVICE, DeleteAccount(actor_token=admin_token, address=address))).status == "accepted"
+
+    async def refused() -> bool:
+        return not await asyncio.to_thread(_deliver, address, 1_000)
+
+    await eventually(refused, what="delivery to be refused")

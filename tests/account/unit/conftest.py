@@ -71,9 +71,11 @@ class FakeMailLogins:
 
     def __init__(self) -> None:
         self.logins: dict[str, str] = {}
+        self.quotas: dict[str, int | None] = {}
 
-    async def grant(self, address: str, password_hash: str) -> None:
+    async def grant(self, address: str, password_hash: str, quota_mb: int | None) -> None:
         self.logins[address] = password_hash
+        self.quotas[address] = quota_mb
 
     async def revoke(self, address: str) -> None:
         self.logins.pop(address, None)

@@ -100,6 +100,7 @@ async def test_admin_creates_account(deps, tokens, accounts, mail_logins, clock)
         address=ADDRESS, plan=Plan.BUSINESS_STANDARD, password_hash="hash:" + STRONG, quota_mb=2048, comment="sales",
         sessions_valid_from=clock.now)
     assert mail_logins.logins == {ADDRESS: "hash:" + STRONG}
+    assert mail_logins.quotas == {ADDRESS: 2048}
 
 
 async def test_creating_an_existing_account_is_refused(deps, tokens, accounts, mail_logins):
