@@ -27,7 +27,7 @@ from opentelemetry import propagate
 from opentelemetry.trace import TracerProvider
 from pydantic import ValidationError
 
-from shared.contracts.base import Accepted, AnonymousCommand, Command, Event, FieldError, FlushOutbox, Rejected
+from shared.contracts.base import AnonymousCommand, Command, Event, FieldError, FlushOutbox, Rejected, Reply
 from shared.outbox import Entry, OutboxStore, to_outbox
 from shared.topology import ACCOUNT_KEY_HEADER, COMMANDS, DLX, EVENTS
 
@@ -37,7 +37,6 @@ SECRET_WORDS = ("password", "token", "secret")
 REASON_HEADER = "x-death-reason"
 MAX_PAUSE_S = 5.0
 
-Reply = Accepted | Rejected
 UNAVAILABLE = Rejected(code="unavailable", message="the command could not be processed and was set aside for operators")
 AnyCommand = Command | AnonymousCommand
 

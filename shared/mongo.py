@@ -34,7 +34,7 @@ class AggregateDocuments:
         self._turn: dict[str, Doc] = {}
 
     async def read(self, key: str) -> Doc | None:
-        doc = await self._collection.find_one({"_id": key})
+        doc = await self.peek(key)
         self._turn[key] = doc or {}
         return doc
 
@@ -44,7 +44,7 @@ class AggregateDocuments:
 
     async def _current(self, key: str) -> Doc:
         if key not in self._turn:
-            self._turn[key] = await self._collection.find_one({"_id": key}) or {}
+            await self.read(key)
         return self._turn[key]
 
     async def write(self, key: str, fields: Doc, *, outbox: Sequence[Doc],

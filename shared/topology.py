@@ -43,9 +43,6 @@ class ServiceTopology:
     def shard_queues(self) -> tuple[str, ...]:
         return tuple(f"{self.service}.commands.{n}" for n in range(self.shards))
 
-    def all_consumed_queues(self) -> tuple[str, ...]:
-        return self.shard_queues() + tuple(self.event_queues)
-
 
 def dead_letter_queue(queue: str) -> str:
     return f"{queue}.dlq"

@@ -9,12 +9,11 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from shared.mongo import AggregateDocuments
-
 from services.account.application.ports import Record
 from services.account.domain.account import Account, Admin, SignInState
 from services.account.domain.plans import Plan
 from shared.contracts.base import Event
+from shared.mongo import AggregateDocuments
 from shared.outbox import to_outbox
 
 APPLIED_KEPT = 20

@@ -19,9 +19,7 @@ from shared.contracts.account import (
     AccountCreated, AccountDeleted, ChangeComment, ChangePassword, ChangeQuota, CommentChanged,
     CreateAccount, DeleteAccount, Login, LoginFailed, LoginSucceeded, PasswordChanged, QuotaChanged,
 )
-from shared.contracts.base import Accepted, Command, Event, FieldError, FlushOutbox, Rejected
-
-Reply = Accepted | Rejected
+from shared.contracts.base import Accepted, Command, Event, FieldError, FlushOutbox, Rejected, Reply
 
 
 @dataclass(frozen=True)
@@ -153,6 +151,12 @@ def _live_account(record: Record | None) -> Account | None:
     return record.principal if record and isinstance(record.principal, Account) else None
 
 
+def _existing(command: Command, address: str, record: Record | None) -> Account:
+    if not (account := _live_account(record)):
+        raise Refused(rejected(command, "not_found", f"{address} does not exist"))
+    return account
+
+
 def _rule_errors(*checks: Callable[[], None]) -> list[FieldError]:
     """Run every check and collect what they refuse, so one reply names every broken rule."""
     errors = []
@@ -186,15 +190,13 @@ async def create_account(command: CreateAccount, actor: Actor, address: str, rec
 
 
 async def delete_account(command: DeleteAccount, actor: Actor, address: str, record: Record | None, deps: Deps) -> Reply:
-    if not _live_account(record):
-        return rejected(command, "not_found", f"{address} does not exist")
+    _existing(command, address, record)
     event = AccountDeleted(address=address, actor=actor.subject, **_caused_by(command))
     return await _commit(command, address, None, event, deps)
 
 
 async def change_quota(command: ChangeQuota, actor: Actor, address: str, record: Record | None, deps: Deps) -> Reply:
-    if not (account := _live_account(record)):
-        return rejected(command, "not_found", f"{address} does not exist")
+    account = _existing(command, address, record)
     changed = with_quota(account, command.quota_mb)
     event = QuotaChanged(address=address, quota_mb=command.quota_mb, previous_quota_mb=account.quota_mb,
                          actor=actor.subject, **_caused_by(command))
@@ -202,16 +204,14 @@ async def change_quota(command: ChangeQuota, actor: Actor, address: str, record:
 
 
 async def change_comment(command: ChangeComment, actor: Actor, address: str, record: Record | None, deps: Deps) -> Reply:
-    if not (account := _live_account(record)):
-        return rejected(command, "not_found", f"{address} does not exist")
+    account = _existing(command, address, record)
     event = CommentChanged(address=address, comment=command.comment, actor=actor.subject,
                            **_caused_by(command))
     return await _commit(command, address, with_comment(account, command.comment), event, deps)
 
 
 async def change_password(command: ChangePassword, actor: Actor, address: str, record: Record | None, deps: Deps) -> Reply:
-    if not (account := _live_account(record)):
-        return rejected(command, "not_found", f"{address} does not exist")
+    account = _existing(command, address, record)
     new_password = command.new_password.get_secret_value()
     if errors := _password_errors("new_password", new_password, account.plan, address):
         return rejected(command, "validation_failed", "the new password breaks the password policy", *errors)

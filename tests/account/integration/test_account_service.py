@@ -157,6 +157,18 @@ async def dead_letters(amqp_url: str, message_id: str) -> list[aio_pika.abc.Abst
     return found
 
 
+async def dead_lettered(amqp_url: str, message_id: str, *, what: str) -> list:
+    """Wait until the message shows up in a dead-letter queue; return its copies there."""
+    found: list = []
+
+    async def landed() -> bool:
+        found.extend(await dead_letters(amqp_url, message_id))
+        return bool(found)
+
+    await eventually(landed, what=what)
+    return found
+
+
 @pytest.mark.parametrize("body", [b"this is not json", json.dumps({"type": "ChangePassword", "address": 42}).encode(),
                                   json.dumps({"type": "NoSuchCommand"}).encode()], ids=["not-json", "bad-field", "unknown-type"])
 async def test_invalid_message_is_dead_lettered_with_reason(client, admin_token, amqp_url, body):
@@ -164,13 +176,7 @@ async def test_invalid_message_is_dead_lettered_with_reason(client, admin_token,
     address = new_address()
     probe = ChangeComment(actor_token=admin_token, address=address, comment="x")
     await client.send(SERVICE, probe, body=body, reply_to=None)
-    found: list = []
-
-    async def landed() -> bool:
-        found.extend(await dead_letters(amqp_url, str(probe.message_id)))
-        return bool(found)
-
-    await eventually(landed, what="the invalid message in a dead-letter queue")
+    found = await dead_lettered(amqp_url, str(probe.message_id), what="the invalid message in a dead-letter queue")
     assert "x-death-reason" in found[0].headers and found[0].headers["x-death-reason"]
     await create(client, admin_token, address)
 
@@ -180,13 +186,7 @@ async def test_dead_lettered_message_keeps_no_secret(client, admin_token, amqp_u
     probe = ChangePassword(actor_token=admin_token, address=new_address(), new_password="Leaky-Secret-123!")
     body = json.dumps({**json.loads(probe.model_dump_json()), "unexpected": 1}).encode()
     await client.send(SERVICE, probe, body=body)
-    found: list = []
-
-    async def landed() -> bool:
-        found.extend(await dead_letters(amqp_url, str(probe.message_id)))
-        return bool(found)
-
-    await eventually(landed, what="dead-lettered command")
+    found = await dead_lettered(amqp_url, str(probe.message_id), what="dead-lettered command")
     assert b"Leaky-Secret-123!" not in found[0].body and admin_token.encode() not in found[0].body
 
 
@@ -235,13 +235,7 @@ async def test_command_with_a_foreign_shard_key_is_set_aside(client, admin_token
     address = new_address()
     probe = CreateAccount(actor_token=admin_token, address=address, plan="kwc", initial_password=STRONG)
     await client.send(SERVICE, probe, headers={ACCOUNT_KEY_HEADER: "someone-else@example.jp"})
-    found: list = []
-
-    async def landed() -> bool:
-        found.extend(await dead_letters(amqp_url, str(probe.message_id)))
-        return bool(found)
-
-    await eventually(landed, what="the mis-keyed command in a dead-letter queue")
+    found = await dead_lettered(amqp_url, str(probe.message_id), what="the mis-keyed command in a dead-letter queue")
     assert ACCOUNT_KEY_HEADER in found[0].headers["x-death-reason"]
     assert STRONG.encode() not in found[0].body
     assert not await still_signs_in(client, address)
