@@ -21,6 +21,8 @@ class ServiceSettings(BaseSettings):
     instance: str = Field(default_factory=socket.gethostname)
     command_shards: int = Field(default=4, ge=1, le=64)
     event_prefetch: int = Field(default=32, ge=1, le=1000)
+    work_prefetch: int = Field(default=1, ge=1, le=100)
+    """items a worker runs at once; 1 lets other workers take the rest"""
     delivery_limit: int = Field(default=5, ge=2, le=50)
     outbox_sweep_interval_s: float = Field(default=30.0, gt=0)
     outbox_stale_after_s: float = Field(default=60.0, gt=0)

@@ -1,16 +1,19 @@
 """Exchanges and queues, declared once from one table per service.
 
 commands (direct) --<service>--> <service>.commands (consistent hash on header x-account)
-    --> <service>.commands.<n>  quorum, single active consumer: one account is handled by
-        one consumer at a time, in order, while different accounts spread over shards.
+<service>.internal (direct) --<service>--> <service>.commands       (internal commands: events, sweeper, start-up)
+    <service>.commands --> <service>.commands.<n>  quorum, single active consumer: one account is
+        handled by one consumer at a time, in order, while different accounts spread over shards.
+<service>.internal --work.<name>--> <service>.work.<name>   quorum, competing consumers
+events (topic) --<keys the service reacts to>--> <service>.events   quorum, competing consumers
 `events.audit` keeps every event for operators.
-Every queue dead-letters to `dlx` under its own name into `<queue>.dlq`. There are no TTL retry
-queues: a message parked there would let the account's later commands overtake it, so transient
-failures are retried in place (shared/messaging.py), holding the shard in order.
+Every consumed queue dead-letters to `dlx` under its own name into `<queue>.dlq`. There are no TTL
+retry queues: a message parked there would let the account's later commands overtake it, so
+transient failures are retried in place (shared/messaging), holding the shard in order.
 """
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, ExchangeType
@@ -28,31 +31,56 @@ EXCHANGES: Mapping[str, ExchangeType] = {
 }
 
 
-@dataclass(frozen=True)
-class ServiceTopology:
-    service: str
-    shards: int
-    delivery_limit: int
-    event_queues: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-    """queue name -> event routing keys it listens to"""
+def internal_exchange(service: str) -> str:
+    return f"{service}.internal"
 
-    @property
-    def shard_exchange(self) -> str:
-        return f"{self.service}.commands"
 
-    def shard_queues(self) -> tuple[str, ...]:
-        return tuple(f"{self.service}.commands.{n}" for n in range(self.shards))
+def work_routing_key(name: str) -> str:
+    return f"work.{name}"
 
 
 def dead_letter_queue(queue: str) -> str:
     return f"{queue}.dlq"
 
 
-def _quorum_args(*, queue: str, delivery_limit: int) -> dict:
+@dataclass(frozen=True)
+class ServiceTopology:
+    service: str
+    shards: int
+    delivery_limit: int
+    event_keys: tuple[str, ...] = ()
+    """routing keys of the events the service reacts to"""
+    work: tuple[str, ...] = ()
+    """names of the service's work queues"""
+
+    @property
+    def shard_exchange(self) -> str:
+        return f"{self.service}.commands"
+
+    @property
+    def internal_exchange(self) -> str:
+        return internal_exchange(self.service)
+
+    @property
+    def event_queue(self) -> str | None:
+        return f"{self.service}.events" if self.event_keys else None
+
+    def shard_queues(self) -> tuple[str, ...]:
+        return tuple(f"{self.service}.commands.{n}" for n in range(self.shards))
+
+    def work_queue(self, name: str) -> str:
+        return f"{self.service}.work.{name}"
+
+    def consumed_queues(self) -> tuple[str, ...]:
+        events = (self.event_queue,) if self.event_queue else ()
+        return (*self.shard_queues(), *events, *(self.work_queue(name) for name in self.work))
+
+
+def _quorum_args(*, queue: str, delivery_limit: int, single_active: bool) -> dict:
     return {
         "x-queue-type": "quorum",
         "x-delivery-limit": delivery_limit,
-        "x-single-active-consumer": True,
+        "x-single-active-consumer": single_active,
         "x-dead-letter-exchange": DLX,
         "x-dead-letter-routing-key": queue,
         "x-dead-letter-strategy": "at-least-once",
@@ -63,19 +91,29 @@ def _quorum_args(*, queue: str, delivery_limit: int) -> dict:
 async def declare(channel: AbstractChannel, topology: ServiceTopology) -> None:
     for name, kind in EXCHANGES.items():
         await channel.declare_exchange(name, kind, durable=True)
+    await _declare_shards(channel, topology)
+    internal = await channel.declare_exchange(topology.internal_exchange, ExchangeType.DIRECT, durable=True)
+    for name in topology.work:
+        queue = await _declare_consumed_queue(channel, topology.work_queue(name), topology, single_active=False)
+        await queue.bind(internal, routing_key=work_routing_key(name))
+    if topology.event_queue:
+        queue = await _declare_consumed_queue(channel, topology.event_queue, topology, single_active=False)
+        for key in topology.event_keys:
+            await queue.bind(EVENTS, routing_key=key)
+    await _declare_audit_queue(channel)
+
+
+async def _declare_shards(channel: AbstractChannel, topology: ServiceTopology) -> None:
     shard_exchange = await channel.declare_exchange(
         topology.shard_exchange, "x-consistent-hash", durable=True,
         arguments={"hash-header": ACCOUNT_KEY_HEADER},
     )
+    internal = await channel.declare_exchange(topology.internal_exchange, ExchangeType.DIRECT, durable=True)
     await shard_exchange.bind(COMMANDS, routing_key=topology.service)
+    await shard_exchange.bind(internal, routing_key=topology.service)
     for queue in topology.shard_queues():
-        declared = await _declare_consumed_queue(channel, queue, topology)
+        declared = await _declare_consumed_queue(channel, queue, topology, single_active=True)
         await declared.bind(topology.shard_exchange, routing_key="1")
-    for queue, keys in topology.event_queues.items():
-        declared = await _declare_consumed_queue(channel, queue, topology)
-        for key in keys:
-            await declared.bind(EVENTS, routing_key=key)
-    await _declare_audit_queue(channel)
 
 
 async def _declare_audit_queue(channel: AbstractChannel) -> None:
@@ -87,11 +125,11 @@ async def _declare_audit_queue(channel: AbstractChannel) -> None:
 
 
 async def _declare_consumed_queue(
-    channel: AbstractChannel, queue: str, topology: ServiceTopology
+    channel: AbstractChannel, queue: str, topology: ServiceTopology, *, single_active: bool
 ) -> aio_pika.abc.AbstractQueue:
     dlq = await channel.declare_queue(
         dead_letter_queue(queue), durable=True, arguments={"x-queue-type": "quorum"}
     )
     await dlq.bind(DLX, routing_key=queue)
-    args = _quorum_args(queue=queue, delivery_limit=topology.delivery_limit)
+    args = _quorum_args(queue=queue, delivery_limit=topology.delivery_limit, single_active=single_active)
     return await channel.declare_queue(queue, durable=True, arguments=args)

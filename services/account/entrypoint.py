@@ -1,79 +1,55 @@
-"""The account service: FastStream subscribers and the one composition root."""
+"""The account service for the kit: its spec and its one composition root."""
 
-import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
-
-import aio_pika
-from aiormq.exceptions import AMQPConnectionError, ChannelInvalidStateError
-from faststream import FastStream
-from faststream.middlewares import AckPolicy
-from faststream.rabbit import RabbitQueue
-from faststream.rabbit.annotations import RabbitMessage
-from faststream.rabbit.schemas import Channel, QueueType
-from pydantic import TypeAdapter
-from pymongo.errors import ConnectionFailure
+from typing import Any
 
 from services.account.adapters.argon2_hasher import Argon2Hasher
 from services.account.adapters.dovecot_passwd import DovecotPasswdFiles
-from services.account.adapters.mongo_accounts import MongoAccounts
-from services.account.application.bootstrap import ensure_admin
-from services.account.application.handlers import Deps, handle
+from services.account.adapters.stored_accounts import AccountsInUnit, StoredAdmins, principal_of
+from services.account.application.first_admin import FirstAdmin, set_first_admin
+from services.account.application.handlers import Deps, follow_mail_login, handle
 from services.account.settings import AccountSettings
 from shared.auth import TokenIssuer, TokenVerifier, load_private_key, load_public_key
-from shared.contracts.account import SERVICE, AccountCommand
-from shared.messaging import CommandConsumer, EventPublisher, OutboxRelay, OutboxSweeper, make_broker
-from shared.mongo import AggregateDocuments, make_client
-from shared.telemetry import make_tracer_provider
-from shared.topology import ServiceTopology, declare
+from shared.contracts.account import (
+    SERVICE, ChangeComment, ChangePassword, ChangeQuota, CreateAccount, DeleteAccount, Login, SetFirstAdmin,
+)
+from shared.contracts.base import InternalCommand, Reply
+from shared.messaging.broker import EventPublisher
+from shared.messaging.service import Resources, ServiceSpec, Wiring
+from shared.messaging.unit_of_work import AggregateReader, Doc, UnitOfWork
 
-# A dependency away (database, broker, reconnecting channel); not a bad file system or a bug.
-TRANSIENT_ERRORS = (ConnectionFailure, ConnectionError, TimeoutError, AMQPConnectionError, ChannelInvalidStateError)
-
-
-def topology_of(settings: AccountSettings) -> ServiceTopology:
-    return ServiceTopology(service=SERVICE, shards=settings.command_shards, delivery_limit=settings.delivery_limit)
+AGGREGATES = "accounts"
+CLIENT_COMMANDS = (CreateAccount, DeleteAccount, ChangeQuota, ChangeComment, ChangePassword, Login)
 
 
-def create_app(settings: AccountSettings | None = None) -> FastStream:
-    settings = settings or AccountSettings()  # type: ignore[call-arg]
-    broker = make_broker(settings.amqp_url.get_secret_value(), app_id=SERVICE,
-                         tracer_provider=make_tracer_provider(SERVICE, settings))
-    mongo = make_client(settings.mongodb_url.get_secret_value())
-    accounts = MongoAccounts(AggregateDocuments(mongo[settings.mongodb_db]["accounts"]))
-    publisher = EventPublisher(broker)
-    deps = build_deps(settings, accounts=accounts, audit=publisher)
-    relay = OutboxRelay(accounts, publisher)
-    parse = TypeAdapter(AccountCommand).validate_json
-    for queue in topology_of(settings).shard_queues():
-        _subscribe(broker, queue, CommandConsumer(
-            queue=queue, broker=broker, parse=parse, handle=partial(handle, deps=deps), relay=relay,
-            transient_errors=TRANSIENT_ERRORS, delivery_limit=settings.delivery_limit,
-        ))
+def compose(settings: AccountSettings, kit: Resources) -> Wiring:
+    deps = _deps(settings, kit)
+    first_admin = _first_admin(settings)
 
-    sweeper = OutboxSweeper(broker=broker, service=SERVICE, stale_keys=accounts.stale_keys,
-                            interval_s=settings.outbox_sweep_interval_s, stale_after_s=settings.outbox_stale_after_s)
-    background: list[asyncio.Task] = []
+    def in_unit(handler: Callable[..., Awaitable[Reply]]) -> Callable[[Any, UnitOfWork], Awaitable[Reply]]:
+        async def handle_in(command: Any, unit: UnitOfWork) -> Reply:
+            return await handler(command, replace(deps, accounts=AccountsInUnit(unit)))
+        return handle_in
 
-    async def prepare() -> None:
-        await declare_topology(settings)
-        await bootstrap_admin(settings, accounts, deps)
+    async def follow(key: str, state: Doc | None) -> None:
+        await follow_mail_login(key, principal_of(key, state), deps.mail_logins)
 
-    async def start_sweeping() -> None:
-        background.append(asyncio.create_task(sweeper.run()))
-
-    async def close() -> None:
-        for task in background:
-            task.cancel()
-        await mongo.close()
-
-    return FastStream(broker, on_startup=[prepare], after_startup=[start_sweeping], after_shutdown=[close])
+    handlers = {kind: in_unit(handle) for kind in CLIENT_COMMANDS}
+    startup: Sequence[InternalCommand] = ()
+    if first_admin:
+        handlers[SetFirstAdmin] = in_unit(partial(set_first_admin, wanted=first_admin))
+        startup = (SetFirstAdmin(login=first_admin.login),)
+    return Wiring(handlers=handlers, aggregates=AGGREGATES, follow=follow, startup=startup)
 
 
-def build_deps(settings: AccountSettings, *, accounts: MongoAccounts, audit: EventPublisher) -> Deps:
+def _deps(settings: AccountSettings, kit: Resources) -> Deps:
     hasher = Argon2Hasher(settings.argon2)
     return Deps(
-        accounts=accounts, admins=accounts, hasher=hasher, audit=audit,
+        accounts=AccountsInUnit.outside_any_turn(), admins=StoredAdmins(AggregateReader(kit.database[AGGREGATES])),
+        hasher=hasher, audit=EventPublisher(kit.broker),
         mail_logins=DovecotPasswdFiles(settings.dovecot_passwd_dir),
         issuer=TokenIssuer(load_private_key(settings.session_private_key.get_secret_value()),
                            timedelta(minutes=settings.session_lifetime_minutes)),
@@ -83,32 +59,15 @@ def build_deps(settings: AccountSettings, *, accounts: MongoAccounts, audit: Eve
     )
 
 
-async def declare_topology(settings: AccountSettings) -> None:
-    connection = await aio_pika.connect(settings.amqp_url.get_secret_value())
-    async with connection:
-        await declare(await connection.channel(), topology_of(settings))
-
-
-async def bootstrap_admin(settings: AccountSettings, accounts: MongoAccounts, deps: Deps) -> None:
+def _first_admin(settings: AccountSettings) -> FirstAdmin | None:
     login, password = settings.bootstrap_admin_login, settings.bootstrap_admin_password
-    if login and password:
-        domains = frozenset(d.lower() for d in settings.bootstrap_admin_domains)
-        await ensure_admin(login, password.get_secret_value(), domains, accounts=accounts, hasher=deps.hasher,
-                           now=deps.clock())
-        accounts.forget(login)
+    if not (login and password):
+        return None
+    domains = frozenset(d.lower() for d in settings.bootstrap_admin_domains)
+    return FirstAdmin(login=login.lower(), password=password.get_secret_value(), domains=domains)
 
 
-async def raw_body(message: RabbitMessage) -> bytes:
-    """Decoding is ours (CommandConsumer): FastStream must not fail on a body that is not JSON."""
-    return message.body
-
-
-def _subscribe(broker, queue: str, consumer: CommandConsumer) -> None:
-    # prefetch 1 on a single-active-consumer shard: strictly one command of a shard at a time
-    @broker.subscriber(
-        RabbitQueue(queue, queue_type=QueueType.QUORUM, declare=False),
-        channel=Channel(prefetch_count=1, on_return_raises=True),
-        ack_policy=AckPolicy.MANUAL, no_reply=True, decoder=raw_body,
-    )
-    async def on_command(message: RabbitMessage) -> None:
-        await consumer(message)
+SPEC = ServiceSpec(
+    name=SERVICE, settings=AccountSettings, commands=(*CLIENT_COMMANDS, SetFirstAdmin), compose=compose,
+    keeps_sessions=False,  # the account service holds the truth about sessions itself
+)

@@ -5,7 +5,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from shared.contracts.base import AnonymousCommand, Command, Event, FlushOutbox, Secret
+from shared.contracts.base import AnonymousCommand, Command, Event, InternalCommand, Secret
 
 PlanName = Literal["business-standard", "kwc", "sv-basic"]
 AddressText = Annotated[str, Field(min_length=3, max_length=254)]
@@ -15,8 +15,17 @@ CommentText = Annotated[str, Field(max_length=1000)]
 
 SERVICE = "account"
 
+AccountRejectCode = Literal["invalid_credentials", "locked"]
+"""The account service's own codes, besides the shared ones in contracts/base.py."""
 
-class CreateAccount(Command):
+
+class AddressCommand(Command):
+    """A command on one account, keyed by its address."""
+
+    KEY_FIELD = "address"
+
+
+class CreateAccount(AddressCommand):
     type: Literal["CreateAccount"] = "CreateAccount"
     address: AddressText
     plan: PlanName
@@ -25,39 +34,52 @@ class CreateAccount(Command):
     comment: CommentText = ""
 
 
-class DeleteAccount(Command):
+class DeleteAccount(AddressCommand):
     type: Literal["DeleteAccount"] = "DeleteAccount"
     address: AddressText
 
 
-class ChangeQuota(Command):
+class ChangeQuota(AddressCommand):
     type: Literal["ChangeQuota"] = "ChangeQuota"
     address: AddressText
     quota_mb: QuotaMb
 
 
-class ChangeComment(Command):
+class ChangeComment(AddressCommand):
     type: Literal["ChangeComment"] = "ChangeComment"
     address: AddressText
     comment: CommentText
 
 
-class ChangePassword(Command):
+class ChangePassword(AddressCommand):
     type: Literal["ChangePassword"] = "ChangePassword"
     address: AddressText
     new_password: PasswordText
 
 
 class Login(AnonymousCommand):
+    """Every delivery is a sign-in attempt of its own: no replay skips the lockout or the audit."""
+
+    KEY_FIELD = "login"
+    REPLAYABLE = False
     type: Literal["Login"] = "Login"
     login: Annotated[str, Field(min_length=1, max_length=254)]
     password: PasswordText
 
 
+class SetFirstAdmin(InternalCommand):
+    """Internal, sent at start-up: make the admin named in settings exist as configured."""
+
+    KEY_FIELD = "login"
+    type: Literal["SetFirstAdmin"] = "SetFirstAdmin"
+    login: Annotated[str, Field(min_length=1, max_length=254)]
+
+
 AccountCommand = Annotated[
-    CreateAccount | DeleteAccount | ChangeQuota | ChangeComment | ChangePassword | Login | FlushOutbox,
+    CreateAccount | DeleteAccount | ChangeQuota | ChangeComment | ChangePassword | Login,
     Field(discriminator="type"),
 ]
+"""What clients may send."""
 
 
 class AccountCreated(Event):
@@ -77,6 +99,8 @@ class AccountDeleted(Event):
     type: Literal["AccountDeleted"] = "AccountDeleted"
     address: str
     actor: str
+    sessions_valid_from: datetime
+    """every service refuses this address's sessions issued earlier"""
 
 
 class PasswordChanged(Event):
@@ -105,6 +129,16 @@ class CommentChanged(Event):
     actor: str
 
 
+class AdminChanged(Event):
+    """A server admin was set up, or its password or domains changed: its earlier sessions end."""
+
+    ROUTING_KEY = "account.admin.changed"
+    type: Literal["AdminChanged"] = "AdminChanged"
+    login: str
+    domains: tuple[str, ...]
+    sessions_valid_from: datetime
+
+
 class LoginSucceeded(Event):
     ROUTING_KEY = "account.session.login_succeeded"
     type: Literal["LoginSucceeded"] = "LoginSucceeded"
@@ -122,6 +156,6 @@ class LoginFailed(Event):
 
 AccountEvent = Annotated[
     AccountCreated | AccountDeleted | PasswordChanged | QuotaChanged | CommentChanged
-    | LoginSucceeded | LoginFailed,
+    | AdminChanged | LoginSucceeded | LoginFailed,
     Field(discriminator="type"),
 ]

@@ -1,4 +1,4 @@
-"""Envelope, replies and the secret type shared by every contract."""
+"""Envelope, replies, shared reject codes and the message kinds every service builds on."""
 
 from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar, Literal
@@ -28,38 +28,53 @@ class Message(BaseModel):
     occurred_at: datetime = Field(default_factory=_now)
 
 
-class Command(Message):
+class Keyed(Message):
+    """A message handled in the turn of one aggregate: KEY_FIELD names the field holding its key,
+    which also routes it to its shard (header x-account)."""
+
+    KEY_FIELD: ClassVar[str]
+    REPLAYABLE: ClassVar[bool] = True
+    """False: every delivery is handled anew (e.g. a sign-in attempt), nothing is remembered."""
+
+    def subject_key(self) -> str:
+        return str(getattr(self, self.KEY_FIELD)).strip().lower()
+
+
+class Command(Keyed):
     """An imperative request to the one service that owns it; always answered with a Reply."""
 
     actor_token: str = Field(min_length=1, max_length=4096, repr=False)
 
-    def subject_key(self) -> str:
-        """The account the command acts on, as it keys per-account ordering (header x-account)."""
-        return str(getattr(self, "address", "")).strip().lower()
+
+class AnonymousCommand(Keyed):
+    """A command from a client that needs no session (only Login)."""
 
 
-class AnonymousCommand(Message):
-    """A command that needs no session (only Login)."""
+class InternalCommand(Keyed):
+    """A command a service sends itself (from an event, a sweeper, start-up). It carries no user
+    token, so it travels only on the service's own internal exchange: one arriving through
+    `commands` is refused."""
 
-    def subject_key(self) -> str:
-        return str(getattr(self, "login", "")).strip().lower()
 
+class FlushOutbox(InternalCommand):
+    """Kit-internal: relay an aggregate's pending events from inside its turn (sent by the sweeper)."""
 
-class FlushOutbox(AnonymousCommand):
-    """Internal: relay an aggregate's pending events from inside its turn (sent by the sweeper).
-    Harmless from anyone: it only publishes events that were already decided."""
-
+    KEY_FIELD = "key"
     type: Literal["FlushOutbox"] = "FlushOutbox"
     key: str = Field(min_length=1, max_length=254)
-
-    def subject_key(self) -> str:
-        return self.key.strip().lower()
 
 
 class Event(Message):
     """A fact, past tense; any number of subscribers. Published on `events` under ROUTING_KEY."""
 
     ROUTING_KEY: ClassVar[str]
+
+
+class WorkItem(Message):
+    """A slow outside effect run by competing workers on the work queue named QUEUE (of the
+    service that publishes it). At-least-once: a handler checkpoints by `message_id`."""
+
+    QUEUE: ClassVar[str]
 
 
 class FieldError(BaseModel):
@@ -78,10 +93,9 @@ RejectCode = Literal[
     "not_found",
     "already_exists",
     "not_allowed_on_plan",
-    "invalid_credentials",
-    "locked",
     "unavailable",
 ]
+"""Codes every service may answer; a service's own codes live in its contract module."""
 
 
 class Accepted(BaseModel):
@@ -97,7 +111,7 @@ class Rejected(BaseModel):
 
     status: Literal["rejected"] = "rejected"
     command_id: UUID | None = None
-    code: RejectCode
+    code: str
     message: str
     errors: tuple[FieldError, ...] = ()
 

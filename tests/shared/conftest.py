@@ -1,25 +1,32 @@
-"""Hand-written fakes of the broker, the delivered message and the outbox store, offered as fixtures
+"""Hand-written fakes of the broker, the delivered message and the database collection, offered as fixtures
 (tests have no __init__.py). Every fake writes what it does into one shared journal, so a test can
 assert the order of steps across them."""
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from aio_pika.exceptions import ChannelInvalidStateError
-from pydantic import TypeAdapter
 
-from shared.contracts.account import AccountCommand
-from shared.contracts.base import Accepted, Command, Rejected
-from shared.messaging import CommandConsumer, EventPublisher, OutboxRelay
-from shared.outbox import Entry
+from pymongo.errors import DuplicateKeyError
+
+from services.account.entrypoint import CLIENT_COMMANDS
+from shared.contracts.account import CommentChanged, SetFirstAdmin
+from shared.contracts.base import Accepted, Command, FlushOutbox, Keyed, Rejected
+from shared.messaging.commands import CommandConsumer
+from shared.messaging.outbox import OutboxRelay
+from shared.messaging.service import command_parser
+from shared.messaging.unit_of_work import ShardAggregates, UnitOfWork
 from shared.topology import ACCOUNT_KEY_HEADER
 
 QUEUE = "account.commands.0"
 REPLY_TO = "amq.rabbitmq.reply-to"
 DELIVERY_LIMIT = 5
 TRANSIENT_ERRORS = (ConnectionError, TimeoutError)
+CHANNEL = object()
 
 Journal = list[tuple[Any, ...]]
 Reply = Accepted | Rejected
@@ -79,6 +86,8 @@ class FakeRawMessage:
     message_id: str | None
     correlation_id: str | None
     reply_to: str | None
+    exchange: str = "commands"
+    delivered_on: object = None
     channel_open: bool = True
 
     @property
@@ -86,7 +95,7 @@ class FakeRawMessage:
         """Like aio-pika: reading the channel of a closed delivery raises."""
         if not self.channel_open:
             raise ChannelInvalidStateError("channel closed")
-        return object()
+        return self.delivered_on
 
 
 @dataclass
@@ -109,40 +118,57 @@ class FakeMessage:
         self.journal.append(("nack", requeue))
 
 
-class FakeOutboxStore:
-    """shared.outbox.OutboxStore over a dict of pending entries per key; `fail_pending` injects errors."""
+class FakeCollection:
+    """The three calls ShardAggregates makes on a pymongo collection, over a dict; journaled."""
 
     def __init__(self, journal: Journal) -> None:
         self.journal = journal
-        self.entries: dict[str, list[Entry]] = {}
-        self.removed: list[tuple[str, list[str]]] = []
-        self.forgotten: list[str] = []
-        self._pending_errors: list[BaseException] = []
+        self.docs: dict[str, dict[str, Any]] = {}
+        self._errors: list[BaseException] = []
 
-    def add(self, key: str, *entries: Entry) -> None:
-        self.entries.setdefault(key, []).extend(entries)
+    def fail_next(self, *errors: BaseException) -> None:
+        self._errors.extend(errors)
 
-    def fail_pending(self, *errors: BaseException) -> None:
-        self._pending_errors.extend(errors)
+    def _maybe_fail(self) -> None:
+        if self._errors:
+            raise self._errors.pop(0)
 
-    async def pending(self, key: str) -> list[Entry]:
-        self.journal.append(("pending", key))
-        if self._pending_errors:
-            raise self._pending_errors.pop(0)
-        return list(self.entries.get(key, []))
+    async def find_one(self, query: dict[str, Any]) -> dict[str, Any] | None:
+        self.journal.append(("find", query["_id"]))
+        self._maybe_fail()
+        doc = self.docs.get(query["_id"])
+        return copy.deepcopy(doc) if doc else None
 
-    async def remove(self, key: str, event_ids: list[str]) -> None:
-        self.journal.append(("remove", key, tuple(event_ids)))
-        self.removed.append((key, list(event_ids)))
-        self.entries[key] = [e for e in self.entries.get(key, []) if e["id"] not in event_ids]
+    async def insert_one(self, doc: dict[str, Any]) -> None:
+        self.journal.append(("insert", doc["_id"]))
+        self._maybe_fail()
+        if doc["_id"] in self.docs:
+            raise DuplicateKeyError("duplicate _id")
+        self.docs[doc["_id"]] = copy.deepcopy(doc)
 
-    def forget(self, key: str) -> None:
-        self.journal.append(("forget", key))
-        self.forgotten.append(key)
+    async def update_one(self, query: dict[str, Any], update: dict[str, Any]) -> SimpleNamespace:
+        self.journal.append(("update", query["_id"]))
+        self._maybe_fail()
+        doc = self.docs.get(query["_id"])
+        if doc is None or not _matches(doc, query):
+            return SimpleNamespace(matched_count=0)
+        doc.update(copy.deepcopy(update["$set"]))
+        return SimpleNamespace(matched_count=1)
+
+
+def _matches(doc: dict[str, Any], query: dict[str, Any]) -> bool:
+    for field, wanted in query.items():
+        if isinstance(wanted, dict) and "$exists" in wanted:
+            if (field in doc) != wanted["$exists"]:
+                return False
+        elif doc.get(field) != wanted:
+            return False
+    return True
 
 
 class FakeHandler:
-    """The service's `handle(command) -> Reply`: plays a script of outcomes, then accepts."""
+    """A service handler `(command, unit) -> Reply`: plays a script of outcomes; by default stages the
+    comment and one CommentChanged event, and accepts."""
 
     def __init__(self, journal: Journal) -> None:
         self.journal = journal
@@ -152,13 +178,18 @@ class FakeHandler:
     def will(self, *outcomes: BaseException | Accepted | Rejected) -> None:
         self.script.extend(outcomes)
 
-    async def __call__(self, command: Command) -> Accepted | Rejected:
+    async def __call__(self, command: Command, unit: UnitOfWork) -> Accepted | Rejected:
         self.calls.append(command)
         self.journal.append(("handle", command.subject_key()))
-        outcome = self.script.pop(0) if self.script else Accepted(command_id=command.message_id)
+        outcome = self.script.pop(0) if self.script else None
         if isinstance(outcome, BaseException):
             raise outcome
-        return outcome
+        if outcome is not None:
+            return outcome
+        comment = getattr(command, "comment", "")
+        unit.stage({"comment": comment, "seen": (unit.state or {}).get("seen", 0) + 1},
+                   events=[CommentChanged(address=unit.key, comment=comment, actor=unit.key)])
+        return Accepted(command_id=command.message_id, result={"address": unit.key})
 
 
 @pytest.fixture
@@ -172,8 +203,13 @@ def broker(journal: Journal) -> FakeBroker:
 
 
 @pytest.fixture
-def store(journal: Journal) -> FakeOutboxStore:
-    return FakeOutboxStore(journal)
+def collection(journal: Journal) -> FakeCollection:
+    return FakeCollection(journal)
+
+
+@pytest.fixture
+def aggregates(collection: FakeCollection) -> ShardAggregates:
+    return ShardAggregates(collection, service="account")  # type: ignore[arg-type]
 
 
 @pytest.fixture
@@ -182,11 +218,13 @@ def handler(journal: Journal) -> FakeHandler:
 
 
 @pytest.fixture
-def consumer(broker: FakeBroker, store: FakeOutboxStore, handler: FakeHandler) -> CommandConsumer:
-    """The consumer as entrypoint.py builds it, over fakes; events go through a real EventPublisher."""
+def consumer(broker: FakeBroker, aggregates: ShardAggregates, handler: FakeHandler) -> CommandConsumer:
+    """The consumer as the kit builds it, over fakes; the unit of work and the relay are the real ones."""
     return CommandConsumer(
-        queue=QUEUE, broker=broker, parse=TypeAdapter(AccountCommand).validate_json, handle=handler,
-        relay=OutboxRelay(store, EventPublisher(broker)), transient_errors=TRANSIENT_ERRORS,
+        queue=QUEUE, broker=broker, internal_exchange="account.internal",  # type: ignore[arg-type]
+        parse=command_parser((*CLIENT_COMMANDS, SetFirstAdmin, FlushOutbox)),
+        handlers={kind: handler for kind in (*CLIENT_COMMANDS, SetFirstAdmin)}, aggregates=aggregates,
+        relay=OutboxRelay(broker), transient_errors=TRANSIENT_ERRORS,  # type: ignore[arg-type]
         delivery_limit=DELIVERY_LIMIT,
     )
 
@@ -195,11 +233,12 @@ def consumer(broker: FakeBroker, store: FakeOutboxStore, handler: FakeHandler) -
 def deliver(journal: Journal) -> Callable[..., FakeMessage]:
     """A delivery as the request/reply client sends it; any part can be overridden for bad input."""
 
-    def make(command: Command, *, body: bytes | None = None, headers: dict[str, Any] | None = None,
-             reply_to: str | None = REPLY_TO) -> FakeMessage:
+    def make(command: Keyed, *, body: bytes | None = None, headers: dict[str, Any] | None = None,
+             reply_to: str | None = REPLY_TO, exchange: str = "commands", channel: object = CHANNEL) -> FakeMessage:
         raw = FakeRawMessage(
             headers={ACCOUNT_KEY_HEADER: command.subject_key()} if headers is None else headers,
             message_id=str(command.message_id), correlation_id=str(command.message_id), reply_to=reply_to,
+            exchange=exchange, delivered_on=channel,
         )
         return FakeMessage(body=command.model_dump_json().encode() if body is None else body,
                            raw_message=raw, journal=journal)

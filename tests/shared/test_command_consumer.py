@@ -1,4 +1,4 @@
-"""CommandConsumer and OutboxRelay over the hand-written fakes in conftest.py: one delivery becomes
+"""CommandConsumer, its unit of work and the relay over the hand-written fakes in conftest.py: one delivery becomes
 one reply, at most one state change, its events relayed, and exactly one ack."""
 
 import json
@@ -6,10 +6,10 @@ import json
 import pytest
 from pydantic import TypeAdapter
 
-from shared.contracts.account import ChangeComment, CommentChanged
-from shared.contracts.base import Accepted, Rejected
-from shared.messaging import REASON_HEADER, OutboxRelay, redact
-from shared.outbox import to_outbox
+from shared.contracts.account import ChangeComment, ChangeQuota, Login, SetFirstAdmin
+from shared.contracts.base import Accepted, FlushOutbox, Rejected
+from shared.messaging.delivery import REASON_HEADER
+from shared.messaging.redaction import redact
 from shared.topology import ACCOUNT_KEY_HEADER
 
 ADDRESS = "a@example.jp"
@@ -18,8 +18,13 @@ PASSWORD = "Leaky-Secret-123!"
 REPLY = TypeAdapter(Accepted | Rejected)
 
 
-def change_comment() -> ChangeComment:
-    return ChangeComment(actor_token=TOKEN, address=ADDRESS, comment="x")
+def change_comment(comment: str = "x") -> ChangeComment:
+    return ChangeComment(actor_token=TOKEN, address=ADDRESS, comment=comment)
+
+
+def destination(kwargs) -> str:
+    exchange = kwargs.get("exchange")
+    return getattr(exchange, "name", exchange) or ""
 
 
 def the_reply(broker) -> Accepted | Rejected:
@@ -32,17 +37,12 @@ def the_set_aside(broker) -> tuple[bytes, dict]:
     return broker.set_aside[0]
 
 
-def comment_changed_entries(n: int) -> list[dict]:
-    return [to_outbox(CommentChanged(address=ADDRESS, comment=f"c{i}", actor=ADDRESS)) for i in range(n)]
-
-
-async def test_valid_command_is_answered_relayed_and_acked_in_order(
-    consumer, broker, store, handler, deliver, journal
+async def test_valid_command_is_decided_written_once_answered_relayed_and_acked(
+    consumer, broker, collection, handler, deliver, journal
 ):
-    """Ensure a valid command is handled once, answered, its outbox relayed and removed, then acked."""
+    """Ensure a command is read, handled, written in one write with its applied record and outbox,
+    answered, its events relayed, then acked, in that order."""
     command = change_comment()
-    entries = comment_changed_entries(2)
-    store.add(ADDRESS, *entries)
     message = deliver(command)
 
     await consumer(message)
@@ -53,26 +53,138 @@ async def test_valid_command_is_answered_relayed_and_acked_in_order(
     _, reply_kwargs = broker.replies[0]
     assert reply_kwargs["routing_key"] == message.raw_message.reply_to
     assert reply_kwargs["correlation_id"] == str(command.message_id)
-    assert [(body.decode(), kw["routing_key"], kw["message_id"]) for body, kw in broker.events] == [
-        (e["body"], e["routing_key"], e["id"]) for e in entries
-    ]
-    assert all(kw["persist"] and kw["mandatory"] for _, kw in broker.events)
-    assert store.removed == [(ADDRESS, [e["id"] for e in entries])]
-    assert store.entries[ADDRESS] == []
-    assert broker.set_aside == []
-    assert message.acks == 1
-    assert store.forgotten == [ADDRESS]
-    ids = tuple(e["id"] for e in entries)
+    [(event_body, event_kwargs)] = broker.events
+    assert event_kwargs["persist"] and event_kwargs["mandatory"]
+    stored = collection.docs[ADDRESS]
+    assert stored["comment"] == "x" and stored["version"] == 1
+    assert [e["id"] for e in stored["outbox"]] == [event_kwargs["message_id"]]
+    assert stored["applied"][0].startswith(str(command.message_id) + " ")
+    assert broker.set_aside == [] and message.acks == 1
     assert journal == [
-        ("handle", ADDRESS),
-        ("publish", "", message.raw_message.reply_to),
-        ("pending", ADDRESS),
-        ("publish", "events", entries[0]["routing_key"]),
-        ("publish", "events", entries[1]["routing_key"]),
-        ("remove", ADDRESS, ids),
+        ("find", ADDRESS), ("handle", ADDRESS), ("insert", ADDRESS),
+        ("publish", "", message.raw_message.reply_to), ("publish", "events", "account.account.comment_changed"),
         ("ack",),
-        ("forget", ADDRESS),
     ]
+
+
+async def test_later_commands_of_a_cached_aggregate_cost_one_write(consumer, collection, deliver, journal):
+    """Ensure the shard's consumer keeps the aggregate it wrote: the next command reads nothing, and its
+    one write drops the entries already relayed from the outbox."""
+    await consumer(deliver(change_comment("one")))
+    journal.clear()
+
+    await consumer(deliver(change_comment("two")))
+
+    assert [step for step in journal if step[0] in ("find", "insert", "update")] == [("update", ADDRESS)]
+    stored = collection.docs[ADDRESS]
+    assert (stored["comment"], stored["seen"], stored["version"]) == ("two", 2, 2)
+    assert [json.loads(e["body"])["comment"] for e in stored["outbox"]] == ["two"]
+
+
+async def test_a_new_channel_starts_cold(consumer, deliver, journal):
+    """Ensure deliveries through another channel (a takeover, a reconnect) read the aggregate again."""
+    await consumer(deliver(change_comment("one")))
+    journal.clear()
+
+    await consumer(deliver(change_comment("two"), channel=object()))
+
+    assert journal[0] == ("find", ADDRESS)
+
+
+async def test_aggregate_written_behind_the_cache_is_decided_again(consumer, collection, handler, deliver, broker):
+    """Ensure a write by another instance (the version moved on) is detected: the command is decided again
+    from a fresh read, and neither write is lost."""
+    await consumer(deliver(change_comment("one")))
+    collection.docs[ADDRESS].update(version=7, seen=10, quota_mb=200)  # another instance held the shard meanwhile
+
+    await consumer(deliver(change_comment("two")))
+
+    assert len(handler.calls) == 3
+    stored = collection.docs[ADDRESS]
+    assert (stored["comment"], stored["seen"], stored["quota_mb"], stored["version"]) == ("two", 11, 200, 8)
+    assert [REPLY.validate_json(body).status for body, _ in broker.replies] == ["accepted", "accepted"]
+
+
+async def test_replayed_command_is_answered_as_before_and_changes_nothing(consumer, collection, handler, deliver, broker):
+    """Ensure a command delivered again (even after a restart) is answered with the stored reply, not handled."""
+    command = change_comment()
+    await consumer(deliver(command))
+    before = json.loads(json.dumps(collection.docs[ADDRESS], default=str))
+
+    await consumer(deliver(command, channel=object()))
+
+    assert len(handler.calls) == 1
+    first, second = (REPLY.validate_json(body) for body, _ in broker.replies)
+    assert first == second
+    assert json.loads(json.dumps(collection.docs[ADDRESS], default=str)) == before
+
+
+async def test_reused_message_id_with_another_body_is_rejected(consumer, collection, handler, deliver, broker):
+    """Ensure a known message_id carrying a different command is rejected invalid_message and applies nothing."""
+    first = change_comment()
+    await consumer(deliver(first))
+    reused = ChangeQuota(actor_token=TOKEN, address=ADDRESS, quota_mb=5, message_id=first.message_id)
+
+    await consumer(deliver(reused))
+
+    assert len(handler.calls) == 1
+    replies = [REPLY.validate_json(body) for body, _ in broker.replies]
+    assert replies[1].status == "rejected" and replies[1].code == "invalid_message"
+    assert collection.docs[ADDRESS]["version"] == 1 and "quota_mb" not in collection.docs[ADDRESS]
+
+
+async def test_not_replayable_command_is_handled_on_every_delivery(consumer, collection, handler, deliver):
+    """Ensure a command marked not replayable (a sign-in attempt) is handled anew and never recorded."""
+    login = Login(login=ADDRESS, password=PASSWORD)
+
+    await consumer(deliver(login))
+    await consumer(deliver(login))
+
+    assert len(handler.calls) == 2
+    assert "applied" not in collection.docs[ADDRESS]
+
+
+async def test_internal_command_through_the_commands_exchange_is_refused(consumer, handler, deliver, broker):
+    """Ensure an internal command published by a client to `commands` is refused forbidden and set aside."""
+    message = deliver(SetFirstAdmin(login="admin"), exchange="commands")
+
+    await consumer(message)
+
+    assert the_reply(broker).code == "forbidden"
+    _, kwargs = the_set_aside(broker)
+    assert "internal command SetFirstAdmin" in kwargs["headers"][REASON_HEADER]
+    assert handler.calls == [] and message.acks == 1
+
+
+async def test_client_command_through_the_internal_exchange_is_set_aside(consumer, handler, deliver, broker):
+    """Ensure only internal commands travel on the internal exchange."""
+    await consumer(deliver(change_comment(), exchange="account.internal"))
+
+    the_set_aside(broker)
+    assert handler.calls == []
+
+
+async def test_flush_outbox_relays_what_is_left_and_trims_without_the_handler(consumer, collection, handler, deliver, broker):
+    """Ensure FlushOutbox (the sweeper's) relays entries left behind by a cold owner, trims them, and
+    never reaches a service handler."""
+    await consumer(deliver(change_comment()))
+    events_before = len(broker.events)
+
+    await consumer(deliver(FlushOutbox(key=ADDRESS), exchange="account.internal", channel=object()))
+
+    assert len(handler.calls) == 1
+    assert len(broker.events) == events_before + 1  # a cold owner cannot know it was published: again
+    assert collection.docs[ADDRESS]["outbox"] == []
+
+
+async def test_flush_outbox_on_a_warm_aggregate_only_trims(consumer, collection, deliver, broker):
+    """Ensure a FlushOutbox for an aggregate whose entries this consumer relayed publishes nothing again."""
+    await consumer(deliver(change_comment()))
+
+    await consumer(deliver(FlushOutbox(key=ADDRESS), exchange="account.internal"))
+
+    assert len(broker.events) == 1
+    assert collection.docs[ADDRESS]["outbox"] == []
 
 
 INVALID_BODIES = {
@@ -89,9 +201,7 @@ INVALID_BODIES = {
 
 
 @pytest.mark.parametrize(("body", "field"), INVALID_BODIES.values(), ids=INVALID_BODIES.keys())
-async def test_invalid_body_is_rejected_and_set_aside_redacted(
-    consumer, broker, store, handler, deliver, body, field
-):
+async def test_invalid_body_is_rejected_and_set_aside_redacted(consumer, broker, collection, handler, deliver, body, field):
     """Ensure a body that is not JSON or not the contract is answered invalid_message and set aside redacted."""
     message = deliver(change_comment(), body=body)
 
@@ -110,11 +220,11 @@ async def test_invalid_body_is_rejected_and_set_aside_redacted(
     assert TOKEN.encode() not in dead_body and PASSWORD.encode() not in dead_body
     assert message.acks == 1
     assert handler.calls == []
-    assert broker.events == [] and store.forgotten == []
+    assert broker.events == [] and collection.docs == {}
 
 
 @pytest.mark.parametrize("header", ["someone-else@example.jp", None], ids=["other account", "missing"])
-async def test_command_keyed_to_another_account_is_set_aside(consumer, broker, store, handler, deliver, header):
+async def test_command_keyed_to_another_account_is_set_aside(consumer, broker, collection, handler, deliver, header):
     """Ensure a command whose x-account header is not its own account is set aside, never handled."""
     headers = {"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}
     headers |= {} if header is None else {ACCOUNT_KEY_HEADER: header}
@@ -126,7 +236,7 @@ async def test_command_keyed_to_another_account_is_set_aside(consumer, broker, s
     assert ACCOUNT_KEY_HEADER in kwargs["headers"][REASON_HEADER]
     assert kwargs["headers"].get(ACCOUNT_KEY_HEADER) == header and "traceparent" not in kwargs["headers"]
     assert handler.calls == []
-    assert broker.events == [] and store.removed == []
+    assert broker.events == [] and collection.docs == {}
     assert message.acks == 1
 
 
@@ -148,10 +258,9 @@ async def test_command_delivered_too_often_is_set_aside(consumer, broker, handle
         assert broker.set_aside == [] and handler.calls == [command]
 
 
-async def test_transient_handler_errors_are_retried_in_place(consumer, broker, store, handler, deliver):
+async def test_transient_handler_errors_are_retried_in_place(consumer, broker, handler, deliver):
     """Ensure a handler that fails transiently twice is retried and the command answered and acked once."""
     handler.will(ConnectionError("database away"), TimeoutError("still away"))
-    store.add(ADDRESS, *comment_changed_entries(1))
     message = deliver(change_comment())
 
     await consumer(message)
@@ -163,10 +272,9 @@ async def test_transient_handler_errors_are_retried_in_place(consumer, broker, s
     assert message.acks == 1
 
 
-async def test_handler_bug_is_answered_unavailable_and_set_aside(consumer, broker, store, handler, deliver):
-    """Ensure a handler bug gets a rejected `unavailable` reply and is set aside, acked and forgotten."""
+async def test_handler_bug_is_answered_unavailable_and_set_aside(consumer, broker, collection, handler, deliver):
+    """Ensure a handler bug gets a rejected `unavailable` reply, is set aside and acked, and writes nothing."""
     handler.will(ValueError("a bug"))
-    store.add(ADDRESS, *comment_changed_entries(1))
     message = deliver(change_comment())
 
     await consumer(message)
@@ -177,43 +285,31 @@ async def test_handler_bug_is_answered_unavailable_and_set_aside(consumer, broke
     dead_body, kwargs = the_set_aside(broker)
     assert kwargs["headers"][REASON_HEADER] == "unhandled ValueError"
     assert TOKEN.encode() not in dead_body
-    assert broker.events == [] and store.removed == []
+    assert broker.events == [] and collection.docs == {}
     assert message.acks == 1
-    assert store.forgotten == [ADDRESS]
 
 
-def fail_store_once(broker, store) -> None:
-    store.fail_pending(ConnectionError("database away"))
+def fail_event_publish_once(broker) -> None:
+    broker.fail(ConnectionError("broker away"), when=lambda body, kwargs: destination(kwargs) == "events")
 
 
-def fail_event_publish_once(broker, store) -> None:
-    broker.fail(ConnectionError("broker away"), when=lambda body, kwargs: kwargs.get("exchange") is not None)
-
-
-@pytest.mark.parametrize("fail", [fail_store_once, fail_event_publish_once], ids=["store", "event publish"])
-async def test_transient_relay_error_retries_the_flush_not_the_reply(
-    consumer, broker, store, handler, deliver, journal, fail
-):
-    """Ensure a transient failure while relaying the outbox retries the flush, never the handler or reply."""
-    entries = comment_changed_entries(2)
-    store.add(ADDRESS, *entries)
-    fail(broker, store)
+async def test_transient_relay_error_retries_the_flush_not_the_reply(consumer, broker, handler, deliver, journal):
+    """Ensure a transient failure while relaying the outbox retries the relay, never the handler or reply."""
+    fail_event_publish_once(broker)
     message = deliver(change_comment())
 
     await consumer(message)
 
     assert len(handler.calls) == 1
     assert isinstance(the_reply(broker), Accepted)
-    assert [kw["message_id"] for _, kw in broker.events] == [e["id"] for e in entries]
-    assert journal.count(("pending", ADDRESS)) == 2
-    assert store.removed == [(ADDRESS, [e["id"] for e in entries])]
-    assert message.acks == 1
-    assert journal[-2:] == [("ack",), ("forget", ADDRESS)]
+    assert len(broker.events) == 1
+    assert ("publish failed", "events", "account.account.comment_changed") in journal
+    assert message.acks == 1 and journal[-1] == ("ack",)
 
 
-async def test_relay_bug_after_the_reply_sets_aside_without_a_second_reply(consumer, broker, store, deliver):
+async def test_relay_bug_after_the_reply_sets_aside_without_a_second_reply(consumer, broker, deliver):
     """Ensure a bug while relaying the outbox sets the command aside but does not answer it twice."""
-    store.fail_pending(KeyError("outbox"))
+    broker.fail(KeyError("outbox"), when=lambda body, kwargs: destination(kwargs) == "events")
     message = deliver(change_comment())
 
     await consumer(message)
@@ -222,7 +318,6 @@ async def test_relay_bug_after_the_reply_sets_aside_without_a_second_reply(consu
     _, kwargs = the_set_aside(broker)
     assert kwargs["headers"][REASON_HEADER] == "unhandled KeyError"
     assert message.acks == 1
-    assert store.forgotten == [ADDRESS]
 
 
 async def test_transient_error_while_setting_aside_is_retried(consumer, broker, handler, deliver):
@@ -237,9 +332,8 @@ async def test_transient_error_while_setting_aside_is_retried(consumer, broker, 
 
 
 @pytest.mark.parametrize("reply_to", ["", None], ids=["empty", "none"])
-async def test_no_reply_without_reply_to(consumer, broker, store, deliver, reply_to):
+async def test_no_reply_without_reply_to(consumer, broker, deliver, reply_to):
     """Ensure a command sent without reply_to is processed and acked but publishes no reply."""
-    store.add(ADDRESS, *comment_changed_entries(1))
     message = deliver(change_comment(), reply_to=reply_to)
 
     await consumer(message)
@@ -249,22 +343,14 @@ async def test_no_reply_without_reply_to(consumer, broker, store, deliver, reply
     assert message.acks == 1
 
 
-async def test_relay_publishes_pending_entries_then_removes_them(store, journal):
-    """Ensure OutboxRelay publishes each pending entry in order, then removes exactly those ids."""
+async def test_database_away_during_the_write_is_waited_out(consumer, broker, collection, handler, deliver):
+    """Ensure a write that fails transiently is retried (deciding again from a fresh read) and lands once."""
+    collection.fail_next(ConnectionError("database away"))
 
-    class RecordingPublisher:
-        async def publish_entry(self, entry: dict) -> None:
-            journal.append(("publish_entry", entry["id"]))
+    await consumer(deliver(change_comment()))
 
-    entries = comment_changed_entries(2)
-    store.add(ADDRESS, *entries)
-    store.add("other@example.jp", *comment_changed_entries(1))
-
-    await OutboxRelay(store, RecordingPublisher()).flush(ADDRESS)
-
-    ids = tuple(e["id"] for e in entries)
-    assert journal == [("pending", ADDRESS), *(("publish_entry", i) for i in ids), ("remove", ADDRESS, ids)]
-    assert len(store.entries["other@example.jp"]) == 1
+    assert isinstance(the_reply(broker), Accepted)
+    assert collection.docs[ADDRESS]["version"] == 1 and len(broker.events) == 1
 
 
 def test_redact_removes_secrets_at_any_depth():

@@ -6,20 +6,20 @@ from datetime import datetime
 from functools import partial
 
 from services.account.application.ports import (
-    Accounts, Admins, AuditPublisher, Clock, MailLogins, PasswordHasher, Record, SessionIssuer, SessionVerifier,
+    Accounts, Admins, AuditPublisher, Clock, MailLogins, PasswordHasher, SessionIssuer, SessionVerifier,
 )
 from services.account.domain.account import (
     Account, Admin, LockoutPolicy, RuleBroken, check_comment, check_quota, with_comment, with_quota,
 )
 from services.account.domain.addresses import InvalidAddress, looks_like_login, parse_address
 from services.account.domain.password_policy import check_password
-from services.account.domain.plans import PLANS, Plan
+from shared.plans import PLANS, Plan
 from shared.auth import Actor, InvalidToken
 from shared.contracts.account import (
-    AccountCreated, AccountDeleted, ChangeComment, ChangePassword, ChangeQuota, CommentChanged,
+    AccountCreated, AddressCommand, AccountDeleted, ChangeComment, ChangePassword, ChangeQuota, CommentChanged,
     CreateAccount, DeleteAccount, Login, LoginFailed, LoginSucceeded, PasswordChanged, QuotaChanged,
 )
-from shared.contracts.base import Accepted, Command, Event, FieldError, FlushOutbox, Rejected, Reply
+from shared.contracts.base import Accepted, Event, FieldError, Keyed, Rejected, Reply
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ def _self_or_admin(actor: Actor, address: str) -> bool:
     return actor.may_act_on(address)
 
 
-WHO_MAY: Mapping[type[Command], Callable[[Actor, str], bool]] = {
+WHO_MAY: Mapping[type[AddressCommand], Callable[[Actor, str], bool]] = {
     CreateAccount: _admin_of_domain,
     DeleteAccount: _admin_of_domain,
     ChangeQuota: _admin_of_domain,
@@ -54,11 +54,11 @@ WHO_MAY: Mapping[type[Command], Callable[[Actor, str], bool]] = {
 }
 
 
-def rejected(command: Command | Login, code: str, message: str, *errors: FieldError) -> Rejected:
-    return Rejected(command_id=command.message_id, code=code, message=message, errors=errors)  # type: ignore[arg-type]
+def rejected(command: Keyed, code: str, message: str, *errors: FieldError) -> Rejected:
+    return Rejected(command_id=command.message_id, code=code, message=message, errors=errors)
 
 
-def field_rejected(command: Command, *errors: FieldError) -> Rejected:
+def field_rejected(command: AddressCommand, *errors: FieldError) -> Rejected:
     code = "not_allowed_on_plan" if any(e.code == "not_allowed_on_plan" for e in errors) else "validation_failed"
     message = errors[0].message if len(errors) == 1 else "the command breaks several rules"
     return rejected(command, code, message, *errors)
@@ -71,9 +71,7 @@ class Refused(Exception):
         self.reply = reply
 
 
-async def handle(command: Command | Login | FlushOutbox, deps: Deps) -> Reply:
-    if isinstance(command, FlushOutbox):
-        return Accepted(command_id=command.message_id)  # the consumer relays the key's outbox next
+async def handle(command: AddressCommand | Login, deps: Deps) -> Reply:
     if isinstance(command, Login):
         return await login(command, deps)
     try:
@@ -84,20 +82,17 @@ async def handle(command: Command | Login | FlushOutbox, deps: Deps) -> Reply:
         return field_rejected(command, FieldError(field=error.field, code=error.code, message=error.message))
 
 
-async def _account_command(command: Command, deps: Deps) -> Reply:
+async def _account_command(command: AddressCommand, deps: Deps) -> Reply:
     actor, address = _authorized(command, deps)
     if actor.is_admin:
         await _check_admin_still_holds(command, actor, address, deps)
-    record = await deps.accounts.get(address)
-    if record and str(command.message_id) in record.applied:  # authorized when it first ran
-        await _sync_mail_login(address, record.principal, deps)
-        return _accepted(command, address)
-    if (account := _live_account(record)) and not account.accepts_session(subject=actor.subject, issued_at=actor.issued_at):
+    principal = await deps.accounts.get(address)
+    if (account := _live(principal)) and not account.accepts_session(subject=actor.subject, issued_at=actor.issued_at):
         raise Refused(rejected(command, "unauthenticated", "this session ended when the password changed; log in again"))
-    return await ACCOUNT_HANDLERS[type(command)](command, actor, address, record, deps)
+    return await ACCOUNT_HANDLERS[type(command)](command, actor, address, principal, deps)
 
 
-async def _check_admin_still_holds(command: Command, actor: Actor, address: str, deps: Deps) -> None:
+async def _check_admin_still_holds(command: AddressCommand, actor: Actor, address: str, deps: Deps) -> None:
     """Claims are checked against the stored admin, so a password or domain change takes effect at once."""
     admin = await deps.admins.current(actor.subject)
     if admin is None or not admin.accepts_session(issued_at=actor.issued_at):
@@ -106,7 +101,7 @@ async def _check_admin_still_holds(command: Command, actor: Actor, address: str,
         raise Refused(rejected(command, "forbidden", f"{actor.subject} no longer administers {address}"))
 
 
-def _authorized(command: Command, deps: Deps) -> tuple[Actor, str]:
+def _authorized(command: AddressCommand, deps: Deps) -> tuple[Actor, str]:
     try:
         actor = deps.verifier.verify(command.actor_token)
         address = parse_address(command.address).full  # type: ignore[attr-defined]
@@ -120,39 +115,30 @@ def _authorized(command: Command, deps: Deps) -> tuple[Actor, str]:
     return actor, address
 
 
-def _caused_by(command: Command | Login) -> dict:
+def _caused_by(command: Keyed) -> dict:
     return {"causation_id": command.message_id, "correlation_id": command.correlation_id}
 
 
-def _accepted(command: Command, address: str) -> Accepted:
-    """The reply of an applied account command; rebuilt, not stored, when it is delivered again."""
+async def _commit(command: AddressCommand, address: str, account: Account | None, event: Event, deps: Deps) -> Accepted:
+    """Staged in the command's unit of work; the kit writes it, then the mail server follows."""
+    await deps.accounts.save(address, account, events=[event])
     return Accepted(command_id=command.message_id, result={"address": address})
 
 
-async def _commit(
-    command: Command, address: str, account: Account | None, event: Event, deps: Deps,
-) -> Accepted:
-    # Dovecot follows the stored state, never runs ahead of it; a crash in between heals on
-    # redelivery, which finds the command applied and syncs again.
-    await deps.accounts.save(address, account, command_id=str(command.message_id), events=[event])
-    await _sync_mail_login(address, account, deps)
-    return _accepted(command, address)
-
-
-async def _sync_mail_login(address: str, principal: Account | Admin | None, deps: Deps) -> None:
+async def follow_mail_login(address: str, principal: Account | Admin | None, mail_logins: MailLogins) -> None:
     """Idempotent: the mail server ends up matching the stored state, however often it runs."""
     if isinstance(principal, Account):
-        await deps.mail_logins.grant(address, principal.password_hash, principal.quota_mb)
+        await mail_logins.grant(address, principal.password_hash, principal.quota_mb)
     else:
-        await deps.mail_logins.revoke(address)
+        await mail_logins.revoke(address)
 
 
-def _live_account(record: Record | None) -> Account | None:
-    return record.principal if record and isinstance(record.principal, Account) else None
+def _live(principal: Account | Admin | None) -> Account | None:
+    return principal if isinstance(principal, Account) else None
 
 
-def _existing(command: Command, address: str, record: Record | None) -> Account:
-    if not (account := _live_account(record)):
+def _existing(command: AddressCommand, address: str, principal: Account | Admin | None) -> Account:
+    if not (account := _live(principal)):
         raise Refused(rejected(command, "not_found", f"{address} does not exist"))
     return account
 
@@ -173,8 +159,8 @@ def _password_errors(field: str, password: str, plan: Plan, address: str) -> tup
     return tuple(FieldError(field=field, code=v.code, message=v.message) for v in violations)
 
 
-async def create_account(command: CreateAccount, actor: Actor, address: str, record: Record | None, deps: Deps) -> Reply:
-    if _live_account(record):
+async def create_account(command: CreateAccount, actor: Actor, address: str, principal: Account | Admin | None, deps: Deps) -> Reply:
+    if _live(principal):
         return rejected(command, "already_exists", f"{address} already exists")
     plan = Plan(command.plan)
     errors = [*_rule_errors(partial(check_quota, plan, command.quota_mb), partial(check_comment, command.comment)),
@@ -189,29 +175,29 @@ async def create_account(command: CreateAccount, actor: Actor, address: str, rec
     return await _commit(command, address, account, event, deps)
 
 
-async def delete_account(command: DeleteAccount, actor: Actor, address: str, record: Record | None, deps: Deps) -> Reply:
-    _existing(command, address, record)
-    event = AccountDeleted(address=address, actor=actor.subject, **_caused_by(command))
+async def delete_account(command: DeleteAccount, actor: Actor, address: str, principal: Account | Admin | None, deps: Deps) -> Reply:
+    _existing(command, address, principal)
+    event = AccountDeleted(address=address, actor=actor.subject, sessions_valid_from=deps.clock(), **_caused_by(command))
     return await _commit(command, address, None, event, deps)
 
 
-async def change_quota(command: ChangeQuota, actor: Actor, address: str, record: Record | None, deps: Deps) -> Reply:
-    account = _existing(command, address, record)
+async def change_quota(command: ChangeQuota, actor: Actor, address: str, principal: Account | Admin | None, deps: Deps) -> Reply:
+    account = _existing(command, address, principal)
     changed = with_quota(account, command.quota_mb)
     event = QuotaChanged(address=address, quota_mb=command.quota_mb, previous_quota_mb=account.quota_mb,
                          actor=actor.subject, **_caused_by(command))
     return await _commit(command, address, changed, event, deps)
 
 
-async def change_comment(command: ChangeComment, actor: Actor, address: str, record: Record | None, deps: Deps) -> Reply:
-    account = _existing(command, address, record)
+async def change_comment(command: ChangeComment, actor: Actor, address: str, principal: Account | Admin | None, deps: Deps) -> Reply:
+    account = _existing(command, address, principal)
     event = CommentChanged(address=address, comment=command.comment, actor=actor.subject,
                            **_caused_by(command))
     return await _commit(command, address, with_comment(account, command.comment), event, deps)
 
 
-async def change_password(command: ChangePassword, actor: Actor, address: str, record: Record | None, deps: Deps) -> Reply:
-    account = _existing(command, address, record)
+async def change_password(command: ChangePassword, actor: Actor, address: str, principal: Account | Admin | None, deps: Deps) -> Reply:
+    account = _existing(command, address, principal)
     new_password = command.new_password.get_secret_value()
     if errors := _password_errors("new_password", new_password, account.plan, address):
         return rejected(command, "validation_failed", "the new password breaks the password policy", *errors)
@@ -222,7 +208,7 @@ async def change_password(command: ChangePassword, actor: Actor, address: str, r
     return await _commit(command, address, changed, event, deps)
 
 
-ACCOUNT_HANDLERS: Mapping[type[Command], Callable[..., Awaitable[Reply]]] = {
+ACCOUNT_HANDLERS: Mapping[type[AddressCommand], Callable[..., Awaitable[Reply]]] = {
     CreateAccount: create_account,
     DeleteAccount: delete_account,
     ChangeQuota: change_quota,
@@ -235,8 +221,7 @@ async def login(command: Login, deps: Deps) -> Reply:
     """Every delivery of a Login is a sign-in attempt of its own: no replay skips the lockout or
     the audit (a Login redelivered after a crash is at worst counted twice)."""
     key, password = command.subject_key(), command.password.get_secret_value()
-    record = await deps.accounts.get(key)
-    principal = record.principal if record else None
+    principal = await deps.accounts.get(key)
     if principal is None:
         return await _unknown_login(command, key, password, deps)
     now = deps.clock()
@@ -276,7 +261,7 @@ def _locked(command: Login, until: datetime | None) -> Rejected:
 
 
 async def _save_sign_in(command: Login, key: str, principal: Account | Admin, event: Event, deps: Deps) -> None:
-    await deps.accounts.save(key, principal, command_id=None, events=[event])
+    await deps.accounts.save(key, principal, events=[event])
 
 
 def _session(command: Login, principal: Account | Admin, now: datetime, deps: Deps) -> Accepted:

@@ -1,7 +1,6 @@
 """What the account handlers need from the outside world."""
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
@@ -12,24 +11,17 @@ from shared.contracts.base import Event
 Clock = Callable[[], datetime]
 
 
-@dataclass(frozen=True)
-class Record:
-    """What the store holds under one key: the live principal (None once deleted) and the
-    message_ids of the latest commands already applied to it."""
-
-    principal: Account | Admin | None
-    applied: frozenset[str] = frozenset()
+Principal = Account | Admin
 
 
 class Accounts(Protocol):
-    async def get(self, key: str) -> Record | None: ...
+    """The one aggregate of the command being handled (an account, or an admin by login)."""
 
-    async def save(
-        self, key: str, principal: Account | Admin | None, *,
-        command_id: str | None, events: Sequence[Event],
-    ) -> None:
-        """One single-document write: new state, the applied command id (None: nothing to
-        remember, e.g. a sign-in attempt) and pending events."""
+    async def get(self, key: str) -> Principal | None:
+        """The live principal; None when there is none or it was deleted."""
+
+    async def save(self, key: str, principal: Principal | None, *, events: Sequence[Event]) -> None:
+        """Stage the new state (None: deleted) and its events: written together, in one write."""
 
 
 class Admins(Protocol):

@@ -3,7 +3,7 @@
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from services.account.domain.plans import Capability, Plan, allows
+from shared.plans import Capability, Plan, allows
 
 MIN_QUOTA_MB = 1
 MAX_QUOTA_MB = 1_048_576  # [choice] 1 TiB; the seed gives no bounds

@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from services.account.domain.plans import PasswordPolicyName
+from shared.plans import PasswordPolicyName
 
 STRONG_MIN_LENGTH = 12
 STRONG_MAX_LENGTH = 128

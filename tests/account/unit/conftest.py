@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 
 from services.account.application.handlers import Deps
-from services.account.application.ports import Record
 from services.account.domain.account import Admin
 from services.account.domain.account import Account, LockoutPolicy
 from shared.auth import TokenIssuer, TokenVerifier, generate_keypair, load_private_key, load_public_key
@@ -18,34 +17,27 @@ TOKEN_LIFETIME = timedelta(hours=1)
 
 
 class InMemoryAccounts:
-    """The Accounts port as one dict; a save replaces state, applied ids and events together."""
+    """The Accounts port as one dict; a save replaces state and records its events together."""
 
     def __init__(self) -> None:
-        self.records: dict[str, Record] = {}
+        self.records: dict[str, Account | Admin | None] = {}
         self.saved_events: list[Event] = []
+        self.saved_keys: list[str] = []
 
-    async def get(self, key: str) -> Record | None:
-        record = self.records.get(key)
-        # A fresh copy, as a database read would give: handlers must not mutate what is stored.
-        return Record(record.principal, frozenset(record.applied)) if record else None
+    async def get(self, key: str) -> Account | Admin | None:
+        return self.records.get(key)  # frozen dataclasses: handlers cannot change what is stored
 
-    async def save(
-        self, key: str, principal: Account | Admin | None, *,
-        command_id: str | None, events: Sequence[Event],
-    ) -> None:
-        current = self.records.get(key)
-        applied = (current.applied if current else frozenset()) | ({command_id} if command_id else set())
-        self.records[key] = Record(principal, applied)
+    async def save(self, key: str, principal: Account | Admin | None, *, events: Sequence[Event]) -> None:
+        self.records[key] = principal
         self.saved_events.extend(events)
+        self.saved_keys.append(key)
 
     def principal(self, key: str) -> Account | Admin | None:
-        record = self.records.get(key)
-        return record.principal if record else None
+        return self.records.get(key)
 
-    def snapshot(self) -> tuple[dict[str, tuple[Any, dict[str, Any]]], tuple[Event, ...]]:
+    def snapshot(self) -> tuple[dict[str, Any], tuple[Event, ...]]:
         """Everything a rejected command must leave unchanged."""
-        state = {key: (record.principal, record.applied) for key, record in self.records.items()}
-        return state, tuple(self.saved_events)
+        return dict(self.records), tuple(self.saved_events)
 
 
 class FakeHasher:

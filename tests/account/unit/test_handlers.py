@@ -8,10 +8,11 @@ from datetime import timedelta
 import jwt
 import pytest
 
-from services.account.application.handlers import handle
+from services.account.application.handlers import follow_mail_login
+from services.account.application.handlers import handle as handle_command
 from services.account.domain.account import Admin
 from services.account.domain.account import Account, SignInState
-from services.account.domain.plans import Plan
+from shared.plans import Plan
 from shared.contracts.account import (
     AccountCreated, AccountDeleted, ChangeComment, ChangePassword, ChangeQuota, CommentChanged,
     CreateAccount, DeleteAccount, Login, LoginFailed, LoginSucceeded, PasswordChanged, QuotaChanged,
@@ -30,6 +31,16 @@ NEW_STRONG = "An0ther-Secret#9"
 BASIC = "basic123x"
 WRONG = "Wr0ng-Guess!!x"
 ADMIN_LOGIN, ADMIN_PASSWORD = "root", "Adm1n-Secret!xyz"
+
+
+async def handle(command, deps):
+    """As the kit runs a command: the handler, then, once its state is written, the mail server follows."""
+    saves_before = len(deps.accounts.saved_keys)
+    reply = await handle_command(command, deps)
+    if len(deps.accounts.saved_keys) > saves_before:
+        key = deps.accounts.saved_keys[-1]
+        await follow_mail_login(key, deps.accounts.principal(key), deps.mail_logins)
+    return reply
 
 
 def expect_rejected(reply: Accepted | Rejected, code: str) -> Rejected:
@@ -61,7 +72,7 @@ async def log_in(deps, login: str, password: str) -> Accepted | Rejected:
 
 async def seed_admin(accounts, domains=(DOMAIN, OTHER_DOMAIN)) -> None:
     admin = Admin(login=ADMIN_LOGIN, password_hash="hash:" + ADMIN_PASSWORD, domains=frozenset(domains))
-    await accounts.save(ADMIN_LOGIN, admin, command_id="seed-admin", events=[])
+    await accounts.save(ADMIN_LOGIN, admin, events=[])
 
 
 def tampered(token: str) -> str:
@@ -408,74 +419,6 @@ async def test_rejection_changes_nothing(deps, tokens, accounts, mail_logins, ha
     assert reply.command_id == command.message_id
     assert state_of(accounts, mail_logins) == before
     assert hasher.hashed == hashed_before and audit.events == []
-
-
-# --- Idempotency ---------------------------------------------------------------------------
-
-
-async def test_redelivered_create_is_applied_once(deps, tokens, accounts, mail_logins, hasher):
-    """Ensure the same CreateAccount handled twice gives the same reply, one event and one hash."""
-    command = create_command(tokens)
-
-    first = await handle(command, deps)
-    second = await handle(command, deps)
-
-    assert expect_accepted(first) == second
-    assert len(accounts.saved_events) == 1
-    assert hasher.hashed == [STRONG]
-    assert mail_logins.logins == {ADDRESS: "hash:" + STRONG}
-
-
-async def test_redelivered_password_change_is_applied_once(deps, tokens, accounts, hasher, clock):
-    """Ensure the same ChangePassword handled twice gives the same reply, one event and one hash,
-    although the change itself ended the session that sent it."""
-    await create(deps, tokens)
-    command = ChangePassword(actor_token=tokens.user(ADDRESS), address=ADDRESS, new_password=NEW_STRONG)
-    clock.now += timedelta(seconds=2)
-
-    first = await handle(command, deps)
-    second = await handle(command, deps)
-
-    assert expect_accepted(first) == second
-    assert [type(e) for e in accounts.saved_events] == [AccountCreated, PasswordChanged]
-    assert hasher.hashed.count(NEW_STRONG) == 1
-
-
-@pytest.mark.parametrize("command_type", ADMIN_ONLY)
-async def test_redelivered_admin_command_is_applied_once(deps, tokens, accounts, mail_logins, command_type):
-    """Ensure a redelivered quota, comment or delete command is answered again and recorded only once."""
-    await create(deps, tokens)
-    command = ADMIN_ONLY[command_type](tokens.admin(DOMAIN), ADDRESS)
-
-    first = await handle(command, deps)
-    after_first = state_of(accounts, mail_logins)
-    second = await handle(command, deps)
-
-    assert expect_accepted(first) == second
-    assert state_of(accounts, mail_logins) == after_first
-    assert len(accounts.saved_events) == 2
-
-
-async def test_redelivered_create_after_password_change_keeps_new_password(deps, tokens, accounts, mail_logins):
-    """Ensure a late redelivery of CreateAccount neither re-applies it nor restores the old mail password."""
-    command = create_command(tokens)
-    first = await handle(command, deps)
-    await handle(ChangePassword(actor_token=tokens.user(ADDRESS), address=ADDRESS, new_password=NEW_STRONG), deps)
-
-    assert await handle(command, deps) == first
-    assert mail_logins.logins == {ADDRESS: "hash:" + NEW_STRONG}
-    assert accounts.principal(ADDRESS).password_hash == "hash:" + NEW_STRONG
-
-
-async def test_redelivered_delete_keeps_mail_login_revoked(deps, tokens, mail_logins):
-    """Ensure a redelivered DeleteAccount re-syncs the mail server to the deleted state."""
-    await create(deps, tokens)
-    command = DeleteAccount(actor_token=tokens.admin(DOMAIN), address=ADDRESS)
-    first = await handle(command, deps)
-    mail_logins.logins[ADDRESS] = "hash:left-over"  # a revoke that never reached the mail server
-
-    assert await handle(command, deps) == first
-    assert mail_logins.logins == {}
 
 
 # --- Login ---------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 import pytest
 
 from services.account.domain.password_policy import Violation, check_password
-from services.account.domain.plans import PasswordPolicyName
+from shared.plans import PasswordPolicyName
 
 STRONG = PasswordPolicyName.STRONG
 BASIC = PasswordPolicyName.BASIC

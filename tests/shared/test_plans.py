@@ -1,6 +1,6 @@
 import pytest
 
-from services.account.domain.plans import (
+from shared.plans import (
     PLANS,
     Capability,
     PasswordPolicyName,

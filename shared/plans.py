@@ -1,4 +1,4 @@
-"""What each hosting plan allows, as one table (SPEC "Plans")."""
+"""What each hosting plan allows, as one table every service reads (SPEC "Plans")."""
 
 from collections.abc import Mapping
 from dataclasses import dataclass

@@ -1,0 +1,87 @@
+"""Accounts and admins as documents of the kit's unit of work, `_id` = address (user) or login
+(admin, no '@'). A deleted account stays as a tombstone, so its idempotency record and pending
+events survive it."""
+
+import time
+from collections.abc import Sequence
+
+from services.account.application.ports import Principal
+from services.account.domain.account import Account, Admin, SignInState
+from shared.contracts.base import Event
+from shared.messaging.unit_of_work import AggregateReader, Doc, UnitOfWork
+from shared.plans import Plan
+
+ADMIN_CACHE_S = 2.0
+
+
+def _sign_in_doc(state: SignInState) -> Doc:
+    return {"failures": state.failures, "first_failure_at": state.first_failure_at, "locked_until": state.locked_until}
+
+
+def principal_doc(principal: Principal | None) -> Doc:
+    if principal is None:
+        return {"deleted": True, "password_hash": None, "sign_in": None}
+    common = {"deleted": False, "password_hash": principal.password_hash, "sign_in": _sign_in_doc(principal.sign_in),
+              "sessions_valid_from": principal.sessions_valid_from}
+    if isinstance(principal, Admin):
+        return {**common, "role": "admin", "domains": sorted(principal.domains)}
+    return {**common, "role": "user", "plan": str(principal.plan), "quota_mb": principal.quota_mb,
+            "comment": principal.comment}
+
+
+def principal_of(key: str, doc: Doc | None) -> Principal | None:
+    if not doc or doc.get("deleted"):
+        return None
+    sign_in = SignInState(**doc["sign_in"]) if doc.get("sign_in") else SignInState()
+    if doc.get("role") == "admin":
+        return Admin(login=key, password_hash=doc["password_hash"], domains=frozenset(doc["domains"]),
+                     sign_in=sign_in, sessions_valid_from=doc.get("sessions_valid_from"))
+    return Account(address=key, plan=Plan(doc["plan"]), password_hash=doc["password_hash"],
+                   quota_mb=doc.get("quota_mb"), comment=doc.get("comment", ""), sign_in=sign_in,
+                   sessions_valid_from=doc.get("sessions_valid_from"))
+
+
+class AccountsInUnit:
+    """The Accounts port over the delivery's unit of work: only its own aggregate is reachable."""
+
+    def __init__(self, unit: UnitOfWork | None) -> None:
+        self._unit = unit
+
+    @classmethod
+    def outside_any_turn(cls) -> "AccountsInUnit":
+        """A placeholder for the composition root: every use refuses."""
+        return cls(None)
+
+    def _check(self, key: str) -> UnitOfWork:
+        if self._unit is None:
+            raise LookupError("no aggregate outside a turn")
+        if key != self._unit.key:
+            raise LookupError(f"{key} is not the aggregate of this turn ({self._unit.key})")
+        return self._unit
+
+    async def get(self, key: str) -> Principal | None:
+        return principal_of(key, self._check(key).state)
+
+    async def save(self, key: str, principal: Principal | None, *, events: Sequence[Event]) -> None:
+        self._check(key).stage(principal_doc(principal), events=events)
+
+
+class StoredAdmins:
+    """The Admins port: an admin as stored, read outside any turn and remembered ADMIN_CACHE_S, so
+    admin commands skip a read while a change still counts within seconds."""
+
+    def __init__(self, reader: AggregateReader) -> None:
+        self._reader = reader
+        self._admins: dict[str, tuple[float, Admin | None]] = {}
+
+    async def current(self, login: str) -> Admin | None:
+        now = time.monotonic()
+        cached = self._admins.get(login)
+        if cached and cached[0] > now:
+            return cached[1]
+        principal = principal_of(login, await self._reader.peek(login))
+        admin = principal if isinstance(principal, Admin) else None
+        self._admins[login] = (now + ADMIN_CACHE_S, admin)
+        return admin
+
+

@@ -1,0 +1,96 @@
+"""The broker factory, publishing helpers and subscribing as every kit consumer does."""
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aio_pika.exceptions import ChannelInvalidStateError
+from aiormq.exceptions import AMQPConnectionError
+from aiormq.exceptions import ChannelInvalidStateError as AiormqChannelInvalidStateError
+from faststream.middlewares import AckPolicy
+from faststream.rabbit import RabbitBroker, RabbitExchange, RabbitQueue
+from faststream.rabbit.annotations import RabbitMessage as Delivered
+from faststream.rabbit.message import RabbitMessage
+from faststream.rabbit.opentelemetry import RabbitTelemetryMiddleware
+from faststream.rabbit.schemas import Channel, QueueType
+from opentelemetry import context as otel_context
+from opentelemetry import propagate
+from opentelemetry.trace import TracerProvider
+from pymongo.errors import ConnectionFailure
+
+from shared.topology import ACCOUNT_KEY_HEADER, EVENTS
+
+log = logging.getLogger(__name__)
+
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    ConnectionFailure, ConnectionError, TimeoutError, AMQPConnectionError, AiormqChannelInvalidStateError,
+    ChannelInvalidStateError,
+)
+"""A dependency away (database, broker, reconnecting channel); not a bad file system or a bug."""
+
+
+def make_broker(
+    url: str, *, app_id: str, connection_name: str, tracer_provider: TracerProvider | None, prefetch: int = 32
+) -> RabbitBroker:
+    """Confirms on, unroutable mandatory messages raise, prefetch explicit (FastStream defaults none)."""
+    return RabbitBroker(
+        url,
+        app_id=app_id,
+        client_properties={"connection_name": connection_name},
+        default_channel=Channel(prefetch_count=prefetch, publisher_confirms=True, on_return_raises=True),
+        middlewares=[RabbitTelemetryMiddleware(tracer_provider=tracer_provider)],
+        graceful_timeout=30.0,
+        fail_fast=False,
+        reconnect_interval=1.0,
+    )
+
+
+async def publish(
+    broker: RabbitBroker, body: bytes, *, exchange: str, routing_key: str, message_id: str,
+    key: str | None = None, headers: dict[str, Any] | None = None, correlation_id: str | None = None,
+) -> None:
+    """Persistent, mandatory, confirmed: once this returns, the broker has the message queued."""
+    all_headers = {**(headers or {}), **({ACCOUNT_KEY_HEADER: key} if key is not None else {})}
+    await broker.publish(
+        body, exchange=RabbitExchange(exchange, declare=False), routing_key=routing_key, message_id=message_id,
+        correlation_id=correlation_id, headers=all_headers, content_type="application/json",
+        persist=True, mandatory=True,
+    )
+
+
+async def publish_in_trace(broker: RabbitBroker, trace_headers: dict[str, str], **kwargs: Any) -> None:
+    """Publish as part of the trace the headers carry (an outbox entry's command)."""
+    token = otel_context.attach(propagate.extract(trace_headers))
+    try:
+        await publish(broker, **kwargs)
+    finally:
+        otel_context.detach(token)
+
+
+async def raw_body(message: RabbitMessage) -> bytes:
+    """Decoding is the kit's: FastStream must not fail on a body that is not JSON."""
+    return message.body
+
+
+def subscribe(broker: RabbitBroker, queue: str, *, prefetch: int,
+              consume: Callable[[RabbitMessage], Awaitable[None]]) -> None:
+    """A manual-ack subscriber on a quorum queue the kit declared itself."""
+
+    @broker.subscriber(
+        RabbitQueue(queue, queue_type=QueueType.QUORUM, declare=False),
+        channel=Channel(prefetch_count=prefetch, on_return_raises=True),
+        ack_policy=AckPolicy.MANUAL, no_reply=True, decoder=raw_body,
+    )
+    async def on_message(message: Delivered) -> None:
+        await consume(message)
+
+
+class EventPublisher:
+    """Publishes an event that belongs to no stored aggregate (e.g. a sign-in to an unknown login)."""
+
+    def __init__(self, broker: RabbitBroker) -> None:
+        self._broker = broker
+
+    async def publish(self, event: Any) -> None:
+        await publish(self._broker, event.model_dump_json().encode(), exchange=EVENTS,
+                      routing_key=event.ROUTING_KEY, message_id=str(event.message_id))

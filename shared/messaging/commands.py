@@ -1,0 +1,165 @@
+"""The command consumer: one delivery from a command shard becomes exactly one reply and at most
+one state change.
+
+admit (invalid: set aside, reply `invalid_message`) -> open the aggregate's unit of work ->
+replay? answer the stored reply : handle and commit in one write -> follow (the service makes the
+outside world match the stored state) -> reply -> relay the outbox -> ack.
+Transient failures (database or broker away) are retried in place with capped backoff, which
+holds the shard and so the account's order; a crash anywhere before the ack redelivers the
+command, which then finds itself applied and is answered as before. FlushOutbox (from the
+sweeper) is the kit's own: it relays and trims, no service sees it.
+"""
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from aio_pika.exceptions import DeliveryError
+from faststream.rabbit import RabbitBroker
+from faststream.rabbit.message import RabbitMessage
+from pydantic import ValidationError
+
+from shared.contracts.base import Accepted, FlushOutbox, InternalCommand, Keyed, Rejected
+from shared.messaging.delivery import (
+    Delivery, DeliveryLost, SetAside, channel_of, delivery_count, headers_of, invalid, schema_reason,
+)
+from shared.messaging.outbox import OutboxRelay
+from shared.messaging.unit_of_work import Applied, Doc, ShardAggregates, StaleAggregate, UnitOfWork, digest
+from shared.topology import ACCOUNT_KEY_HEADER, COMMANDS
+
+log = logging.getLogger(__name__)
+
+UNAVAILABLE = Rejected(code="unavailable", message="the command could not be processed and was set aside for operators")
+Reply = Accepted | Rejected
+Handler = Callable[[Any, UnitOfWork], Awaitable[Reply]]
+Follow = Callable[[str, Doc | None], Awaitable[None]]
+"""Makes the outside world (e.g. the mail server) match an aggregate's stored state; idempotent."""
+
+
+@dataclass
+class _Turn:
+    """What one delivery has done so far, so no retried step repeats a finished one."""
+
+    reply: Reply | None = None
+    state: Doc | None = None
+    changed: bool = False
+    followed: bool = False
+    answered: bool = False
+
+
+@dataclass(frozen=True)
+class CommandConsumer:
+    queue: str
+    broker: RabbitBroker
+    internal_exchange: str
+    parse: Callable[[bytes], Keyed]
+    handlers: Mapping[type, Handler]
+    aggregates: ShardAggregates
+    relay: OutboxRelay
+    transient_errors: tuple[type[BaseException], ...]
+    delivery_limit: int
+    follow: Follow | None = None
+
+    async def __call__(self, message: RabbitMessage) -> None:
+        delivery = Delivery(message, self.queue, self.broker, (*self.transient_errors, StaleAggregate))
+        await delivery.settle_safely(lambda: self._consume(delivery))
+
+    async def _consume(self, delivery: Delivery) -> None:
+        turn = _Turn()
+        try:
+            command = self._admit(delivery)
+            self.aggregates.claim(channel_of(delivery.message))
+            await self._run(delivery, command, turn)
+        except SetAside as aside:
+            await self._answer(delivery, aside.reply, turn)
+            await delivery.set_aside(aside.reason)
+
+    def _admit(self, delivery: Delivery) -> Keyed:
+        if delivery_count(delivery.message) >= self.delivery_limit - 1:
+            raise SetAside("delivered too often without an answer (a crash loop?)", UNAVAILABLE)
+        try:
+            command = self.parse(delivery.message.body)
+        except ValidationError as error:
+            rejected = invalid(error)
+            raise SetAside(schema_reason(rejected), rejected) from None
+        if headers_of(delivery.message).get(ACCOUNT_KEY_HEADER) != command.subject_key():
+            raise SetAside(f"header {ACCOUNT_KEY_HEADER} does not match the command's account")
+        self._check_way_in(delivery, command)
+        return command
+
+    def _check_way_in(self, delivery: Delivery, command: Keyed) -> None:
+        """Internal commands carry no session: only the service itself may send them."""
+        exchange = delivery.message.raw_message.exchange
+        if isinstance(command, InternalCommand) and exchange != self.internal_exchange:
+            raise SetAside(f"internal command {type(command).__name__} arrived through {exchange!r}",
+                           Rejected(code="forbidden", message="internal commands are not accepted from clients"))
+        if not isinstance(command, InternalCommand) and exchange != COMMANDS:
+            raise SetAside(f"client command arrived through {exchange!r}")
+
+    async def _run(self, delivery: Delivery, command: Keyed, turn: _Turn) -> None:
+        key = command.subject_key()
+        try:
+            await delivery.patiently(lambda: self._decide(delivery, command, turn))
+            if self.follow and turn.changed and not turn.followed:
+                await delivery.patiently(lambda: self._follow(key, turn))
+            assert turn.reply is not None
+            await self._answer(delivery, turn.reply, turn)
+            await delivery.patiently(lambda: self.relay.flush(self.aggregates, key))
+            if isinstance(command, FlushOutbox):
+                await delivery.patiently(lambda: self.aggregates.trim(key))
+            await delivery.ack()
+        except (SetAside, DeliveryLost):
+            raise
+        except Exception as error:  # a bug: answer, set the command aside, keep serving
+            log.exception("command %s failed", delivery.message.raw_message.message_id)
+            self.aggregates.forget(key)
+            raise SetAside(f"unhandled {type(error).__name__}", UNAVAILABLE) from error
+
+    async def _decide(self, delivery: Delivery, command: Keyed, turn: _Turn) -> None:
+        """Handle once, however often later steps are retried; a stale aggregate decides again."""
+        if turn.reply is not None:
+            return
+        if isinstance(command, FlushOutbox):  # the sweeper saw the database: look there, not at the cache
+            await self.aggregates.refresh(command.subject_key())
+            turn.reply = Accepted(command_id=command.message_id)
+            return
+        unit = await self.aggregates.open(command.subject_key())
+        message_id = str(command.message_id)
+        if command.REPLAYABLE and (applied := unit.applied(message_id)):
+            turn.reply, turn.state, turn.changed = self._replayed(command, applied, delivery.message.body, unit)
+            return
+        reply = await self.handlers[type(command)](command, unit)
+        record = Applied(message_id, digest(delivery.message.body), reply) if command.REPLAYABLE and unit.staged else None
+        await self.aggregates.commit(unit, record)
+        turn.reply, turn.state, turn.changed = reply, unit.state, unit.staged
+
+    @staticmethod
+    def _replayed(command: Keyed, applied: Applied, body: bytes, unit: UnitOfWork) -> tuple[Reply, Doc | None, bool]:
+        if applied.digest != digest(body):
+            return Rejected(command_id=command.message_id, code="invalid_message",
+                            message="this message_id was already used by a different command"), None, False
+        return applied.reply.model_copy(update={"command_id": command.message_id}), unit.state, True
+
+    async def _follow(self, key: str, turn: _Turn) -> None:
+        assert self.follow is not None
+        await self.follow(key, turn.state)
+        turn.followed = True
+
+    async def _answer(self, delivery: Delivery, reply: Reply, turn: _Turn) -> None:
+        if not turn.answered:
+            await delivery.patiently(lambda: self._reply(delivery.message, reply))
+            turn.answered = True
+
+    async def _reply(self, message: RabbitMessage, reply: Reply) -> None:
+        raw = message.raw_message
+        if not raw.reply_to:
+            return
+        try:
+            await self.broker.publish(
+                reply.model_dump_json().encode(), routing_key=raw.reply_to,
+                correlation_id=raw.correlation_id, content_type="application/json",
+                mandatory=False, persist=False,
+            )
+        except DeliveryError:
+            log.info("requester of %s is gone; reply dropped", raw.message_id)

@@ -1,0 +1,133 @@
+"""What every kit consumer does with one delivery: retry transient failures in place, set aside
+what cannot be processed (redacted, with the reason), and settle exactly once."""
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from aio_pika.exceptions import ChannelInvalidStateError
+from faststream.rabbit import RabbitBroker
+from faststream.rabbit.message import RabbitMessage
+from pydantic import ValidationError
+
+from shared.contracts.base import FieldError, Rejected
+from shared.messaging.broker import publish
+from shared.messaging.redaction import redact
+from shared.topology import DLX
+
+log = logging.getLogger(__name__)
+
+REASON_HEADER = "x-death-reason"
+MAX_PAUSE_S = 5.0
+T = TypeVar("T")
+
+
+class DeliveryLost(Exception):
+    """The channel that delivered the message closed; the broker redelivers it, so stop here."""
+
+
+class SetAside(Exception):
+    """The delivery cannot be processed: answer `reply`, move it to the dead-letter queue with `reason`."""
+
+    def __init__(self, reason: str, reply: Rejected | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.reply = reply or Rejected(code="invalid_message", message=f"set aside for operators: {reason}")
+
+
+def alive(message: RabbitMessage) -> bool:
+    try:
+        message.raw_message.channel  # aio-pika raises once the delivering channel is closed
+    except ChannelInvalidStateError:
+        return False
+    return True
+
+
+def channel_of(message: RabbitMessage) -> object:
+    """The channel that delivered the message: who holds the queue for this delivery."""
+    try:
+        return message.raw_message.channel
+    except ChannelInvalidStateError:
+        raise DeliveryLost from None
+
+
+def headers_of(message: RabbitMessage) -> dict[str, Any]:
+    return dict(message.raw_message.headers or {})
+
+
+def delivery_count(message: RabbitMessage) -> int:
+    return int(headers_of(message).get("x-delivery-count", 0))
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One delivery from `queue`, and the broker and failure classes to settle it with."""
+
+    message: RabbitMessage
+    queue: str
+    broker: RabbitBroker
+    transient_errors: tuple[type[BaseException], ...]
+
+    async def patiently(self, step: Callable[[], Awaitable[T]]) -> T:
+        """Run `step` until it passes; transient errors wait with capped backoff and hold the queue,
+        until the delivery's channel is gone (then the broker hands the message to a live consumer)."""
+        pause = 0.1
+        while True:
+            try:
+                return await step()
+            except self.transient_errors as error:
+                if not alive(self.message):
+                    raise DeliveryLost from error
+                log.warning("transient %s; retrying in %.1fs", type(error).__name__, pause)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, MAX_PAUSE_S)
+
+    async def ack(self) -> None:
+        if not alive(self.message):
+            raise DeliveryLost
+        await self.message.ack()
+
+    async def set_aside(self, reason: str) -> None:
+        raw = self.message.raw_message
+        headers = {k: v for k, v in headers_of(self.message).items() if k != "traceparent"}
+        await self.patiently(lambda: publish(
+            self.broker, redact(self.message.body), exchange=DLX, routing_key=self.queue,
+            headers={**headers, REASON_HEADER: reason[:1000]}, message_id=raw.message_id or "",
+            correlation_id=raw.correlation_id,
+        ))
+        await self.ack()
+
+    async def settle_safely(self, work: Callable[[], Awaitable[None]]) -> None:
+        """Run the delivery's work; a lost channel is left to the broker, a failure to settle
+        gives the message back rather than hold the queue."""
+        try:
+            await work()
+        except DeliveryLost:
+            log.warning("channel of %s closed; the broker redelivers it", self.message.raw_message.message_id)
+        except Exception:
+            log.exception("could not settle %s; returning it to the queue", self.message.raw_message.message_id)
+            try:
+                await self.message.nack(requeue=True)
+            except Exception:  # the channel is gone too: the broker redelivers it anyway
+                log.debug("nack failed", exc_info=True)
+
+
+def invalid(error: ValidationError) -> Rejected:
+    errors = tuple(
+        FieldError(field=_field_name(e["loc"]), code=e["type"], message=e["msg"])
+        for e in error.errors(include_input=False, include_url=False)
+    )
+    return Rejected(code="invalid_message", message="the message does not match the contract", errors=errors)
+
+
+def schema_reason(rejected: Rejected) -> str:
+    return "schema: " + "; ".join(f"{e.field}: {e.message}" for e in rejected.errors)
+
+
+def _field_name(loc: tuple[Any, ...]) -> str:
+    """Contract fields are snake_case; a leading CamelCase part is the union's message type."""
+    if len(loc) > 1 and isinstance(loc[0], str) and loc[0][:1].isupper():
+        loc = loc[1:]
+    return ".".join(map(str, loc)) or "body"

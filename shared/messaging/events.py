@@ -1,0 +1,83 @@
+"""The event consumer: an event a service reacts to becomes that service's own internal command,
+sent through its own shard (so each aggregate keeps one writer) on its internal exchange.
+
+The command's message_id is derived from the event's, so an event delivered twice yields the same
+command twice, which the unit of work recognises as applied: the reaction happens once.
+"""
+
+import logging
+import uuid
+from functools import reduce
+from operator import or_
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from faststream.rabbit import RabbitBroker
+from faststream.rabbit.message import RabbitMessage
+from pydantic import TypeAdapter, ValidationError
+
+from shared.contracts.base import Event, InternalCommand
+from shared.messaging.broker import publish
+from shared.messaging.delivery import Delivery, SetAside, delivery_count, invalid, schema_reason
+
+log = logging.getLogger(__name__)
+
+Reaction = Callable[[Any], Sequence[InternalCommand]]
+"""event -> the internal commands it becomes (none: ignored)"""
+KIT_NAMESPACE = uuid.UUID("5b0f8f0e-3a52-4a39-9d1e-6a1f0c6f7d10")
+
+
+def command_id_for(service: str, event: Event, position: int) -> uuid.UUID:
+    return uuid.uuid5(KIT_NAMESPACE, f"{service}:{event.message_id}:{position}")
+
+
+def event_parser(reactions: Mapping[type[Event], Reaction]) -> Callable[[bytes], Event]:
+    """Events are told apart by their `type` field."""
+    union: Any = reduce(or_, reactions)
+    adapter: TypeAdapter[Event] = TypeAdapter(union)
+    return adapter.validate_json
+
+
+@dataclass(frozen=True)
+class EventConsumer:
+    queue: str
+    broker: RabbitBroker
+    service: str
+    internal_exchange: str
+    parse: Callable[[bytes], Event]
+    reactions: Mapping[type[Event], Reaction]
+    transient_errors: tuple[type[BaseException], ...]
+    delivery_limit: int
+
+    async def __call__(self, message: RabbitMessage) -> None:
+        delivery = Delivery(message, self.queue, self.broker, self.transient_errors)
+        await delivery.settle_safely(lambda: self._consume(delivery))
+
+    async def _consume(self, delivery: Delivery) -> None:
+        try:
+            event = self._admit(delivery)
+            for command in self.commands_for(event):
+                await delivery.patiently(lambda command=command: self._send(command))
+            await delivery.ack()
+        except SetAside as aside:
+            await delivery.set_aside(aside.reason)
+
+    def _admit(self, delivery: Delivery) -> Event:
+        if delivery_count(delivery.message) >= self.delivery_limit - 1:
+            raise SetAside("delivered too often (a crash loop?)")
+        try:
+            return self.parse(delivery.message.body)
+        except ValidationError as error:
+            raise SetAside(schema_reason(invalid(error))) from None
+
+    def commands_for(self, event: Event) -> list[InternalCommand]:
+        commands = self.reactions[type(event)](event)
+        return [command.model_copy(update={
+            "message_id": command_id_for(self.service, event, n), "causation_id": event.message_id,
+            "correlation_id": event.correlation_id or event.message_id,
+        }) for n, command in enumerate(commands)]
+
+    async def _send(self, command: InternalCommand) -> None:
+        await publish(self.broker, command.model_dump_json().encode(), exchange=self.internal_exchange,
+                      routing_key=self.service, key=command.subject_key(), message_id=str(command.message_id))

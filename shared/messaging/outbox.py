@@ -1,0 +1,105 @@
+"""Messages waiting in their aggregate's document until the relay has published them, and the
+sweeper that finds outboxes left behind.
+
+An entry names its exchange: events go to `events`, work items to the service's internal exchange.
+"""
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from faststream.rabbit import RabbitBroker
+from opentelemetry import propagate
+
+from shared.contracts.base import Event, FlushOutbox, WorkItem
+from shared.messaging.broker import publish, publish_in_trace
+from shared.topology import EVENTS, internal_exchange, work_routing_key
+
+log = logging.getLogger(__name__)
+
+Entry = dict[str, Any]
+
+
+def trace_headers() -> dict[str, str]:
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return carrier
+
+
+def _entry(message: Event | WorkItem, exchange: str, routing_key: str) -> Entry:
+    return {"id": str(message.message_id), "exchange": exchange, "routing_key": routing_key,
+            "body": message.model_dump_json(), "headers": trace_headers(), "at": datetime.now(UTC)}
+
+
+def event_entry(event: Event) -> Entry:
+    """An event as stored in its aggregate's outbox, with the trace context of the command."""
+    return _entry(event, EVENTS, event.ROUTING_KEY)
+
+
+def work_entry(service: str, item: WorkItem) -> Entry:
+    return _entry(item, internal_exchange(service), work_routing_key(type(item).QUEUE))
+
+
+class OutboxStore(Protocol):
+    async def pending(self, key: str) -> list[Entry]:
+        """Entries of the key's outbox not yet known to be published."""
+
+    def relayed(self, key: str, entry_ids: list[str]) -> None:
+        """Published: the next write of the aggregate drops them from its outbox."""
+
+
+@dataclass(frozen=True)
+class OutboxRelay:
+    broker: RabbitBroker
+
+    async def flush(self, store: OutboxStore, key: str) -> None:
+        entries = await store.pending(key)
+        for entry in entries:
+            await self.publish_entry(entry)
+        store.relayed(key, [entry["id"] for entry in entries])
+
+    async def publish_entry(self, entry: Entry) -> None:
+        await publish_in_trace(
+            self.broker, entry.get("headers", {}), body=entry["body"].encode(),
+            exchange=entry.get("exchange", EVENTS), routing_key=entry["routing_key"], message_id=entry["id"],
+        )
+
+
+@dataclass
+class OutboxSweeper:
+    """Finds outboxes left behind (a relay that failed for good, or published entries of an idle
+    aggregate not yet trimmed) and asks the owning shard to flush them, so the one writer of each
+    aggregate stays the only writer. A key that stays stuck is asked again less and less often."""
+
+    broker: RabbitBroker
+    service: str
+    stale_keys: Callable[..., Awaitable[list[str]]]
+    interval_s: float
+    stale_after_s: float
+    _next_try: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval_s)
+            try:
+                await self.sweep()
+            except Exception:  # the next round tries again; sweeping must never stop the service
+                log.exception("outbox sweep failed")
+
+    async def sweep(self) -> None:
+        now = asyncio.get_running_loop().time()
+        stale = await self.stale_keys(older_than=timedelta(seconds=self.stale_after_s))
+        self._next_try = {key: self._next_try[key] for key in stale if key in self._next_try}
+        for key in stale:
+            due, wait = self._next_try.get(key, (now, self.stale_after_s))
+            if due <= now:
+                await self._ask_to_flush(key)
+                self._next_try[key] = (now + wait, min(wait * 2, 3600.0))
+
+    async def _ask_to_flush(self, key: str) -> None:
+        command = FlushOutbox(key=key)
+        await publish(self.broker, command.model_dump_json().encode(), exchange=internal_exchange(self.service),
+                      routing_key=self.service, key=command.subject_key(), message_id=str(command.message_id))

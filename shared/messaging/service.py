@@ -1,0 +1,179 @@
+"""`run_service(spec)`: a service is its name, settings class, contracts and a composition root
+that returns its handler table, unit-of-work collection, reactions to events, work handlers and
+start-up commands. The kit builds the broker, database, telemetry, topology and every consumer.
+"""
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import reduce
+from operator import or_
+from typing import Annotated, Any
+
+import aio_pika
+from faststream import FastStream
+from faststream.rabbit import RabbitBroker
+from pydantic import Field, TypeAdapter
+from pymongo.asynchronous.database import AsyncDatabase
+
+from shared.auth import TokenVerifier, load_public_key
+from shared.contracts.base import Event, FlushOutbox, InternalCommand, Keyed, WorkItem
+from shared.messaging.broker import TRANSIENT_ERRORS, make_broker, subscribe
+from shared.messaging.commands import CommandConsumer, Follow, Handler
+from shared.messaging.events import EventConsumer, Reaction, event_parser
+from shared.messaging.outbox import OutboxRelay, OutboxSweeper
+from shared.messaging.unit_of_work import AggregateReader, ShardAggregates
+from shared.messaging.work import WorkConsumer, WorkHandler
+from shared.mongo import make_client
+from shared.sessions import COLLECTION as SESSIONS_COLLECTION
+from shared.sessions import REACTIONS as SESSION_REACTIONS
+from shared.sessions import LimitSessions, SessionGuard, SessionLimits
+from shared.settings import ServiceSettings
+from shared.telemetry import make_tracer_provider
+from shared.topology import ServiceTopology, declare
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What the kit builds once per process and offers the composition root."""
+
+    settings: Any
+    broker: RabbitBroker
+    database: AsyncDatabase
+    sessions: SessionGuard
+
+
+@dataclass(frozen=True)
+class Wiring:
+    """What a service's composition root hands back to the kit."""
+
+    handlers: Mapping[type, Handler]
+    aggregates: str
+    """the collection of the service's aggregates: its unit-of-work store"""
+    follow: Follow | None = None
+    reactions: Mapping[type[Event], Reaction] = field(default_factory=dict)
+    work: Mapping[type[WorkItem], WorkHandler] = field(default_factory=dict)
+    startup: Sequence[InternalCommand] = ()
+    """sent through the owning shards before the service consumes (e.g. the first admin)"""
+    on_close: Callable[[], Awaitable[None]] | None = None
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    name: str
+    settings: type[ServiceSettings]
+    commands: tuple[type[Keyed], ...]
+    """every command the service handles: its clients' and its internal ones"""
+    compose: Callable[[Any, Resources], Wiring]
+    keeps_sessions: bool = True
+    """keep the sessions projection (the account service owns the truth and needs none)"""
+
+
+def connection_name(service: str, instance: str) -> str:
+    return f"{service}@{instance}"
+
+
+def command_parser(kinds: Sequence[type[Keyed]]) -> Callable[[bytes], Keyed]:
+    union: Any = reduce(or_, kinds)
+    adapter: TypeAdapter[Keyed] = TypeAdapter(Annotated[union, Field(discriminator="type")])
+    return adapter.validate_json
+
+
+def topology_of(spec: ServiceSpec, settings: ServiceSettings, wiring: Wiring) -> ServiceTopology:
+    return ServiceTopology(
+        service=spec.name, shards=settings.command_shards, delivery_limit=settings.delivery_limit,
+        event_keys=tuple(sorted({kind.ROUTING_KEY for kind in _reactions(spec, wiring)})),
+        work=tuple(kind.QUEUE for kind in wiring.work),
+    )
+
+
+def _reactions(spec: ServiceSpec, wiring: Wiring) -> Mapping[type[Event], Reaction]:
+    return {**(SESSION_REACTIONS if spec.keeps_sessions else {}), **wiring.reactions}
+
+
+def create_app(spec: ServiceSpec, settings: ServiceSettings | None = None) -> FastStream:
+    settings = settings or spec.settings()  # type: ignore[call-arg]
+    broker = make_broker(settings.amqp_url.get_secret_value(), app_id=spec.name,
+                         connection_name=connection_name(spec.name, settings.instance),
+                         tracer_provider=make_tracer_provider(spec.name, settings))
+    mongo = make_client(settings.mongodb_url.get_secret_value())
+    database = mongo[settings.mongodb_db]
+    limits = SessionLimits(database[SESSIONS_COLLECTION])
+    sessions = SessionGuard(TokenVerifier(load_public_key(settings.session_public_key)), limits)
+    wiring = spec.compose(settings, Resources(settings, broker, database, sessions))
+    topology = topology_of(spec, settings, wiring)
+    _subscribe_all(spec, settings, broker, database, wiring, topology, limits)
+    sweeper = OutboxSweeper(broker=broker, service=spec.name,
+                            stale_keys=AggregateReader(database[wiring.aggregates]).stale_keys,
+                            interval_s=settings.outbox_sweep_interval_s, stale_after_s=settings.outbox_stale_after_s)
+    background: list[asyncio.Task] = []
+
+    async def prepare() -> None:
+        await _declare_and_send(settings, topology, wiring.startup)
+
+    async def start_sweeping() -> None:
+        background.append(asyncio.create_task(sweeper.run()))
+
+    async def close() -> None:
+        for task in background:
+            task.cancel()
+        if wiring.on_close:
+            await wiring.on_close()
+        await mongo.close()
+
+    return FastStream(broker, on_startup=[prepare], after_startup=[start_sweeping], after_shutdown=[close])
+
+
+def _subscribe_all(spec: ServiceSpec, settings: ServiceSettings, broker: RabbitBroker, database: AsyncDatabase,
+                   wiring: Wiring, topology: ServiceTopology, limits: SessionLimits) -> None:
+    handlers: dict[type, Handler] = {**wiring.handlers}
+    if spec.keeps_sessions:
+        handlers[LimitSessions] = limits.record
+    kinds = (*spec.commands, FlushOutbox, *((LimitSessions,) if spec.keeps_sessions else ()))
+    parse, relay = command_parser(kinds), OutboxRelay(broker)
+    for queue in topology.shard_queues():
+        consumer = CommandConsumer(
+            queue=queue, broker=broker, internal_exchange=topology.internal_exchange, parse=parse,
+            handlers=handlers, aggregates=ShardAggregates(database[wiring.aggregates], service=spec.name),
+            relay=relay, transient_errors=TRANSIENT_ERRORS, delivery_limit=settings.delivery_limit,
+            follow=wiring.follow,
+        )
+        subscribe(broker, queue, prefetch=1, consume=consumer)  # one command of a shard at a time
+    if topology.event_queue:
+        reactions = _reactions(spec, wiring)
+        subscribe(broker, topology.event_queue, prefetch=settings.event_prefetch, consume=EventConsumer(
+            queue=topology.event_queue, broker=broker, service=spec.name,
+            internal_exchange=topology.internal_exchange, parse=event_parser(reactions), reactions=reactions,
+            transient_errors=TRANSIENT_ERRORS, delivery_limit=settings.delivery_limit,
+        ))
+    for kind, handle in wiring.work.items():
+        queue = topology.work_queue(kind.QUEUE)
+        subscribe(broker, queue, prefetch=settings.work_prefetch, consume=WorkConsumer(
+            queue=queue, broker=broker, item_type=kind, handle=handle,
+            transient_errors=TRANSIENT_ERRORS, delivery_limit=settings.delivery_limit,
+        ))
+
+
+async def _declare_and_send(settings: ServiceSettings, topology: ServiceTopology,
+                            startup: Sequence[InternalCommand]) -> None:
+    """Before consuming: the topology, then the start-up commands, queued ahead of any client's."""
+    connection = await aio_pika.connect(settings.amqp_url.get_secret_value())
+    async with connection:
+        channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+        await declare(channel, topology)
+        exchange = await channel.get_exchange(topology.internal_exchange, ensure=False)
+        for command in startup:
+            await exchange.publish(aio_pika.Message(
+                command.model_dump_json().encode(), content_type="application/json",
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT, message_id=str(command.message_id),
+                headers={"x-account": command.subject_key()},
+            ), routing_key=topology.service, mandatory=True)
+
+
+def run_service(spec: ServiceSpec) -> None:
+    """The `python -m services.<name>` entry point."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    asyncio.run(create_app(spec).run(logging.INFO))

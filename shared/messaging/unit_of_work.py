@@ -1,0 +1,216 @@
+"""A unit of work per delivery over one aggregate document, and the shard's store of them.
+
+The document is `_id` = the aggregate key, the service's own fields, and the kit's: `version`,
+`applied` (the latest message_ids handled, each with a digest of its body and its reply) and
+`outbox`. A commit is ONE single-document write of all of it, so state, idempotency record and
+pending messages never part (FerretDB has no transactions).
+
+The shard's single active consumer keeps the documents it wrote (`ShardAggregates`) for as long as
+it holds the delivering channel: a command then costs one database round trip, the write. Entries
+relayed since the last write are dropped from the outbox by the next write (or by a FlushOutbox
+the sweeper sends for an idle aggregate), not by a write of their own. Every write is guarded by
+`version`: a writer that lost the shard and wrote behind our back is detected (fully on MongoDB;
+FerretDB v1 checks the filter and writes in two steps, so only writes that do not overlap in time),
+the cache is dropped and the delivery is decided again from a fresh read.
+"""
+
+import hashlib
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pydantic import TypeAdapter
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import DuplicateKeyError
+
+from shared.contracts.base import Accepted, Event, Rejected, Reply, WorkItem
+from shared.messaging.outbox import Entry, event_entry, work_entry
+from shared.messaging.redaction import redact
+
+Doc = dict[str, Any]
+KIT_FIELDS = frozenset({"_id", "version", "applied", "outbox", "created_at", "updated_at"})
+APPLIED_KEPT = 20
+CACHED_AGGREGATES = 10_000
+_replies: TypeAdapter[Accepted | Rejected] = TypeAdapter(Reply)
+
+
+class StaleAggregate(Exception):
+    """The aggregate changed since this consumer read it (another instance held the shard)."""
+
+
+def digest(body: bytes) -> str:
+    """Of the body without its secrets: the database never holds a fast hash of a password, so a
+    replay that differs only in a secret counts as the same command."""
+    return hashlib.sha256(redact(body)).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Applied:
+    """A handled command as remembered: one short string, since FerretDB pays for nesting."""
+
+    message_id: str
+    digest: str
+    reply: Accepted | Rejected
+
+    def encode(self) -> str:
+        return f"{self.message_id} {self.digest} {self.reply.model_dump_json(exclude={'command_id'})}"
+
+    @classmethod
+    def decode(cls, text: str) -> "Applied":
+        message_id, body_digest, reply = text.split(" ", 2)
+        return cls(message_id, body_digest, _replies.validate_json(reply))
+
+
+class UnitOfWork:
+    """One aggregate for one delivery: the handler reads `state` and `stage`s what to write."""
+
+    def __init__(self, key: str, doc: Doc | None, *, service: str) -> None:
+        self.key = key
+        self._doc = doc
+        self._service = service
+        self.fields: Doc = {}
+        self.entries: list[Entry] = []
+
+    @property
+    def state(self) -> Doc | None:
+        """The service's fields as stored (None: no document yet), with what is staged on top."""
+        if self._doc is None and not self.fields:
+            return None
+        return {k: v for k, v in {**(self._doc or {}), **self.fields}.items() if k not in KIT_FIELDS}
+
+    def stage(self, fields: Doc, *, events: Sequence[Event] = (), work: Sequence[WorkItem] = ()) -> None:
+        """Set `fields` and send `events` and `work`, all in the commit's one write."""
+        if KIT_FIELDS & fields.keys():
+            raise ValueError(f"fields reserved by the kit: {sorted(KIT_FIELDS & fields.keys())}")
+        self.fields.update(fields)
+        self.entries += [event_entry(e) for e in events] + [work_entry(self._service, w) for w in work]
+
+    @property
+    def staged(self) -> bool:
+        return bool(self.fields or self.entries)
+
+    def applied(self, message_id: str) -> Applied | None:
+        for text in (self._doc or {}).get("applied", []):
+            if text.startswith(message_id + " "):
+                return Applied.decode(text)
+        return None
+
+    @property
+    def version(self) -> int | None:
+        return None if self._doc is None else int(self._doc.get("version", 0))
+
+
+@dataclass
+class _Cached:
+    doc: Doc
+    relayed: set[str] = field(default_factory=set)
+
+
+class ShardAggregates:
+    """The aggregates of one command shard, as its consumer sees them (see the module docstring)."""
+
+    def __init__(self, collection: AsyncCollection, *, service: str, size: int = CACHED_AGGREGATES) -> None:
+        self._collection = collection
+        self._service = service
+        self._size = size
+        self._owner: object | None = None
+        self._cache: OrderedDict[str, _Cached] = OrderedDict()
+
+    def claim(self, owner: object) -> None:
+        """Deliveries now come through `owner` (the channel): a new one means the shard may have
+        been someone else's meanwhile, so nothing remembered is trusted."""
+        if owner is not self._owner:
+            self._owner = owner
+            self._cache.clear()
+
+    def forget(self, key: str) -> None:
+        self._cache.pop(key, None)
+
+    async def refresh(self, key: str) -> None:
+        """Read the aggregate again; what this consumer relayed still counts if nobody wrote since."""
+        fresh = await self._collection.find_one({"_id": key}) or {}
+        cached = self._cache.get(key)
+        if cached is None or cached.doc.get("version") != fresh.get("version"):
+            self._remember(key, _Cached(fresh))
+
+    async def open(self, key: str) -> UnitOfWork:
+        return UnitOfWork(key, (await self._cached(key)).doc or None, service=self._service)
+
+    async def _cached(self, key: str) -> _Cached:
+        if (cached := self._cache.get(key)) is None:
+            cached = _Cached(await self._collection.find_one({"_id": key}) or {})
+            self._remember(key, cached)
+        self._cache.move_to_end(key)
+        return cached
+
+    def _remember(self, key: str, cached: _Cached) -> None:
+        self._cache[key] = cached
+        while len(self._cache) > self._size:
+            self._cache.popitem(last=False)
+
+    async def commit(self, unit: UnitOfWork, applied: Applied | None) -> None:
+        """One write: staged fields, the applied record, unrelayed + new outbox entries."""
+        if not unit.staged and applied is None:
+            return
+        cached = await self._cached(unit.key)
+        doc = cached.doc
+        changes: Doc = {**unit.fields, "outbox": self._unrelayed(cached) + unit.entries}
+        if applied is not None:
+            changes["applied"] = [*doc.get("applied", []), applied.encode()][-APPLIED_KEPT:]
+        await self._write(unit.key, doc, changes)
+
+    async def trim(self, key: str) -> None:
+        """Drop relayed entries from the outbox (FlushOutbox on an idle aggregate)."""
+        cached = await self._cached(key)
+        if cached.doc and len(cached.doc.get("outbox", [])) != len(self._unrelayed(cached)):
+            await self._write(key, cached.doc, {"outbox": self._unrelayed(cached)})
+
+    @staticmethod
+    def _unrelayed(cached: _Cached) -> list[Entry]:
+        return [e for e in cached.doc.get("outbox", []) if e["id"] not in cached.relayed]
+
+    async def _write(self, key: str, doc: Doc, changes: Doc) -> None:
+        now = datetime.now(UTC)
+        version = int(doc.get("version", 0))
+        changes = {**changes, "version": version + 1, "updated_at": now}
+        try:
+            if doc:
+                guard = {"version": version} if "version" in doc else {"version": {"$exists": False}}
+                result = await self._collection.update_one({"_id": key, **guard}, {"$set": changes})
+                if result.matched_count != 1:
+                    raise StaleAggregate(key)
+            else:
+                await self._collection.insert_one({"_id": key, "created_at": now, **changes})
+        except (StaleAggregate, DuplicateKeyError):
+            self.forget(key)
+            raise StaleAggregate(key) from None
+        except BaseException:  # the write may or may not have landed: read it again next time
+            self.forget(key)
+            raise
+        self._remember(key, _Cached({**doc, "_id": key, **changes}))
+
+    async def pending(self, key: str) -> list[Entry]:
+        return self._unrelayed(await self._cached(key))
+
+    def relayed(self, key: str, entry_ids: list[str]) -> None:
+        if cached := self._cache.get(key):
+            cached.relayed.update(entry_ids)
+
+
+class AggregateReader:
+    """Reads outside any turn (another aggregate, the sweeper): nothing remembered, nothing written."""
+
+    def __init__(self, collection: AsyncCollection) -> None:
+        self._collection = collection
+
+    async def peek(self, key: str) -> Doc | None:
+        doc = await self._collection.find_one({"_id": key})
+        return {k: v for k, v in doc.items() if k not in KIT_FIELDS} if doc else None
+
+    async def stale_keys(self, *, older_than: timedelta, limit: int = 100) -> list[str]:
+        """Keys whose oldest outbox entry has waited longer than a relay ever should."""
+        cutoff = datetime.now(UTC) - older_than
+        cursor = self._collection.find({"outbox.0.at": {"$lt": cutoff}}, {"_id": 1}).sort("outbox.0.at", 1).limit(limit)
+        return [doc["_id"] async for doc in cursor]

@@ -1,0 +1,96 @@
+"""Sessions end everywhere: each service keeps, in its own database, when the sessions of each
+address and each admin last ended, fed by the account service's events through the service's own
+shards, and refuses tokens issued earlier.
+
+A limit only moves forward (an event of an older generation of the address, e.g. a late
+redelivery of its deletion after it was re-created, changes nothing), so it is one write.
+"""
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import Field
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import DuplicateKeyError
+
+from shared.auth import Actor, InvalidToken, TokenVerifier
+from shared.contracts.account import AccountCreated, AccountDeleted, AdminChanged, PasswordChanged
+from shared.contracts.base import Accepted, Event, InternalCommand
+
+CACHE_S = 0.5
+"""A limit is re-read at most this long after it was read: an event counts within a second."""
+COLLECTION = "kit_sessions"
+
+
+class LimitSessions(InternalCommand):
+    KEY_FIELD = "key"
+    type: Literal["LimitSessions"] = "LimitSessions"
+    key: str = Field(min_length=1, max_length=254)
+    valid_from: datetime
+    deleted: bool = False
+
+
+def _limit(key: str, valid_from: datetime, *, deleted: bool = False) -> Sequence[LimitSessions]:
+    return [LimitSessions(key=key, valid_from=valid_from, deleted=deleted)]
+
+
+REACTIONS: Mapping[type[Event], Callable[[Any], Sequence[InternalCommand]]] = {
+    AccountCreated: lambda e: _limit(e.address, e.sessions_valid_from),
+    PasswordChanged: lambda e: _limit(e.address, e.sessions_valid_from),
+    AccountDeleted: lambda e: _limit(e.address, e.sessions_valid_from, deleted=True),
+    AdminChanged: lambda e: _limit(e.login, e.sessions_valid_from),
+}
+
+
+class SessionEnded(InvalidToken):
+    """The token was valid once, but the password changed, the account went, or the admin changed."""
+
+
+@dataclass
+class SessionLimits:
+    collection: AsyncCollection
+    _read: dict[str, tuple[float, dict | None]] = field(default_factory=dict)
+
+    async def record(self, command: LimitSessions, _unit: object = None) -> Accepted:
+        """Handler of LimitSessions, run in the key's turn."""
+        update = {"$set": {"valid_from": command.valid_from, "deleted": command.deleted}}
+        try:
+            await self.collection.update_one(
+                {"_id": command.subject_key(), "valid_from": {"$lte": command.valid_from}}, update, upsert=True)
+        except DuplicateKeyError:
+            pass  # a newer limit is stored: this event is of an older generation
+        self._read.pop(command.subject_key(), None)
+        return Accepted(command_id=command.message_id)
+
+    async def limit_of(self, key: str) -> dict | None:
+        now = time.monotonic()
+        cached = self._read.get(key)
+        if cached and cached[0] > now:
+            return cached[1]
+        doc = await self.collection.find_one({"_id": key})
+        self._read[key] = (now + CACHE_S, doc)
+        return doc
+
+
+@dataclass(frozen=True)
+class SessionGuard:
+    """What a handler asks: who sent this token, and is the session still live?"""
+
+    verifier: TokenVerifier
+    limits: SessionLimits
+
+    async def actor(self, token: str) -> Actor:
+        actor = self.verifier.verify(token)
+        limit = await self.limits.limit_of(actor.subject)
+        if limit and (limit.get("deleted") or actor.issued_at < _aware(limit["valid_from"])):
+            raise SessionEnded("the session has ended")
+        return actor
+
+
+def _aware(moment: datetime) -> datetime:
+    from datetime import UTC
+
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
