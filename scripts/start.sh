@@ -3,10 +3,9 @@
 # Logs: .run/logs/<name>.log   Stop: scripts/stop.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-SERVICES=(account)
-
 scripts/stack.sh up
 scripts/python.sh
+mapfile -t SERVICES < <(.venv/bin/python -m shared.registry)  # "<name> <module>" per service (shared/registry.py)
 scripts/secrets.sh
 eval "$(scripts/stack.sh env)"
 set -a; . .run/secrets/services.env; set +a
@@ -15,17 +14,17 @@ mkdir -p .run/pids .run/logs
 running() { [ -f ".run/pids/svc-$1.pid" ] && kill -0 "$(cat ".run/pids/svc-$1.pid")" 2>/dev/null; }
 
 start_service() {
-  local name=$1
+  local name=$1 module=$2
   if running "$name"; then echo "$name: already running (pid $(cat ".run/pids/svc-$name.pid"))"; return; fi
-  nohup .venv/bin/python -m "services.$name" >>".run/logs/$name.log" 2>&1 &
+  nohup .venv/bin/python -m "$module" >>".run/logs/$name.log" 2>&1 &
   echo $! >".run/pids/svc-$name.pid"
   echo "$name: started (pid $!)"
 }
 
-# A service is ready when its first command shard has a consumer.
+# A service is ready when its own health check passes (consumers, broker, database).
 wait_ready() {
   local name=$1 deadline=$((SECONDS + 60))
-  until rabbitmqctl -q list_queues name consumers 2>/dev/null | grep -qE "^$name\.commands\.0\s+[1-9]"; do
+  until .venv/bin/python -m shared.health "$name" >/dev/null 2>&1; do
     if ! running "$name" || [ $SECONDS -ge $deadline ]; then
       echo "$name did not become ready; last log lines:" >&2; tail -n 30 ".run/logs/$name.log" >&2; exit 1
     fi
@@ -33,8 +32,8 @@ wait_ready() {
   done
 }
 
-for name in "${SERVICES[@]}"; do start_service "$name"; done
-for name in "${SERVICES[@]}"; do wait_ready "$name"; done
+for entry in "${SERVICES[@]}"; do start_service $entry; done
+for entry in "${SERVICES[@]}"; do wait_ready ${entry%% *}; done
 cat <<MSG
 
 Mail Self-Service is running.

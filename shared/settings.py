@@ -1,6 +1,8 @@
 """Settings every service shares; each service extends them. Refuses missing or default secrets."""
 
 import socket
+import tempfile
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
@@ -26,6 +28,8 @@ class ServiceSettings(BaseSettings):
     delivery_limit: int = Field(default=5, ge=2, le=50)
     outbox_sweep_interval_s: float = Field(default=30.0, gt=0)
     outbox_stale_after_s: float = Field(default=60.0, gt=0)
+    health_dir: Path = Path(tempfile.gettempdir()) / "mailss-health"
+    """where the process reports its health for `python -m shared.health <service>`"""
 
     @field_validator("session_public_key")
     @classmethod

@@ -13,8 +13,9 @@ import pytest
 from shared.auth import TokenIssuer, generate_keypair, load_private_key
 from shared.client import CommandClient
 from shared.contracts.account import SERVICE, Login
+from shared.registry import SERVICES
 from tests.support import (
-    ADMIN_DOMAIN, ADMIN_LOGIN, ADMIN_PASSWORD, EventTap, ServiceProcess, rabbitmqctl, stack_env,
+    ADMIN_DOMAIN, ADMIN_LOGIN, ADMIN_PASSWORD, LOGS, EventTap, ServiceProcess, rabbitmqctl, stack_env,
 )
 
 
@@ -54,12 +55,13 @@ def service_env(amqp_url: str, keys: tuple[str, str]) -> dict[str, str]:
         "BOOTSTRAP_ADMIN_LOGIN": ADMIN_LOGIN, "BOOTSTRAP_ADMIN_PASSWORD": ADMIN_PASSWORD,
         "BOOTSTRAP_ADMIN_DOMAINS": f'["{ADMIN_DOMAIN}"]', "OTEL_EXPORTER": "console",
         "OUTBOX_SWEEP_INTERVAL_S": "1", "OUTBOX_STALE_AFTER_S": "5",
+        "HEALTH_DIR": str(LOGS.parent / "health"),
     }
 
 
 @pytest.fixture(scope="session")
 async def account_service(service_env: dict[str, str], amqp_url: str) -> AsyncIterator[ServiceProcess]:
-    service = ServiceProcess("services.account", service_env, amqp_url, "account.commands.0")
+    service = ServiceProcess(SERVICES["account"], service_env, amqp_url)
     await service.start()
     yield service
     await service.stop()

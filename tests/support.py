@@ -16,6 +16,7 @@ import aio_pika
 import pytest
 
 from shared.auth import TokenIssuer
+from shared.registry import ServiceEntry
 
 PROGRAMMING_ERROR = re.compile(r"\b(AttributeError|TypeError|NameError|UnboundLocalError|KeyError|IndexError)\b")
 REPO = Path(__file__).resolve().parent.parent
@@ -50,12 +51,14 @@ def mint(issuer: TokenIssuer, subject: str, role: str = "user", domains: tuple[s
 
 
 class ServiceProcess:
-    """One service as a real OS process, so tests can kill and restart it."""
+    """One service (a registry entry) as a real OS process, so tests can kill and restart it."""
 
-    def __init__(self, module: str, env: dict[str, str], amqp_url: str, ready_queue: str, *, name: str = "") -> None:
-        self.module, self.env, self.amqp_url, self.ready_queue = module, env, amqp_url, ready_queue
+    def __init__(self, entry: ServiceEntry, env: dict[str, str], amqp_url: str, *, instance: str = "") -> None:
+        self.entry, self.module, self.amqp_url, self.ready_queue = entry, entry.module, amqp_url, entry.ready_queue
+        self.instance = instance or f"test-{entry.name}"
+        self.env = {**env, "INSTANCE": self.instance}
         self.process: asyncio.subprocess.Process | None = None
-        self.log_path = LOGS / f"test-{name or module.rsplit('.', 1)[-1]}.log"
+        self.log_path = LOGS / f"{self.instance}.log"
         self.log_start = self.log_path.stat().st_size if self.log_path.exists() else 0
 
     async def start(self) -> None:
@@ -166,3 +169,12 @@ def exported_spans(text: str) -> list[dict]:
         spans.append(span)
         start = text.find('{\n    "name"', end)
     return spans
+
+
+def close_connections_named(name: str) -> int:
+    """Close, as an operator would with rabbitmqctl, every broker connection that calls itself `name`."""
+    listing = rabbitmqctl("list_connections", "pid", "client_properties")
+    pids = [line.split("\t", 1)[0] for line in listing.splitlines() if f'"connection_name","{name}"' in line]
+    for pid in pids:
+        rabbitmqctl("close_connection", pid, "closed by a test")
+    return len(pids)

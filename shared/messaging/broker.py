@@ -13,10 +13,12 @@ from faststream.rabbit.annotations import RabbitMessage as Delivered
 from faststream.rabbit.message import RabbitMessage
 from faststream.rabbit.opentelemetry import RabbitTelemetryMiddleware
 from faststream.rabbit.schemas import Channel, QueueType
+from faststream.rabbit.subscriber.usecase import RabbitSubscriber
 from opentelemetry import context as otel_context
 from opentelemetry import propagate
 from opentelemetry.trace import TracerProvider
 from pymongo.errors import ConnectionFailure
+from yarl import URL
 
 from shared.topology import ACCOUNT_KEY_HEADER, EVENTS
 
@@ -30,13 +32,14 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
 
 
 def make_broker(
-    url: str, *, app_id: str, connection_name: str, tracer_provider: TracerProvider | None, prefetch: int = 32
+    url: str, *, app_id: str, connection_name: str, tracer_provider: TracerProvider | None, prefetch: int = 32,
+    on_close: Callable[..., Any] | None = None,
 ) -> RabbitBroker:
     """Confirms on, unroutable mandatory messages raise, prefetch explicit (FastStream defaults none)."""
     return RabbitBroker(
-        url,
+        str(URL(url).update_query(name=connection_name)),  # aiormq names the connection after `name`
+        on_close=[on_close] if on_close else None,
         app_id=app_id,
-        client_properties={"connection_name": connection_name},
         default_channel=Channel(prefetch_count=prefetch, publisher_confirms=True, on_return_raises=True),
         middlewares=[RabbitTelemetryMiddleware(tracer_provider=tracer_provider)],
         graceful_timeout=30.0,
@@ -73,16 +76,28 @@ async def raw_body(message: RabbitMessage) -> bytes:
 
 
 def subscribe(broker: RabbitBroker, queue: str, *, prefetch: int,
-              consume: Callable[[RabbitMessage], Awaitable[None]]) -> None:
+              consume: Callable[[RabbitMessage], Awaitable[None]]) -> RabbitSubscriber:
     """A manual-ack subscriber on a quorum queue the kit declared itself."""
-
-    @broker.subscriber(
+    subscriber = broker.subscriber(
         RabbitQueue(queue, queue_type=QueueType.QUORUM, declare=False),
         channel=Channel(prefetch_count=prefetch, on_return_raises=True),
         ack_policy=AckPolicy.MANUAL, no_reply=True, decoder=raw_body,
     )
+
+    @subscriber
     async def on_message(message: Delivered) -> None:
         await consume(message)
+
+    return subscriber
+
+
+def is_consuming(subscriber: RabbitSubscriber) -> bool:
+    """The subscriber holds a consumer on an open channel (FastStream keeps both privately)."""
+    queue, tag = getattr(subscriber, "_queue_obj", None), getattr(subscriber, "_consumer_tag", None)
+    try:
+        return queue is not None and tag is not None and not queue.channel.is_closed
+    except Exception:  # aio-pika raises on a channel that is gone
+        return False
 
 
 class EventPublisher:

@@ -14,11 +14,13 @@ from typing import Annotated, Any
 import aio_pika
 from faststream import FastStream
 from faststream.rabbit import RabbitBroker
+from faststream.rabbit.subscriber.usecase import RabbitSubscriber
 from pydantic import Field, TypeAdapter
 from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.auth import TokenVerifier, load_public_key
 from shared.contracts.base import Event, FlushOutbox, InternalCommand, Keyed, WorkItem
+from shared.health import HealthReporter, report_path
 from shared.messaging.broker import TRANSIENT_ERRORS, make_broker, subscribe
 from shared.messaging.commands import CommandConsumer, Follow, Handler
 from shared.messaging.events import EventConsumer, Reaction, event_parser
@@ -96,16 +98,19 @@ def _reactions(spec: ServiceSpec, wiring: Wiring) -> Mapping[type[Event], Reacti
 
 def create_app(spec: ServiceSpec, settings: ServiceSettings | None = None) -> FastStream:
     settings = settings or spec.settings()  # type: ignore[call-arg]
+    health_path = report_path(settings.health_dir, spec.name, settings.instance)
     broker = make_broker(settings.amqp_url.get_secret_value(), app_id=spec.name,
                          connection_name=connection_name(spec.name, settings.instance),
-                         tracer_provider=make_tracer_provider(spec.name, settings))
+                         tracer_provider=make_tracer_provider(spec.name, settings),
+                         on_close=lambda *_: reporter.connection_closed())
     mongo = make_client(settings.mongodb_url.get_secret_value())
     database = mongo[settings.mongodb_db]
+    reporter = HealthReporter(health_path, broker, database)
     limits = SessionLimits(database[SESSIONS_COLLECTION])
     sessions = SessionGuard(TokenVerifier(load_public_key(settings.session_public_key)), limits)
     wiring = spec.compose(settings, Resources(settings, broker, database, sessions))
     topology = topology_of(spec, settings, wiring)
-    _subscribe_all(spec, settings, broker, database, wiring, topology, limits)
+    reporter.subscribers.update(_subscribe_all(spec, settings, broker, database, wiring, topology, limits))
     sweeper = OutboxSweeper(broker=broker, service=spec.name,
                             stale_keys=AggregateReader(database[wiring.aggregates]).stale_keys,
                             interval_s=settings.outbox_sweep_interval_s, stale_after_s=settings.outbox_stale_after_s)
@@ -114,21 +119,24 @@ def create_app(spec: ServiceSpec, settings: ServiceSettings | None = None) -> Fa
     async def prepare() -> None:
         await _declare_and_send(settings, topology, wiring.startup)
 
-    async def start_sweeping() -> None:
-        background.append(asyncio.create_task(sweeper.run()))
+    async def start_background() -> None:
+        background.extend([asyncio.create_task(sweeper.run()), asyncio.create_task(reporter.run())])
 
     async def close() -> None:
         for task in background:
             task.cancel()
+        reporter.remove()
         if wiring.on_close:
             await wiring.on_close()
         await mongo.close()
 
-    return FastStream(broker, on_startup=[prepare], after_startup=[start_sweeping], after_shutdown=[close])
+    return FastStream(broker, on_startup=[prepare], after_startup=[start_background], after_shutdown=[close])
 
 
 def _subscribe_all(spec: ServiceSpec, settings: ServiceSettings, broker: RabbitBroker, database: AsyncDatabase,
-                   wiring: Wiring, topology: ServiceTopology, limits: SessionLimits) -> None:
+                   wiring: Wiring, topology: ServiceTopology, limits: SessionLimits) -> dict[str, RabbitSubscriber]:
+    """Every consumer of the service, by queue."""
+    subscribers = {}
     handlers: dict[type, Handler] = {**wiring.handlers}
     if spec.keeps_sessions:
         handlers[LimitSessions] = limits.record
@@ -141,20 +149,21 @@ def _subscribe_all(spec: ServiceSpec, settings: ServiceSettings, broker: RabbitB
             relay=relay, transient_errors=TRANSIENT_ERRORS, delivery_limit=settings.delivery_limit,
             follow=wiring.follow,
         )
-        subscribe(broker, queue, prefetch=1, consume=consumer)  # one command of a shard at a time
+        subscribers[queue] = subscribe(broker, queue, prefetch=1, consume=consumer)  # one command of a shard at a time
     if topology.event_queue:
         reactions = _reactions(spec, wiring)
-        subscribe(broker, topology.event_queue, prefetch=settings.event_prefetch, consume=EventConsumer(
+        subscribers[topology.event_queue] = subscribe(broker, topology.event_queue, prefetch=settings.event_prefetch, consume=EventConsumer(
             queue=topology.event_queue, broker=broker, service=spec.name,
             internal_exchange=topology.internal_exchange, parse=event_parser(reactions), reactions=reactions,
             transient_errors=TRANSIENT_ERRORS, delivery_limit=settings.delivery_limit,
         ))
     for kind, handle in wiring.work.items():
         queue = topology.work_queue(kind.QUEUE)
-        subscribe(broker, queue, prefetch=settings.work_prefetch, consume=WorkConsumer(
+        subscribers[queue] = subscribe(broker, queue, prefetch=settings.work_prefetch, consume=WorkConsumer(
             queue=queue, broker=broker, item_type=kind, handle=handle,
             transient_errors=TRANSIENT_ERRORS, delivery_limit=settings.delivery_limit,
         ))
+    return subscribers
 
 
 async def _declare_and_send(settings: ServiceSettings, topology: ServiceTopology,

@@ -129,9 +129,10 @@ async def _stranded_seen(events, address: str) -> bool:
 
 async def test_standby_instance_takes_over_when_the_active_one_dies(client, admin_token, service_env, amqp_url, account_service):
     """Ensure a second instance waits as single-active standby and serves every shard once the first is killed."""
+    from shared.registry import SERVICES
     from tests.support import ServiceProcess
 
-    standby = ServiceProcess("services.account", service_env, amqp_url, "account.commands.0", name="account-standby")
+    standby = ServiceProcess(SERVICES["account"], service_env, amqp_url, instance="test-account-standby")
     await standby.start()
     try:
         await account_service.kill()

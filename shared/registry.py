@@ -1,0 +1,43 @@
+"""Every service, in one table: what starts it, what it may do on the broker and which secrets it
+needs. scripts/start.sh, the test fixtures and the compose check read it; adding a service is its
+folder plus one entry here.
+
+`python -m shared.registry` prints `<name> <module>` for each service, one a line (for the shell scripts).
+"""
+
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+
+
+@dataclass(frozen=True)
+class ServiceEntry:
+    name: str
+    module: str
+    """`python -m <module>` runs it"""
+    settings: str
+    """`module:Class` of its settings, so tools can check an environment against it"""
+    secrets: tuple[str, ...]
+    """environment variables holding secrets this process (and no other) needs"""
+    commands_to: tuple[str, ...] = ()
+    """services whose commands it sends as a client (broker permission on `commands`)"""
+    reacts_to: tuple[str, ...] = ()
+    """services whose events it consumes"""
+
+    @property
+    def ready_queue(self) -> str:
+        """A queue whose consumer shows the service is up."""
+        return f"{self.name}.commands.0"
+
+
+SERVICES: Mapping[str, ServiceEntry] = MappingProxyType({
+    "account": ServiceEntry(
+        name="account", module="services.account", settings="services.account.settings:AccountSettings",
+        secrets=("AMQP_URL", "MONGODB_URL", "SESSION_PRIVATE_KEY", "BOOTSTRAP_ADMIN_PASSWORD"),
+    ),
+})
+
+
+if __name__ == "__main__":
+    sys.stdout.write("".join(f"{entry.name} {entry.module}\n" for entry in SERVICES.values()))

@@ -1,0 +1,204 @@
+"""The service kit on the real broker and database, through a small service defined in tests/kit/service."""
+
+import asyncio
+import json
+import time
+from datetime import UTC, datetime
+
+import aio_pika
+
+from shared.client import CommandClient
+from shared.contracts.account import AccountDeleted, PasswordChanged
+from shared.contracts.base import Event
+from shared.health import HealthSettings, check
+from tests.kit.service import KIT_SERVICE
+from tests.kit.service.contracts import SERVICE, Bump, Enqueue, NoteDeletion, Rename, Whoami
+from tests.support import ServiceProcess, close_connections_named, eventually, mint, new_address, rabbitmqctl, stack
+
+TOKEN_SUBJECT = "someone@example.jp"
+
+
+def counter(kit_db, address: str) -> dict:
+    return kit_db["counters"].find_one({"_id": address}) or {}
+
+
+async def publish_event(amqp_url: str, event: Event) -> None:
+    """As the account service's relay would: persistent, confirmed, on `events`."""
+    connection = await aio_pika.connect(amqp_url)
+    async with connection:
+        channel = await connection.channel(publisher_confirms=True)
+        exchange = await channel.get_exchange("events", ensure=False)
+        await exchange.publish(aio_pika.Message(
+            event.model_dump_json().encode(), message_id=str(event.message_id), content_type="application/json",
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT), routing_key=event.ROUTING_KEY, mandatory=True)
+
+
+def queue_depth(queue: str) -> int:
+    """Messages ready or unacked in `queue`, as the broker counts them."""
+    for line in rabbitmqctl("list_queues", "-p", _vhost(), "name", "messages").splitlines():
+        name, _, count = line.partition("\t")
+        if name == queue:
+            return int(count)
+    raise AssertionError(f"no queue {queue}")
+
+
+_VHOST: list[str] = []
+
+
+def _vhost() -> str:
+    return _VHOST[0]
+
+
+async def test_event_becomes_its_own_command_once(kit_client, kit_db, issuer, amqp_url, vhost):
+    """Ensure an event a service reacts to becomes its own command on the account's aggregate, and an
+    event delivered twice acts once."""
+    _VHOST[:] = [vhost]
+    address = new_address()
+    token = mint(issuer, TOKEN_SUBJECT)
+    assert (await kit_client.request(SERVICE, Bump(actor_token=token, address=address))).status == "accepted"
+    event = AccountDeleted(address=address, actor="admin", sessions_valid_from=datetime.now(UTC))
+
+    await publish_event(amqp_url, event)
+    await publish_event(amqp_url, event)  # the same event again (same message_id)
+    await eventually(lambda: _async(queue_depth("kitsvc.events") == 0), what="both deliveries of the event acked")
+    reply = await kit_client.request(SERVICE, Bump(actor_token=token, address=address))  # queued behind them
+
+    assert reply.result == {"count": 2}
+    stored = counter(kit_db, address)
+    assert (stored["count"], stored["deletions"], stored["version"]) == (2, 1, 3)
+
+
+async def _async(value: bool) -> bool:
+    return value
+
+
+async def test_reused_message_id_with_another_body_is_rejected(kit_client, kit_db, issuer):
+    """Ensure a command replayed with an earlier command's message_id but another body is rejected,
+    while a true replay is answered as the first time."""
+    address, token = new_address(), mint(issuer, TOKEN_SUBJECT)
+    first = Rename(actor_token=token, address=address, name="first")
+    assert (await kit_client.request(SERVICE, first)).status == "accepted"
+
+    replay = await kit_client.request(SERVICE, first)
+    reused = await kit_client.request(SERVICE, Rename(actor_token=token, address=address, name="other",
+                                                      message_id=first.message_id))
+
+    assert replay.status == "accepted"
+    assert (reused.status, reused.code) == ("rejected", "invalid_message")
+    assert counter(kit_db, address)["name"] == "first" and counter(kit_db, address)["version"] == 1
+
+
+async def test_internal_command_through_commands_is_refused(kit_client, kit_db):
+    """Ensure an internal command (no user token) published by a client to `commands` is refused."""
+    address = new_address()
+
+    reply = await kit_client.request(SERVICE, NoteDeletion(address=address))
+
+    assert (reply.status, reply.code) == ("rejected", "forbidden")
+    assert counter(kit_db, address) == {}
+
+
+async def test_token_issued_before_a_password_change_is_refused_within_a_second(kit_client, issuer, amqp_url):
+    """Ensure the test service refuses a token issued before PasswordChanged within 1 s of the event,
+    and accepts one issued after."""
+    address = new_address()
+    old_token = mint(issuer, address)
+    assert (await kit_client.request(SERVICE, Whoami(actor_token=old_token, address=address))).status == "accepted"
+    changed_at = datetime.now(UTC)
+
+    await publish_event(amqp_url, PasswordChanged(address=address, actor=address, sessions_valid_from=changed_at))
+    published = time.monotonic()
+
+    async def refused() -> bool:
+        reply = await kit_client.request(SERVICE, Whoami(actor_token=old_token, address=address))
+        return reply.status == "rejected" and reply.code == "unauthenticated"
+
+    await eventually(refused, timeout=1.0, what="the old token refused")
+    assert time.monotonic() - published <= 1.0
+    new_token = mint(issuer, address)
+    assert (await kit_client.request(SERVICE, Whoami(actor_token=new_token, address=address))).status == "accepted"
+
+
+async def test_work_items_survive_a_killed_worker_with_each_effect_once(kit_client, kit_service, kit_db, kit_env,
+                                                                       amqp_url, instances, issuer):
+    """Ensure three competing workers, one SIGKILLed mid-item, record every item's effect exactly once."""
+    for name in ("kit-w2", "kit-w3"):
+        worker = ServiceProcess(KIT_SERVICE, kit_env, amqp_url, instance=name)
+        await worker.start()
+        instances.append(worker)
+    victim = instances[0]
+    reply = await kit_client.request(SERVICE, Enqueue(actor_token=mint(issuer, TOKEN_SUBJECT), address=new_address(),
+                                                      count=12, seconds=1.0))
+    items = reply.result["items"]
+
+    await eventually(lambda: _async(bool(_unfinished(kit_db, victim.instance, items))), what="the victim mid-item")
+    interrupted = _unfinished(kit_db, victim.instance, items)
+    await victim.kill()
+    await eventually(lambda: _async(kit_db["effects"].count_documents({"_id": {"$in": items}}) == 12),
+                     timeout=90, what="every item's effect")
+
+    assert all(kit_db["effects"].count_documents({"_id": item}) == 1 for item in items)
+    for item in interrupted:
+        deliveries = [d["instance"] for d in kit_db["deliveries"].find({"item": item})]
+        assert victim.instance in deliveries and len(deliveries) >= 2, deliveries
+        assert kit_db["effects"].find_one({"_id": item})["instance"] != victim.instance
+
+
+def _unfinished(kit_db, instance: str, items: list[str]) -> list[str]:
+    started = {d["item"] for d in kit_db["deliveries"].find({"instance": instance, "item": {"$in": items}})}
+    done = {e["_id"] for e in kit_db["effects"].find({"_id": {"$in": list(started)}})}
+    return sorted(started - done)
+
+
+async def test_health_fails_without_broker_connection_or_database_and_recovers(kit_service, kit_env):
+    """Ensure the health check fails when the service's broker connection is closed and when FerretDB is
+    stopped, and passes again after each."""
+    settings = HealthSettings(amqp_url=kit_env["AMQP_URL"], instance=kit_service.instance,
+                              health_dir=kit_env["HEALTH_DIR"])
+    healthy = lambda: _problems_are(settings, False)  # noqa: E731
+    failing = lambda: _problems_are(settings, True)  # noqa: E731
+    await eventually(healthy, what="healthy at first")
+
+    assert close_connections_named(f"{SERVICE}@{kit_service.instance}") == 1
+    await eventually(failing, timeout=5, what="health to fail after close_connection")
+    await eventually(healthy, timeout=30, what="health back after the reconnect")
+
+    await asyncio.to_thread(stack, "stop", "ferretdb")
+    try:
+        await eventually(failing, timeout=10, what="health to fail without the database")
+    finally:
+        await asyncio.to_thread(stack, "start", "ferretdb")
+    await eventually(healthy, timeout=30, what="health back with the database")
+
+
+async def _problems_are(settings: HealthSettings, present: bool) -> bool:
+    return bool(await check(SERVICE, settings)) == present
+
+
+async def test_takeover_with_a_stale_cached_aggregate_loses_nothing(kit_client, kit_service, kit_db, kit_env,
+                                                                   amqp_url, instances, issuer):
+    """Ensure a standby that takes over a shard, and the first instance taking it back with a stale cache
+    (and a write still in flight from before), lose and overwrite nothing: every bump counts once."""
+    standby = ServiceProcess(KIT_SERVICE, kit_env, amqp_url, instance="kit-standby")
+    await standby.start()
+    instances.append(standby)
+    address, token = new_address(), mint(issuer, TOKEN_SUBJECT)
+    assert (await kit_client.request(SERVICE, Bump(actor_token=token, address=address))).result == {"count": 1}
+
+    slow = asyncio.ensure_future(kit_client.request(SERVICE, Bump(actor_token=token, address=address, pause_s=3),
+                                                   timeout=60))
+    await asyncio.sleep(1)  # kit-a is inside the slow bump's turn, its aggregate cached at count 1
+    close_connections_named(f"{SERVICE}@{kit_service.instance}")
+    assert (await slow).status == "accepted"  # answered by the standby, which took the shard over
+    assert (await kit_client.request(SERVICE, Bump(actor_token=token, address=address), timeout=60)).result == {"count": 3}
+    await asyncio.sleep(3)  # kit-a's late write of the slow bump has landed or been refused by now
+    await standby.kill()
+    reply = await kit_client.request(SERVICE, Bump(actor_token=token, address=address), timeout=60)
+
+    assert reply.result == {"count": 4}
+    stored = counter(kit_db, address)
+    assert stored["count"] == 4 and len(stored["bumped_by"]) == 4, stored
+    assert json.dumps(stored["bumped_by"]).count("kit-a") >= 2
+
+
+__all__ = ["CommandClient"]

@@ -1,0 +1,4 @@
+from shared.messaging.service import run_service
+from tests.kit.service.entrypoint import SPEC
+
+run_service(SPEC)
