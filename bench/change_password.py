@@ -19,7 +19,6 @@ from collections.abc import Awaitable, Callable
 from urllib.parse import quote
 
 import aio_pika
-
 from argon2 import PasswordHasher
 
 from services.account.adapters.argon2_hasher import Argon2Hasher

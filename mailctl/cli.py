@@ -4,7 +4,7 @@ import asyncio
 import json
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -12,7 +12,14 @@ from rich.table import Table
 
 from shared.client import CommandClient
 from shared.contracts.account import (
-    SERVICE, ChangeComment, ChangePassword, ChangeQuota, CreateAccount, DeleteAccount, Login, PlanName,
+    SERVICE,
+    ChangeComment,
+    ChangePassword,
+    ChangeQuota,
+    CreateAccount,
+    DeleteAccount,
+    Login,
+    PlanName,
 )
 from shared.contracts.base import Accepted, AnonymousCommand, Command, Rejected
 
@@ -55,10 +62,10 @@ def show_rejection(reply: Rejected) -> None:
         console.print(table)
 
 
-def session() -> dict:
+def session() -> dict[str, Any]:
     try:
-        current = json.loads(SESSION_FILE.read_text())
-        current["token"], current["subject"]  # noqa: B018 - a session lacking either is no session
+        current: dict[str, Any] = json.loads(SESSION_FILE.read_text())
+        current["token"], current["subject"]
         return current
     except (OSError, ValueError, KeyError, TypeError):
         console.print("[red]not logged in[/]: run [bold]mailctl login[/] first")
@@ -66,10 +73,10 @@ def session() -> dict:
 
 
 def token() -> str:
-    return session()["token"]
+    return str(session()["token"])
 
 
-def save_session(result: dict) -> None:
+def save_session(result: dict[str, Any]) -> None:
     SESSION_FILE.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     SESSION_FILE.touch(mode=0o600, exist_ok=True)
     SESSION_FILE.chmod(0o600)
@@ -77,7 +84,7 @@ def save_session(result: dict) -> None:
 
 
 def ask_password(prompt: str) -> str:
-    return typer.prompt(prompt, hide_input=True, confirmation_prompt=True)
+    return str(typer.prompt(prompt, hide_input=True, confirmation_prompt=True))
 
 
 @app.command()

@@ -48,7 +48,7 @@ def _write(path: Path, report: Mapping[str, Any]) -> None:
 class HealthReporter:
     path: Path
     broker: RabbitBroker
-    database: AsyncDatabase
+    database: AsyncDatabase[dict[str, Any]]
     subscribers: dict[str, RabbitSubscriber] = field(default_factory=dict)
 
     async def run(self) -> None:
@@ -116,7 +116,8 @@ async def broker_problems(amqp_url: str, queues: list[str]) -> list[str]:
 
 def read_report(path: Path) -> dict[str, Any] | None:
     try:
-        return json.loads(path.read_text())
+        report: dict[str, Any] = json.loads(path.read_text())
+        return report
     except (FileNotFoundError, ValueError):
         return None
 
@@ -133,7 +134,7 @@ def main(argv: list[str]) -> int:
     if len(argv) != 2:
         print("usage: python -m shared.health <service>", file=sys.stderr)
         return 2
-    found = asyncio.run(check(argv[1], HealthSettings()))  # type: ignore[call-arg]
+    found = asyncio.run(check(argv[1], HealthSettings()))
     print("; ".join(found) if found else "healthy")
     return 1 if found else 0
 

@@ -5,10 +5,12 @@ one single-document update, and only the consumer whose turn it is (per-account 
 an aggregate's document.
 """
 
+from typing import Any
+
 from pymongo import AsyncMongoClient
 
 
-def make_client(url: str) -> AsyncMongoClient:
+def make_client(url: str) -> AsyncMongoClient[dict[str, Any]]:
     return AsyncMongoClient(
         url, retryWrites=False, tz_aware=True, serverSelectionTimeoutMS=3000,
         connectTimeoutMS=3000, socketTimeoutMS=10000, appname="mail-self-service",

@@ -8,6 +8,7 @@ redelivery of its deletion after it was re-created, changes nothing), so it is o
 
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -51,21 +52,19 @@ class SessionEnded(InvalidToken):
 
 @dataclass
 class SessionLimits:
-    collection: AsyncCollection
-    _read: dict[str, tuple[float, dict | None]] = field(default_factory=dict)
+    collection: AsyncCollection[dict[str, Any]]
+    _read: dict[str, tuple[float, dict[str, Any] | None]] = field(default_factory=dict)
 
     async def record(self, command: LimitSessions, _unit: object = None) -> Accepted:
         """Handler of LimitSessions, run in the key's turn."""
         update = {"$set": {"valid_from": command.valid_from, "deleted": command.deleted}}
-        try:
+        with suppress(DuplicateKeyError):  # a newer limit is stored: this event is of an older generation
             await self.collection.update_one(
                 {"_id": command.subject_key(), "valid_from": {"$lte": command.valid_from}}, update, upsert=True)
-        except DuplicateKeyError:
-            pass  # a newer limit is stored: this event is of an older generation
         self._read.pop(command.subject_key(), None)
         return Accepted(command_id=command.message_id)
 
-    async def limit_of(self, key: str) -> dict | None:
+    async def limit_of(self, key: str) -> dict[str, Any] | None:
         now = time.monotonic()
         cached = self._read.get(key)
         if cached and cached[0] > now:

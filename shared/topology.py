@@ -14,6 +14,7 @@ transient failures are retried in place (shared/messaging), holding the shard in
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, ExchangeType
@@ -76,7 +77,7 @@ class ServiceTopology:
         return (*self.shard_queues(), *events, *(self.work_queue(name) for name in self.work))
 
 
-def _quorum_args(*, queue: str, delivery_limit: int, single_active: bool) -> dict:
+def _quorum_args(*, queue: str, delivery_limit: int, single_active: bool) -> dict[str, Any]:
     return {
         "x-queue-type": "quorum",
         "x-delivery-limit": delivery_limit,

@@ -15,7 +15,14 @@ from shared.client import CommandClient
 from shared.contracts.account import SERVICE, Login
 from shared.registry import SERVICES
 from tests.support import (
-    ADMIN_DOMAIN, ADMIN_LOGIN, ADMIN_PASSWORD, LOGS, EventTap, ServiceProcess, rabbitmqctl, stack_env,
+    ADMIN_DOMAIN,
+    ADMIN_LOGIN,
+    ADMIN_PASSWORD,
+    LOGS,
+    EventTap,
+    ServiceProcess,
+    rabbitmqctl,
+    stack_env,
 )
 
 

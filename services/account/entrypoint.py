@@ -14,10 +14,18 @@ from services.account.application.handlers import Deps, follow_mail_login, handl
 from services.account.settings import AccountSettings
 from shared.auth import TokenIssuer, TokenVerifier, load_private_key, load_public_key
 from shared.contracts.account import (
-    SERVICE, ChangeComment, ChangePassword, ChangeQuota, CreateAccount, DeleteAccount, Login, SetFirstAdmin,
+    SERVICE,
+    ChangeComment,
+    ChangePassword,
+    ChangeQuota,
+    CreateAccount,
+    DeleteAccount,
+    Login,
+    SetFirstAdmin,
 )
 from shared.contracts.base import InternalCommand, Reply
 from shared.messaging.broker import EventPublisher
+from shared.messaging.commands import Handler
 from shared.messaging.service import Resources, ServiceSpec, Wiring
 from shared.messaging.unit_of_work import AggregateReader, Doc, UnitOfWork
 
@@ -37,7 +45,7 @@ def compose(settings: AccountSettings, kit: Resources) -> Wiring:
     async def follow(key: str, state: Doc | None) -> None:
         await follow_mail_login(key, principal_of(key, state), deps.mail_logins)
 
-    handlers = {kind: in_unit(handle) for kind in CLIENT_COMMANDS}
+    handlers: dict[type, Handler] = {kind: in_unit(handle) for kind in CLIENT_COMMANDS}
     startup: Sequence[InternalCommand] = ()
     if first_admin:
         handlers[SetFirstAdmin] = in_unit(partial(set_first_admin, wanted=first_admin))

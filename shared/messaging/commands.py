@@ -22,7 +22,14 @@ from pydantic import ValidationError
 
 from shared.contracts.base import Accepted, FlushOutbox, InternalCommand, Keyed, Rejected
 from shared.messaging.delivery import (
-    Delivery, DeliveryLost, SetAside, channel_of, delivery_count, headers_of, invalid, schema_reason,
+    Delivery,
+    DeliveryLost,
+    SetAside,
+    channel_of,
+    delivery_count,
+    headers_of,
+    invalid,
+    schema_reason,
 )
 from shared.messaging.outbox import OutboxRelay
 from shared.messaging.unit_of_work import Applied, Doc, ShardAggregates, StaleAggregate, UnitOfWork, digest

@@ -39,8 +39,8 @@ class SetAside(Exception):
 
 def alive(message: RabbitMessage) -> bool:
     try:
-        message.raw_message.channel  # aio-pika raises once the delivering channel is closed
-    except ChannelInvalidStateError:
+        channel_of(message)
+    except DeliveryLost:
         return False
     return True
 

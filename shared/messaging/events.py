@@ -7,10 +7,10 @@ command twice, which the unit of work recognises as applied: the reaction happen
 
 import logging
 import uuid
-from functools import reduce
-from operator import or_
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial, reduce
+from operator import or_
 from typing import Any
 
 from faststream.rabbit import RabbitBroker
@@ -58,7 +58,7 @@ class EventConsumer:
         try:
             event = self._admit(delivery)
             for command in self.commands_for(event):
-                await delivery.patiently(lambda command=command: self._send(command))
+                await delivery.patiently(partial(self._send, command))
             await delivery.ack()
         except SetAside as aside:
             await delivery.set_aside(aside.reason)

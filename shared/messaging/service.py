@@ -44,7 +44,7 @@ class Resources:
 
     settings: Any
     broker: RabbitBroker
-    database: AsyncDatabase
+    database: AsyncDatabase[dict[str, Any]]
     sessions: SessionGuard
 
 
@@ -97,7 +97,7 @@ def _reactions(spec: ServiceSpec, wiring: Wiring) -> Mapping[type[Event], Reacti
 
 
 def create_app(spec: ServiceSpec, settings: ServiceSettings | None = None) -> FastStream:
-    settings = settings or spec.settings()  # type: ignore[call-arg]
+    settings = settings or spec.settings()
     health_path = report_path(settings.health_dir, spec.name, settings.instance)
     broker = make_broker(settings.amqp_url.get_secret_value(), app_id=spec.name,
                          connection_name=connection_name(spec.name, settings.instance),
@@ -114,7 +114,7 @@ def create_app(spec: ServiceSpec, settings: ServiceSettings | None = None) -> Fa
     sweeper = OutboxSweeper(broker=broker, service=spec.name,
                             stale_keys=AggregateReader(database[wiring.aggregates]).stale_keys,
                             interval_s=settings.outbox_sweep_interval_s, stale_after_s=settings.outbox_stale_after_s)
-    background: list[asyncio.Task] = []
+    background: list[asyncio.Task[None]] = []
 
     async def prepare() -> None:
         await _declare_and_send(settings, topology, wiring.startup)
@@ -133,7 +133,7 @@ def create_app(spec: ServiceSpec, settings: ServiceSettings | None = None) -> Fa
     return FastStream(broker, on_startup=[prepare], after_startup=[start_background], after_shutdown=[close])
 
 
-def _subscribe_all(spec: ServiceSpec, settings: ServiceSettings, broker: RabbitBroker, database: AsyncDatabase,
+def _subscribe_all(spec: ServiceSpec, settings: ServiceSettings, broker: RabbitBroker, database: AsyncDatabase[dict[str, Any]],
                    wiring: Wiring, topology: ServiceTopology, limits: SessionLimits) -> dict[str, RabbitSubscriber]:
     """Every consumer of the service, by queue."""
     subscribers = {}

@@ -111,7 +111,7 @@ class _Cached:
 class ShardAggregates:
     """The aggregates of one command shard, as its consumer sees them (see the module docstring)."""
 
-    def __init__(self, collection: AsyncCollection, *, service: str, size: int = CACHED_AGGREGATES) -> None:
+    def __init__(self, collection: AsyncCollection[Doc], *, service: str, size: int = CACHED_AGGREGATES) -> None:
         self._collection = collection
         self._service = service
         self._size = size
@@ -202,7 +202,7 @@ class ShardAggregates:
 class AggregateReader:
     """Reads outside any turn (another aggregate, the sweeper): nothing remembered, nothing written."""
 
-    def __init__(self, collection: AsyncCollection) -> None:
+    def __init__(self, collection: AsyncCollection[Doc]) -> None:
         self._collection = collection
 
     async def peek(self, key: str) -> Doc | None:

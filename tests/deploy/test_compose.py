@@ -4,22 +4,20 @@ Needs PyYAML, which is not a project dependency: `uv run --with pyyaml pytest te
 The last test also runs `docker compose config` where the compose CLI plugin is installed.
 """
 
-import json
+import importlib
 import os
 import re
 import shutil
-import socket
 import subprocess
-import urllib.request
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
 from services.account.adapters.dovecot_passwd import BUCKET_DIGITS, BUCKETS
-
 from services.account.settings import AccountSettings
 from shared.auth import generate_keypair
+from shared.registry import SERVICES as REGISTRY
 
 yaml = pytest.importorskip("yaml", reason="PyYAML is not installed: uv run --with pyyaml pytest tests/deploy")
 
@@ -207,7 +205,7 @@ def test_rabbitmq_container_config_follows_the_local_one():
     local_plugins = set(re.findall(r"\w+", (DEPLOY / "rabbitmq" / "enabled_plugins").read_text()))
     container_plugins = set(re.findall(r"\w+", COMPOSE["configs"]["rabbitmq-plugins"]["content"]))
     assert local_plugins <= container_plugins
-    assert "rabbitmq_management" in container_plugins  # the account healthcheck uses its API
+    assert "rabbitmq_management" in container_plugins  # operators watch queues through it
     local = (DEPLOY / "rabbitmq" / "rabbitmq.conf").read_text()
     container = COMPOSE["configs"]["rabbitmq-conf"]["content"]
     assert re.search(r"^consumer_timeout = (\d+)", local, re.M)[1] == \
@@ -269,47 +267,18 @@ def test_files_the_compose_file_and_dockerfile_name_exist():
             assert (DEPLOY / service["build"]["context"] / service["build"]["dockerfile"]).is_file()
 
 
-class _Response:
-    def __init__(self, payload: list) -> None:
-        self._body = json.dumps(payload).encode()
-
-    def read(self, *_) -> bytes:
-        return self._body
-
-
-def _run_account_healthcheck(monkeypatch, consumers: list, shards: int = 2) -> object:
-    script = SERVICES["account"]["healthcheck"]["test"][-1]
-    seen = {}
-
-    def urlopen(request, timeout):
-        seen["url"], seen["auth"] = request.full_url, request.get_header("Authorization")
-        return _Response(consumers)
-
-    monkeypatch.setenv("AMQP_URL", "amqp://mailss:p%40ss@rabbitmq:5672/")
-    monkeypatch.setenv("COMMAND_SHARDS", str(shards))
-    monkeypatch.setattr(urllib.request, "urlopen", urlopen)
-    monkeypatch.setattr(socket, "gethostbyname", lambda _name: "172.30.57.9")
-    with pytest.raises(SystemExit) as exit_:
-        exec(compile(script, "account-healthcheck", "exec"), {})
-    assert seen["url"] == "http://rabbitmq:15672/api/consumers/%2F"
-    assert seen["auth"] == "Basic bWFpbHNzOnBAc3M="  # mailss:p@ss
-    return exit_.value.code
-
-
-def _consumer(queue: str, peer: str) -> dict:
-    return {"queue": {"name": queue, "vhost": "/"}, "channel_details": {"peer_host": peer}}
-
-
-def test_account_healthcheck_passes_when_this_container_consumes_every_shard(monkeypatch):
-    """Ensure the account healthcheck passes when this container consumes every command shard."""
-    consumers = [_consumer("account.commands.0", "172.30.57.9"), _consumer("account.commands.1", "172.30.57.9")]
-    assert _run_account_healthcheck(monkeypatch, consumers) == 0
-
-
-def test_account_healthcheck_fails_when_a_shard_lost_its_consumer(monkeypatch):
-    """Ensure the account healthcheck fails when a shard's consumer is gone or is another container's."""
-    consumers = [_consumer("account.commands.0", "172.30.57.9"), _consumer("account.commands.1", "172.30.57.10")]
-    assert _run_account_healthcheck(monkeypatch, consumers) == "no consumer on ['account.commands.1']"
+def test_every_registered_service_runs_in_compose_with_the_kit_healthcheck():
+    """Ensure compose runs exactly the registry's services, each by its module, checked by the kit's health command,
+    and gives each only environment names its settings class knows."""
+    for entry in REGISTRY.values():
+        service = SERVICES[entry.name]
+        assert service["command"] == ["python", "-m", entry.module], entry.name
+        assert service["healthcheck"]["test"] == ["CMD", "python", "-m", "shared.health", entry.name], entry.name
+        module, _, name = entry.settings.partition(":")
+        fields = {field.upper() for field in getattr(importlib.import_module(module), name).model_fields}
+        assert set(service["environment"]) <= fields, (entry.name, set(service["environment"]) - fields)
+    app_services = {name for name, service in SERVICES.items() if service.get("image", "").startswith("mailss/app")}
+    assert app_services == set(REGISTRY)
 
 
 def _docker_compose() -> list[str]:

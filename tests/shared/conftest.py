@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 from aio_pika.exceptions import ChannelInvalidStateError
-
 from pymongo.errors import DuplicateKeyError
 
 from services.account.entrypoint import CLIENT_COMMANDS

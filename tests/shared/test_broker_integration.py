@@ -11,7 +11,7 @@ async def test_unroutable_message_raises(amqp_url, account_service):
     broker = make_broker(amqp_url, app_id="test", connection_name="test", tracer_provider=None)
     await broker.connect()
     try:
-        with pytest.raises(Exception, match="NO_ROUTE|[Rr]eturn"):
+        with pytest.raises(Exception, match=r"NO_ROUTE|[Rr]eturn"):
             await broker.publish(b"{}", exchange=RabbitExchange("commands", declare=False),
                                  routing_key="no-such-service", persist=True, mandatory=True)
     finally:

@@ -53,7 +53,7 @@ async def test_valid_command_is_decided_written_once_answered_relayed_and_acked(
     _, reply_kwargs = broker.replies[0]
     assert reply_kwargs["routing_key"] == message.raw_message.reply_to
     assert reply_kwargs["correlation_id"] == str(command.message_id)
-    [(event_body, event_kwargs)] = broker.events
+    [(_, event_kwargs)] = broker.events
     assert event_kwargs["persist"] and event_kwargs["mandatory"]
     stored = collection.docs[ADDRESS]
     assert stored["comment"] == "x" and stored["version"] == 1

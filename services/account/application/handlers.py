@@ -4,22 +4,49 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import partial
+from typing import Any
 
 from services.account.application.ports import (
-    Accounts, Admins, AuditPublisher, Clock, MailLogins, PasswordHasher, SessionIssuer, SessionVerifier,
+    Accounts,
+    Admins,
+    AuditPublisher,
+    Clock,
+    MailLogins,
+    PasswordHasher,
+    SessionIssuer,
+    SessionVerifier,
 )
 from services.account.domain.account import (
-    Account, Admin, LockoutPolicy, RuleBroken, check_comment, check_quota, with_comment, with_quota,
+    Account,
+    Admin,
+    LockoutPolicy,
+    RuleBroken,
+    check_comment,
+    check_quota,
+    with_comment,
+    with_quota,
 )
 from services.account.domain.addresses import InvalidAddress, looks_like_login, parse_address
 from services.account.domain.password_policy import check_password
-from shared.plans import PLANS, Plan
 from shared.auth import Actor, InvalidToken
 from shared.contracts.account import (
-    AccountCreated, AddressCommand, AccountDeleted, ChangeComment, ChangePassword, ChangeQuota, CommentChanged,
-    CreateAccount, DeleteAccount, Login, LoginFailed, LoginSucceeded, PasswordChanged, QuotaChanged,
+    AccountCreated,
+    AccountDeleted,
+    AddressCommand,
+    ChangeComment,
+    ChangePassword,
+    ChangeQuota,
+    CommentChanged,
+    CreateAccount,
+    DeleteAccount,
+    Login,
+    LoginFailed,
+    LoginSucceeded,
+    PasswordChanged,
+    QuotaChanged,
 )
 from shared.contracts.base import Accepted, Event, FieldError, Keyed, Rejected, Reply
+from shared.plans import PLANS, Plan
 
 
 @dataclass(frozen=True)
@@ -115,7 +142,7 @@ def _authorized(command: AddressCommand, deps: Deps) -> tuple[Actor, str]:
     return actor, address
 
 
-def _caused_by(command: Keyed) -> dict:
+def _caused_by(command: Keyed) -> dict[str, Any]:
     return {"causation_id": command.message_id, "correlation_id": command.correlation_id}
 
 
@@ -252,7 +279,7 @@ async def _wrong_password(command: Login, key: str, principal: Account | Admin, 
 
 
 def _login_failed(command: Login, key: str, reason: str, failures: int) -> LoginFailed:
-    return LoginFailed(login=key, reason=reason, failures=failures, **_caused_by(command))  # type: ignore[arg-type]
+    return LoginFailed(login=key, reason=reason, failures=failures, **_caused_by(command))
 
 
 def _locked(command: Login, until: datetime | None) -> Rejected:

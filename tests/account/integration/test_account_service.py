@@ -7,7 +7,13 @@ import pytest
 
 from shared.client import CommandClient
 from shared.contracts.account import (
-    SERVICE, ChangeComment, ChangePassword, ChangeQuota, CreateAccount, DeleteAccount, Login,
+    SERVICE,
+    ChangeComment,
+    ChangePassword,
+    ChangeQuota,
+    CreateAccount,
+    DeleteAccount,
+    Login,
 )
 from tests.support import eventually, imap_login, mint, new_address
 

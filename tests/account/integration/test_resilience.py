@@ -1,6 +1,7 @@
 """Kill, restart and flood: nothing accepted is lost, duplicated or applied out of order."""
 
 import asyncio
+from functools import partial
 
 import pytest
 
@@ -47,7 +48,7 @@ async def test_rabbitmq_restart_loses_no_accepted_command(admin_token, amqp_url,
     await eventually(lambda: _consumed(amqp_url), timeout=60, what="the service to consume again")
     await _send_creates(amqp_url, admin_token, after)
     for address in before + after:
-        await eventually(lambda: _can_log_in(amqp_url, address), timeout=60, what=f"{address} to exist")
+        await eventually(partial(_can_log_in, amqp_url, address), timeout=60, what=f"{address} to exist")
     assert account_service.process.returncode is None
 
 
@@ -118,7 +119,8 @@ async def test_left_behind_outbox_is_relayed_by_the_sweeper(client, admin_token,
     stranded = {**event_entry(CommentChanged(address=address, comment="stranded", actor="test")),
                 "at": datetime.now(UTC) - timedelta(minutes=2)}
     mongo = make_client(service_env["MONGODB_URL"])
-    await mongo[service_env["MONGODB_DB"]]["accounts"].update_one({"_id": address}, {"$set": {"outbox": [stranded]}, "$inc": {"version": 1}})
+    written_elsewhere = {"$set": {"outbox": [stranded]}, "$inc": {"version": 1}}
+    await mongo[service_env["MONGODB_DB"]]["accounts"].update_one({"_id": address}, written_elsewhere)
     await mongo.close()
     await eventually(lambda: _stranded_seen(events, address), timeout=30, what="the stranded event published")
 

@@ -8,8 +8,7 @@ from typing import Any
 import pytest
 
 from services.account.application.handlers import Deps
-from services.account.domain.account import Admin
-from services.account.domain.account import Account, LockoutPolicy
+from services.account.domain.account import Account, Admin, LockoutPolicy
 from shared.auth import TokenIssuer, TokenVerifier, generate_keypair, load_private_key, load_public_key
 from shared.contracts.base import Event
 

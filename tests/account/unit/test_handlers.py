@@ -10,14 +10,24 @@ import pytest
 
 from services.account.application.handlers import follow_mail_login
 from services.account.application.handlers import handle as handle_command
-from services.account.domain.account import Admin
-from services.account.domain.account import Account, SignInState
-from shared.plans import Plan
+from services.account.domain.account import Account, Admin, SignInState
 from shared.contracts.account import (
-    AccountCreated, AccountDeleted, ChangeComment, ChangePassword, ChangeQuota, CommentChanged,
-    CreateAccount, DeleteAccount, Login, LoginFailed, LoginSucceeded, PasswordChanged, QuotaChanged,
+    AccountCreated,
+    AccountDeleted,
+    ChangeComment,
+    ChangePassword,
+    ChangeQuota,
+    CommentChanged,
+    CreateAccount,
+    DeleteAccount,
+    Login,
+    LoginFailed,
+    LoginSucceeded,
+    PasswordChanged,
+    QuotaChanged,
 )
 from shared.contracts.base import Accepted, Rejected
+from shared.plans import Plan
 
 DOMAIN = "example.jp"
 OTHER_DOMAIN = "example.com"

@@ -7,7 +7,7 @@ STRONG = PasswordPolicyName.STRONG
 BASIC = PasswordPolicyName.BASIC
 ADDRESS = "taro@example.jp"
 # Written out from SPEC rather than imported, so a typo in the code cannot hide.
-SPEC_STRONG_SYMBOLS = "# ( ) + - . [ ] { } ! < > _ : * $ @ % ^ & , ~".split()
+SPEC_STRONG_SYMBOLS = ["#", "(", ")", "+", "-", ".", "[", "]", "{", "}", "!", "<", ">", "_", ":", "*", "$", "@", "%", "^", "&", ",", "~"]
 
 
 def codes(password: str, *, policy: PasswordPolicyName, address: str = ADDRESS) -> set[str]:

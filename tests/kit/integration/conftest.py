@@ -10,6 +10,7 @@ from shared.client import CommandClient
 from tests.kit.service import KIT_SERVICE
 from tests.support import ServiceProcess
 
+
 @pytest.fixture(scope="session")
 def kit_env(service_env: dict[str, str]) -> dict[str, str]:
     return {**service_env, "MONGODB_DB": f"mailss_kit_{uuid.uuid4().hex[:8]}"}

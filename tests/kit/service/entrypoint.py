@@ -2,6 +2,7 @@
 
 import asyncio
 import os
+from contextlib import suppress
 from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
@@ -64,10 +65,8 @@ def slow_effect(database: AsyncDatabase) -> Any:
         item_id, instance = str(item.message_id), os.environ["INSTANCE"]
         await database["deliveries"].insert_one({"item": item_id, "instance": instance})
         await asyncio.sleep(item.seconds)
-        try:
+        with suppress(DuplicateKeyError):  # done before a crash lost the ack: the effect stays single
             await database["effects"].insert_one({"_id": item_id, "instance": instance})
-        except DuplicateKeyError:
-            pass  # done before a crash lost the ack: the effect stays single
     return handle
 
 
