@@ -26,6 +26,7 @@ from services.account.settings import AccountSettings
 from shared.auth import generate_keypair
 from shared.client import DIRECT_REPLY_TO, CommandClient
 from shared.contracts.account import SERVICE, ChangeComment, ChangePassword, CreateAccount, Login
+from shared.registry import SERVICES
 from tests.support import ServiceProcess, rabbitmqctl
 
 ECHO_QUEUE = "bench.echo"
@@ -154,7 +155,7 @@ async def main(args: argparse.Namespace) -> None:
            "SESSION_PRIVATE_KEY": private, "SESSION_PUBLIC_KEY": public, "OTEL_EXPORTER": "none",
            "BOOTSTRAP_ADMIN_LOGIN": "benchadmin", "BOOTSTRAP_ADMIN_PASSWORD": BENCH_ADMIN_PASSWORD,
            "BOOTSTRAP_ADMIN_DOMAINS": '["example.jp"]'}
-    service = ServiceProcess("services.account", env, url, "account.commands.0")
+    service = ServiceProcess(SERVICES["account"], env, url, instance="bench-account")
     fields = AccountSettings.model_fields
     hasher = Argon2Hasher(PasswordHasher(time_cost=fields["argon2_time_cost"].default,
                                          memory_cost=fields["argon2_memory_kib"].default,

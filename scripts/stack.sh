@@ -242,7 +242,10 @@ start_ferretdb() {
   from=$(log_size "$LOGS/ferretdb.log")
   # --telemetry=disable always: otherwise it calls out to beacon.ferretdb.com.
   # setsid: survive the caller's process group being killed (CI job, test).
-  setsid "$(ferretdb_bin)" --handler=sqlite --sqlite-url="file:$RUN/ferretdb/" \
+  # synchronous(NORMAL) in WAL mode: a commit survives a crash of any process, and like
+  # MongoDB's default write concern (acknowledged before its 100 ms journal flush) it may
+  # lose the last moments on power loss; FULL would fsync every write (about +0.5 ms each).
+  setsid "$(ferretdb_bin)" --handler=sqlite --sqlite-url="file:$RUN/ferretdb/?_pragma=synchronous(NORMAL)" \
     --state-dir="$RUN/ferretdb/state" --listen-addr=127.0.0.1:27017 \
     --debug-addr=- --telemetry=disable \
     </dev/null >>"$LOGS/ferretdb.log" 2>&1 9>&- &

@@ -15,3 +15,9 @@ def make_client(url: str) -> AsyncMongoClient[dict[str, Any]]:
         url, retryWrites=False, tz_aware=True, serverSelectionTimeoutMS=3000,
         connectTimeoutMS=3000, socketTimeoutMS=10000, appname="mail-self-service",
     )
+
+
+async def enforces_write_guards(client: AsyncMongoClient[dict[str, Any]]) -> bool:
+    """MongoDB does; FerretDB v1 (which says so in buildInfo) checks a filter and writes in two steps."""
+    info = await client.admin.command("buildInfo")
+    return not any(key.startswith("ferretdb") for key in info)

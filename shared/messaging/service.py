@@ -27,7 +27,7 @@ from shared.messaging.events import EventConsumer, Reaction, event_parser
 from shared.messaging.outbox import OutboxRelay, OutboxSweeper
 from shared.messaging.unit_of_work import AggregateReader, ShardAggregates
 from shared.messaging.work import WorkConsumer, WorkHandler
-from shared.mongo import make_client
+from shared.mongo import enforces_write_guards, make_client
 from shared.sessions import COLLECTION as SESSIONS_COLLECTION
 from shared.sessions import REACTIONS as SESSION_REACTIONS
 from shared.sessions import LimitSessions, SessionGuard, SessionLimits
@@ -110,13 +110,18 @@ def create_app(spec: ServiceSpec, settings: ServiceSettings | None = None) -> Fa
     sessions = SessionGuard(TokenVerifier(load_public_key(settings.session_public_key)), limits)
     wiring = spec.compose(settings, Resources(settings, broker, database, sessions))
     topology = topology_of(spec, settings, wiring)
-    reporter.subscribers.update(_subscribe_all(spec, settings, broker, database, wiring, topology, limits))
+    shards = {queue: ShardAggregates(database[wiring.aggregates], service=spec.name) for queue in topology.shard_queues()}
+    reporter.subscribers.update(_subscribe_all(spec, settings, broker, shards, wiring, topology, limits))
     sweeper = OutboxSweeper(broker=broker, service=spec.name,
                             stale_keys=AggregateReader(database[wiring.aggregates]).stale_keys,
                             interval_s=settings.outbox_sweep_interval_s, stale_after_s=settings.outbox_stale_after_s)
     background: list[asyncio.Task[None]] = []
 
     async def prepare() -> None:
+        guarded = await enforces_write_guards(mongo)
+        for shard in shards.values():
+            shard.guarded = guarded
+        log.info("version guard on aggregate writes: %s", "on" if guarded else "off (FerretDB)")
         await _declare_and_send(settings, topology, wiring.startup)
 
     async def start_background() -> None:
@@ -133,7 +138,7 @@ def create_app(spec: ServiceSpec, settings: ServiceSettings | None = None) -> Fa
     return FastStream(broker, on_startup=[prepare], after_startup=[start_background], after_shutdown=[close])
 
 
-def _subscribe_all(spec: ServiceSpec, settings: ServiceSettings, broker: RabbitBroker, database: AsyncDatabase[dict[str, Any]],
+def _subscribe_all(spec: ServiceSpec, settings: ServiceSettings, broker: RabbitBroker, shards: Mapping[str, ShardAggregates],
                    wiring: Wiring, topology: ServiceTopology, limits: SessionLimits) -> dict[str, RabbitSubscriber]:
     """Every consumer of the service, by queue."""
     subscribers = {}
@@ -145,7 +150,7 @@ def _subscribe_all(spec: ServiceSpec, settings: ServiceSettings, broker: RabbitB
     for queue in topology.shard_queues():
         consumer = CommandConsumer(
             queue=queue, broker=broker, internal_exchange=topology.internal_exchange, parse=parse,
-            handlers=handlers, aggregates=ShardAggregates(database[wiring.aggregates], service=spec.name),
+            handlers=handlers, aggregates=shards[queue],
             relay=relay, transient_errors=TRANSIENT_ERRORS, delivery_limit=settings.delivery_limit,
             follow=wiring.follow,
         )

@@ -77,6 +77,16 @@ class FakeBroker:
         return self.to("dlx")
 
 
+class FakeChannel:
+    """The aiormq channel a message came through; replies are published on it (recorded by the broker)."""
+
+    def __init__(self, broker: "FakeBroker") -> None:
+        self._broker = broker
+
+    async def basic_publish(self, body: bytes, *, routing_key: str, properties: Any, exchange: str = "") -> None:
+        await self._broker.publish(body, routing_key=routing_key, correlation_id=properties.correlation_id)
+
+
 @dataclass
 class FakeRawMessage:
     """The aio-pika message under faststream's RabbitMessage: only what CommandConsumer reads."""
@@ -229,15 +239,17 @@ def consumer(broker: FakeBroker, aggregates: ShardAggregates, handler: FakeHandl
 
 
 @pytest.fixture
-def deliver(journal: Journal) -> Callable[..., FakeMessage]:
-    """A delivery as the request/reply client sends it; any part can be overridden for bad input."""
+def deliver(journal: Journal, broker: FakeBroker) -> Callable[..., FakeMessage]:
+    """A delivery as the request/reply client sends it; any part can be overridden for bad input.
+    `channel` is any token: deliveries with the same token come through the same channel."""
+    channels: dict[int, tuple[object, FakeChannel]] = {}
 
     def make(command: Keyed, *, body: bytes | None = None, headers: dict[str, Any] | None = None,
              reply_to: str | None = REPLY_TO, exchange: str = "commands", channel: object = CHANNEL) -> FakeMessage:
         raw = FakeRawMessage(
             headers={ACCOUNT_KEY_HEADER: command.subject_key()} if headers is None else headers,
             message_id=str(command.message_id), correlation_id=str(command.message_id), reply_to=reply_to,
-            exchange=exchange, delivered_on=channel,
+            exchange=exchange, delivered_on=channels.setdefault(id(channel), (channel, FakeChannel(broker)))[1],
         )
         return FakeMessage(body=command.model_dump_json().encode() if body is None else body,
                            raw_message=raw, journal=journal)

@@ -15,6 +15,7 @@ import hashlib
 import os
 import tempfile
 import time
+from collections import OrderedDict
 from pathlib import Path
 
 BUCKETS = 1024
@@ -28,19 +29,34 @@ def bucket_of(address: str) -> str:
     return f"{value:0{BUCKET_DIGITS}x}"
 
 
+REMEMBERED_LINES = 10_000
+
+
 class DovecotPasswdFiles:
     def __init__(self, root: Path) -> None:
         self._root = root
+        self._written: OrderedDict[str, str | None] = OrderedDict()
+        """the line this process last wrote per address: an unchanged line costs no file access"""
 
     def path_of(self, address: str) -> Path:
         return self._root / bucket_of(address)
 
     async def grant(self, address: str, password_hash: str, quota_mb: int | None) -> None:
         extra = f"userdb_quota_rule=*:storage={quota_mb}M" if quota_mb else ""
-        await asyncio.to_thread(self._update, address, f"{address}:{{ARGON2ID}}{password_hash}::::::{extra}")
+        await self._ensure(address, f"{address}:{{ARGON2ID}}{password_hash}::::::{extra}")
 
     async def revoke(self, address: str) -> None:
-        await asyncio.to_thread(self._update, address, None)
+        await self._ensure(address, None)
+
+    async def _ensure(self, address: str, line: str | None) -> None:
+        if address in self._written and self._written[address] == line:
+            self._written.move_to_end(address)
+            return
+        await asyncio.to_thread(self._update, address, line)
+        self._written[address] = line
+        self._written.move_to_end(address)
+        while len(self._written) > REMEMBERED_LINES:
+            self._written.popitem(last=False)
 
     def _update(self, address: str, line: str | None) -> None:
         path = self.path_of(address)
