@@ -114,6 +114,25 @@ class Delivery:
                 log.debug("nack failed", exc_info=True)
 
 
+def parse_once_more(delivery: Delivery, parse: Callable[[bytes], T], *, delivery_limit: int) -> T:
+    """An event or work item, unless it came too often (a crash loop) or does not match its contract."""
+    if delivery_count(delivery.message) >= delivery_limit - 1:
+        raise SetAside("delivered too often without being settled (a crash loop?)")
+    try:
+        return parse(delivery.message.body)
+    except ValidationError as error:
+        raise SetAside(schema_reason(invalid(error))) from None
+
+
+async def ack_or_set_aside(delivery: Delivery, work: Callable[[], Awaitable[None]]) -> None:
+    """For messages nobody waits an answer for: ack once `work` is done, or set them aside."""
+    try:
+        await work()
+        await delivery.ack()
+    except SetAside as aside:
+        await delivery.set_aside(aside.reason)
+
+
 def invalid(error: ValidationError) -> Rejected:
     errors = tuple(
         FieldError(field=_field_name(e["loc"]), code=e["type"], message=e["msg"])

@@ -15,11 +15,11 @@ from typing import Any
 
 from faststream.rabbit import RabbitBroker
 from faststream.rabbit.message import RabbitMessage
-from pydantic import TypeAdapter, ValidationError
+from pydantic import TypeAdapter
 
 from shared.contracts.base import Event, InternalCommand
 from shared.messaging.broker import publish
-from shared.messaging.delivery import Delivery, SetAside, delivery_count, invalid, schema_reason
+from shared.messaging.delivery import Delivery, ack_or_set_aside, parse_once_more
 
 log = logging.getLogger(__name__)
 
@@ -52,24 +52,12 @@ class EventConsumer:
 
     async def __call__(self, message: RabbitMessage) -> None:
         delivery = Delivery(message, self.queue, self.broker, self.transient_errors)
-        await delivery.settle_safely(lambda: self._consume(delivery))
+        await delivery.settle_safely(lambda: ack_or_set_aside(delivery, lambda: self._react(delivery)))
 
-    async def _consume(self, delivery: Delivery) -> None:
-        try:
-            event = self._admit(delivery)
-            for command in self.commands_for(event):
-                await delivery.patiently(partial(self._send, command))
-            await delivery.ack()
-        except SetAside as aside:
-            await delivery.set_aside(aside.reason)
-
-    def _admit(self, delivery: Delivery) -> Event:
-        if delivery_count(delivery.message) >= self.delivery_limit - 1:
-            raise SetAside("delivered too often (a crash loop?)")
-        try:
-            return self.parse(delivery.message.body)
-        except ValidationError as error:
-            raise SetAside(schema_reason(invalid(error))) from None
+    async def _react(self, delivery: Delivery) -> None:
+        event = parse_once_more(delivery, self.parse, delivery_limit=self.delivery_limit)
+        for command in self.commands_for(event):
+            await delivery.patiently(partial(self._send, command))
 
     def commands_for(self, event: Event) -> list[InternalCommand]:
         commands = self.reactions[type(event)](event)

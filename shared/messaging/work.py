@@ -16,10 +16,10 @@ from typing import Any
 
 from faststream.rabbit import RabbitBroker
 from faststream.rabbit.message import RabbitMessage
-from pydantic import TypeAdapter, ValidationError
+from pydantic import TypeAdapter
 
 from shared.contracts.base import WorkItem
-from shared.messaging.delivery import Delivery, DeliveryLost, SetAside, delivery_count, invalid, schema_reason
+from shared.messaging.delivery import Delivery, DeliveryLost, SetAside, ack_or_set_aside, parse_once_more
 
 log = logging.getLogger(__name__)
 
@@ -39,25 +39,11 @@ class WorkConsumer:
 
     async def __call__(self, message: RabbitMessage) -> None:
         delivery = Delivery(message, self.queue, self.broker, self.transient_errors)
-        await delivery.settle_safely(lambda: self._consume(delivery))
+        await delivery.settle_safely(lambda: ack_or_set_aside(delivery, lambda: self._work(delivery)))
 
-    async def _consume(self, delivery: Delivery) -> None:
-        try:
-            item = self._admit(delivery)
-            await self._work(delivery, item)
-            await delivery.ack()
-        except SetAside as aside:
-            await delivery.set_aside(aside.reason)
-
-    def _admit(self, delivery: Delivery) -> WorkItem:
-        if delivery_count(delivery.message) >= self.delivery_limit - 1:
-            raise SetAside("delivered too often (a worker crash loop?)")
-        try:
-            return TypeAdapter(self.item_type).validate_json(delivery.message.body)
-        except ValidationError as error:
-            raise SetAside(schema_reason(invalid(error))) from None
-
-    async def _work(self, delivery: Delivery, item: WorkItem) -> None:
+    async def _work(self, delivery: Delivery) -> None:
+        parse = TypeAdapter(self.item_type).validate_json
+        item = parse_once_more(delivery, parse, delivery_limit=self.delivery_limit)
         try:
             await delivery.patiently(lambda: self.handle(item))
         except (SetAside, DeliveryLost):
