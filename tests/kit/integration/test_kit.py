@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import aio_pika
 
 from shared.client import CommandClient
-from shared.contracts.account import AccountDeleted, PasswordChanged
+from shared.contracts.account import AccountCreated, AccountDeleted, PasswordChanged
 from shared.contracts.base import Event
 from shared.health import HealthSettings, check
 from tests.kit.service import KIT_SERVICE
@@ -33,26 +33,18 @@ async def publish_event(amqp_url: str, event: Event) -> None:
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT), routing_key=event.ROUTING_KEY, mandatory=True)
 
 
-def queue_depth(queue: str) -> int:
+def queue_depth(vhost: str, queue: str) -> int:
     """Messages ready or unacked in `queue`, as the broker counts them."""
-    for line in rabbitmqctl("list_queues", "-p", _vhost(), "name", "messages").splitlines():
+    for line in rabbitmqctl("list_queues", "-p", vhost, "name", "messages").splitlines():
         name, _, count = line.partition("\t")
         if name == queue:
             return int(count)
     raise AssertionError(f"no queue {queue}")
 
 
-_VHOST: list[str] = []
-
-
-def _vhost() -> str:
-    return _VHOST[0]
-
-
 async def test_event_becomes_its_own_command_once(kit_client, kit_db, issuer, amqp_url, vhost):
     """Ensure an event a service reacts to becomes its own command on the account's aggregate, and an
     event delivered twice acts once."""
-    _VHOST[:] = [vhost]
     address = new_address()
     token = mint(issuer, TOKEN_SUBJECT)
     assert (await kit_client.request(SERVICE, Bump(actor_token=token, address=address))).status == "accepted"
@@ -60,7 +52,7 @@ async def test_event_becomes_its_own_command_once(kit_client, kit_db, issuer, am
 
     await publish_event(amqp_url, event)
     await publish_event(amqp_url, event)  # the same event again (same message_id)
-    await eventually(lambda: _async(queue_depth("kitsvc.events") == 0), what="both deliveries of the event acked")
+    await eventually(lambda: _async(queue_depth(vhost, "kitsvc.events") == 0), what="both deliveries of the event acked")
     reply = await kit_client.request(SERVICE, Bump(actor_token=token, address=address))  # queued behind them
 
     assert reply.result == {"count": 2}
@@ -70,6 +62,25 @@ async def test_event_becomes_its_own_command_once(kit_client, kit_db, issuer, am
 
 async def _async(value: bool) -> bool:
     return value
+
+
+async def test_news_of_an_earlier_generation_of_the_address_changes_nothing(kit_client, kit_db, issuer, amqp_url, vhost):
+    """Ensure an AccountDeleted of an earlier generation, arriving after the address was created again,
+    leaves the new generation's derived state alone, while a deletion of the new generation counts."""
+    address, token = new_address(), mint(issuer, TOKEN_SUBJECT)
+    old_deletion = AccountDeleted(address=address, actor="admin", sessions_valid_from=datetime.now(UTC))
+    created = AccountCreated(address=address, plan="kwc", quota_mb=None, comment="", actor="admin",
+                             sessions_valid_from=datetime.now(UTC))
+
+    await publish_event(amqp_url, created)
+    await eventually(lambda: _async("generation" in counter(kit_db, address)), what="the new generation noted")
+    await publish_event(amqp_url, old_deletion)  # late news of the previous owner's deletion
+    await eventually(lambda: _async(queue_depth(vhost, "kitsvc.events") == 0), what="the late event handled")
+    await kit_client.request(SERVICE, Bump(actor_token=token, address=address))  # behind it in the shard
+    assert counter(kit_db, address).get("deletions", 0) == 0
+
+    await publish_event(amqp_url, AccountDeleted(address=address, actor="admin", sessions_valid_from=datetime.now(UTC)))
+    await eventually(lambda: _async(counter(kit_db, address).get("deletions") == 1), what="the real deletion noted")
 
 
 async def test_reused_message_id_with_another_body_is_rejected(kit_client, kit_db, issuer):
@@ -92,7 +103,7 @@ async def test_internal_command_through_commands_is_refused(kit_client, kit_db):
     """Ensure an internal command (no user token) published by a client to `commands` is refused."""
     address = new_address()
 
-    reply = await kit_client.request(SERVICE, NoteDeletion(address=address))
+    reply = await kit_client.request(SERVICE, NoteDeletion(address=address, deleted_at=datetime.now(UTC)))
 
     assert (reply.status, reply.code) == ("rejected", "forbidden")
     assert counter(kit_db, address) == {}

@@ -1,5 +1,6 @@
 """Messages of the kit's test service."""
 
+from datetime import datetime
 from typing import Literal
 
 from pydantic import Field
@@ -38,12 +39,22 @@ class Whoami(AddressCommand):
     type: Literal["Whoami"] = "Whoami"
 
 
+class NoteCreation(InternalCommand):
+    """From AccountCreated: a new generation of the address begins."""
+
+    KEY_FIELD = "address"
+    type: Literal["NoteCreation"] = "NoteCreation"
+    address: str
+    generation: datetime
+
+
 class NoteDeletion(InternalCommand):
-    """From AccountDeleted: remember that the address was deleted."""
+    """From AccountDeleted: remember that the address was deleted (unless it is news of an earlier generation)."""
 
     KEY_FIELD = "address"
     type: Literal["NoteDeletion"] = "NoteDeletion"
     address: str
+    deleted_at: datetime
 
 
 class SlowEffect(WorkItem):

@@ -9,13 +9,23 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from shared.auth import InvalidToken
-from shared.contracts.account import AccountDeleted
+from shared.contracts.account import AccountCreated, AccountDeleted
 from shared.contracts.base import Accepted, Rejected
+from shared.generations import of_earlier_generation
 from shared.messaging.service import Resources, ServiceSpec, Wiring
 from shared.messaging.unit_of_work import UnitOfWork
 from shared.sessions import SessionGuard
 from shared.settings import ServiceSettings
-from tests.kit.service.contracts import SERVICE, Bump, Enqueue, NoteDeletion, Rename, SlowEffect, Whoami
+from tests.kit.service.contracts import (
+    SERVICE,
+    Bump,
+    Enqueue,
+    NoteCreation,
+    NoteDeletion,
+    Rename,
+    SlowEffect,
+    Whoami,
+)
 
 
 class KitServiceSettings(ServiceSettings):
@@ -44,8 +54,14 @@ async def enqueue(command: Enqueue, unit: UnitOfWork) -> Accepted:
     return Accepted(command_id=command.message_id, result={"items": [str(item.message_id) for item in items]})
 
 
+async def note_creation(command: NoteCreation, unit: UnitOfWork) -> Accepted:
+    unit.stage({"generation": command.generation})
+    return Accepted(command_id=command.message_id)
+
+
 async def note_deletion(command: NoteDeletion, unit: UnitOfWork) -> Accepted:
-    unit.stage({"deletions": _state(unit).get("deletions", 0) + 1})
+    if not of_earlier_generation(command.deleted_at, _state(unit).get("generation")):
+        unit.stage({"deletions": _state(unit).get("deletions", 0) + 1})
     return Accepted(command_id=command.message_id)
 
 
@@ -72,13 +88,16 @@ def slow_effect(database: AsyncDatabase) -> Any:
 
 def compose(settings: KitServiceSettings, kit: Resources) -> Wiring:
     return Wiring(
-        handlers={Bump: bump, Rename: rename, Enqueue: enqueue, NoteDeletion: note_deletion,
-                  Whoami: whoami(kit.sessions)},
+        handlers={Bump: bump, Rename: rename, Enqueue: enqueue, NoteCreation: note_creation,
+                  NoteDeletion: note_deletion, Whoami: whoami(kit.sessions)},
         aggregates="counters",
-        reactions={AccountDeleted: lambda event: [NoteDeletion(address=event.address)]},
+        reactions={
+            AccountCreated: lambda event: [NoteCreation(address=event.address, generation=event.occurred_at)],
+            AccountDeleted: lambda event: [NoteDeletion(address=event.address, deleted_at=event.occurred_at)],
+        },
         work={SlowEffect: slow_effect(kit.database)},
     )
 
 
 SPEC = ServiceSpec(name=SERVICE, settings=KitServiceSettings,
-                   commands=(Bump, Rename, Enqueue, Whoami, NoteDeletion), compose=compose)
+                   commands=(Bump, Rename, Enqueue, Whoami, NoteCreation, NoteDeletion), compose=compose)
