@@ -14,8 +14,6 @@ from faststream.rabbit.message import RabbitMessage
 from faststream.rabbit.opentelemetry import RabbitTelemetryMiddleware
 from faststream.rabbit.schemas import Channel, QueueType
 from faststream.rabbit.subscriber.usecase import RabbitSubscriber
-from opentelemetry import context as otel_context
-from opentelemetry import propagate
 from opentelemetry.trace import TracerProvider
 from pymongo.errors import ConnectionFailure
 from yarl import URL
@@ -43,6 +41,7 @@ def make_broker(
         default_channel=Channel(prefetch_count=prefetch, publisher_confirms=True, on_return_raises=True),
         middlewares=[RabbitTelemetryMiddleware(tracer_provider=tracer_provider)],
         graceful_timeout=30.0,
+        log_level=logging.DEBUG,  # "Received"/"Processed" per message: traces say that, logs stay for problems
         fail_fast=False,
         reconnect_interval=1.0,
     )
@@ -59,15 +58,6 @@ async def publish(
         correlation_id=correlation_id, headers=all_headers, content_type="application/json",
         persist=True, mandatory=True,
     )
-
-
-async def publish_in_trace(broker: RabbitBroker, trace_headers: dict[str, str], **kwargs: Any) -> None:
-    """Publish as part of the trace the headers carry (an outbox entry's command)."""
-    token = otel_context.attach(propagate.extract(trace_headers))
-    try:
-        await publish(broker, **kwargs)
-    finally:
-        otel_context.detach(token)
 
 
 async def raw_body(message: RabbitMessage) -> bytes:

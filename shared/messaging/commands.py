@@ -113,7 +113,7 @@ class CommandConsumer:
                 await delivery.patiently(lambda: self._follow(key, turn))
             assert turn.reply is not None
             await self._answer(delivery, turn.reply, turn)
-            await delivery.patiently(lambda: self.relay.flush(self.aggregates, key))
+            await delivery.patiently(lambda: self.relay.flush(self.aggregates, key, channel_of(delivery.message)))
             if isinstance(command, FlushOutbox):
                 await delivery.patiently(lambda: self.aggregates.trim(key))
             await delivery.ack()

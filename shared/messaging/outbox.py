@@ -11,11 +11,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+from aiormq import spec
 from faststream.rabbit import RabbitBroker
 from opentelemetry import propagate
 
 from shared.contracts.base import Event, FlushOutbox, WorkItem
-from shared.messaging.broker import publish, publish_in_trace
+from shared.messaging.broker import publish
 from shared.topology import EVENTS, internal_exchange, work_routing_key
 
 log = logging.getLogger(__name__)
@@ -51,21 +52,31 @@ class OutboxStore(Protocol):
         """Published: the next write of the aggregate drops them from its outbox."""
 
 
+class Unroutable(Exception):
+    """The broker took a mandatory message but had no queue for it."""
+
+
 @dataclass(frozen=True)
 class OutboxRelay:
-    broker: RabbitBroker
+    """Publishes an aggregate's pending entries on the channel of the delivery whose turn it is:
+    persistent, mandatory, each confirmed before the next, with the trace context of the command
+    that staged it (straight through aiormq: FastStream's publish pipeline would double the cost)."""
 
-    async def flush(self, store: OutboxStore, key: str) -> None:
+    async def flush(self, store: OutboxStore, key: str, channel: Any) -> None:
         entries = await store.pending(key)
         for entry in entries:
-            await self.publish_entry(entry)
+            await self.publish_entry(entry, channel)
         store.relayed(key, [entry["id"] for entry in entries])
 
-    async def publish_entry(self, entry: Entry) -> None:
-        await publish_in_trace(
-            self.broker, entry.get("headers", {}), body=entry["body"].encode(),
-            exchange=entry.get("exchange", EVENTS), routing_key=entry["routing_key"], message_id=entry["id"],
-        )
+    @staticmethod
+    async def publish_entry(entry: Entry, channel: Any) -> None:
+        properties = spec.Basic.Properties(
+            message_id=entry["id"], content_type="application/json", delivery_mode=2, headers=entry.get("headers", {}))
+        confirmation = await channel.basic_publish(
+            entry["body"].encode(), exchange=entry.get("exchange", EVENTS), routing_key=entry["routing_key"],
+            properties=properties, mandatory=True)
+        if confirmation is not None and not isinstance(confirmation, spec.Basic.Ack):
+            raise Unroutable(f"{entry['routing_key']} on {entry.get('exchange', EVENTS)}")
 
 
 @dataclass

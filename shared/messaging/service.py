@@ -146,7 +146,7 @@ def _subscribe_all(spec: ServiceSpec, settings: ServiceSettings, broker: RabbitB
     if spec.keeps_sessions:
         handlers[LimitSessions] = limits.record
     kinds = (*spec.commands, FlushOutbox, *((LimitSessions,) if spec.keeps_sessions else ()))
-    parse, relay = command_parser(kinds), OutboxRelay(broker)
+    parse, relay = command_parser(kinds), OutboxRelay()
     for queue in topology.shard_queues():
         consumer = CommandConsumer(
             queue=queue, broker=broker, internal_exchange=topology.internal_exchange, parse=parse,

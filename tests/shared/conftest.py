@@ -83,8 +83,12 @@ class FakeChannel:
     def __init__(self, broker: "FakeBroker") -> None:
         self._broker = broker
 
-    async def basic_publish(self, body: bytes, *, routing_key: str, properties: Any, exchange: str = "") -> None:
-        await self._broker.publish(body, routing_key=routing_key, correlation_id=properties.correlation_id)
+    async def basic_publish(self, body: bytes, *, routing_key: str, properties: Any, exchange: str = "",
+                            mandatory: bool = False) -> None:
+        await self._broker.publish(
+            body, exchange=exchange, routing_key=routing_key, correlation_id=properties.correlation_id,
+            message_id=properties.message_id, headers=properties.headers,
+            persist=properties.delivery_mode == 2, mandatory=mandatory)
 
 
 @dataclass
@@ -233,7 +237,7 @@ def consumer(broker: FakeBroker, aggregates: ShardAggregates, handler: FakeHandl
         queue=QUEUE, broker=broker, internal_exchange="account.internal",  # type: ignore[arg-type]
         parse=command_parser((*CLIENT_COMMANDS, SetFirstAdmin, FlushOutbox)),
         handlers={kind: handler for kind in (*CLIENT_COMMANDS, SetFirstAdmin)}, aggregates=aggregates,
-        relay=OutboxRelay(broker), transient_errors=TRANSIENT_ERRORS,  # type: ignore[arg-type]
+        relay=OutboxRelay(), transient_errors=TRANSIENT_ERRORS,  # type: ignore[arg-type]
         delivery_limit=DELIVERY_LIMIT,
     )
 
