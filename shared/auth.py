@@ -5,7 +5,8 @@ verifies with the public key, so a compromised service cannot impersonate anyone
 """
 
 import base64
-from dataclasses import dataclass
+from collections import OrderedDict
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 from uuid import uuid4
@@ -80,11 +81,28 @@ class TokenIssuer:
         return jwt.encode(claims, self.private_key, algorithm=ALGORITHM), expires_at
 
 
+VERIFIED_KEPT = 10_000
+
+
 @dataclass(frozen=True)
 class TokenVerifier:
+    """Checks signature, issuer and expiry; a token seen before is not decoded again (its expiry is)."""
+
     public_key: Ed25519PublicKey
+    _verified: OrderedDict[str, Actor] = field(default_factory=OrderedDict, compare=False, repr=False)
 
     def verify(self, token: str) -> Actor:
+        if (actor := self._verified.get(token)) is not None:
+            if actor.expires_at <= datetime.now(UTC):
+                raise InvalidToken("ExpiredSignatureError")
+            return actor
+        actor = self._decode(token)
+        self._verified[token] = actor
+        if len(self._verified) > VERIFIED_KEPT:
+            self._verified.popitem(last=False)
+        return actor
+
+    def _decode(self, token: str) -> Actor:
         try:
             claims = jwt.decode(
                 token, self.public_key, algorithms=[ALGORITHM], issuer=ISSUER,
