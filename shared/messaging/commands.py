@@ -26,6 +26,7 @@ from shared.messaging.delivery import (
     Delivery,
     DeliveryLost,
     SetAside,
+    alive,
     channel_of,
     delivery_count,
     headers_of,
@@ -138,6 +139,8 @@ class CommandConsumer:
             turn.reply, turn.state, turn.changed = self._replayed(command, applied, delivery.message.body, unit)
             return
         reply = await self.handlers[type(command)](command, unit)
+        if not alive(delivery.message):  # the shard may be someone else's now: leave the command to them
+            raise DeliveryLost
         record = Applied(message_id, digest(delivery.message.body), reply) if command.REPLAYABLE and unit.staged else None
         await self.aggregates.commit(unit, record)
         turn.reply, turn.state, turn.changed = reply, unit.state, unit.staged

@@ -446,3 +446,19 @@ async def test_delivery_whose_channel_closed_is_left_to_the_broker(consumer, bro
 
     assert message.acks == 0 and message.nacks == 0
     assert broker.set_aside == []
+
+
+async def test_handler_that_outlives_its_channel_writes_nothing(consumer, collection, handler, deliver, broker):
+    """Ensure a command whose channel closed while its handler ran (a takeover) is neither written,
+    answered nor acked: the new owner of the shard gets it again."""
+    message = deliver(change_comment())
+
+    async def close_channel_then_accept(command, unit):
+        message.raw_message.channel_open = False
+        return Accepted(command_id=command.message_id)
+
+    consumer.handlers[ChangeComment] = close_channel_then_accept
+
+    await consumer(message)
+
+    assert collection.docs == {} and broker.replies == [] and message.acks == 0
