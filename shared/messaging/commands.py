@@ -3,16 +3,18 @@ one state change.
 
 admit (invalid: set aside, reply `invalid_message`) -> open the aggregate's unit of work ->
 replay? answer the stored reply : handle and commit in one write -> follow (the service makes the
-outside world match the stored state) -> reply -> relay the outbox -> ack.
+outside world match the stored state) -> reply -> ack -> relay the outbox (one relay of the shard
+at a time, so the next command is decided while this one's events are confirmed).
 Transient failures (database or broker away) are retried in place with capped backoff, which
 holds the shard and so the account's order; a crash anywhere before the ack redelivers the
 command, which then finds itself applied and is answered as before. FlushOutbox (from the
 sweeper) is the kit's own: it relays and trims, no service sees it.
 """
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aio_pika.exceptions import DeliveryError
@@ -55,6 +57,7 @@ class _Turn:
     changed: bool = False
     followed: bool = False
     answered: bool = False
+    acked: bool = False
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,7 @@ class CommandConsumer:
     transient_errors: tuple[type[BaseException], ...]
     delivery_limit: int
     follow: Follow | None = None
+    relaying: asyncio.Lock = field(default_factory=asyncio.Lock, compare=False)
 
     async def __call__(self, message: RabbitMessage) -> None:
         delivery = Delivery(message, self.queue, self.broker, (*self.transient_errors, StaleAggregate))
@@ -83,6 +87,9 @@ class CommandConsumer:
         except SetAside as aside:
             await self._answer(delivery, aside.reply, turn)
             await delivery.set_aside(aside.reason)
+            return
+        if turn.acked and not isinstance(command, FlushOutbox):
+            await self._relay_after_ack(delivery, command.subject_key())
 
     def _admit(self, delivery: Delivery) -> Keyed:
         if delivery_count(delivery.message) >= self.delivery_limit - 1:
@@ -114,16 +121,33 @@ class CommandConsumer:
                 await delivery.patiently(lambda: self._follow(key, turn))
             assert turn.reply is not None
             await self._answer(delivery, turn.reply, turn)
-            await delivery.patiently(lambda: self.relay.flush(self.aggregates, key, channel_of(delivery.message)))
             if isinstance(command, FlushOutbox):
+                await self._relay(delivery, key)
                 await delivery.patiently(lambda: self.aggregates.trim(key))
             await delivery.ack()
+            turn.acked = True
         except (SetAside, DeliveryLost):
             raise
         except Exception as error:  # a bug: answer, set the command aside, keep serving
             log.exception("command %s failed", delivery.message.raw_message.message_id)
             self.aggregates.forget(key)
             raise SetAside(f"unhandled {type(error).__name__}", UNAVAILABLE) from error
+
+    async def _relay(self, delivery: Delivery, key: str) -> None:
+        """One relay of the shard at a time, so each aggregate's messages leave in order."""
+        async with self.relaying:
+            await delivery.patiently(lambda: self.relay.flush(self.aggregates, key, channel_of(delivery.message)))
+
+    async def _relay_after_ack(self, delivery: Delivery, key: str) -> None:
+        """The decision is stored, its messages with it: the shard may take the next command while they
+        are published. Whatever is not published now stays in the outbox, for the key's next command
+        or the sweeper."""
+        try:
+            await self._relay(delivery, key)
+        except DeliveryLost:
+            log.warning("channel closed while relaying for %s; the outbox keeps the rest", key)
+        except Exception:
+            log.exception("relay for %s failed; the outbox keeps the rest", key)
 
     async def _decide(self, delivery: Delivery, command: Keyed, turn: _Turn) -> None:
         """Handle once, however often later steps are retried; a stale aggregate decides again."""
