@@ -2,20 +2,18 @@
 address and each admin last ended, fed by the account service's events through the service's own
 shards, and refuses tokens issued earlier.
 
-A limit only moves forward (an event of an older generation of the address, e.g. a late
-redelivery of its deletion after it was re-created, changes nothing), so it is one write.
+A limit only moves forward: an event of an older generation of the address (e.g. a late
+redelivery of its deletion after it was created again) changes nothing.
 """
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from contextlib import suppress
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import Field
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import DuplicateKeyError
 
 from shared.auth import Actor, InvalidToken, TokenVerifier
 from shared.contracts.account import AccountCreated, AccountDeleted, AdminChanged, PasswordChanged
@@ -56,12 +54,14 @@ class SessionLimits:
     _read: dict[str, tuple[float, dict[str, Any] | None]] = field(default_factory=dict)
 
     async def record(self, command: LimitSessions, _unit: object = None) -> Accepted:
-        """Handler of LimitSessions, run in the key's turn."""
-        update = {"$set": {"valid_from": command.valid_from, "deleted": command.deleted}}
-        with suppress(DuplicateKeyError):  # a newer limit is stored: this event is of an older generation
-            await self.collection.update_one(
-                {"_id": command.subject_key(), "valid_from": {"$lte": command.valid_from}}, update, upsert=True)
-        self._read.pop(command.subject_key(), None)
+        """Handler of LimitSessions, run in the key's turn (so read-then-write has no rival); both by
+        _id, the one lookup FerretDB serves from an index."""
+        key = command.subject_key()
+        stored = await self.collection.find_one({"_id": key})
+        if stored is None or _aware(stored["valid_from"]) <= command.valid_from:
+            limit = {"valid_from": command.valid_from, "deleted": command.deleted}
+            await self.collection.update_one({"_id": key}, {"$set": limit}, upsert=True)
+        self._read.pop(key, None)
         return Accepted(command_id=command.message_id)
 
     async def limit_of(self, key: str) -> dict[str, Any] | None:
@@ -90,6 +90,4 @@ class SessionGuard:
 
 
 def _aware(moment: datetime) -> datetime:
-    from datetime import UTC
-
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

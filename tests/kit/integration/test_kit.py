@@ -3,7 +3,7 @@
 import asyncio
 import json
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import aio_pika
 
@@ -128,6 +128,27 @@ async def test_token_issued_before_a_password_change_is_refused_within_a_second(
     assert time.monotonic() - published <= 1.0
     new_token = mint(issuer, address)
     assert (await kit_client.request(SERVICE, Whoami(actor_token=new_token, address=address))).status == "accepted"
+
+
+async def test_late_news_of_an_earlier_password_change_does_not_revive_a_session(kit_client, issuer, amqp_url, vhost):
+    """Ensure a session limit only moves forward: a PasswordChanged older than the one applied, arriving
+    late, does not make an ended session valid again."""
+    address = new_address()
+    token = mint(issuer, address)
+    issued = datetime.now(UTC)
+    later, earlier = issued + timedelta(seconds=1), issued - timedelta(seconds=10)
+
+    await publish_event(amqp_url, PasswordChanged(address=address, actor=address, sessions_valid_from=later))
+    await eventually(lambda: _refused(kit_client, token, address), what="the token refused")
+    await publish_event(amqp_url, PasswordChanged(address=address, actor=address, sessions_valid_from=earlier))
+    await eventually(lambda: _async(queue_depth(vhost, "kitsvc.events") == 0), what="the late event handled")
+
+    assert await _refused(kit_client, token, address)  # queued in the shard behind the late limit
+
+
+async def _refused(kit_client, token: str, address: str) -> bool:
+    reply = await kit_client.request(SERVICE, Whoami(actor_token=token, address=address))
+    return reply.status == "rejected" and reply.code == "unauthenticated"
 
 
 async def test_work_items_survive_a_killed_worker_with_each_effect_once(kit_client, kit_service, kit_db, kit_env,
