@@ -50,15 +50,18 @@ class HealthReporter:
     broker: RabbitBroker
     database: AsyncDatabase[dict[str, Any]]
     subscribers: dict[str, RabbitSubscriber] = field(default_factory=dict)
+    _last: dict[str, Any] = field(default_factory=dict)
 
     async def run(self) -> None:
         while True:
-            _write(self.path, await self.check())
+            self._last = await self.check()
+            _write(self.path, self._last)
             await asyncio.sleep(REPORT_EVERY_S)
 
     def connection_closed(self, *_: Any) -> None:
-        """Broker callback: say so now, not at the next round."""
-        _write(self.path, {"broker": False, "database": None, "consumers": {}})
+        """Broker callback: say so now, not at the next round; no consumer survives its connection."""
+        consumers = dict.fromkeys(self._last.get("consumers", self.subscribers), False)
+        _write(self.path, {"database": None, **self._last, "broker": False, "consumers": consumers})
 
     async def check(self) -> dict[str, Any]:
         return {"broker": await self.broker.ping(0.2), "database": await self._database_answers(),
