@@ -118,7 +118,7 @@ class CommandConsumer:
         try:
             await delivery.patiently(lambda: self._decide(delivery, command, turn))
             if self.follow and turn.changed and not turn.followed:
-                await delivery.patiently(lambda: self._follow(key, turn))
+                await self._follow_or_report(delivery, key, turn)
             assert turn.reply is not None
             await self._answer(delivery, turn.reply, turn)
             if isinstance(command, FlushOutbox):
@@ -175,6 +175,16 @@ class CommandConsumer:
             return Rejected(command_id=command.message_id, code="invalid_message",
                             message="this message_id was already used by a different command"), None, False
         return applied.reply.model_copy(update={"command_id": command.message_id}), unit.state, True
+
+    async def _follow_or_report(self, delivery: Delivery, key: str, turn: _Turn) -> None:
+        """The decision is stored: whatever the outside world does now, the command stays accepted.
+        A follow that fails for good is reported; the key's next command or replay follows again."""
+        try:
+            await delivery.patiently(lambda: self._follow(key, turn))
+        except DeliveryLost:
+            raise
+        except Exception:
+            log.exception("the outside world does not follow %s yet", key)
 
     async def _follow(self, key: str, turn: _Turn) -> None:
         assert self.follow is not None

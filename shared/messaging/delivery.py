@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from aio_pika.exceptions import ChannelInvalidStateError
+from aiormq.exceptions import ChannelInvalidStateError as AiormqChannelInvalidStateError
 from faststream.rabbit import RabbitBroker
 from faststream.rabbit.message import RabbitMessage
 from pydantic import ValidationError
@@ -85,9 +86,11 @@ class Delivery:
                 pause = min(pause * 2, MAX_PAUSE_S)
 
     async def ack(self) -> None:
-        if not alive(self.message):
-            raise DeliveryLost
-        await self.message.ack()
+        try:
+            channel_of(self.message)
+            await self.message.ack()
+        except (ChannelInvalidStateError, AiormqChannelInvalidStateError):
+            raise DeliveryLost from None
 
     async def set_aside(self, reason: str) -> None:
         raw = self.message.raw_message

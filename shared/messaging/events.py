@@ -1,8 +1,9 @@
 """The event consumer: an event a service reacts to becomes that service's own internal command,
 sent through its own shard (so each aggregate keeps one writer) on its internal exchange.
 
-The command's message_id is derived from the event's, so an event delivered twice yields the same
-command twice, which the unit of work recognises as applied: the reaction happens once.
+The command's message_id and occurred_at are the event's (the id derived from it), so an event
+delivered twice yields the same command twice, which the unit of work recognises as applied: the
+reaction happens once.
 """
 
 import logging
@@ -62,7 +63,8 @@ class EventConsumer:
     def commands_for(self, event: Event) -> list[InternalCommand]:
         commands = self.reactions[type(event)](event)
         return [command.model_copy(update={
-            "message_id": command_id_for(self.service, event, n), "causation_id": event.message_id,
+            "message_id": command_id_for(self.service, event, n), "occurred_at": event.occurred_at,
+            "causation_id": event.message_id,
             "correlation_id": event.correlation_id or event.message_id,
         }) for n, command in enumerate(commands)]
 

@@ -63,10 +63,9 @@ class OutboxRelay:
     that staged it (straight through aiormq: FastStream's publish pipeline would double the cost)."""
 
     async def flush(self, store: OutboxStore, key: str, channel: Any) -> None:
-        entries = await store.pending(key)
-        for entry in entries:
+        for entry in await store.pending(key):
             await self.publish_entry(entry, channel)
-        store.relayed(key, [entry["id"] for entry in entries])
+            store.relayed(key, [entry["id"]])  # each as confirmed: a retry resumes after it
 
     @staticmethod
     async def publish_entry(entry: Entry, channel: Any) -> None:

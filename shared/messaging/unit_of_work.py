@@ -147,8 +147,11 @@ class ShardAggregates:
 
     async def _cached(self, key: str) -> _Cached:
         if (cached := self._cache.get(key)) is None:
-            cached = _Cached(await self._collection.find_one({"_id": key}) or {})
-            self._remember(key, cached)
+            read = _Cached(await self._collection.find_one({"_id": key}) or {})
+            # a write of the key may have landed while the read was on its way: it is newer
+            if (cached := self._cache.get(key)) is None:
+                cached = read
+                self._remember(key, cached)
         self._cache.move_to_end(key)
         return cached
 
@@ -196,7 +199,10 @@ class ShardAggregates:
         except BaseException:  # the write may or may not have landed: read it again next time
             self.forget(key)
             raise
-        self._remember(key, _Cached({**doc, "_id": key, **changes}))
+        written = {**doc, "_id": key, **changes}
+        # the relay may have confirmed entries while the write was on its way: still published
+        relayed = self._cache[key].relayed if key in self._cache else set()
+        self._remember(key, _Cached(written, relayed & {e["id"] for e in written["outbox"]}))
 
     def _guard(self, doc: Doc) -> Doc:
         if not self.guarded:

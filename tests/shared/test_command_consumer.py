@@ -1,6 +1,8 @@
 """CommandConsumer, its unit of work and the relay over the hand-written fakes in conftest.py: one delivery becomes
 one reply, at most one state change, its events relayed, and exactly one ack."""
 
+import asyncio
+import copy
 import json
 
 import pytest
@@ -8,8 +10,11 @@ from pydantic import TypeAdapter
 
 from shared.contracts.account import ChangeComment, ChangeQuota, Login, SetFirstAdmin
 from shared.contracts.base import Accepted, FlushOutbox, Rejected
+from shared.messaging.commands import CommandConsumer
 from shared.messaging.delivery import REASON_HEADER
+from shared.messaging.outbox import OutboxRelay
 from shared.messaging.redaction import redact
+from shared.messaging.service import command_parser
 from shared.topology import ACCOUNT_KEY_HEADER
 
 ADDRESS = "a@example.jp"
@@ -465,3 +470,105 @@ async def test_handler_that_outlives_its_channel_writes_nothing(consumer, collec
     await consumer(message)
 
     assert collection.docs == {} and broker.replies == [] and message.acks == 0
+
+
+# Races between the relay after the ack and the shard's next command (found in review).
+
+
+async def test_entries_confirmed_during_the_next_write_are_published_once(consumer, broker, collection, deliver):
+    """Ensure an event whose relay confirms while the aggregate's next write is on its way is not
+    published again by the next relay."""
+    relay_may_go, write_may_land, relay_started = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    publish, update_one = broker.publish, collection.update_one
+
+    async def slow_event_publish(body, **kwargs):
+        if destination(kwargs) == "events" and not relay_may_go.is_set():
+            relay_started.set()
+            await relay_may_go.wait()
+        await publish(body, **kwargs)
+
+    async def slow_update(query, update):
+        await write_may_land.wait()
+        return await update_one(query, update)
+
+    broker.publish, collection.update_one = slow_event_publish, slow_update
+    first = asyncio.create_task(consumer(deliver(change_comment("one"))))
+    await relay_started.wait()
+    second = asyncio.create_task(consumer(deliver(change_comment("two"))))
+    await _let_others_run()
+    relay_may_go.set()
+    await first
+    write_may_land.set()
+    await second
+
+    ids = [kwargs["message_id"] for _, kwargs in broker.events]
+    assert len(ids) == 2 and len(set(ids)) == 2, ids
+
+
+async def test_a_late_cold_read_never_replaces_a_newer_write(consumer, broker, collection, deliver, aggregates):
+    """Ensure a relay's cold read that answers after a newer write of the aggregate does not bring the
+    older document back into the cache: no event, applied record or field of the newer write is lost."""
+    other, other_relay_started, other_relay_may_go = "z@example.jp", asyncio.Event(), asyncio.Event()
+    read_may_answer, slow_read = asyncio.Event(), {"armed": False}
+    publish, find_one = broker.publish, collection.find_one
+
+    async def held_publish(body, **kwargs):
+        if destination(kwargs) == "events" and not other_relay_may_go.is_set():
+            other_relay_started.set()
+            await other_relay_may_go.wait()
+        await publish(body, **kwargs)
+
+    async def late_find(query):
+        if slow_read["armed"]:
+            slow_read["armed"] = False
+            snapshot = copy.deepcopy(collection.docs.get(query["_id"]))
+            await read_may_answer.wait()
+            return snapshot
+        return await find_one(query)
+
+    aggregates.guarded = False  # as on FerretDB
+    broker.publish, collection.find_one = held_publish, late_find
+    holder = asyncio.create_task(consumer(deliver(ChangeComment(actor_token=TOKEN, address=other, comment="z"))))
+    await other_relay_started.wait()  # the shard's relay is busy: the next relay waits
+    first = asyncio.create_task(consumer(deliver(change_comment("one"))))
+    await _let_others_run()
+    collection.fail_next(ConnectionError("database away"))  # the next write fails: the key is forgotten
+    second = asyncio.create_task(consumer(deliver(change_comment("two"))))
+    await _let_others_run()
+    slow_read["armed"] = True
+    other_relay_may_go.set()  # the first command's relay reads the forgotten key, slowly
+    await holder
+    await asyncio.sleep(0.3)  # meanwhile the second command retries and writes
+    read_may_answer.set()
+    await first
+    await second
+    await consumer(deliver(change_comment("three")))
+
+    stored = collection.docs[ADDRESS]
+    assert len(stored["applied"]) == 3 and stored["seen"] == 3, stored
+    comments = [json.loads(body)["comment"] for body, _ in broker.events if json.loads(body)["address"] == ADDRESS]
+    assert comments == ["one", "two", "three"], comments
+
+
+async def test_a_follow_that_fails_for_good_leaves_the_command_accepted(broker, aggregates, handler, deliver):
+    """Ensure a command whose state is written stays accepted, acked and relayed when the outside world
+    cannot follow (a full disk): the failure is reported, not turned into `unavailable`."""
+    async def disk_full(key, state):
+        raise OSError(28, "No space left on device")
+
+    consumer = CommandConsumer(
+        queue="account.commands.0", broker=broker, internal_exchange="account.internal",
+        parse=command_parser((ChangeComment,)), handlers={ChangeComment: handler}, aggregates=aggregates,
+        relay=OutboxRelay(), transient_errors=(ConnectionError,), delivery_limit=5, follow=disk_full,
+    )
+    message = deliver(change_comment())
+
+    await consumer(message)
+
+    assert isinstance(the_reply(broker), Accepted) and broker.set_aside == []
+    assert message.acks == 1 and len(broker.events) == 1
+
+
+async def _let_others_run() -> None:
+    for _ in range(50):
+        await asyncio.sleep(0)

@@ -1,0 +1,35 @@
+"""The event consumer's translation of an event into the service's own internal commands."""
+
+from datetime import UTC, datetime
+
+from shared.contracts.account import AccountDeleted
+from shared.messaging.events import EventConsumer
+from shared.sessions import REACTIONS, LimitSessions
+
+
+def consumer() -> EventConsumer:
+    return EventConsumer(queue="rules.events", broker=None, service="rules",  # type: ignore[arg-type]
+                         internal_exchange="rules.internal", parse=None,  # type: ignore[arg-type]
+                         reactions=REACTIONS, transient_errors=(), delivery_limit=5)
+
+
+def test_an_event_delivered_twice_becomes_the_very_same_command():
+    """Ensure both deliveries of one event give byte-identical commands, so the second is a replay."""
+    event = AccountDeleted(address="taro@example.jp", actor="admin", sessions_valid_from=datetime.now(UTC))
+
+    first, second = consumer().commands_for(event), consumer().commands_for(event)
+
+    assert [c.model_dump_json() for c in first] == [c.model_dump_json() for c in second]
+    [command] = first
+    assert isinstance(command, LimitSessions) and command.deleted
+    assert (command.causation_id, command.occurred_at) == (event.message_id, event.occurred_at)
+
+
+def test_another_service_makes_other_commands_of_the_same_event():
+    """Ensure command ids are per service: two services reacting to one event never share an id."""
+    event = AccountDeleted(address="taro@example.jp", actor="admin", sessions_valid_from=datetime.now(UTC))
+    other = EventConsumer(queue="copyjob.events", broker=None, service="copyjob",  # type: ignore[arg-type]
+                          internal_exchange="copyjob.internal", parse=None,  # type: ignore[arg-type]
+                          reactions=REACTIONS, transient_errors=(), delivery_limit=5)
+
+    assert consumer().commands_for(event)[0].message_id != other.commands_for(event)[0].message_id
