@@ -21,6 +21,7 @@ from services.account.domain.account import (
     Admin,
     LockoutPolicy,
     RuleBroken,
+    check_account_address,
     check_comment,
     check_quota,
     with_comment,
@@ -190,7 +191,8 @@ async def create_account(command: CreateAccount, actor: Actor, address: str, pri
     if _live(principal):
         return rejected(command, "already_exists", f"{address} already exists")
     plan = Plan(command.plan)
-    errors = [*_rule_errors(partial(check_quota, plan, command.quota_mb), partial(check_comment, command.comment)),
+    errors = [*_rule_errors(partial(check_account_address, address), partial(check_quota, plan, command.quota_mb),
+                            partial(check_comment, command.comment)),
               *_password_errors("initial_password", command.initial_password.get_secret_value(), plan, address)]
     if errors:
         return field_rejected(command, *errors)

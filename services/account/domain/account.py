@@ -86,6 +86,18 @@ def check_quota(plan: Plan, quota_mb: int | None) -> None:
         raise RuleBroken(field="quota_mb", code="out_of_range", message=f"quota must be {MIN_QUOTA_MB}..{MAX_QUOTA_MB} MB")
 
 
+SUBADDRESS_DELIMITER = "+"
+
+
+def check_account_address(address: str) -> None:
+    """Mail to name+tag@ goes to name@ (the mail server's subaddressing), so no account may be
+    called name+tag@: it could neither sign in nor receive."""
+    if SUBADDRESS_DELIMITER in address.partition("@")[0]:
+        raise RuleBroken(field="address", code="subaddress_delimiter",
+                         message=f"an account address must not contain '{SUBADDRESS_DELIMITER}': mail to "
+                                 f"name{SUBADDRESS_DELIMITER}tag@domain is delivered to name@domain")
+
+
 def check_comment(comment: str) -> None:
     if len(comment) > MAX_COMMENT_LENGTH:
         raise RuleBroken(field="comment", code="too_long", message=f"comment must be at most {MAX_COMMENT_LENGTH} characters")

@@ -292,3 +292,33 @@ async def test_deleted_account_receives_nothing(client, admin_token):
         return not await asyncio.to_thread(_deliver, address, 1_000)
 
     await eventually(refused, what="delivery to be refused")
+
+
+def _inbox_subjects(address: str, password: str) -> list[str]:
+    import imaplib
+    import os
+
+    with imaplib.IMAP4("127.0.0.1", int(os.environ.get("DOVECOT_IMAP_PORT", "10143")), timeout=10) as imap:
+        imap.login(address, password)
+        imap.select("INBOX", readonly=True)
+        _, found = imap.search(None, "ALL")
+        subjects = []
+        for number in found[0].split():
+            _, data = imap.fetch(number, "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+            subjects.append(data[0][1].decode().strip())
+        return subjects
+
+
+async def test_mail_to_a_subaddress_reaches_the_account(client, admin_token):
+    """Ensure mail to name+news@ is delivered to name@ (subaddressing), which is why no account may contain '+'."""
+    import asyncio
+
+    address = new_address()
+    await create(client, admin_token, address)
+    local, _, domain = address.partition("@")
+
+    assert await asyncio.to_thread(_deliver, f"{local}+news@{domain}", 1_000)
+    assert "Subject: size 1000" in await asyncio.to_thread(_inbox_subjects, address, STRONG)
+    refused = await client.request(SERVICE, CreateAccount(
+        actor_token=admin_token, address=f"{local}+news@{domain}", plan="kwc", initial_password=STRONG))
+    assert (refused.status, refused.errors[0].code) == ("rejected", "subaddress_delimiter")

@@ -649,3 +649,12 @@ async def test_deleted_admin_token_is_refused(deps, tokens, admins):
     reply = await handle(DeleteAccount(actor_token=token, address=ADDRESS), deps)
 
     expect_rejected(reply, "unauthenticated")
+
+
+async def test_an_account_address_with_the_subaddress_delimiter_is_refused(deps, tokens, accounts, mail_logins):
+    """Ensure jiro+tag@ cannot be created (the mail server delivers it to jiro@), with a field error."""
+    reply = expect_rejected(await handle(create_command(tokens, "jiro+tag@example.jp"), deps), "validation_failed")
+
+    assert [(e.field, e.code) for e in reply.errors] == [("address", "subaddress_delimiter")]
+    assert "+" in reply.errors[0].message
+    assert accounts.records == {} and mail_logins.logins == {}
