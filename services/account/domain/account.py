@@ -1,5 +1,6 @@
 """The account aggregate and its rules: quota, comment, sign-in lockout. Pure; no I/O."""
 
+import unicodedata
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -8,6 +9,8 @@ from shared.plans import Capability, Plan, allows
 MIN_QUOTA_MB = 1
 MAX_QUOTA_MB = 1_048_576  # [choice] 1 TiB; the seed gives no bounds
 MAX_COMMENT_LENGTH = 200  # [choice]
+BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+"""marks, embeddings, overrides and isolates that reorder how text is displayed"""
 
 
 @dataclass(frozen=True)
@@ -101,8 +104,11 @@ def check_account_address(address: str) -> None:
 def check_comment(comment: str) -> None:
     if len(comment) > MAX_COMMENT_LENGTH:
         raise RuleBroken(field="comment", code="too_long", message=f"comment must be at most {MAX_COMMENT_LENGTH} characters")
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in comment):
+    if any(unicodedata.category(ch) == "Cc" for ch in comment):
         raise RuleBroken(field="comment", code="control_character", message="comment must not contain control characters")
+    if any(ch in BIDI_CONTROLS for ch in comment):
+        raise RuleBroken(field="comment", code="bidi_control",
+                         message="comment must not contain text-direction controls (they can disguise what it says)")
 
 
 def with_quota(account: Account, quota_mb: int) -> Account:

@@ -352,10 +352,12 @@ async def test_admin_changes_comment(deps, tokens, accounts):
 @pytest.mark.parametrize(
     ("comment", "code"),
     [("x" * 201, "too_long"), ("line\nbreak", "control_character"), ("bell\x07", "control_character"),
-     ("del\x7f", "control_character")],
+     ("del\x7f", "control_character"), ("next line\u0085", "control_character"), ("csi\u009b2J", "control_character"),
+     ("invoice\u202egpj.exe", "bidi_control"), ("isolate\u2066x\u2069", "bidi_control")],
 )
 async def test_bad_comment_is_refused(deps, tokens, accounts, mail_logins, comment, code):
-    """Ensure a comment over 200 characters or with control characters is rejected on the comment field."""
+    """Ensure a comment over 200 characters, with C0 or C1 control characters or with text-direction controls
+    is rejected on the comment field."""
     await create(deps, tokens, comment="kept")
     before = state_of(accounts, mail_logins)
 
