@@ -27,7 +27,7 @@ from services.account.domain.account import (
     with_comment,
     with_quota,
 )
-from services.account.domain.addresses import InvalidAddress, looks_like_login, parse_address
+from services.account.domain.addresses import InvalidAddress, parse_address
 from services.account.domain.password_policy import check_password
 from shared.auth import Actor, InvalidToken
 from shared.contracts.account import (
@@ -63,6 +63,10 @@ class Deps:
     lockout: LockoutPolicy
     dummy_hash: str
     """verified against when the login is unknown, so timing does not reveal which logins exist"""
+
+
+UNKNOWN_LOGIN = "[unknown login]"
+"""what the audit records for a sign-in to a login that does not exist: never what was typed"""
 
 
 def _admin_of_domain(actor: Actor, address: str) -> bool:
@@ -267,7 +271,7 @@ async def login(command: Login, deps: Deps) -> Reply:
 
 async def _unknown_login(command: Login, key: str, password: str, deps: Deps) -> Rejected:
     await deps.hasher.verify(deps.dummy_hash, password)
-    shown = key if looks_like_login(key) else "[not a login name]"
+    shown = UNKNOWN_LOGIN  # what was typed may be a password (Sato-2024abc is a valid login name too)
     await deps.audit.publish(_login_failed(command, shown, "invalid_credentials", 0))
     return rejected(command, "invalid_credentials", "wrong login or password")
 

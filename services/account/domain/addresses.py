@@ -91,15 +91,3 @@ def parse_address(text: str) -> Address:
 
 ADMIN_LOGIN_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
 """Admins sign in with a name without '@', so it never collides with a mail address."""
-
-
-def looks_like_login(text: str) -> bool:
-    """A mail address or an admin name; anything else typed into the login field (perhaps a
-    password) is not repeated in audit events."""
-    if re.fullmatch(ADMIN_LOGIN_PATTERN, text):
-        return True
-    try:
-        parse_address(text)
-    except InvalidAddress:
-        return False
-    return True

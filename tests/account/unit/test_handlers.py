@@ -380,7 +380,7 @@ async def test_delete_revokes_mail_login_and_sign_in(deps, tokens, accounts, mai
     assert accounts.principal(ADDRESS) is None
     assert mail_logins.logins == {OTHER_ADDRESS: "hash:" + STRONG}
     expect_rejected(await log_in(deps, ADDRESS, STRONG), "invalid_credentials")
-    assert [(e.login, e.reason) for e in audit.events] == [(ADDRESS, "invalid_credentials")]
+    assert [(e.login, e.reason) for e in audit.events] == [("[unknown login]", "invalid_credentials")]
 
 
 REJECTIONS = {
@@ -534,12 +534,22 @@ async def test_unknown_login_is_audited_and_costs_a_hash_check(deps, accounts, h
 
     [event] = audit.events
     assert isinstance(event, LoginFailed)
-    assert (event.login, event.reason, event.failures) == (UNKNOWN_ADDRESS, "invalid_credentials", 0)
+    assert (event.login, event.reason, event.failures) == ("[unknown login]", "invalid_credentials", 0)
     assert WRONG not in event.model_dump_json()
     assert hasher.verified == [(deps.dummy_hash, WRONG)]
     assert accounts.records == {} and accounts.saved_events == []
     # The reply must not tell an unknown login from a wrong password.
     assert reply.message == "wrong login or password"
+
+
+@pytest.mark.parametrize("typed", ["Sato-2024abc", "Winter.Sky.2024", UNKNOWN_ADDRESS])
+async def test_what_was_typed_as_an_unknown_login_is_never_recorded(deps, audit, typed):
+    """Ensure a sign-in to a login that does not exist (perhaps a password typed into the login field,
+    which may well look like a login name) is audited without what was typed."""
+    expect_rejected(await log_in(deps, typed, WRONG), "invalid_credentials")
+
+    [event] = audit.events
+    assert typed.lower() not in event.model_dump_json().lower() and event.login == "[unknown login]"
 
 
 async def test_admin_login_issues_admin_token_with_domains(deps, tokens, accounts, token_verifier):
