@@ -36,6 +36,7 @@ from shared.messaging.delivery import (
     schema_reason,
 )
 from shared.messaging.outbox import OutboxRelay
+from shared.messaging.redaction import Redactor
 from shared.messaging.unit_of_work import Applied, Doc, ShardAggregates, StaleAggregate, UnitOfWork, digest
 from shared.topology import ACCOUNT_KEY_HEADER, COMMANDS
 
@@ -71,11 +72,12 @@ class CommandConsumer:
     relay: OutboxRelay
     transient_errors: tuple[type[BaseException], ...]
     delivery_limit: int
+    redact: Redactor
     follow: Follow | None = None
     relaying: asyncio.Lock = field(default_factory=asyncio.Lock, compare=False)
 
     async def __call__(self, message: RabbitMessage) -> None:
-        delivery = Delivery(message, self.queue, self.broker, (*self.transient_errors, StaleAggregate))
+        delivery = Delivery(message, self.queue, self.broker, (*self.transient_errors, StaleAggregate), self.redact)
         await delivery.settle_safely(lambda: self._consume(delivery))
 
     async def _consume(self, delivery: Delivery) -> None:
@@ -165,13 +167,12 @@ class CommandConsumer:
         reply = await self.handlers[type(command)](command, unit)
         if not alive(delivery.message):  # the shard may be someone else's now: leave the command to them
             raise DeliveryLost
-        record = Applied(message_id, digest(delivery.message.body), reply) if command.REPLAYABLE and unit.staged else None
+        record = Applied(message_id, digest(delivery.message.body, self.redact), reply) if command.REPLAYABLE and unit.staged else None
         await self.aggregates.commit(unit, record)
         turn.reply, turn.state, turn.changed = reply, unit.state, unit.staged
 
-    @staticmethod
-    def _replayed(command: Keyed, applied: Applied, body: bytes, unit: UnitOfWork) -> tuple[Reply, Doc | None, bool]:
-        if applied.digest != digest(body):
+    def _replayed(self, command: Keyed, applied: Applied, body: bytes, unit: UnitOfWork) -> tuple[Reply, Doc | None, bool]:
+        if applied.digest != digest(body, self.redact):
             return Rejected(command_id=command.message_id, code="invalid_message",
                             message="this message_id was already used by a different command"), None, False
         return applied.reply.model_copy(update={"command_id": command.message_id}), unit.state, True

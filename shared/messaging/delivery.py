@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from shared.contracts.base import FieldError, Rejected
 from shared.messaging.broker import publish
-from shared.messaging.redaction import redact
+from shared.messaging.redaction import Redactor
 from shared.topology import DLX
 
 log = logging.getLogger(__name__)
@@ -70,6 +70,7 @@ class Delivery:
     queue: str
     broker: RabbitBroker
     transient_errors: tuple[type[BaseException], ...]
+    redact: Redactor
 
     async def patiently(self, step: Callable[[], Awaitable[T]]) -> T:
         """Run `step` until it passes; transient errors wait with capped backoff and hold the queue,
@@ -96,7 +97,7 @@ class Delivery:
         raw = self.message.raw_message
         headers = {k: v for k, v in headers_of(self.message).items() if k != "traceparent"}
         await self.patiently(lambda: publish(
-            self.broker, redact(self.message.body), exchange=DLX, routing_key=self.queue,
+            self.broker, self.redact(self.message.body), exchange=DLX, routing_key=self.queue,
             headers={**headers, REASON_HEADER: reason[:1000]}, message_id=raw.message_id or "",
             correlation_id=raw.correlation_id,
         ))

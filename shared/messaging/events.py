@@ -21,6 +21,7 @@ from pydantic import TypeAdapter
 from shared.contracts.base import Event, InternalCommand
 from shared.messaging.broker import publish
 from shared.messaging.delivery import Delivery, ack_or_set_aside, parse_once_more
+from shared.messaging.redaction import Redactor
 
 log = logging.getLogger(__name__)
 
@@ -50,9 +51,10 @@ class EventConsumer:
     reactions: Mapping[type[Event], Reaction]
     transient_errors: tuple[type[BaseException], ...]
     delivery_limit: int
+    redact: Redactor
 
     async def __call__(self, message: RabbitMessage) -> None:
-        delivery = Delivery(message, self.queue, self.broker, self.transient_errors)
+        delivery = Delivery(message, self.queue, self.broker, self.transient_errors, self.redact)
         await delivery.settle_safely(lambda: ack_or_set_aside(delivery, lambda: self._react(delivery)))
 
     async def _react(self, delivery: Delivery) -> None:

@@ -25,6 +25,7 @@ from shared.messaging.broker import TRANSIENT_ERRORS, make_broker, subscribe
 from shared.messaging.commands import CommandConsumer, Follow, Handler
 from shared.messaging.events import EventConsumer, Reaction, event_parser
 from shared.messaging.outbox import OutboxRelay, OutboxSweeper
+from shared.messaging.redaction import Redactor
 from shared.messaging.unit_of_work import AggregateReader, ShardAggregates
 from shared.messaging.work import WorkConsumer, WorkHandler
 from shared.mongo import enforces_write_guards, make_client
@@ -147,12 +148,13 @@ def _subscribe_all(spec: ServiceSpec, settings: ServiceSettings, broker: RabbitB
         handlers[LimitSessions] = limits.record
     kinds = (*spec.commands, FlushOutbox, *((LimitSessions,) if spec.keeps_sessions else ()))
     parse, relay = command_parser(kinds), OutboxRelay()
+    redact = Redactor.for_messages((*kinds, *_reactions(spec, wiring), *wiring.work))
     for queue in topology.shard_queues():
         consumer = CommandConsumer(
             queue=queue, broker=broker, internal_exchange=topology.internal_exchange, parse=parse,
             handlers=handlers, aggregates=shards[queue],
             relay=relay, transient_errors=TRANSIENT_ERRORS, delivery_limit=settings.delivery_limit,
-            follow=wiring.follow,
+            redact=redact, follow=wiring.follow,
         )
         subscribers[queue] = subscribe(broker, queue, prefetch=1, consume=consumer)  # one command of a shard at a time
     if topology.event_queue:
@@ -160,13 +162,13 @@ def _subscribe_all(spec: ServiceSpec, settings: ServiceSettings, broker: RabbitB
         subscribers[topology.event_queue] = subscribe(broker, topology.event_queue, prefetch=settings.event_prefetch, consume=EventConsumer(
             queue=topology.event_queue, broker=broker, service=spec.name,
             internal_exchange=topology.internal_exchange, parse=event_parser(reactions), reactions=reactions,
-            transient_errors=TRANSIENT_ERRORS, delivery_limit=settings.delivery_limit,
+            transient_errors=TRANSIENT_ERRORS, delivery_limit=settings.delivery_limit, redact=redact,
         ))
     for kind, handle in wiring.work.items():
         queue = topology.work_queue(kind.QUEUE)
         subscribers[queue] = subscribe(broker, queue, prefetch=settings.work_prefetch, consume=WorkConsumer(
             queue=queue, broker=broker, item_type=kind, handle=handle,
-            transient_errors=TRANSIENT_ERRORS, delivery_limit=settings.delivery_limit,
+            transient_errors=TRANSIENT_ERRORS, delivery_limit=settings.delivery_limit, redact=redact,
         ))
     return subscribers
 

@@ -29,7 +29,7 @@ from pymongo.errors import DuplicateKeyError
 
 from shared.contracts.base import Accepted, Event, Rejected, WorkItem
 from shared.messaging.outbox import Entry, event_entry, work_entry
-from shared.messaging.redaction import redact
+from shared.messaging.redaction import Redactor
 
 Doc = dict[str, Any]
 KIT_FIELDS = frozenset({"_id", "version", "applied", "outbox", "created_at", "updated_at"})
@@ -43,7 +43,7 @@ class StaleAggregate(Exception):
     """The aggregate changed since this consumer read it (another instance held the shard)."""
 
 
-def digest(body: bytes) -> str:
+def digest(body: bytes, redact: Redactor) -> str:
     """Of the body without its secrets: the database never holds a fast hash of a password, so a
     replay that differs only in a secret counts as the same command."""
     return hashlib.sha256(redact(body)).hexdigest()[:16]

@@ -20,6 +20,7 @@ from pydantic import TypeAdapter
 
 from shared.contracts.base import WorkItem
 from shared.messaging.delivery import Delivery, DeliveryLost, SetAside, ack_or_set_aside, parse_once_more
+from shared.messaging.redaction import Redactor
 
 log = logging.getLogger(__name__)
 
@@ -36,9 +37,10 @@ class WorkConsumer:
     handle: WorkHandler
     transient_errors: tuple[type[BaseException], ...]
     delivery_limit: int
+    redact: Redactor
 
     async def __call__(self, message: RabbitMessage) -> None:
-        delivery = Delivery(message, self.queue, self.broker, self.transient_errors)
+        delivery = Delivery(message, self.queue, self.broker, self.transient_errors, self.redact)
         await delivery.settle_safely(lambda: ack_or_set_aside(delivery, lambda: self._work(delivery)))
 
     async def _work(self, delivery: Delivery) -> None:

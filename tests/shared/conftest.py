@@ -17,6 +17,7 @@ from shared.contracts.account import CommentChanged, SetFirstAdmin
 from shared.contracts.base import Accepted, Command, FlushOutbox, Keyed, Rejected
 from shared.messaging.commands import CommandConsumer
 from shared.messaging.outbox import OutboxRelay
+from shared.messaging.redaction import Redactor
 from shared.messaging.service import command_parser
 from shared.messaging.unit_of_work import ShardAggregates, UnitOfWork
 from shared.topology import ACCOUNT_KEY_HEADER
@@ -238,7 +239,7 @@ def consumer(broker: FakeBroker, aggregates: ShardAggregates, handler: FakeHandl
         parse=command_parser((*CLIENT_COMMANDS, SetFirstAdmin, FlushOutbox)),
         handlers={kind: handler for kind in (*CLIENT_COMMANDS, SetFirstAdmin)}, aggregates=aggregates,
         relay=OutboxRelay(), transient_errors=TRANSIENT_ERRORS,  # type: ignore[arg-type]
-        delivery_limit=DELIVERY_LIMIT,
+        delivery_limit=DELIVERY_LIMIT, redact=Redactor.for_messages((*CLIENT_COMMANDS, SetFirstAdmin, FlushOutbox)),
     )
 
 

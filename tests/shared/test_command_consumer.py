@@ -8,12 +8,13 @@ import json
 import pytest
 from pydantic import TypeAdapter
 
+from services.account.entrypoint import CLIENT_COMMANDS
 from shared.contracts.account import ChangeComment, ChangeQuota, Login, SetFirstAdmin
 from shared.contracts.base import Accepted, FlushOutbox, Rejected
 from shared.messaging.commands import CommandConsumer
 from shared.messaging.delivery import REASON_HEADER
 from shared.messaging.outbox import OutboxRelay
-from shared.messaging.redaction import redact
+from shared.messaging.redaction import Redactor
 from shared.messaging.service import command_parser
 from shared.topology import ACCOUNT_KEY_HEADER
 
@@ -361,22 +362,32 @@ async def test_database_away_during_the_write_is_waited_out(consumer, broker, co
     assert collection.docs[ADDRESS]["version"] == 1 and len(broker.events) == 1
 
 
-def test_redact_removes_secrets_at_any_depth():
-    """Ensure redact blanks every secret field in nested dicts and lists and keeps everything else."""
+redact = Redactor.for_messages((*CLIENT_COMMANDS, SetFirstAdmin, FlushOutbox))
+
+
+def test_redact_keeps_only_declared_fields_that_are_not_secret():
+    """Ensure redaction keeps the values of fields a contract declares and does not mark secret, and blanks
+    everything else however it is spelled or nested: secrets, and fields nobody declared."""
     body = {
         "type": "CreateAccount", "address": ADDRESS, "actor_token": TOKEN, "initial_password": PASSWORD,
-        "nested": {"password": PASSWORD, "keep": 1, "deeper": [{"token": TOKEN, "note": "ok"}, [{"new_password": PASSWORD}]]},
-        "sources": [{"source_password": PASSWORD, "host": "imap.example.jp"}],
+        "passwd": PASSWORD, "pwd": PASSWORD, "pass": PASSWORD, "passphrase": PASSWORD, "credentials": {"p": PASSWORD},
+        "comment": "kept", "sources": [{"source_password": PASSWORD, "address": ADDRESS}],
     }
 
     redacted = json.loads(redact(json.dumps(body).encode()))
 
     assert redacted == {
         "type": "CreateAccount", "address": ADDRESS, "actor_token": "[redacted]", "initial_password": "[redacted]",
-        "nested": {"password": "[redacted]", "keep": 1,
-                   "deeper": [{"token": "[redacted]", "note": "ok"}, [{"new_password": "[redacted]"}]]},
-        "sources": [{"source_password": "[redacted]", "host": "imap.example.jp"}],
+        "passwd": "[redacted]", "pwd": "[redacted]", "pass": "[redacted]", "passphrase": "[redacted]",
+        "credentials": "[redacted]", "comment": "kept", "sources": "[redacted]",
     }
+    assert PASSWORD not in json.dumps(redacted) and TOKEN not in json.dumps(redacted)
+
+
+def test_secret_fields_of_the_contracts_are_never_allowed():
+    """Ensure every Secret field and the session token of the contracts is outside the allow-list."""
+    assert {"actor_token", "initial_password", "new_password", "password"}.isdisjoint(redact.allowed)
+    assert {"address", "comment", "quota_mb", "plan", "message_id", "type"} <= redact.allowed
 
 
 @pytest.mark.parametrize("body", [b"{not json", b"", b"\xff\xfe\x00garbage"], ids=["broken", "empty", "not utf-8"])
@@ -386,8 +397,8 @@ def test_redact_withholds_a_body_that_is_not_json(body):
 
 
 def test_redact_keeps_a_body_without_secrets():
-    """Ensure a JSON body without secret fields comes back with the same content."""
-    body = {"type": "ChangeQuota", "address": ADDRESS, "quota_mb": 5, "list": [1, "two", None, True]}
+    """Ensure a JSON body of declared, non-secret fields comes back with the same content."""
+    body = {"type": "ChangeQuota", "address": ADDRESS, "quota_mb": 5, "comment": "x"}
 
     assert json.loads(redact(json.dumps(body).encode())) == body
 
@@ -559,7 +570,8 @@ async def test_a_follow_that_fails_for_good_leaves_the_command_accepted(broker, 
     consumer = CommandConsumer(
         queue="account.commands.0", broker=broker, internal_exchange="account.internal",
         parse=command_parser((ChangeComment,)), handlers={ChangeComment: handler}, aggregates=aggregates,
-        relay=OutboxRelay(), transient_errors=(ConnectionError,), delivery_limit=5, follow=disk_full,
+        relay=OutboxRelay(), transient_errors=(ConnectionError,), delivery_limit=5,
+        redact=Redactor.for_messages((ChangeComment,)), follow=disk_full,
     )
     message = deliver(change_comment())
 

@@ -4,13 +4,15 @@ from datetime import UTC, datetime
 
 from shared.contracts.account import AccountDeleted
 from shared.messaging.events import EventConsumer
+from shared.messaging.redaction import Redactor
 from shared.sessions import REACTIONS, LimitSessions
 
 
 def consumer() -> EventConsumer:
     return EventConsumer(queue="rules.events", broker=None, service="rules",  # type: ignore[arg-type]
                          internal_exchange="rules.internal", parse=None,  # type: ignore[arg-type]
-                         reactions=REACTIONS, transient_errors=(), delivery_limit=5)
+                         reactions=REACTIONS, transient_errors=(), delivery_limit=5,
+                         redact=Redactor(frozenset()))
 
 
 def test_an_event_delivered_twice_becomes_the_very_same_command():
@@ -30,6 +32,7 @@ def test_another_service_makes_other_commands_of_the_same_event():
     event = AccountDeleted(address="taro@example.jp", actor="admin", sessions_valid_from=datetime.now(UTC))
     other = EventConsumer(queue="copyjob.events", broker=None, service="copyjob",  # type: ignore[arg-type]
                           internal_exchange="copyjob.internal", parse=None,  # type: ignore[arg-type]
-                          reactions=REACTIONS, transient_errors=(), delivery_limit=5)
+                          reactions=REACTIONS, transient_errors=(), delivery_limit=5,
+                         redact=Redactor(frozenset()))
 
     assert consumer().commands_for(event)[0].message_id != other.commands_for(event)[0].message_id
