@@ -16,6 +16,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 Role = Literal["user", "admin"]
 ISSUER = "mail-self-service/account"
+AUDIENCE = "mail-self-service"
+"""tokens of this system only: a token minted with the same key for something else is refused"""
+CLOCK_SKEW = timedelta(seconds=30)
+"""how far the clocks of the issuing and the checking host may disagree"""
+ROLES: frozenset[str] = frozenset({"user", "admin"})
 ALGORITHM = "EdDSA"
 
 
@@ -58,6 +63,12 @@ def load_public_key(text: str) -> Ed25519PublicKey:
     return Ed25519PublicKey.from_public_bytes(_b64decode(text))
 
 
+def is_pair(private_text: str, public_text: str) -> bool:
+    """The public key is the private key's own: tokens signed with one verify with the other."""
+    private_public = load_private_key(private_text).public_key().public_bytes_raw()
+    return private_public == load_public_key(public_text).public_bytes_raw()
+
+
 def generate_keypair() -> tuple[str, str]:
     """(private, public) as base64url raw bytes, the format the settings take."""
     private = Ed25519PrivateKey.generate()
@@ -73,7 +84,7 @@ class TokenIssuer:
     def issue(self, *, subject: str, role: Role, domains: frozenset[str], now: datetime) -> tuple[str, datetime]:
         expires_at = now + self.lifetime
         claims = {
-            "iss": ISSUER, "sub": subject, "role": role, "domains": sorted(domains),
+            "iss": ISSUER, "aud": AUDIENCE, "sub": subject, "role": role, "domains": sorted(domains),
             # fractional iat (allowed by JWT): a password change ends sessions signed before it,
             # even within the same second
             "iat": now.timestamp(), "exp": int(expires_at.timestamp()), "jti": uuid4().hex,
@@ -86,14 +97,15 @@ VERIFIED_KEPT = 10_000
 
 @dataclass(frozen=True)
 class TokenVerifier:
-    """Checks signature, issuer and expiry; a token seen before is not decoded again (its expiry is)."""
+    """Checks signature, issuer, audience, role and expiry (with CLOCK_SKEW); a token seen before is
+    not decoded again (its expiry is)."""
 
     public_key: Ed25519PublicKey
     _verified: OrderedDict[str, Actor] = field(default_factory=OrderedDict, compare=False, repr=False)
 
     def verify(self, token: str) -> Actor:
         if (actor := self._verified.get(token)) is not None:
-            if actor.expires_at <= datetime.now(UTC):
+            if actor.expires_at + CLOCK_SKEW <= datetime.now(UTC):
                 raise InvalidToken("ExpiredSignatureError")
             return actor
         actor = self._decode(token)
@@ -105,12 +117,14 @@ class TokenVerifier:
     def _decode(self, token: str) -> Actor:
         try:
             claims = jwt.decode(
-                token, self.public_key, algorithms=[ALGORITHM], issuer=ISSUER,
-                options={"require": ["exp", "iat", "sub", "iss"]},
+                token, self.public_key, algorithms=[ALGORITHM], issuer=ISSUER, audience=AUDIENCE,
+                leeway=CLOCK_SKEW, options={"require": ["exp", "iat", "sub", "iss", "aud"]},
             )
+            if claims["role"] not in ROLES or not isinstance(claims["sub"], str):
+                raise ValueError("unknown role")
             return Actor(
                 subject=claims["sub"], role=claims["role"],
-                domains=frozenset(claims.get("domains", ())),
+                domains=frozenset(str(domain) for domain in claims.get("domains", ())),
                 expires_at=datetime.fromtimestamp(claims["exp"], UTC),
                 issued_at=datetime.fromtimestamp(claims["iat"], UTC),
             )

@@ -4,10 +4,11 @@ from datetime import timedelta
 from pathlib import Path
 
 from argon2 import PasswordHasher
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from services.account.domain.account import LockoutPolicy
 from services.account.domain.addresses import ADMIN_LOGIN_PATTERN
+from shared.auth import is_pair
 from shared.settings import ServiceSettings, refuse_placeholder
 
 
@@ -32,6 +33,17 @@ class AccountSettings(ServiceSettings):
         if value is not None:
             refuse_placeholder(value.get_secret_value())
         return value
+
+    @model_validator(mode="after")
+    def _keys_are_a_pair(self) -> "AccountSettings":
+        try:
+            paired = is_pair(self.session_private_key.get_secret_value(), self.session_public_key)
+        except ValueError:
+            raise ValueError("SESSION_PRIVATE_KEY and SESSION_PUBLIC_KEY must be Ed25519 keys (base64url)") from None
+        if not paired:
+            raise ValueError("SESSION_PUBLIC_KEY is not the public key of SESSION_PRIVATE_KEY: "
+                             "every service would refuse the tokens this one signs")
+        return self
 
     @property
     def argon2(self) -> PasswordHasher:

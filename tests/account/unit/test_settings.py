@@ -44,3 +44,13 @@ def test_a_placeholder_secret_is_refused(environment, name):
     environment(**{**GOOD, name: "changeme"})
     with pytest.raises(ValidationError, match="placeholder"):
         AccountSettings()
+
+
+def test_keys_that_are_not_a_pair_are_refused(environment, monkeypatch):
+    """Ensure the account service refuses to start when its public key is not its private key's."""
+    for name, value in GOOD.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("SESSION_PUBLIC_KEY", generate_keypair()[1])
+
+    with pytest.raises(ValidationError, match="not the public key"):
+        AccountSettings()
