@@ -151,8 +151,11 @@ def password_change(address: Annotated[str | None, typer.Argument(help="default:
     """Change a password (your own, or any in your domains as admin)."""
     current = session()
     target = (address or current["subject"]).lower()
+    own = current["role"] == "user"
+    current_password = str(typer.prompt("Current password", hide_input=True)) if own else None
     password = ask_password("New password")
-    accepted(send(ChangePassword(actor_token=current["token"], address=target, new_password=password)),
+    accepted(send(ChangePassword(actor_token=current["token"], address=target, new_password=password,
+                                 current_password=current_password)),
              f"password of {target} changed")
     if target == current["subject"]:
         SESSION_FILE.unlink(missing_ok=True)

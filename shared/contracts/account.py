@@ -52,9 +52,12 @@ class ChangeComment(AddressCommand):
 
 
 class ChangePassword(AddressCommand):
+    """A user changing their own password gives the current one; an admin changing a user's does not."""
+
     type: Literal["ChangePassword"] = "ChangePassword"
     address: AddressText
     new_password: PasswordText
+    current_password: PasswordText | None = None
 
 
 class Login(AnonymousCommand):

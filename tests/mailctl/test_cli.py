@@ -31,7 +31,9 @@ async def test_admin_creates_an_account_and_the_user_changes_its_password(tmp_pa
     assert (await run(tmp_path, amqp_url, "login", address, "--password", first)).returncode == 0
     forbidden = await run(tmp_path, amqp_url, "account", "delete", address, "--yes")
     assert forbidden.returncode == 1 and "forbidden" in forbidden.stdout
-    changed = await run(tmp_path, amqp_url, "password", "change", stdin=f"{second}\n{second}\n")
+    wrong = await run(tmp_path, amqp_url, "password", "change", stdin=f"Not-the-current-1!\n{second}\n{second}\n")
+    assert wrong.returncode == 1 and "invalid_credentials" in wrong.stdout
+    changed = await run(tmp_path, amqp_url, "password", "change", stdin=f"{first}\n{second}\n{second}\n")
     assert changed.returncode == 0 and "session ended" in changed.stdout
     assert (await run(tmp_path, amqp_url, "whoami")).returncode == 2
     await eventually(lambda: imap_login(address, second), what="the new password over IMAP")

@@ -231,14 +231,35 @@ async def change_comment(command: ChangeComment, actor: Actor, address: str, pri
 
 async def change_password(command: ChangePassword, actor: Actor, address: str, principal: Account | Admin | None, deps: Deps) -> Reply:
     account = _existing(command, address, principal)
+    if not actor.is_admin and (refusal := await _current_password_refused(command, account, deps)):
+        return refusal
     new_password = command.new_password.get_secret_value()
     if errors := _password_errors("new_password", new_password, account.plan, address):
         return rejected(command, "validation_failed", "the new password breaks the password policy", *errors)
     changed = replace(account, password_hash=await deps.hasher.hash(new_password),
-                      sessions_valid_from=deps.clock())
+                      sessions_valid_from=deps.clock(), sign_in=account.sign_in.after_success())
     event = PasswordChanged(address=address, actor=actor.subject, sessions_valid_from=changed.sessions_valid_from,
                             **_caused_by(command))
     return await _commit(command, address, changed, event, deps)
+
+
+async def _current_password_refused(command: ChangePassword, account: Account, deps: Deps) -> Rejected | None:
+    """A stolen session alone must not become a permanent takeover: the owner proves the current
+    password, and a wrong one counts toward the sign-in lockout like a failed sign-in."""
+    if command.current_password is None:
+        return rejected(command, "validation_failed", "give your current password to change it",
+                        FieldError(field="current_password", code="required", message="the current password is required"))
+    now = deps.clock()
+    if account.sign_in.is_locked(now):
+        return _locked(command, account.sign_in.locked_until)
+    if await deps.hasher.verify(account.password_hash, command.current_password.get_secret_value()):
+        return None
+    failed = replace(account, sign_in=account.sign_in.after_failure(now, deps.lockout))
+    event = _login_failed(command, account.address, "invalid_credentials", failed.sign_in.failures)
+    await deps.accounts.save(account.address, failed, events=[event])
+    if failed.sign_in.is_locked(now):
+        return _locked(command, failed.sign_in.locked_until)
+    return rejected(command, "invalid_credentials", "the current password is wrong")
 
 
 ACCOUNT_HANDLERS: Mapping[type[AddressCommand], Callable[..., Awaitable[Reply]]] = {
@@ -284,11 +305,11 @@ async def _wrong_password(command: Login, key: str, principal: Account | Admin, 
     return rejected(command, "invalid_credentials", "wrong login or password")
 
 
-def _login_failed(command: Login, key: str, reason: str, failures: int) -> LoginFailed:
+def _login_failed(command: Keyed, key: str, reason: str, failures: int) -> LoginFailed:
     return LoginFailed(login=key, reason=reason, failures=failures, **_caused_by(command))
 
 
-def _locked(command: Login, until: datetime | None) -> Rejected:
+def _locked(command: Keyed, until: datetime | None) -> Rejected:
     when = until.isoformat(timespec="seconds") if until else "later"
     return rejected(command, "locked", f"too many failed sign-ins; try again after {when}")
 

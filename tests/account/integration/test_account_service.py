@@ -45,7 +45,8 @@ async def test_changed_password_replaces_the_old_one_everywhere(client, admin_to
     address = new_address()
     await create(client, admin_token, address)
     user_token = (await client.request(SERVICE, Login(login=address, password=STRONG))).result["token"]
-    reply = await client.request(SERVICE, ChangePassword(actor_token=user_token, address=address, new_password=STRONG_2))
+    reply = await client.request(SERVICE, ChangePassword(actor_token=user_token, address=address, new_password=STRONG_2,
+                                                         current_password=STRONG))
     assert reply.status == "accepted", reply
     await eventually(lambda: imap_login(address, STRONG_2), what="the new password to work over IMAP")
     await eventually(_fails(address, STRONG), what="the old password to fail over IMAP")

@@ -12,7 +12,7 @@ async def test_passwords_and_tokens_stay_out_of_traces_logs_and_events(client, a
     await client.request(SERVICE, CreateAccount(actor_token=admin_token, address=address, plan="kwc", initial_password=FIRST))
     login = await client.request(SERVICE, Login(login=address, password=FIRST))
     token = login.result["token"]
-    change = ChangePassword(actor_token=token, address=address, new_password=SECOND)
+    change = ChangePassword(actor_token=token, address=address, new_password=SECOND, current_password=FIRST)
     reply = await client.request(SERVICE, change)
     assert reply.status == "accepted"
 

@@ -2,6 +2,7 @@
 
 import base64
 import json
+import uuid
 from dataclasses import replace
 from datetime import timedelta
 
@@ -232,7 +233,8 @@ async def test_user_changes_own_password(deps, tokens, accounts, mail_logins):
     """Ensure a user changes their own password: PasswordChanged saved and the mail login gets the new hash."""
     await create(deps, tokens)
 
-    reply = await handle(ChangePassword(actor_token=tokens.user(ADDRESS), address=ADDRESS, new_password=NEW_STRONG), deps)
+    reply = await handle(ChangePassword(actor_token=tokens.user(ADDRESS), address=ADDRESS, new_password=NEW_STRONG,
+                                        current_password=STRONG), deps)
 
     assert expect_accepted(reply).result == {"address": ADDRESS}
     event = accounts.saved_events[-1]
@@ -271,7 +273,8 @@ async def test_new_password_breaking_policy_lists_every_rule(deps, tokens, accou
     await create(deps, tokens, BASIC_ADDRESS, plan="sv-basic", password=BASIC)
     before, hashed_before = state_of(accounts, mail_logins), list(hasher.hashed)
 
-    command = ChangePassword(actor_token=tokens.user(BASIC_ADDRESS), address=BASIC_ADDRESS, new_password="Jiro")
+    command = ChangePassword(actor_token=tokens.user(BASIC_ADDRESS), address=BASIC_ADDRESS, new_password="Jiro",
+                             current_password=BASIC)
     reply = expect_rejected(await handle(command, deps), "validation_failed")
 
     assert {(e.field, e.code) for e in reply.errors} == {
@@ -455,7 +458,8 @@ async def test_login_token_authorizes_own_password_change(deps, tokens):
     await create(deps, tokens)
     token = expect_accepted(await log_in(deps, ADDRESS, STRONG)).result["token"]
 
-    expect_accepted(await handle(ChangePassword(actor_token=token, address=ADDRESS, new_password=NEW_STRONG), deps))
+    expect_accepted(await handle(ChangePassword(actor_token=token, address=ADDRESS, new_password=NEW_STRONG,
+                                                current_password=STRONG), deps))
 
 
 async def test_login_with_wrong_password_records_failure_without_password(deps, tokens, accounts):
@@ -585,8 +589,10 @@ async def test_no_reply_or_event_contains_a_password(deps, tokens, accounts, aud
     replies = [
         await handle(create_command(tokens, password=initial), deps),
         await handle(create_command(tokens, OTHER_ADDRESS, password=weak), deps),
-        await handle(ChangePassword(actor_token=tokens.user(ADDRESS), address=ADDRESS, new_password=weak), deps),
-        await handle(ChangePassword(actor_token=tokens.user(ADDRESS), address=ADDRESS, new_password=new), deps),
+        await handle(ChangePassword(actor_token=tokens.user(ADDRESS), address=ADDRESS, new_password=weak,
+                                    current_password=initial), deps),
+        await handle(ChangePassword(actor_token=tokens.user(ADDRESS), address=ADDRESS, new_password=new,
+                                    current_password=initial), deps),
         await log_in(deps, ADDRESS, new),
         await log_in(deps, ADMIN_LOGIN, ADMIN_PASSWORD),
         await log_in(deps, UNKNOWN_ADDRESS, wrong),
@@ -670,3 +676,44 @@ async def test_an_account_address_with_the_subaddress_delimiter_is_refused(deps,
     assert [(e.field, e.code) for e in reply.errors] == [("address", "subaddress_delimiter")]
     assert "+" in reply.errors[0].message
     assert accounts.records == {} and mail_logins.logins == {}
+
+
+
+# --- Changing one's own password needs the current one -----------------------------------
+
+
+async def test_own_password_change_without_the_current_password_is_refused(deps, tokens, accounts, mail_logins):
+    """Ensure a user (a stolen session, say) cannot change the password without giving the current one."""
+    await create(deps, tokens)
+    before = state_of(accounts, mail_logins)
+
+    reply = await handle(ChangePassword(actor_token=tokens.user(ADDRESS), address=ADDRESS, new_password=NEW_STRONG), deps)
+
+    assert [(e.field, e.code) for e in expect_rejected(reply, "validation_failed").errors] == [("current_password", "required")]
+    assert state_of(accounts, mail_logins) == before
+
+
+async def test_wrong_current_password_counts_toward_the_lockout(deps, tokens, accounts, mail_logins, lockout):
+    """Ensure a wrong current password is invalid_credentials, changes nothing but the failure count, and locks
+    like failed sign-ins do."""
+    await create(deps, tokens)
+    guess = ChangePassword(actor_token=tokens.user(ADDRESS), address=ADDRESS, new_password=NEW_STRONG,
+                           current_password=WRONG)
+
+    first = await handle(guess, deps)
+    replies = [await handle(guess.model_copy(update={"message_id": uuid.uuid4()}), deps) for _ in range(lockout.max_failures)]
+
+    assert expect_rejected(first, "invalid_credentials").message == "the current password is wrong"
+    assert replies[-1].code == "locked"
+    assert accounts.principal(ADDRESS).password_hash == "hash:" + STRONG
+    assert mail_logins.logins == {ADDRESS: "hash:" + STRONG}
+    expect_rejected(await log_in(deps, ADDRESS, STRONG), "locked")
+
+
+async def test_admin_changes_a_users_password_without_knowing_it(deps, tokens, accounts):
+    """Ensure an admin of the domain sets a user's password without the current one."""
+    await create(deps, tokens)
+
+    expect_accepted(await handle(ChangePassword(actor_token=tokens.admin(DOMAIN), address=ADDRESS,
+                                                new_password=NEW_STRONG), deps))
+    assert accounts.principal(ADDRESS).password_hash == "hash:" + NEW_STRONG
