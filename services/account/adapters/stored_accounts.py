@@ -19,8 +19,9 @@ def _sign_in_doc(state: SignInState) -> Doc:
 
 
 def principal_doc(principal: Principal | None) -> Doc:
-    if principal is None:
-        return {"deleted": True, "password_hash": None, "sign_in": None}
+    if principal is None:  # a tombstone keeps nothing of the account it was
+        return {"deleted": True, "password_hash": None, "sign_in": None, "role": None, "plan": None,
+                "quota_mb": None, "comment": None, "domains": None}
     common = {"deleted": False, "password_hash": principal.password_hash, "sign_in": _sign_in_doc(principal.sign_in),
               "sessions_valid_from": principal.sessions_valid_from}
     if isinstance(principal, Admin):
