@@ -62,7 +62,7 @@ def service_env(amqp_url: str, keys: tuple[str, str]) -> dict[str, str]:
         "BOOTSTRAP_ADMIN_LOGIN": ADMIN_LOGIN, "BOOTSTRAP_ADMIN_PASSWORD": ADMIN_PASSWORD,
         "BOOTSTRAP_ADMIN_DOMAINS": f'["{ADMIN_DOMAIN}"]', "OTEL_EXPORTER": "console",
         "OUTBOX_SWEEP_INTERVAL_S": "1", "OUTBOX_STALE_AFTER_S": "5",
-        "HEALTH_DIR": str(LOGS.parent / "health"),
+        "HEALTH_DIR": str(LOGS.parent / "health"), "PASSWD_RECONCILE_INTERVAL_S": "3",
     }
 
 

@@ -1,5 +1,6 @@
 """The account service for the kit: its spec and its one composition root."""
 
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -8,9 +9,11 @@ from typing import Any
 
 from services.account.adapters.argon2_hasher import Argon2Hasher
 from services.account.adapters.dovecot_passwd import DovecotPasswdFiles
+from services.account.adapters.passwd_reconciler import MailLoginReconciler
 from services.account.adapters.stored_accounts import AccountsInUnit, StoredAdmins, principal_of
 from services.account.application.first_admin import FirstAdmin, set_first_admin
 from services.account.application.handlers import Deps, follow_mail_login, handle
+from services.account.application.ports import Principal
 from services.account.settings import AccountSettings
 from shared.auth import TokenIssuer, TokenVerifier, load_private_key, load_public_key
 from shared.contracts.account import (
@@ -29,12 +32,16 @@ from shared.messaging.commands import Handler
 from shared.messaging.service import Resources, ServiceSpec, Wiring
 from shared.messaging.unit_of_work import AggregateReader, Doc, UnitOfWork
 
+log = logging.getLogger(__name__)
+
 AGGREGATES = "accounts"
 CLIENT_COMMANDS = (CreateAccount, DeleteAccount, ChangeQuota, ChangeComment, ChangePassword, Login)
 
 
 def compose(settings: AccountSettings, kit: Resources) -> Wiring:
-    deps = _deps(settings, kit)
+    reader = AggregateReader(kit.database[AGGREGATES])
+    passwd_files = DovecotPasswdFiles(settings.dovecot_passwd_dir)
+    deps = _deps(settings, kit, reader, passwd_files)
     first_admin = _first_admin(settings)
 
     def in_unit(handler: Callable[..., Awaitable[Reply]]) -> Callable[[Any, UnitOfWork], Awaitable[Reply]]:
@@ -42,23 +49,39 @@ def compose(settings: AccountSettings, kit: Resources) -> Wiring:
             return await handler(command, replace(deps, accounts=AccountsInUnit(unit)))
         return handle_in
 
+    reconciler = MailLoginReconciler(
+        files=passwd_files, every=lambda: _every_principal(reader), stored=lambda key: _principal(reader, key),
+        interval_s=settings.passwd_reconcile_interval_s)
+
     async def follow(key: str, state: Doc | None) -> None:
-        await follow_mail_login(key, principal_of(key, state), deps.mail_logins)
+        try:
+            await follow_mail_login(key, principal_of(key, state), passwd_files)
+        except OSError as error:  # the database is the truth: the reconciler brings the file in line
+            log.warning("passwd write for %s failed (%s); the reconciler takes over", key, error.strerror)
+            reconciler.soon(key)
 
     handlers: dict[type, Handler] = {kind: in_unit(handle) for kind in CLIENT_COMMANDS}
     startup: Sequence[InternalCommand] = ()
     if first_admin:
         handlers[SetFirstAdmin] = in_unit(partial(set_first_admin, wanted=first_admin))
         startup = (SetFirstAdmin(login=first_admin.login),)
-    return Wiring(handlers=handlers, aggregates=AGGREGATES, follow=follow, startup=startup)
+    return Wiring(handlers=handlers, aggregates=AGGREGATES, follow=follow, startup=startup,
+                  background=(reconciler.run,))
 
 
-def _deps(settings: AccountSettings, kit: Resources) -> Deps:
+async def _principal(reader: AggregateReader, key: str) -> Principal | None:
+    return principal_of(key, await reader.peek(key))
+
+
+async def _every_principal(reader: AggregateReader) -> dict[str, Principal | None]:
+    return {key: principal_of(key, state) for key, state in (await reader.every()).items()}
+
+
+def _deps(settings: AccountSettings, kit: Resources, reader: AggregateReader, passwd_files: DovecotPasswdFiles) -> Deps:
     hasher = Argon2Hasher(settings.argon2)
     return Deps(
-        accounts=AccountsInUnit.outside_any_turn(), admins=StoredAdmins(AggregateReader(kit.database[AGGREGATES])),
-        hasher=hasher, audit=EventPublisher(kit.broker),
-        mail_logins=DovecotPasswdFiles(settings.dovecot_passwd_dir),
+        accounts=AccountsInUnit.outside_any_turn(), admins=StoredAdmins(reader),
+        hasher=hasher, audit=EventPublisher(kit.broker), mail_logins=passwd_files,
         issuer=TokenIssuer(load_private_key(settings.session_private_key.get_secret_value()),
                            timedelta(minutes=settings.session_lifetime_minutes)),
         verifier=TokenVerifier(load_public_key(settings.session_public_key)),

@@ -17,6 +17,8 @@ class AccountSettings(ServiceSettings):
     session_private_key: SecretStr
     session_lifetime_minutes: int = Field(default=60, ge=1, le=24 * 60)
     dovecot_passwd_dir: Path
+    passwd_reconcile_interval_s: float = Field(default=300.0, gt=0)
+    """how often every passwd bucket is compared with the database (besides at start and after a failed write)"""
     lockout_max_failures: int = Field(default=5, ge=1)
     lockout_window_minutes: int = Field(default=15, ge=1)
     lockout_minutes: int = Field(default=15, ge=1)

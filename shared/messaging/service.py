@@ -5,7 +5,7 @@ start-up commands. The kit builds the broker, database, telemetry, topology and 
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import reduce
 from operator import or_
@@ -61,6 +61,8 @@ class Wiring:
     work: Mapping[type[WorkItem], WorkHandler] = field(default_factory=dict)
     startup: Sequence[InternalCommand] = ()
     """sent through the owning shards before the service consumes (e.g. the first admin)"""
+    background: Sequence[Callable[[], Coroutine[Any, Any, None]]] = ()
+    """long-running work beside the shards (e.g. reconcilers), started once the service consumes"""
     on_close: Callable[[], Awaitable[None]] | None = None
 
 
@@ -126,7 +128,8 @@ def create_app(spec: ServiceSpec, settings: ServiceSettings | None = None) -> Fa
         await _declare_and_send(settings, topology, wiring.startup)
 
     async def start_background() -> None:
-        background.extend([asyncio.create_task(sweeper.run()), asyncio.create_task(reporter.run())])
+        background.extend([asyncio.create_task(sweeper.run()), asyncio.create_task(reporter.run()),
+                           *(asyncio.create_task(run()) for run in wiring.background)])
 
     async def close() -> None:
         for task in background:

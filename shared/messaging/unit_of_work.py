@@ -227,6 +227,11 @@ class AggregateReader:
         doc = await self._collection.find_one({"_id": key})
         return {k: v for k, v in doc.items() if k not in KIT_FIELDS} if doc else None
 
+    async def every(self) -> dict[str, Doc]:
+        """Every aggregate's state by key (one scan: for periodic work, never a command's path)."""
+        cursor = self._collection.find({}, {"applied": 0, "outbox": 0})
+        return {doc["_id"]: {k: v for k, v in doc.items() if k not in KIT_FIELDS} async for doc in cursor}
+
     async def stale_keys(self, *, older_than: timedelta, limit: int = 100) -> list[str]:
         """Keys whose oldest outbox entry has waited longer than a relay ever should."""
         cutoff = datetime.now(UTC) - older_than

@@ -16,7 +16,11 @@ import os
 import tempfile
 import time
 from collections import OrderedDict
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 BUCKETS = 1024
 BUCKET_DIGITS = 3
@@ -42,8 +46,7 @@ class DovecotPasswdFiles:
         return self._root / bucket_of(address)
 
     async def grant(self, address: str, password_hash: str, quota_mb: int | None) -> None:
-        extra = f"userdb_quota_rule=*:storage={quota_mb}M" if quota_mb else ""
-        await self._ensure(address, f"{address}:{{ARGON2ID}}{password_hash}::::::{extra}")
+        await self._ensure(address, line_for(address, password_hash, quota_mb))
 
     async def revoke(self, address: str) -> None:
         await self._ensure(address, None)
@@ -70,6 +73,53 @@ class DovecotPasswdFiles:
                 changed[address] = line
             if changed != lines:
                 _replace(path, "".join(f"{changed[user]}\n" for user in sorted(changed)))
+
+
+    def buckets(self) -> list[str]:
+        """The bucket files that exist now."""
+        return sorted(p.name for p in self._root.glob("[0-9a-f]" * BUCKET_DIGITS) if p.is_file())
+
+    @asynccontextmanager
+    async def locked(self, bucket: str) -> AsyncIterator["LockedBucket"]:
+        """A bucket no other writer (instance, shard, the follow of a command) touches meanwhile."""
+        path = self._root / bucket
+        lock = await asyncio.to_thread(_lock, path)
+        try:
+            yield LockedBucket(path, self)
+        finally:
+            await asyncio.to_thread(lock.close)
+
+    @asynccontextmanager
+    async def unlocked(self, bucket: str) -> AsyncIterator["LockedBucket"]:
+        """For a look only: what it reads may change at once."""
+        yield LockedBucket(self._root / bucket, self)
+
+    def forget(self, addresses: Iterable[str]) -> None:
+        for address in addresses:
+            self._written.pop(address, None)
+
+
+@dataclass(frozen=True)
+class LockedBucket:
+    path: Path
+    files: DovecotPasswdFiles
+
+    async def read(self) -> dict[str, str]:
+        return await asyncio.to_thread(_read_lines, self.path)
+
+    async def write(self, lines: dict[str, str]) -> None:
+        await asyncio.to_thread(_replace, self.path, "".join(f"{lines[user]}\n" for user in sorted(lines)))
+
+
+def line_for(address: str, password_hash: str, quota_mb: int | None) -> str:
+    extra = f"userdb_quota_rule=*:storage={quota_mb}M" if quota_mb else ""
+    return f"{address}:{{ARGON2ID}}{password_hash}::::::{extra}"
+
+
+def _lock(path: Path) -> TextIO:
+    lock = open(path.with_name(f".{path.name}.lock"), "a")  # noqa: SIM115 -- closed by the caller
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    return lock
 
 
 def _read_lines(path: Path) -> dict[str, str]:
