@@ -110,13 +110,13 @@ def imap_login_works(address: str, password: str) -> bool:
     """True when Dovecot accepts the credentials over IMAP."""
     host = os.environ.get("DOVECOT_IMAP_HOST", "127.0.0.1")
     port = int(os.environ.get("DOVECOT_IMAP_PORT", "10143"))
-    with imaplib.IMAP4(host, port, timeout=10) as imap:
-        try:
+    try:
+        with imaplib.IMAP4(host, port, timeout=10) as imap:
             imap.login(address, password)
-        except imaplib.IMAP4.error:
-            return False
-        imap.logout()
-        return True
+            imap.noop()
+            return True
+    except imaplib.IMAP4.error:  # refused; or dropped while the account went (passdb said yes, userdb no)
+        return False
 
 
 async def imap_login(address: str, password: str) -> bool:

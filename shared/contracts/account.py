@@ -66,7 +66,8 @@ class Login(AnonymousCommand):
     KEY_FIELD = "login"
     REPLAYABLE = False
     type: Literal["Login"] = "Login"
-    login: Annotated[str, Field(min_length=1, max_length=254)]
+    login: Annotated[str, Field(min_length=1, max_length=254, repr=False)]
+    """kept out of repr and set-aside bodies: what was typed here may be a password"""
     password: PasswordText
 
 

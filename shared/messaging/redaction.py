@@ -7,9 +7,9 @@ however deep.
 """
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, get_args
 
 from pydantic import BaseModel, SecretStr
 
@@ -18,32 +18,50 @@ REDACTED = "[redacted]"
 
 
 def _is_secret(field: Any) -> bool:
-    annotation = field.annotation
-    return not field.repr or (isinstance(annotation, type) and issubclass(annotation, SecretStr))
+    return not field.repr or _holds_secret(field.annotation)
 
 
-def allowed_fields(kinds: Iterable[type[BaseModel]]) -> frozenset[str]:
-    return frozenset(name for kind in kinds for name, field in kind.model_fields.items() if not _is_secret(field))
+def _holds_secret(annotation: Any) -> bool:
+    """SecretStr itself, or inside Optional / a union / Annotated / a container."""
+    if isinstance(annotation, type) and issubclass(annotation, SecretStr):
+        return True
+    return any(_holds_secret(arg) for arg in get_args(annotation))
+
+
+ENVELOPE = frozenset({"type", "message_id", "correlation_id", "causation_id", "occurred_at"})
+"""what a body of an unknown or missing type keeps"""
+
+
+def allowed_fields(kind: type[BaseModel]) -> frozenset[str]:
+    return frozenset(name for name, field in kind.model_fields.items() if not _is_secret(field))
 
 
 @dataclass(frozen=True)
 class Redactor:
-    allowed: frozenset[str]
+    by_type: Mapping[str, frozenset[str]]
+    """message type -> the fields of that message whose values may be kept"""
 
     @classmethod
     def for_messages(cls, kinds: Iterable[type[BaseModel]]) -> "Redactor":
-        return cls(allowed_fields(kinds))
+        return cls({kind.model_fields["type"].default: allowed_fields(kind)
+                    for kind in kinds if "type" in kind.model_fields})
+
+    def allowed(self, type_name: Any) -> frozenset[str]:
+        return self.by_type.get(type_name, ENVELOPE) if isinstance(type_name, str) else ENVELOPE
 
     def __call__(self, body: bytes) -> bytes:
-        """A body keeps its shape for operators but only the values of known, non-secret fields."""
+        """A body keeps its shape for operators but only the values of its type's non-secret fields."""
         try:
-            return json.dumps(self._kept(json.loads(body))).encode()
+            value = json.loads(body)
+            allowed = self.allowed(value.get("type")) if isinstance(value, dict) else ENVELOPE
+            return json.dumps(_kept(value, allowed)).encode()
         except (ValueError, RecursionError):
             return WITHHELD
 
-    def _kept(self, value: Any) -> Any:
-        if isinstance(value, dict):
-            return {k: self._kept(v) if k in self.allowed else REDACTED for k, v in value.items()}
-        if isinstance(value, list):
-            return [self._kept(item) for item in value]
-        return value
+
+def _kept(value: Any, allowed: frozenset[str]) -> Any:
+    if isinstance(value, dict):
+        return {k: _kept(v, allowed) if k in allowed else REDACTED for k, v in value.items()}
+    if isinstance(value, list):
+        return [_kept(item, allowed) for item in value]
+    return value

@@ -386,8 +386,10 @@ def test_redact_keeps_only_declared_fields_that_are_not_secret():
 
 def test_secret_fields_of_the_contracts_are_never_allowed():
     """Ensure every Secret field and the session token of the contracts is outside the allow-list."""
-    assert {"actor_token", "initial_password", "new_password", "password"}.isdisjoint(redact.allowed)
-    assert {"address", "comment", "quota_mb", "plan", "message_id", "type"} <= redact.allowed
+    assert {"actor_token", "initial_password"}.isdisjoint(redact.allowed("CreateAccount"))
+    assert {"address", "comment", "quota_mb", "plan", "message_id", "type"} <= redact.allowed("CreateAccount")
+    assert {"actor_token", "new_password", "current_password"}.isdisjoint(redact.allowed("ChangePassword"))
+    assert {"password", "login"}.isdisjoint(redact.allowed("Login"))
 
 
 @pytest.mark.parametrize("body", [b"{not json", b"", b"\xff\xfe\x00garbage"], ids=["broken", "empty", "not utf-8"])
@@ -397,8 +399,8 @@ def test_redact_withholds_a_body_that_is_not_json(body):
 
 
 def test_redact_keeps_a_body_without_secrets():
-    """Ensure a JSON body of declared, non-secret fields comes back with the same content."""
-    body = {"type": "ChangeQuota", "address": ADDRESS, "quota_mb": 5, "comment": "x"}
+    """Ensure a JSON body of its type's declared, non-secret fields comes back with the same content."""
+    body = {"type": "ChangeComment", "address": ADDRESS, "comment": "x", "message_id": "m"}
 
     assert json.loads(redact(json.dumps(body).encode())) == body
 
@@ -584,3 +586,18 @@ async def test_a_follow_that_fails_for_good_leaves_the_command_accepted(broker, 
 async def _let_others_run() -> None:
     for _ in range(50):
         await asyncio.sleep(0)
+
+
+def test_every_secret_field_of_every_contract_is_redacted():
+    """Ensure no field typed Secret (also optional, in a union or annotated) or kept out of repr keeps its value."""
+    from pydantic import SecretStr
+
+    from shared.contracts import account
+
+    kinds = [k for k in vars(account).values() if isinstance(k, type) and "type" in getattr(k, "model_fields", {})]
+    every = Redactor.for_messages(kinds)
+    for kind in kinds:
+        secret = {name for name, field in kind.model_fields.items()
+                  if not field.repr or "SecretStr" in repr(field.annotation) or field.annotation is SecretStr}
+        assert secret.isdisjoint(every.allowed(kind.model_fields["type"].default)), kind.__name__
+    assert "current_password" not in every.allowed("ChangePassword") and "login" not in every.allowed("Login")

@@ -39,8 +39,9 @@ REMEMBERED_LINES = 10_000
 class DovecotPasswdFiles:
     def __init__(self, root: Path) -> None:
         self._root = root
-        self._written: OrderedDict[str, str | None] = OrderedDict()
-        """the line this process last wrote per address: an unchanged line costs no file access"""
+        self._written: OrderedDict[str, tuple[str | None, FileState]] = OrderedDict()
+        """the line this process last wrote per address, and how its bucket looked right after: while
+        the bucket is untouched since (one stat), an unchanged line costs no read or write"""
 
     def path_of(self, address: str) -> Path:
         return self._root / bucket_of(address)
@@ -52,16 +53,16 @@ class DovecotPasswdFiles:
         await self._ensure(address, None)
 
     async def _ensure(self, address: str, line: str | None) -> None:
-        if address in self._written and self._written[address] == line:
+        path = self.path_of(address)
+        if self._written.get(address) == (line, _state_of(path)):
             self._written.move_to_end(address)
             return
-        await asyncio.to_thread(self._update, address, line)
-        self._written[address] = line
+        self._written[address] = (line, await asyncio.to_thread(self._update, address, line))
         self._written.move_to_end(address)
         while len(self._written) > REMEMBERED_LINES:
             self._written.popitem(last=False)
 
-    def _update(self, address: str, line: str | None) -> None:
+    def _update(self, address: str, line: str | None) -> "FileState":
         path = self.path_of(address)
         with open(path.with_name(f".{path.name}.lock"), "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
@@ -73,6 +74,7 @@ class DovecotPasswdFiles:
                 changed[address] = line
             if changed != lines:
                 _replace(path, "".join(f"{changed[user]}\n" for user in sorted(changed)))
+            return _state_of(path)
 
 
     def buckets(self) -> list[str]:
@@ -109,6 +111,18 @@ class LockedBucket:
 
     async def write(self, lines: dict[str, str]) -> None:
         await asyncio.to_thread(_replace, self.path, "".join(f"{lines[user]}\n" for user in sorted(lines)))
+
+
+FileState = tuple[int, int, int] | None
+"""inode, mtime in ns and size of a bucket file (None: no file): any writer changes at least one"""
+
+
+def _state_of(path: Path) -> FileState:
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return None
+    return stat.st_ino, stat.st_mtime_ns, stat.st_size
 
 
 def line_for(address: str, password_hash: str, quota_mb: int | None) -> str:

@@ -38,12 +38,14 @@ class MailLoginReconciler:
     every: Principals
     stored: Stored
     interval_s: float
-    _due: set[str] = field(default_factory=set)
+    _due: dict[str, set[str]] = field(default_factory=dict)
+    """bucket -> addresses whose write failed: tried every RETRY_S until the bucket can be written"""
+    _last_scan: dict[str, set[str]] = field(default_factory=dict)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
 
     def soon(self, address: str) -> None:
         """A write for `address` failed: bring its bucket in line as soon as it can be written."""
-        self._due.add(bucket_of(address))
+        self._due.setdefault(bucket_of(address), set()).add(address)
         self._wake.set()
 
     async def run(self) -> None:
@@ -75,15 +77,18 @@ class MailLoginReconciler:
         """One scan of the database, one read of each bucket; only a bucket that disagrees is locked
         and reconciled address by address."""
         known = await self.every()
-        for bucket, addresses in _by_bucket(known).items():
-            if bucket in self._due or not await self._agrees(bucket, addresses, known):
-                await self._reconcile_or_retry(bucket, addresses)
+        self._last_scan = _by_bucket(known)
+        for bucket, addresses in self._last_scan.items():
+            marked = self._due.pop(bucket, set())
+            if marked or not await self._agrees(bucket, addresses, known):
+                await self._reconcile_or_retry(bucket, addresses | marked)
 
     async def _reconcile_due(self) -> None:
-        known = await self.every()
-        by_bucket = _by_bucket(known)
+        """Only the due buckets, with the addresses of the last scan and those marked since: a stuck
+        bucket costs no database scan a second."""
         for bucket in sorted(self._due):
-            await self._reconcile_or_retry(bucket, by_bucket.get(bucket, set()))
+            marked = self._due.pop(bucket, set())
+            await self._reconcile_or_retry(bucket, self._last_scan.get(bucket, set()) | marked)
 
     async def _agrees(self, bucket: str, addresses: set[str], known: dict[str, Principal | None]) -> bool:
         async with self.files.unlocked(bucket) as file:
@@ -91,12 +96,12 @@ class MailLoginReconciler:
         return all(current.get(address) == _line(address, known[address]) for address in addresses)
 
     async def _reconcile_or_retry(self, bucket: str, addresses: set[str]) -> None:
+        """A mark taken out before the attempt goes back on failure; one made meanwhile stays."""
         try:
             await self.reconcile_bucket(bucket, addresses)
-            self._due.discard(bucket)
         except OSError as error:
             log.warning("passwd bucket %s cannot be written (%s); trying again", bucket, error.strerror)
-            self._due.add(bucket)
+            self._due.setdefault(bucket, set()).update(addresses)
 
     async def reconcile_bucket(self, bucket: str, addresses: set[str]) -> bool:
         """Under the bucket's lock, each known address's line made what the database says now.

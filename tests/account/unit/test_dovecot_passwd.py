@@ -1,0 +1,30 @@
+"""The passwd-file writer's memory of what it wrote never hides a change someone else made."""
+
+from services.account.adapters.dovecot_passwd import DovecotPasswdFiles
+
+ADDRESS = "a@example.jp"
+
+
+async def test_a_line_another_instance_wrote_is_revoked_again(tmp_path):
+    """Ensure an instance that once revoked a line revokes it again after another instance granted it
+    (the shard moved there and back), although its own last word was the same."""
+    first, second = DovecotPasswdFiles(tmp_path), DovecotPasswdFiles(tmp_path)
+    await first.grant(ADDRESS, "h1", None)
+    await first.revoke(ADDRESS)
+    await second.grant(ADDRESS, "h2", None)
+
+    await first.revoke(ADDRESS)
+
+    assert ADDRESS not in first.path_of(ADDRESS).read_text()
+
+
+async def test_an_unchanged_line_is_not_written_again(tmp_path):
+    """Ensure granting the same line twice leaves the file as it was (no rewrite, same inode)."""
+    files = DovecotPasswdFiles(tmp_path)
+    await files.grant(ADDRESS, "h1", 100)
+    before = files.path_of(ADDRESS).stat()
+
+    await files.grant(ADDRESS, "h1", 100)
+
+    after = files.path_of(ADDRESS).stat()
+    assert (before.st_ino, before.st_mtime_ns) == (after.st_ino, after.st_mtime_ns)
