@@ -63,6 +63,7 @@ def service_env(amqp_url: str, keys: tuple[str, str]) -> dict[str, str]:
         "BOOTSTRAP_ADMIN_DOMAINS": f'["{ADMIN_DOMAIN}"]', "OTEL_EXPORTER": "console",
         "OUTBOX_SWEEP_INTERVAL_S": "1", "OUTBOX_STALE_AFTER_S": "5",
         "HEALTH_DIR": str(LOGS.parent / "health"), "PASSWD_RECONCILE_INTERVAL_S": "3",
+        "TOMBSTONE_SWEEP_INTERVAL_S": "2", "TOMBSTONE_RETENTION_DAYS": "0.0001",  # 8.6 s
     }
 
 

@@ -1,5 +1,6 @@
 """The account service for the kit: its spec and its one composition root."""
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
@@ -14,6 +15,7 @@ from services.account.adapters.stored_accounts import AccountsInUnit, StoredAdmi
 from services.account.application.first_admin import FirstAdmin, set_first_admin
 from services.account.application.handlers import Deps, follow_mail_login, handle
 from services.account.application.ports import Principal
+from services.account.application.tombstones import forget_deleted_account
 from services.account.settings import AccountSettings
 from shared.auth import TokenIssuer, TokenVerifier, load_private_key, load_public_key
 from shared.contracts.account import (
@@ -23,14 +25,16 @@ from shared.contracts.account import (
     ChangeQuota,
     CreateAccount,
     DeleteAccount,
+    ForgetDeletedAccount,
     Login,
     SetFirstAdmin,
 )
 from shared.contracts.base import InternalCommand, Reply
-from shared.messaging.broker import EventPublisher
+from shared.messaging.broker import EventPublisher, publish
 from shared.messaging.commands import Handler
 from shared.messaging.service import Resources, ServiceSpec, Wiring
 from shared.messaging.unit_of_work import AggregateReader, Doc, UnitOfWork
+from shared.topology import internal_exchange
 
 log = logging.getLogger(__name__)
 
@@ -61,16 +65,32 @@ def compose(settings: AccountSettings, kit: Resources) -> Wiring:
             reconciler.soon(key)
 
     handlers: dict[type, Handler] = {kind: in_unit(handle) for kind in CLIENT_COMMANDS}
+    handlers[ForgetDeletedAccount] = in_unit(forget_deleted_account)
     startup: Sequence[InternalCommand] = ()
     if first_admin:
         handlers[SetFirstAdmin] = in_unit(partial(set_first_admin, wanted=first_admin))
         startup = (SetFirstAdmin(login=first_admin.login),)
     return Wiring(handlers=handlers, aggregates=AGGREGATES, follow=follow, startup=startup,
-                  background=(reconciler.run,))
+                  background=(reconciler.run, partial(_sweep_tombstones, settings, kit, reader)))
 
 
 async def _principal(reader: AggregateReader, key: str) -> Principal | None:
     return principal_of(key, await reader.peek(key))
+
+
+async def _sweep_tombstones(settings: AccountSettings, kit: Resources, reader: AggregateReader) -> None:
+    """Every TOMBSTONE_SWEEP_INTERVAL_S, each tombstone past its retention is sent, as its own
+    internal command, to the account's shard to be forgotten there."""
+    while True:
+        await asyncio.sleep(settings.tombstone_sweep_interval_s)
+        cutoff = datetime.now(UTC) - timedelta(days=settings.tombstone_retention_days)
+        try:
+            for address in await reader.keys_where({"deleted": True, "updated_at": {"$lt": cutoff}}):
+                command = ForgetDeletedAccount(address=address, deleted_before=cutoff)
+                await publish(kit.broker, command.model_dump_json().encode(), exchange=internal_exchange(SERVICE),
+                              routing_key=SERVICE, key=command.subject_key(), message_id=str(command.message_id))
+        except Exception:  # the next round tries again
+            log.exception("tombstone sweep failed")
 
 
 async def _every_principal(reader: AggregateReader) -> dict[str, Principal | None]:
@@ -99,6 +119,7 @@ def _first_admin(settings: AccountSettings) -> FirstAdmin | None:
 
 
 SPEC = ServiceSpec(
-    name=SERVICE, settings=AccountSettings, commands=(*CLIENT_COMMANDS, SetFirstAdmin), compose=compose,
+    name=SERVICE, settings=AccountSettings, commands=(*CLIENT_COMMANDS, SetFirstAdmin, ForgetDeletedAccount),
+    compose=compose,
     keeps_sessions=False,  # the account service holds the truth about sessions itself
 )

@@ -18,6 +18,9 @@ class AccountSettings(ServiceSettings):
     session_lifetime_minutes: int = Field(default=60, ge=1, le=24 * 60)
     dovecot_passwd_dir: Path
     passwd_reconcile_interval_s: float = Field(default=300.0, gt=0)
+    tombstone_retention_days: float = Field(default=30.0, gt=0)
+    """how long a deleted account's tombstone (and so its replay records) is kept"""
+    tombstone_sweep_interval_s: float = Field(default=3600.0, gt=0)
     """how often every passwd bucket is compared with the database (besides at start and after a failed write)"""
     lockout_max_failures: int = Field(default=5, ge=1)
     lockout_window_minutes: int = Field(default=15, ge=1)

@@ -79,6 +79,15 @@ class SetFirstAdmin(InternalCommand):
     login: Annotated[str, Field(min_length=1, max_length=254)]
 
 
+class ForgetDeletedAccount(InternalCommand):
+    """Internal, from the tombstone sweep: forget a deleted account kept past its retention."""
+
+    KEY_FIELD = "address"
+    type: Literal["ForgetDeletedAccount"] = "ForgetDeletedAccount"
+    address: AddressText
+    deleted_before: datetime
+
+
 AccountCommand = Annotated[
     CreateAccount | DeleteAccount | ChangeQuota | ChangeComment | ChangePassword | Login,
     Field(discriminator="type"),

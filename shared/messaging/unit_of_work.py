@@ -77,6 +77,7 @@ class UnitOfWork:
         self._service = service
         self.fields: Doc = {}
         self.entries: list[Entry] = []
+        self.removing = False
 
     @property
     def state(self) -> Doc | None:
@@ -92,9 +93,18 @@ class UnitOfWork:
         self.fields.update(fields)
         self.entries += [event_entry(e) for e in events] + [work_entry(self._service, w) for w in work]
 
+    def remove(self) -> None:
+        """Forget the aggregate altogether (with its replay records): the commit deletes its document,
+        unless messages of it still wait to be published."""
+        self.removing = True
+
     @property
     def staged(self) -> bool:
-        return bool(self.fields or self.entries)
+        return bool(self.fields or self.entries or self.removing)
+
+    @property
+    def updated_at(self) -> datetime | None:
+        return None if self._doc is None else self._doc.get("updated_at")
 
     def applied(self, message_id: str) -> Applied | None:
         for text in (self._doc or {}).get("applied", []):
@@ -166,10 +176,23 @@ class ShardAggregates:
             return
         cached = await self._cached(unit.key)
         doc = cached.doc
+        if unit.removing:
+            await self._remove(unit.key, cached)
+            return
         changes: Doc = {**unit.fields, "outbox": self._unrelayed(cached) + unit.entries}
         if applied is not None:
             changes["applied"] = [*doc.get("applied", []), applied.encode()][-APPLIED_KEPT:]
         await self._write(unit.key, doc, changes)
+
+    async def _remove(self, key: str, cached: _Cached) -> None:
+        if not cached.doc or self._unrelayed(cached):
+            return  # nothing to remove, or not yet: the next sweep tries again
+        try:
+            result = await self._collection.delete_one({"_id": key, **self._guard(cached.doc)})
+        finally:
+            self.forget(key)
+        if result.deleted_count != 1:
+            raise StaleAggregate(key)
 
     async def trim(self, key: str) -> None:
         """Drop relayed entries from the outbox (FlushOutbox on an idle aggregate)."""
@@ -231,6 +254,10 @@ class AggregateReader:
         """Every aggregate's state by key (one scan: for periodic work, never a command's path)."""
         cursor = self._collection.find({}, {"applied": 0, "outbox": 0})
         return {doc["_id"]: {k: v for k, v in doc.items() if k not in KIT_FIELDS} async for doc in cursor}
+
+    async def keys_where(self, query: Doc, *, limit: int = 1000) -> list[str]:
+        """Keys of aggregates whose state matches `query` (a scan: for periodic work only)."""
+        return [doc["_id"] async for doc in self._collection.find(query, {"_id": 1}).limit(limit)]
 
     async def stale_keys(self, *, older_than: timedelta, limit: int = 100) -> list[str]:
         """Keys whose oldest outbox entry has waited longer than a relay ever should."""

@@ -160,6 +160,15 @@ class FakeCollection:
             raise DuplicateKeyError("duplicate _id")
         self.docs[doc["_id"]] = copy.deepcopy(doc)
 
+    async def delete_one(self, query: dict[str, Any]) -> SimpleNamespace:
+        self.journal.append(("delete", query["_id"]))
+        self._maybe_fail()
+        doc = self.docs.get(query["_id"])
+        if doc is None or not _matches(doc, query):
+            return SimpleNamespace(deleted_count=0)
+        del self.docs[query["_id"]]
+        return SimpleNamespace(deleted_count=1)
+
     async def update_one(self, query: dict[str, Any], update: dict[str, Any]) -> SimpleNamespace:
         self.journal.append(("update", query["_id"]))
         self._maybe_fail()

@@ -601,3 +601,29 @@ def test_every_secret_field_of_every_contract_is_redacted():
                   if not field.repr or "SecretStr" in repr(field.annotation) or field.annotation is SecretStr}
         assert secret.isdisjoint(every.allowed(kind.model_fields["type"].default)), kind.__name__
     assert "current_password" not in every.allowed("ChangePassword") and "login" not in every.allowed("Login")
+
+
+async def _remove(command, unit):
+    unit.remove()
+    return Accepted(command_id=command.message_id)
+
+
+async def test_an_aggregate_can_be_forgotten_once_its_messages_are_out(consumer, collection, deliver):
+    """Ensure a handler that removes its aggregate deletes the document, replay records and all."""
+    await consumer(deliver(change_comment()))
+    consumer.handlers[ChangeQuota] = _remove
+
+    await consumer(deliver(ChangeQuota(actor_token=TOKEN, address=ADDRESS, quota_mb=1)))
+
+    assert ADDRESS not in collection.docs
+
+
+async def test_an_aggregate_with_messages_still_to_publish_is_kept(consumer, broker, collection, deliver):
+    """Ensure removal waits while an event of the aggregate is not yet published (it would be lost)."""
+    broker.fail(KeyError("broker"), when=lambda body, kwargs: destination(kwargs) == "events")
+    await consumer(deliver(change_comment()))
+    consumer.handlers[ChangeQuota] = _remove
+
+    await consumer(deliver(ChangeQuota(actor_token=TOKEN, address=ADDRESS, quota_mb=1)))
+
+    assert len(collection.docs[ADDRESS]["outbox"]) == 1

@@ -4,6 +4,7 @@ events survive it."""
 
 import time
 from collections.abc import Sequence
+from datetime import datetime
 
 from services.account.application.ports import Principal
 from services.account.domain.account import Account, Admin, SignInState
@@ -65,6 +66,14 @@ class AccountsInUnit:
 
     async def save(self, key: str, principal: Principal | None, *, events: Sequence[Event]) -> None:
         self._check(key).stage(principal_doc(principal), events=events)
+
+    async def forget_if_deleted_before(self, key: str, moment: datetime) -> bool:
+        unit = self._check(key)
+        deleted_at = unit.updated_at  # a tombstone's last write is its deletion (or the trim just after)
+        if not (unit.state or {}).get("deleted") or deleted_at is None or deleted_at >= moment:
+            return False
+        unit.remove()
+        return True
 
 
 class StoredAdmins:

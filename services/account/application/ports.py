@@ -23,6 +23,9 @@ class Accounts(Protocol):
     async def save(self, key: str, principal: Principal | None, *, events: Sequence[Event]) -> None:
         """Stage the new state (None: deleted) and its events: written together, in one write."""
 
+    async def forget_if_deleted_before(self, key: str, moment: datetime) -> bool:
+        """Remove the tombstone of an account deleted before `moment`, with its replay records."""
+
 
 class Admins(Protocol):
     async def current(self, login: str) -> Admin | None:

@@ -76,3 +76,24 @@ async def test_a_hand_broken_bucket_is_brought_back_in_line(client, admin_token)
     await eventually(lambda: _cannot_log_in(gone), timeout=15, what="the deleted account's line removed")
     assert f"{ghost}:" in _bucket(ghost).read_text()
     _rewrite(_bucket(ghost), lambda lines: [line for line in lines if not line.startswith(f"{ghost}:")])
+
+
+async def test_a_tombstone_is_forgotten_after_its_retention_and_a_new_account_is_not(client, admin_token, service_env):
+    """Ensure a deleted account's tombstone is removed once past its retention (8.6 s in tests), while an
+    address deleted and created again keeps its document."""
+    import pymongo
+
+    gone, back = new_address(), new_address()
+    for address in (gone, back):
+        await _create(client, admin_token, address)
+        assert (await client.request(SERVICE, DeleteAccount(actor_token=admin_token, address=address))).status == "accepted"
+    await _create(client, admin_token, back)
+    accounts = pymongo.MongoClient(service_env["MONGODB_URL"])[service_env["MONGODB_DB"]]["accounts"]
+    assert accounts.find_one({"_id": gone})["deleted"] is True
+
+    async def forgotten() -> bool:
+        return accounts.find_one({"_id": gone}) is None
+
+    await eventually(forgotten, timeout=30, what="the tombstone forgotten")
+    assert accounts.find_one({"_id": back})["deleted"] is False
+    assert await imap_login(back, STRONG) and not await imap_login(gone, STRONG)
