@@ -251,6 +251,8 @@ async def _current_password_refused(command: ChangePassword, account: Account, d
                         FieldError(field="current_password", code="required", message="the current password is required"))
     now = deps.clock()
     if account.sign_in.is_locked(now):
+        locked = _login_failed(command, account.address, "locked", account.sign_in.failures)
+        await deps.accounts.save(account.address, account, events=[locked])
         return _locked(command, account.sign_in.locked_until)
     if await deps.hasher.verify(account.password_hash, command.current_password.get_secret_value()):
         return None

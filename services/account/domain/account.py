@@ -11,6 +11,8 @@ MAX_QUOTA_MB = 1_048_576  # [choice] 1 TiB; the seed gives no bounds
 MAX_COMMENT_LENGTH = 200  # [choice]
 BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 """marks, embeddings, overrides and isolates that reorder how text is displayed"""
+INVISIBLE_BREAKS = frozenset("\u2028\u2029\u200b\u200c\u200d\u2060\ufeff")
+"""line and paragraph separators, and zero-width characters that hide or split text"""
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,9 @@ def check_comment(comment: str) -> None:
         raise RuleBroken(field="comment", code="too_long", message=f"comment must be at most {MAX_COMMENT_LENGTH} characters")
     if any(unicodedata.category(ch) == "Cc" for ch in comment):
         raise RuleBroken(field="comment", code="control_character", message="comment must not contain control characters")
+    if any(ch in INVISIBLE_BREAKS for ch in comment):
+        raise RuleBroken(field="comment", code="invisible_character",
+                         message="comment must not contain line separators or zero-width characters")
     if any(ch in BIDI_CONTROLS for ch in comment):
         raise RuleBroken(field="comment", code="bidi_control",
                          message="comment must not contain text-direction controls (they can disguise what it says)")

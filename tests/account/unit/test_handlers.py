@@ -356,7 +356,8 @@ async def test_admin_changes_comment(deps, tokens, accounts):
     ("comment", "code"),
     [("x" * 201, "too_long"), ("line\nbreak", "control_character"), ("bell\x07", "control_character"),
      ("del\x7f", "control_character"), ("next line\u0085", "control_character"), ("csi\u009b2J", "control_character"),
-     ("invoice\u202egpj.exe", "bidi_control"), ("isolate\u2066x\u2069", "bidi_control")],
+     ("invoice\u202egpj.exe", "bidi_control"), ("isolate\u2066x\u2069", "bidi_control"),
+     ("line\u2028separator", "invisible_character"), ("zero\u200bwidth", "invisible_character")],
 )
 async def test_bad_comment_is_refused(deps, tokens, accounts, mail_logins, comment, code):
     """Ensure a comment over 200 characters, with C0 or C1 control characters or with text-direction controls
@@ -705,6 +706,7 @@ async def test_wrong_current_password_counts_toward_the_lockout(deps, tokens, ac
 
     assert expect_rejected(first, "invalid_credentials").message == "the current password is wrong"
     assert replies[-1].code == "locked"
+    assert [e.reason for e in accounts.saved_events if isinstance(e, LoginFailed)][-1] == "locked"
     assert accounts.principal(ADDRESS).password_hash == "hash:" + STRONG
     assert mail_logins.logins == {ADDRESS: "hash:" + STRONG}
     expect_rejected(await log_in(deps, ADDRESS, STRONG), "locked")
