@@ -1,8 +1,7 @@
 """The account service for the kit: its spec and its one composition root."""
 
-import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -11,11 +10,10 @@ from typing import Any
 from services.account.adapters.argon2_hasher import Argon2Hasher
 from services.account.adapters.dovecot_passwd import DovecotPasswdFiles
 from services.account.adapters.passwd_reconciler import MailLoginReconciler
-from services.account.adapters.stored_accounts import AccountsInUnit, StoredAdmins, principal_of
-from services.account.application.first_admin import FirstAdmin, set_first_admin
+from services.account.adapters.stored_accounts import AccountsInUnit, StoredAdmins, StoredPrincipals, principal_of
+from services.account.application.first_admin import set_first_admin
 from services.account.application.handlers import Deps, follow_mail_login, handle
-from services.account.application.ports import Principal
-from services.account.application.tombstones import forget_deleted_account
+from services.account.application.tombstones import forget_deleted_account, tombstones_due
 from services.account.settings import AccountSettings
 from shared.auth import TokenIssuer, TokenVerifier, load_private_key, load_public_key
 from shared.contracts.account import (
@@ -29,12 +27,11 @@ from shared.contracts.account import (
     Login,
     SetFirstAdmin,
 )
-from shared.contracts.base import InternalCommand, Reply
-from shared.messaging.broker import EventPublisher, publish
+from shared.contracts.base import Reply
+from shared.messaging.broker import EventPublisher
 from shared.messaging.commands import Handler
-from shared.messaging.service import Resources, ServiceSpec, Wiring
+from shared.messaging.service import Resources, ServiceSpec, Sweep, Wiring
 from shared.messaging.unit_of_work import AggregateReader, Doc, UnitOfWork
-from shared.topology import internal_exchange
 
 log = logging.getLogger(__name__)
 
@@ -44,18 +41,15 @@ CLIENT_COMMANDS = (CreateAccount, DeleteAccount, ChangeQuota, ChangeComment, Cha
 
 def compose(settings: AccountSettings, kit: Resources) -> Wiring:
     reader = AggregateReader(kit.database[AGGREGATES])
-    passwd_files = DovecotPasswdFiles(settings.dovecot_passwd_dir)
-    deps = _deps(settings, kit, reader, passwd_files)
-    first_admin = _first_admin(settings)
+    stored, passwd_files = StoredPrincipals(reader), DovecotPasswdFiles(settings.dovecot_passwd_dir)
+    deps = _deps(settings, kit, StoredAdmins(stored), passwd_files)
+    reconciler = MailLoginReconciler(files=passwd_files, every=stored.every, stored=stored.one,
+                                     interval_s=settings.passwd_reconcile_interval_s)
 
-    def in_unit(handler: Callable[..., Awaitable[Reply]]) -> Callable[[Any, UnitOfWork], Awaitable[Reply]]:
+    def in_unit(handler: Callable[..., Awaitable[Reply]]) -> Handler:
         async def handle_in(command: Any, unit: UnitOfWork) -> Reply:
             return await handler(command, replace(deps, accounts=AccountsInUnit(unit)))
         return handle_in
-
-    reconciler = MailLoginReconciler(
-        files=passwd_files, every=lambda: _every_principal(reader), stored=lambda key: _principal(reader, key),
-        interval_s=settings.passwd_reconcile_interval_s)
 
     async def follow(key: str, state: Doc | None) -> None:
         try:
@@ -66,56 +60,27 @@ def compose(settings: AccountSettings, kit: Resources) -> Wiring:
 
     handlers: dict[type, Handler] = {kind: in_unit(handle) for kind in CLIENT_COMMANDS}
     handlers[ForgetDeletedAccount] = in_unit(forget_deleted_account)
-    startup: Sequence[InternalCommand] = ()
-    if first_admin:
+    if first_admin := settings.first_admin:
         handlers[SetFirstAdmin] = in_unit(partial(set_first_admin, wanted=first_admin))
-        startup = (SetFirstAdmin(login=first_admin.login),)
-    return Wiring(handlers=handlers, aggregates=AGGREGATES, follow=follow, startup=startup,
-                  background=(reconciler.run, partial(_sweep_tombstones, settings, kit, reader)))
+    due = partial(tombstones_due, stored.deleted_before, retention=settings.tombstone_retention)
+    return Wiring(
+        handlers=handlers, aggregates=AGGREGATES, follow=follow, background=(reconciler.run,),
+        startup=(SetFirstAdmin(login=first_admin.login),) if first_admin else (),
+        sweeps=(Sweep(settings.tombstone_sweep_interval_s, lambda: due(now=datetime.now(UTC))),),
+    )
 
 
-async def _principal(reader: AggregateReader, key: str) -> Principal | None:
-    return principal_of(key, await reader.peek(key))
-
-
-async def _sweep_tombstones(settings: AccountSettings, kit: Resources, reader: AggregateReader) -> None:
-    """Every TOMBSTONE_SWEEP_INTERVAL_S, each tombstone past its retention is sent, as its own
-    internal command, to the account's shard to be forgotten there."""
-    while True:
-        await asyncio.sleep(settings.tombstone_sweep_interval_s)
-        cutoff = datetime.now(UTC) - timedelta(days=settings.tombstone_retention_days)
-        try:
-            for address in await reader.keys_where({"deleted": True, "updated_at": {"$lt": cutoff}}):
-                command = ForgetDeletedAccount(address=address, deleted_before=cutoff)
-                await publish(kit.broker, command.model_dump_json().encode(), exchange=internal_exchange(SERVICE),
-                              routing_key=SERVICE, key=command.subject_key(), message_id=str(command.message_id))
-        except Exception:  # the next round tries again
-            log.exception("tombstone sweep failed")
-
-
-async def _every_principal(reader: AggregateReader) -> dict[str, Principal | None]:
-    return {key: principal_of(key, state) for key, state in (await reader.every()).items()}
-
-
-def _deps(settings: AccountSettings, kit: Resources, reader: AggregateReader, passwd_files: DovecotPasswdFiles) -> Deps:
+def _deps(settings: AccountSettings, kit: Resources, admins: StoredAdmins, passwd_files: DovecotPasswdFiles) -> Deps:
     hasher = Argon2Hasher(settings.argon2)
     return Deps(
-        accounts=AccountsInUnit.outside_any_turn(), admins=StoredAdmins(reader),
-        hasher=hasher, audit=EventPublisher(kit.broker), mail_logins=passwd_files,
+        accounts=AccountsInUnit.outside_any_turn(), admins=admins, hasher=hasher, audit=EventPublisher(kit.broker),
+        mail_logins=passwd_files,
         issuer=TokenIssuer(load_private_key(settings.session_private_key.get_secret_value()),
                            timedelta(minutes=settings.session_lifetime_minutes)),
         verifier=TokenVerifier(load_public_key(settings.session_public_key)),
         clock=partial(datetime.now, UTC), lockout=settings.lockout,
         dummy_hash=hasher.hash_now("dummy password never used"),
     )
-
-
-def _first_admin(settings: AccountSettings) -> FirstAdmin | None:
-    login, password = settings.bootstrap_admin_login, settings.bootstrap_admin_password
-    if not (login and password):
-        return None
-    domains = frozenset(d.lower() for d in settings.bootstrap_admin_domains)
-    return FirstAdmin(login=login.lower(), password=password.get_secret_value(), domains=domains)
 
 
 SPEC = ServiceSpec(

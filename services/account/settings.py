@@ -6,6 +6,7 @@ from pathlib import Path
 from argon2 import PasswordHasher
 from pydantic import Field, SecretStr, field_validator, model_validator
 
+from services.account.application.first_admin import FirstAdmin
 from services.account.domain.account import LockoutPolicy
 from services.account.domain.addresses import ADMIN_LOGIN_PATTERN
 from shared.auth import is_pair
@@ -49,6 +50,18 @@ class AccountSettings(ServiceSettings):
             raise ValueError("SESSION_PUBLIC_KEY is not the public key of SESSION_PRIVATE_KEY: "
                              "every service would refuse the tokens this one signs")
         return self
+
+    @property
+    def first_admin(self) -> FirstAdmin | None:
+        login, password = self.bootstrap_admin_login, self.bootstrap_admin_password
+        if not (login and password):
+            return None
+        domains = frozenset(d.lower() for d in self.bootstrap_admin_domains)
+        return FirstAdmin(login=login.lower(), password=password.get_secret_value(), domains=domains)
+
+    @property
+    def tombstone_retention(self) -> timedelta:
+        return timedelta(days=self.tombstone_retention_days)
 
     @property
     def argon2(self) -> PasswordHasher:

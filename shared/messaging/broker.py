@@ -18,7 +18,7 @@ from opentelemetry.trace import TracerProvider
 from pymongo.errors import ConnectionFailure
 from yarl import URL
 
-from shared.topology import ACCOUNT_KEY_HEADER, EVENTS
+from shared.topology import ACCOUNT_KEY_HEADER, EVENTS, internal_exchange
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +58,12 @@ async def publish(
         correlation_id=correlation_id, headers=all_headers, content_type="application/json",
         persist=True, mandatory=True,
     )
+
+
+async def send_internal(broker: RabbitBroker, service: str, command: Any) -> None:
+    """An internal command of `service` to the shard of its aggregate, on the service's own exchange."""
+    await publish(broker, command.model_dump_json().encode(), exchange=internal_exchange(service),
+                  routing_key=service, key=command.subject_key(), message_id=str(command.message_id))
 
 
 async def raw_body(message: RabbitMessage) -> bytes:

@@ -19,7 +19,7 @@ from faststream.rabbit.message import RabbitMessage
 from pydantic import TypeAdapter
 
 from shared.contracts.base import Event, InternalCommand
-from shared.messaging.broker import publish
+from shared.messaging.broker import send_internal
 from shared.messaging.delivery import Delivery, ack_or_set_aside, parse_once_more
 from shared.messaging.redaction import Redactor
 
@@ -46,7 +46,6 @@ class EventConsumer:
     queue: str
     broker: RabbitBroker
     service: str
-    internal_exchange: str
     parse: Callable[[bytes], Event]
     reactions: Mapping[type[Event], Reaction]
     transient_errors: tuple[type[BaseException], ...]
@@ -71,5 +70,4 @@ class EventConsumer:
         }) for n, command in enumerate(commands)]
 
     async def _send(self, command: InternalCommand) -> None:
-        await publish(self.broker, command.model_dump_json().encode(), exchange=self.internal_exchange,
-                      routing_key=self.service, key=command.subject_key(), message_id=str(command.message_id))
+        await send_internal(self.broker, self.service, command)

@@ -16,7 +16,7 @@ from faststream.rabbit import RabbitBroker
 from opentelemetry import propagate
 
 from shared.contracts.base import Event, FlushOutbox, WorkItem
-from shared.messaging.broker import publish
+from shared.messaging.broker import send_internal
 from shared.topology import EVENTS, internal_exchange, work_routing_key
 
 log = logging.getLogger(__name__)
@@ -110,6 +110,4 @@ class OutboxSweeper:
                 self._next_try[key] = (now + wait, min(wait * 2, 3600.0))
 
     async def _ask_to_flush(self, key: str) -> None:
-        command = FlushOutbox(key=key)
-        await publish(self.broker, command.model_dump_json().encode(), exchange=internal_exchange(self.service),
-                      routing_key=self.service, key=command.subject_key(), message_id=str(command.message_id))
+        await send_internal(self.broker, self.service, FlushOutbox(key=key))

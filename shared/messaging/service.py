@@ -5,7 +5,7 @@ start-up commands. The kit builds the broker, database, telemetry, topology and 
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import reduce
 from operator import or_
@@ -21,7 +21,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from shared.auth import TokenVerifier, load_public_key
 from shared.contracts.base import Event, FlushOutbox, InternalCommand, Keyed, WorkItem
 from shared.health import HealthReporter, report_path
-from shared.messaging.broker import TRANSIENT_ERRORS, make_broker, subscribe
+from shared.messaging.broker import TRANSIENT_ERRORS, make_broker, send_internal, subscribe
 from shared.messaging.commands import CommandConsumer, Follow, Handler
 from shared.messaging.events import EventConsumer, Reaction, event_parser
 from shared.messaging.outbox import OutboxRelay, OutboxSweeper
@@ -50,6 +50,26 @@ class Resources:
 
 
 @dataclass(frozen=True)
+class Sweep:
+    """Periodic work that belongs to aggregates: every `interval_s` the kit asks `due()` for internal
+    commands and sends each through its aggregate's shard, where it is decided in turn."""
+
+    interval_s: float
+    due: Callable[[], Awaitable[Iterable[InternalCommand]]]
+
+    async def run(self, broker: RabbitBroker, service: str) -> None:
+        while True:
+            await asyncio.sleep(self.interval_s)
+            try:
+                for command in await self.due():
+                    await send_internal(broker, service, command)
+            except TRANSIENT_ERRORS as error:  # the next round tries again
+                log.warning("sweep postponed: %s", type(error).__name__)
+            except Exception:
+                log.exception("sweep failed")
+
+
+@dataclass(frozen=True)
 class Wiring:
     """What a service's composition root hands back to the kit."""
 
@@ -63,6 +83,7 @@ class Wiring:
     """sent through the owning shards before the service consumes (e.g. the first admin)"""
     background: Sequence[Callable[[], Coroutine[Any, Any, None]]] = ()
     """long-running work beside the shards (e.g. reconcilers), started once the service consumes"""
+    sweeps: Sequence[Sweep] = ()
     on_close: Callable[[], Awaitable[None]] | None = None
 
 
@@ -129,7 +150,8 @@ def create_app(spec: ServiceSpec, settings: ServiceSettings | None = None) -> Fa
 
     async def start_background() -> None:
         background.extend([asyncio.create_task(sweeper.run()), asyncio.create_task(reporter.run()),
-                           *(asyncio.create_task(run()) for run in wiring.background)])
+                           *(asyncio.create_task(run()) for run in wiring.background),
+                           *(asyncio.create_task(sweep.run(broker, spec.name)) for sweep in wiring.sweeps)])
 
     async def close() -> None:
         for task in background:
@@ -164,7 +186,7 @@ def _subscribe_all(spec: ServiceSpec, settings: ServiceSettings, broker: RabbitB
         reactions = _reactions(spec, wiring)
         subscribers[topology.event_queue] = subscribe(broker, topology.event_queue, prefetch=settings.event_prefetch, consume=EventConsumer(
             queue=topology.event_queue, broker=broker, service=spec.name,
-            internal_exchange=topology.internal_exchange, parse=event_parser(reactions), reactions=reactions,
+            parse=event_parser(reactions), reactions=reactions,
             transient_errors=TRANSIENT_ERRORS, delivery_limit=settings.delivery_limit, redact=redact,
         ))
     for kind, handle in wiring.work.items():

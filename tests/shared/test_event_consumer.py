@@ -10,7 +10,7 @@ from shared.sessions import REACTIONS, LimitSessions
 
 def consumer() -> EventConsumer:
     return EventConsumer(queue="rules.events", broker=None, service="rules",  # type: ignore[arg-type]
-                         internal_exchange="rules.internal", parse=None,  # type: ignore[arg-type]
+                         parse=None,  # type: ignore[arg-type]
                          reactions=REACTIONS, transient_errors=(), delivery_limit=5,
                          redact=Redactor(frozenset()))
 
@@ -31,7 +31,7 @@ def test_another_service_makes_other_commands_of_the_same_event():
     """Ensure command ids are per service: two services reacting to one event never share an id."""
     event = AccountDeleted(address="taro@example.jp", actor="admin", sessions_valid_from=datetime.now(UTC))
     other = EventConsumer(queue="copyjob.events", broker=None, service="copyjob",  # type: ignore[arg-type]
-                          internal_exchange="copyjob.internal", parse=None,  # type: ignore[arg-type]
+                          parse=None,  # type: ignore[arg-type]
                           reactions=REACTIONS, transient_errors=(), delivery_limit=5,
                          redact=Redactor(frozenset()))
 

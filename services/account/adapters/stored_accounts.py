@@ -76,12 +76,29 @@ class AccountsInUnit:
         return True
 
 
+class StoredPrincipals:
+    """Accounts and admins as stored now, read outside any turn (the reconciler's and sweeps' view)."""
+
+    def __init__(self, reader: AggregateReader) -> None:
+        self._reader = reader
+
+    async def one(self, key: str) -> Principal | None:
+        return principal_of(key, await self._reader.peek(key))
+
+    async def every(self) -> dict[str, Principal | None]:
+        return {key: principal_of(key, state) for key, state in (await self._reader.every()).items()}
+
+    async def deleted_before(self, moment: datetime) -> list[str]:
+        """Addresses whose tombstone was last written before `moment`."""
+        return await self._reader.keys_where({"deleted": True, "updated_at": {"$lt": moment}})
+
+
 class StoredAdmins:
     """The Admins port: an admin as stored, read outside any turn and remembered ADMIN_CACHE_S, so
     admin commands skip a read while a change still counts within seconds."""
 
-    def __init__(self, reader: AggregateReader) -> None:
-        self._reader = reader
+    def __init__(self, stored: StoredPrincipals) -> None:
+        self._stored = stored
         self._admins: dict[str, tuple[float, Admin | None]] = {}
 
     async def current(self, login: str) -> Admin | None:
@@ -89,7 +106,7 @@ class StoredAdmins:
         cached = self._admins.get(login)
         if cached and cached[0] > now:
             return cached[1]
-        principal = principal_of(login, await self._reader.peek(login))
+        principal = await self._stored.one(login)
         admin = principal if isinstance(principal, Admin) else None
         self._admins[login] = (now + ADMIN_CACHE_S, admin)
         return admin

@@ -1,9 +1,19 @@
 """Deleted accounts are kept as tombstones for a while (their replay records answer a late retry of
 the delete), then forgotten, each through its own shard."""
 
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+
 from services.account.application.handlers import Deps
 from shared.contracts.account import ForgetDeletedAccount
 from shared.contracts.base import Accepted
+
+
+async def tombstones_due(deleted_before: Callable[[datetime], Awaitable[list[str]]], *, now: datetime,
+                         retention: timedelta) -> list[ForgetDeletedAccount]:
+    """What the periodic sweep sends: one command per tombstone past its retention."""
+    cutoff = now - retention
+    return [ForgetDeletedAccount(address=address, deleted_before=cutoff) for address in await deleted_before(cutoff)]
 
 
 async def forget_deleted_account(command: ForgetDeletedAccount, deps: Deps) -> Accepted:
