@@ -385,6 +385,7 @@ print_env() {
   export_line AMQP_URL "$AMQP_URL"
   export_line MONGODB_URL "$mongodb_url"
   export_line DOVECOT_PASSWD_DIR "$DOVECOT_DIR/passwd.d"
+  export_line DOVECOT_MAIL_DIR "$DOVECOT_DIR/mail"
   export_line DOVECOT_IMAP_HOST 127.0.0.1
   export_line DOVECOT_IMAP_PORT 10143
   export_line DOVECOT_LMTP_PORT 10024

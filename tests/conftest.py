@@ -59,11 +59,13 @@ def service_env(amqp_url: str, keys: tuple[str, str]) -> dict[str, str]:
         "AMQP_URL": amqp_url, "MONGODB_URL": stack_env("MONGODB_URL"), "MONGODB_DB": database,
         "SESSION_PRIVATE_KEY": keys[0], "SESSION_PUBLIC_KEY": keys[1],
         "DOVECOT_PASSWD_DIR": stack_env("DOVECOT_PASSWD_DIR"),
+        "DOVECOT_MAIL_DIR": stack_env("DOVECOT_MAIL_DIR"),
         "BOOTSTRAP_ADMIN_LOGIN": ADMIN_LOGIN, "BOOTSTRAP_ADMIN_PASSWORD": ADMIN_PASSWORD,
         "BOOTSTRAP_ADMIN_DOMAINS": f'["{ADMIN_DOMAIN}"]', "OTEL_EXPORTER": "console",
         "OUTBOX_SWEEP_INTERVAL_S": "1", "OUTBOX_STALE_AFTER_S": "5",
         "HEALTH_DIR": str(LOGS.parent / "health"), "PASSWD_RECONCILE_INTERVAL_S": "3",
         "TOMBSTONE_SWEEP_INTERVAL_S": "2", "TOMBSTONE_RETENTION_DAYS": "0.0001",  # 8.6 s
+        "DELETION_SWEEP_INTERVAL_S": "2", "HOME_SWEEP_INTERVAL_S": "2", "ORPHAN_HOME_GRACE_S": "60",
     }
 
 

@@ -178,3 +178,26 @@ def close_connections_named(name: str) -> int:
     for pid in pids:
         rabbitmqctl("close_connection", pid, "closed by a test")
     return len(pids)
+
+
+def deliver_over_lmtp(address: str, size: int = 1000) -> bool:
+    """Deliver a message of `size` bytes over LMTP; False when Dovecot refuses it."""
+    import smtplib
+
+    body = "x" * 76 + "\r\n"
+    message = f"From: t@example.net\r\nTo: {address}\r\nSubject: size {size}\r\n\r\n" + body * (size // 78)
+    with smtplib.LMTP("127.0.0.1", int(os.environ.get("DOVECOT_LMTP_PORT", "10024"))) as lmtp:
+        try:
+            refused = lmtp.sendmail("t@example.net", [address], message.encode())
+        except (smtplib.SMTPDataError, smtplib.SMTPRecipientsRefused):
+            return False
+    return not refused
+
+
+def inbox_count(address: str, password: str) -> int:
+    host = os.environ.get("DOVECOT_IMAP_HOST", "127.0.0.1")
+    with imaplib.IMAP4(host, int(os.environ.get("DOVECOT_IMAP_PORT", "10143")), timeout=10) as imap:
+        imap.login(address, password)
+        status, data = imap.select("INBOX", readonly=True)
+        assert status == "OK", data
+        return int(data[0])

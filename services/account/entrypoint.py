@@ -1,7 +1,7 @@
 """The account service for the kit: its spec and its one composition root."""
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -9,10 +9,17 @@ from typing import Any
 
 from services.account.adapters.argon2_hasher import Argon2Hasher
 from services.account.adapters.dovecot_passwd import DovecotPasswdFiles
+from services.account.adapters.mail_homes import MailHomes, OrphanHomeSweeper, new_home_id
 from services.account.adapters.passwd_reconciler import MailLoginReconciler
-from services.account.adapters.stored_accounts import AccountsInUnit, StoredAdmins, StoredPrincipals, principal_of
+from services.account.adapters.stored_accounts import (
+    AccountsInUnit,
+    StoredAdmins,
+    StoredPrincipals,
+    pending_deletion_of,
+    principal_of,
+)
 from services.account.application.first_admin import set_first_admin
-from services.account.application.handlers import Deps, follow_mail_login, handle
+from services.account.application.handlers import Deps, complete_deletion, follow_mail_login, handle
 from services.account.application.tombstones import forget_deleted_account, tombstones_due
 from services.account.settings import AccountSettings
 from shared.auth import TokenIssuer, TokenVerifier, load_private_key, load_public_key
@@ -21,14 +28,16 @@ from shared.contracts.account import (
     ChangeComment,
     ChangePassword,
     ChangeQuota,
+    CompleteDeletion,
     CreateAccount,
     DeleteAccount,
     ForgetDeletedAccount,
     Login,
+    RemoveHome,
     SetFirstAdmin,
 )
 from shared.contracts.base import Reply
-from shared.messaging.broker import EventPublisher
+from shared.messaging.broker import EventPublisher, send_internal
 from shared.messaging.commands import Handler
 from shared.messaging.service import Resources, ServiceSpec, Sweep, Wiring
 from shared.messaging.unit_of_work import AggregateReader, Doc, UnitOfWork
@@ -40,11 +49,18 @@ CLIENT_COMMANDS = (CreateAccount, DeleteAccount, ChangeQuota, ChangeComment, Cha
 
 
 def compose(settings: AccountSettings, kit: Resources) -> Wiring:
-    reader = AggregateReader(kit.database[AGGREGATES])
-    stored, passwd_files = StoredPrincipals(reader), DovecotPasswdFiles(settings.dovecot_passwd_dir)
+    stored, homes = StoredPrincipals(AggregateReader(kit.database[AGGREGATES])), MailHomes(settings.dovecot_mail_dir)
+    passwd_files = DovecotPasswdFiles(settings.dovecot_passwd_dir, homes)
     deps = _deps(settings, kit, StoredAdmins(stored), passwd_files)
+
+    async def complete_deletions(addresses: Iterable[str]) -> None:
+        for address in addresses:
+            await send_internal(kit.broker, SERVICE, CompleteDeletion(address=address))
+
     reconciler = MailLoginReconciler(files=passwd_files, every=stored.every, stored=stored.one,
-                                     interval_s=settings.passwd_reconcile_interval_s)
+                                     interval_s=settings.passwd_reconcile_interval_s, in_line=complete_deletions)
+    orphans = OrphanHomeSweeper(homes=homes, live=partial(stored.live_homes, homes),
+                                interval_s=settings.home_sweep_interval_s, grace_s=settings.orphan_home_grace_s)
 
     def in_unit(handler: Callable[..., Awaitable[Reply]]) -> Handler:
         async def handle_in(command: Any, unit: UnitOfWork) -> Reply:
@@ -57,16 +73,28 @@ def compose(settings: AccountSettings, kit: Resources) -> Wiring:
         except OSError as error:  # the database is the truth: the reconciler brings the file in line
             log.warning("passwd write for %s failed (%s); the reconciler takes over", key, error.strerror)
             reconciler.soon(key)
+            return
+        if pending_deletion_of(state):
+            await complete_deletions([key])
+
+    async def remove_home(item: RemoveHome) -> None:
+        await homes.remove(item.address, item.home)
+
+    async def deletions_due() -> list[CompleteDeletion]:
+        return [CompleteDeletion(address=address) for address in await stored.pending_deletions()]
 
     handlers: dict[type, Handler] = {kind: in_unit(handle) for kind in CLIENT_COMMANDS}
     handlers[ForgetDeletedAccount] = in_unit(forget_deleted_account)
+    handlers[CompleteDeletion] = in_unit(complete_deletion)
     if first_admin := settings.first_admin:
         handlers[SetFirstAdmin] = in_unit(partial(set_first_admin, wanted=first_admin))
     due = partial(tombstones_due, stored.deleted_before, retention=settings.tombstone_retention)
     return Wiring(
-        handlers=handlers, aggregates=AGGREGATES, follow=follow, background=(reconciler.run,),
+        handlers=handlers, aggregates=AGGREGATES, follow=follow, work={RemoveHome: remove_home},
+        background=(reconciler.run, orphans.run),
         startup=(SetFirstAdmin(login=first_admin.login),) if first_admin else (),
-        sweeps=(Sweep(settings.tombstone_sweep_interval_s, lambda: due(now=datetime.now(UTC))),),
+        sweeps=(Sweep(settings.tombstone_sweep_interval_s, lambda: due(now=datetime.now(UTC))),
+                Sweep(settings.deletion_sweep_interval_s, deletions_due)),
     )
 
 
@@ -79,12 +107,12 @@ def _deps(settings: AccountSettings, kit: Resources, admins: StoredAdmins, passw
                            timedelta(minutes=settings.session_lifetime_minutes)),
         verifier=TokenVerifier(load_public_key(settings.session_public_key)),
         clock=partial(datetime.now, UTC), lockout=settings.lockout,
-        dummy_hash=hasher.hash_now("dummy password never used"),
+        dummy_hash=hasher.hash_now("dummy password never used"), new_home_id=new_home_id,
     )
 
 
 SPEC = ServiceSpec(
-    name=SERVICE, settings=AccountSettings, commands=(*CLIENT_COMMANDS, SetFirstAdmin, ForgetDeletedAccount),
+    name=SERVICE, settings=AccountSettings, commands=(*CLIENT_COMMANDS, SetFirstAdmin, ForgetDeletedAccount, CompleteDeletion),
     compose=compose,
     keeps_sessions=False,  # the account service holds the truth about sessions itself
 )

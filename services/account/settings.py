@@ -18,6 +18,13 @@ class AccountSettings(ServiceSettings):
     session_private_key: SecretStr
     session_lifetime_minutes: int = Field(default=60, ge=1, le=24 * 60)
     dovecot_passwd_dir: Path
+    dovecot_mail_dir: Path
+    """where the account homes are, as Dovecot sees them (the same path here: it goes into the passwd lines)"""
+    deletion_sweep_interval_s: float = Field(default=300.0, gt=0)
+    """backstop for deletions whose completion was lost (a crash between the delete and its follow)"""
+    home_sweep_interval_s: float = Field(default=3600.0, gt=0)
+    orphan_home_grace_s: float = Field(default=86_400.0, ge=0)
+    """a home that belongs to no account is removed once untouched this long"""
     passwd_reconcile_interval_s: float = Field(default=300.0, gt=0)
     tombstone_retention_days: float = Field(default=30.0, gt=0)
     """how long a deleted account's tombstone (and so its replay records) is kept"""
@@ -32,6 +39,13 @@ class AccountSettings(ServiceSettings):
     bootstrap_admin_login: str | None = Field(default=None, pattern=ADMIN_LOGIN_PATTERN)
     bootstrap_admin_password: SecretStr | None = None
     bootstrap_admin_domains: tuple[str, ...] = ()
+
+    @field_validator("dovecot_mail_dir")
+    @classmethod
+    def _plain_absolute_path(cls, value: Path) -> Path:
+        if not value.is_absolute() or ":" in str(value) or ".." in value.parts:
+            raise ValueError("DOVECOT_MAIL_DIR must be an absolute path without ':' or '..' (it goes into passwd lines)")
+        return value
 
     @field_validator("session_private_key", "bootstrap_admin_password")
     @classmethod

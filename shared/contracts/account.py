@@ -5,7 +5,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from shared.contracts.base import AnonymousCommand, Command, Event, InternalCommand, Secret
+from shared.contracts.base import AnonymousCommand, Command, Event, InternalCommand, Secret, WorkItem
 
 PlanName = Literal["business-standard", "kwc", "sv-basic"]
 AddressText = Annotated[str, Field(min_length=3, max_length=254)]
@@ -86,6 +86,25 @@ class ForgetDeletedAccount(InternalCommand):
     type: Literal["ForgetDeletedAccount"] = "ForgetDeletedAccount"
     address: AddressText
     deleted_before: datetime
+
+
+class CompleteDeletion(InternalCommand):
+    """Internal, once the deleted account's mail login is gone (sent by the delete's own follow, the
+    passwd reconciler, or the backstop sweep): publish AccountDeleted and remove the home."""
+
+    KEY_FIELD = "address"
+    type: Literal["CompleteDeletion"] = "CompleteDeletion"
+    address: AddressText
+
+
+class RemoveHome(WorkItem):
+    """Remove a deleted account's home (mail and Sieve scripts) from the mail server: slow for a
+    large mailbox, so never in a command's turn."""
+
+    QUEUE = "homes"
+    type: Literal["RemoveHome"] = "RemoveHome"
+    address: AddressText
+    home: Annotated[str, Field(pattern=r"^[0-9a-f]{0,32}$")]
 
 
 AccountCommand = Annotated[

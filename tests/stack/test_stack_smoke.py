@@ -18,6 +18,7 @@ import pymongo
 import pytest
 
 from services.account.adapters.dovecot_passwd import DovecotPasswdFiles
+from services.account.adapters.mail_homes import MailHomes
 from tests.support import imap_login_works as imap_login
 
 REPO = Path(__file__).resolve().parents[2]
@@ -26,6 +27,7 @@ RUN = REPO / ".run"
 AMQP_URL = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 MONGODB_URL = os.environ.get("MONGODB_URL", "mongodb://127.0.0.1:27017/?retryWrites=false")
 PASSWD_DIR = Path(os.environ.get("DOVECOT_PASSWD_DIR", RUN / "dovecot" / "passwd.d"))
+MAIL_DIR = Path(os.environ.get("DOVECOT_MAIL_DIR", RUN / "dovecot" / "mail"))
 IMAP_HOST = os.environ.get("DOVECOT_IMAP_HOST", "127.0.0.1")
 IMAP_PORT = int(os.environ.get("DOVECOT_IMAP_PORT", "10143"))
 MASTER_USER = os.environ.get("DOVECOT_MASTER_USER", "mailsvc")
@@ -43,13 +45,13 @@ pytestmark = pytest.mark.integration
 
 def write_passwd_file(address: str, password: str) -> Path:
     """Grant the account in its bucket with the account service's own writer."""
-    passwd_files = DovecotPasswdFiles(PASSWD_DIR)
-    asyncio.run(passwd_files.grant(address.lower(), argon2.PasswordHasher().hash(password), None))
+    passwd_files = DovecotPasswdFiles(PASSWD_DIR, MailHomes(MAIL_DIR))
+    asyncio.run(passwd_files.grant(address.lower(), argon2.PasswordHasher().hash(password), None, ""))
     return passwd_files.path_of(address.lower())
 
 
 def remove_passwd_entry(address: str) -> None:
-    asyncio.run(DovecotPasswdFiles(PASSWD_DIR).revoke(address.lower()))
+    asyncio.run(DovecotPasswdFiles(PASSWD_DIR, MailHomes(MAIL_DIR)).revoke(address.lower()))
 
 
 def eventually(check: Callable[[], bool], what: str, within: float = CHANGE_VISIBLE_WITHIN_S) -> None:

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from services.account.adapters.mail_homes import MailHomes
+
 BUCKETS = 1024
 BUCKET_DIGITS = 3
 FILE_MODE = 0o640
@@ -37,8 +39,9 @@ REMEMBERED_LINES = 10_000
 
 
 class DovecotPasswdFiles:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, homes: MailHomes) -> None:
         self._root = root
+        self.homes = homes
         self._written: OrderedDict[str, tuple[str | None, FileState]] = OrderedDict()
         """the line this process last wrote per address, and how its bucket looked right after: while
         the bucket is untouched since (one stat), an unchanged line costs no read or write"""
@@ -46,8 +49,13 @@ class DovecotPasswdFiles:
     def path_of(self, address: str) -> Path:
         return self._root / bucket_of(address)
 
-    async def grant(self, address: str, password_hash: str, quota_mb: int | None) -> None:
-        await self._ensure(address, line_for(address, password_hash, quota_mb))
+    async def grant(self, address: str, password_hash: str, quota_mb: int | None, home: str) -> None:
+        await self._ensure(address, self.line_for(address, password_hash, quota_mb, home))
+
+    def line_for(self, address: str, password_hash: str, quota_mb: int | None, home: str) -> str:
+        """`user:password:uid:gid:gecos:home:shell:extra`; uid and gid come from the userdb's defaults."""
+        extra = f"userdb_quota_rule=*:storage={quota_mb}M" if quota_mb else ""
+        return f"{address}:{{ARGON2ID}}{password_hash}::::{self.homes.path_of(address, home)}::{extra}"
 
     async def revoke(self, address: str) -> None:
         await self._ensure(address, None)
@@ -123,11 +131,6 @@ def _state_of(path: Path) -> FileState:
     except FileNotFoundError:
         return None
     return stat.st_ino, stat.st_mtime_ns, stat.st_size
-
-
-def line_for(address: str, password_hash: str, quota_mb: int | None) -> str:
-    extra = f"userdb_quota_rule=*:storage={quota_mb}M" if quota_mb else ""
-    return f"{address}:{{ARGON2ID}}{password_hash}::::::{extra}"
 
 
 def _lock(path: Path) -> TextIO:

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from services.account.adapters.dovecot_passwd import DovecotPasswdFiles, bucket_of, line_for
+from services.account.adapters.dovecot_passwd import DovecotPasswdFiles, bucket_of
 from services.account.application.ports import Principal
 from services.account.domain.account import Account
 from shared.messaging.broker import TRANSIENT_ERRORS
@@ -27,6 +27,8 @@ Principals = Callable[[], Awaitable[dict[str, Principal | None]]]
 """every account and admin the database knows, deleted ones as None (one scan)"""
 Stored = Callable[[str], Awaitable[Principal | None]]
 """one account as stored now (by _id)"""
+InLine = Callable[[set[str]], Awaitable[None]]
+"""told the addresses whose failed write is now made good"""
 
 
 @dataclass
@@ -38,6 +40,7 @@ class MailLoginReconciler:
     every: Principals
     stored: Stored
     interval_s: float
+    in_line: InLine
     _due: dict[str, set[str]] = field(default_factory=dict)
     """bucket -> addresses whose write failed: tried every RETRY_S until the bucket can be written"""
     _last_scan: dict[str, set[str]] = field(default_factory=dict)
@@ -81,27 +84,30 @@ class MailLoginReconciler:
         for bucket, addresses in self._last_scan.items():
             marked = self._due.pop(bucket, set())
             if marked or not await self._agrees(bucket, addresses, known):
-                await self._reconcile_or_retry(bucket, addresses | marked)
+                await self._reconcile_or_retry(bucket, addresses, marked)
 
     async def _reconcile_due(self) -> None:
         """Only the due buckets, with the addresses of the last scan and those marked since: a stuck
         bucket costs no database scan a second."""
         for bucket in sorted(self._due):
             marked = self._due.pop(bucket, set())
-            await self._reconcile_or_retry(bucket, self._last_scan.get(bucket, set()) | marked)
+            await self._reconcile_or_retry(bucket, self._last_scan.get(bucket, set()), marked)
 
     async def _agrees(self, bucket: str, addresses: set[str], known: dict[str, Principal | None]) -> bool:
         async with self.files.unlocked(bucket) as file:
             current = await file.read()
-        return all(current.get(address) == _line(address, known[address]) for address in addresses)
+        return all(current.get(address) == _line(self.files, address, known[address]) for address in addresses)
 
-    async def _reconcile_or_retry(self, bucket: str, addresses: set[str]) -> None:
+    async def _reconcile_or_retry(self, bucket: str, addresses: set[str], marked: set[str]) -> None:
         """A mark taken out before the attempt goes back on failure; one made meanwhile stays."""
         try:
-            await self.reconcile_bucket(bucket, addresses)
+            await self.reconcile_bucket(bucket, addresses | marked)
         except OSError as error:
             log.warning("passwd bucket %s cannot be written (%s); trying again", bucket, error.strerror)
-            self._due.setdefault(bucket, set()).update(addresses)
+            self._due.setdefault(bucket, set()).update(marked)
+            return
+        if marked:
+            await self.in_line(marked)
 
     async def reconcile_bucket(self, bucket: str, addresses: set[str]) -> bool:
         """Under the bucket's lock, each known address's line made what the database says now.
@@ -110,7 +116,7 @@ class MailLoginReconciler:
             current = await file.read()
             wanted = dict(current)
             for address in addresses:
-                line = _line(address, await self.stored(address))
+                line = _line(self.files, address, await self.stored(address))
                 if line is None:
                     wanted.pop(address, None)
                 else:
@@ -131,7 +137,7 @@ def _by_bucket(known: dict[str, Principal | None]) -> dict[str, set[str]]:
     return by_bucket
 
 
-def _line(address: str, principal: Principal | None) -> str | None:
+def _line(files: DovecotPasswdFiles, address: str, principal: Principal | None) -> str | None:
     if isinstance(principal, Account):
-        return line_for(address, principal.password_hash, principal.quota_mb)
+        return files.line_for(address, principal.password_hash, principal.quota_mb, principal.home)
     return None

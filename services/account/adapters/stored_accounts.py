@@ -5,10 +5,13 @@ events survive it."""
 import time
 from collections.abc import Sequence
 from datetime import datetime
+from pathlib import Path
 
-from services.account.application.ports import Principal
+from services.account.adapters.mail_homes import MailHomes
+from services.account.application.ports import PendingDeletion, Principal
 from services.account.domain.account import Account, Admin, SignInState
-from shared.contracts.base import Event
+from shared.contracts.account import AccountDeleted
+from shared.contracts.base import Event, WorkItem
 from shared.messaging.unit_of_work import AggregateReader, Doc, UnitOfWork
 from shared.plans import Plan
 
@@ -22,13 +25,24 @@ def _sign_in_doc(state: SignInState) -> Doc:
 def principal_doc(principal: Principal | None) -> Doc:
     if principal is None:  # a tombstone keeps nothing of the account it was
         return {"deleted": True, "password_hash": None, "sign_in": None, "role": None, "plan": None,
-                "quota_mb": None, "comment": None, "domains": None}
+                "quota_mb": None, "comment": None, "domains": None, "deletion_pending": None}
     common = {"deleted": False, "password_hash": principal.password_hash, "sign_in": _sign_in_doc(principal.sign_in),
               "sessions_valid_from": principal.sessions_valid_from}
     if isinstance(principal, Admin):
         return {**common, "role": "admin", "domains": sorted(principal.domains)}
     return {**common, "role": "user", "plan": str(principal.plan), "quota_mb": principal.quota_mb,
-            "comment": principal.comment}
+            "comment": principal.comment, "home": principal.home, "deletion_pending": None}
+
+
+def tombstone_doc(pending: PendingDeletion) -> Doc:
+    """The home's id stays until the home is gone; the event waits for the mail login to be gone."""
+    return {**principal_doc(None), "home": pending.home, "deletion_pending": pending.event.model_dump(mode="json")}
+
+
+def pending_deletion_of(doc: Doc | None) -> PendingDeletion | None:
+    if not doc or not doc.get("deleted") or not doc.get("deletion_pending"):
+        return None
+    return PendingDeletion(home=doc.get("home") or "", event=AccountDeleted.model_validate(doc["deletion_pending"]))
 
 
 def principal_of(key: str, doc: Doc | None) -> Principal | None:
@@ -40,7 +54,7 @@ def principal_of(key: str, doc: Doc | None) -> Principal | None:
                      sign_in=sign_in, sessions_valid_from=doc.get("sessions_valid_from"))
     return Account(address=key, plan=Plan(doc["plan"]), password_hash=doc["password_hash"],
                    quota_mb=doc.get("quota_mb"), comment=doc.get("comment", ""), sign_in=sign_in,
-                   sessions_valid_from=doc.get("sessions_valid_from"))
+                   sessions_valid_from=doc.get("sessions_valid_from"), home=doc.get("home") or "")
 
 
 class AccountsInUnit:
@@ -67,8 +81,19 @@ class AccountsInUnit:
     async def save(self, key: str, principal: Principal | None, *, events: Sequence[Event]) -> None:
         self._check(key).stage(principal_doc(principal), events=events)
 
+    async def pending_deletion(self, key: str) -> PendingDeletion | None:
+        return pending_deletion_of(self._check(key).state)
+
+    async def start_deletion(self, key: str, pending: PendingDeletion) -> None:
+        self._check(key).stage(tombstone_doc(pending))
+
+    async def finish_deletion(self, key: str, pending: PendingDeletion, *, work: Sequence[WorkItem]) -> None:
+        self._check(key).stage({"deletion_pending": None}, events=[pending.event], work=work)
+
     async def forget_if_deleted_before(self, key: str, moment: datetime) -> bool:
         unit = self._check(key)
+        if pending_deletion_of(unit.state):
+            return False
         deleted_at = unit.updated_at  # a tombstone's last write is its deletion (or the trim just after)
         if not (unit.state or {}).get("deleted") or deleted_at is None or deleted_at >= moment:
             return False
@@ -90,7 +115,18 @@ class StoredPrincipals:
 
     async def deleted_before(self, moment: datetime) -> list[str]:
         """Addresses whose tombstone was last written before `moment`."""
-        return await self._reader.keys_where({"deleted": True, "updated_at": {"$lt": moment}})
+        return await self._reader.keys_where({"deleted": True, "deletion_pending": None, "updated_at": {"$lt": moment}})
+
+    async def pending_deletions(self) -> list[str]:
+        """Deleted accounts still waiting for their mail login to be gone (a scan: the backstop only)."""
+        return await self._reader.keys_where({"deleted": True, "deletion_pending": {"$ne": None}})
+
+    async def live_homes(self, homes: MailHomes) -> tuple[set[str], set[Path]]:
+        """Every address known (accounts and tombstones), and the homes of accounts and of deletions
+        still under way."""
+        docs = {key: doc for key, doc in (await self._reader.every()).items() if "@" in key}
+        return set(docs), {homes.path_of(key, doc.get("home") or "") for key, doc in docs.items()
+                           if not doc.get("deleted") or doc.get("deletion_pending")}
 
 
 class StoredAdmins:

@@ -13,6 +13,7 @@ from services.account.application.ports import (
     Clock,
     MailLogins,
     PasswordHasher,
+    PendingDeletion,
     SessionIssuer,
     SessionVerifier,
 )
@@ -38,6 +39,7 @@ from shared.contracts.account import (
     ChangePassword,
     ChangeQuota,
     CommentChanged,
+    CompleteDeletion,
     CreateAccount,
     DeleteAccount,
     Login,
@@ -45,6 +47,7 @@ from shared.contracts.account import (
     LoginSucceeded,
     PasswordChanged,
     QuotaChanged,
+    RemoveHome,
 )
 from shared.contracts.base import Accepted, Event, FieldError, Keyed, Rejected, Reply
 from shared.plans import PLANS, Plan
@@ -63,6 +66,7 @@ class Deps:
     lockout: LockoutPolicy
     dummy_hash: str
     """verified against when the login is unknown, so timing does not reveal which logins exist"""
+    new_home_id: Callable[[], str]
 
 
 UNKNOWN_LOGIN = "[unknown login]"
@@ -151,7 +155,7 @@ def _caused_by(command: Keyed) -> dict[str, Any]:
     return {"causation_id": command.message_id, "correlation_id": command.correlation_id}
 
 
-async def _commit(command: AddressCommand, address: str, account: Account | None, event: Event, deps: Deps) -> Accepted:
+async def _commit(command: AddressCommand, address: str, account: Account, event: Event, deps: Deps) -> Accepted:
     """Staged in the command's unit of work; the kit writes it, then the mail server follows."""
     await deps.accounts.save(address, account, events=[event])
     return Accepted(command_id=command.message_id, result={"address": address})
@@ -160,7 +164,7 @@ async def _commit(command: AddressCommand, address: str, account: Account | None
 async def follow_mail_login(address: str, principal: Account | Admin | None, mail_logins: MailLogins) -> None:
     """Idempotent: the mail server ends up matching the stored state, however often it runs."""
     if isinstance(principal, Account):
-        await mail_logins.grant(address, principal.password_hash, principal.quota_mb)
+        await mail_logins.grant(address, principal.password_hash, principal.quota_mb, principal.home)
     else:
         await mail_logins.revoke(address)
 
@@ -194,6 +198,9 @@ def _password_errors(field: str, password: str, plan: Plan, address: str) -> tup
 async def create_account(command: CreateAccount, actor: Actor, address: str, principal: Account | Admin | None, deps: Deps) -> Reply:
     if _live(principal):
         return rejected(command, "already_exists", f"{address} already exists")
+    if await deps.accounts.pending_deletion(address):
+        return rejected(command, "being_deleted", f"{address} is still being deleted from the mail server; "
+                                                  "try again in a moment")
     plan = Plan(command.plan)
     errors = [*_rule_errors(partial(check_account_address, address), partial(check_quota, plan, command.quota_mb),
                             partial(check_comment, command.comment)),
@@ -202,16 +209,33 @@ async def create_account(command: CreateAccount, actor: Actor, address: str, pri
         return field_rejected(command, *errors)
     password_hash = await deps.hasher.hash(command.initial_password.get_secret_value())
     account = Account(address=address, plan=plan, password_hash=password_hash, quota_mb=command.quota_mb,
-                      comment=command.comment, sessions_valid_from=deps.clock())
+                      comment=command.comment, sessions_valid_from=deps.clock(), home=deps.new_home_id())
     event = AccountCreated(address=address, plan=command.plan, quota_mb=command.quota_mb, comment=command.comment,
                            actor=actor.subject, sessions_valid_from=account.sessions_valid_from, **_caused_by(command))
     return await _commit(command, address, account, event, deps)
 
 
 async def delete_account(command: DeleteAccount, actor: Actor, address: str, principal: Account | Admin | None, deps: Deps) -> Reply:
-    _existing(command, address, principal)
+    """The account is gone at once for every command; AccountDeleted is published once the mail
+    login is gone too (CompleteDeletion), and the home is removed after that."""
+    account = _existing(command, address, principal)
     event = AccountDeleted(address=address, actor=actor.subject, sessions_valid_from=deps.clock(), **_caused_by(command))
-    return await _commit(command, address, None, event, deps)
+    await deps.accounts.start_deletion(address, PendingDeletion(home=account.home, event=event))
+    return Accepted(command_id=command.message_id, result={"address": address})
+
+
+async def complete_deletion(command: CompleteDeletion, deps: Deps) -> Accepted:
+    """Idempotent, and safe whoever sends it: the line is removed (again) in this turn, so nothing is
+    published while the deleted account could still sign in."""
+    address = command.subject_key()
+    if not (pending := await deps.accounts.pending_deletion(address)):
+        return Accepted(command_id=command.message_id, result={"completed": False})
+    try:
+        await deps.mail_logins.revoke(address)
+    except OSError:  # the reconciler keeps trying and sends this again once the bucket is written
+        return Accepted(command_id=command.message_id, result={"completed": False})
+    await deps.accounts.finish_deletion(address, pending, work=[RemoveHome(address=address, home=pending.home)])
+    return Accepted(command_id=command.message_id, result={"completed": True})
 
 
 async def change_quota(command: ChangeQuota, actor: Actor, address: str, principal: Account | Admin | None, deps: Deps) -> Reply:

@@ -1,17 +1,28 @@
 """What the account handlers need from the outside world."""
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
 from services.account.domain.account import Account, Admin
 from shared.auth import Actor, Role
-from shared.contracts.base import Event
+from shared.contracts.account import AccountDeleted
+from shared.contracts.base import Event, WorkItem
 
 Clock = Callable[[], datetime]
 
 
 Principal = Account | Admin
+
+
+@dataclass(frozen=True)
+class PendingDeletion:
+    """A deleted account whose mail login may still be in a passwd bucket: AccountDeleted waits
+    until the line is gone, and the home until then too."""
+
+    home: str
+    event: AccountDeleted
 
 
 class Accounts(Protocol):
@@ -22,6 +33,15 @@ class Accounts(Protocol):
 
     async def save(self, key: str, principal: Principal | None, *, events: Sequence[Event]) -> None:
         """Stage the new state (None: deleted) and its events: written together, in one write."""
+
+    async def pending_deletion(self, key: str) -> PendingDeletion | None:
+        """The deletion of `key` still waiting for its mail login to be gone, if any."""
+
+    async def start_deletion(self, key: str, pending: PendingDeletion) -> None:
+        """Stage the tombstone; nothing is published yet."""
+
+    async def finish_deletion(self, key: str, pending: PendingDeletion, *, work: Sequence[WorkItem]) -> None:
+        """Stage the end of the deletion: its event published, `work` sent."""
 
     async def forget_if_deleted_before(self, key: str, moment: datetime) -> bool:
         """Remove the tombstone of an account deleted before `moment`, with its replay records."""
@@ -49,7 +69,7 @@ class PasswordHasher(Protocol):
 class MailLogins(Protocol):
     """The mail server's view of an account: credentials and quota (Dovecot passdb/userdb)."""
 
-    async def grant(self, address: str, password_hash: str, quota_mb: int | None) -> None: ...
+    async def grant(self, address: str, password_hash: str, quota_mb: int | None, home: str) -> None: ...
     async def revoke(self, address: str) -> None: ...
 
 

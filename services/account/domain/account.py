@@ -54,6 +54,8 @@ class Account:
     sign_in: SignInState = SignInState()
     sessions_valid_from: datetime | None = None
     """sessions issued earlier (before a password change or before the address was re-created) end"""
+    home: str = ""
+    """the id of this account's home on the mail server: new for every account created"""
 
     def accepts_session(self, *, subject: str, issued_at: datetime) -> bool:
         return subject != self.address or self.sessions_valid_from is None or issued_at >= self.sessions_valid_from

@@ -15,7 +15,7 @@ from shared.contracts.account import (
     DeleteAccount,
     Login,
 )
-from tests.support import eventually, imap_login, mint, new_address
+from tests.support import deliver_over_lmtp, eventually, imap_login, mint, new_address
 
 STRONG = "Strong-Passw0rd!"
 STRONG_2 = "Another-Passw0rd#"
@@ -248,34 +248,19 @@ async def test_command_with_a_foreign_shard_key_is_set_aside(client, admin_token
     assert not await still_signs_in(client, address)
 
 
-def _deliver(address: str, size: int) -> bool:
-    """Deliver a message of `size` bytes over LMTP; False when Dovecot refuses it."""
-    import os
-    import smtplib
-
-    body = "x" * 76 + "\r\n"
-    message = f"From: t@example.net\r\nTo: {address}\r\nSubject: size {size}\r\n\r\n" + body * (size // 78)
-    with smtplib.LMTP("127.0.0.1", int(os.environ.get("DOVECOT_LMTP_PORT", "10024"))) as lmtp:
-        try:
-            refused = lmtp.sendmail("t@example.net", [address], message.encode())
-        except (smtplib.SMTPDataError, smtplib.SMTPRecipientsRefused):
-            return False
-    return not refused
-
-
 async def test_quota_is_enforced_by_the_mail_server_and_follows_changes(client, admin_token):
     """Ensure mail beyond the quota is refused at delivery, and a raised quota lets it in."""
     import asyncio
 
     address = new_address()
     await create(client, admin_token, address, plan="kwc", quota_mb=1)
-    assert await asyncio.to_thread(_deliver, address, 700_000)
-    assert not await asyncio.to_thread(_deliver, address, 700_000)
+    assert await asyncio.to_thread(deliver_over_lmtp, address, 700_000)
+    assert not await asyncio.to_thread(deliver_over_lmtp, address, 700_000)
     reply = await client.request(SERVICE, ChangeQuota(actor_token=admin_token, address=address, quota_mb=10))
     assert reply.status == "accepted"
 
     async def accepted_again() -> bool:
-        return await asyncio.to_thread(_deliver, address, 700_000)
+        return await asyncio.to_thread(deliver_over_lmtp, address, 700_000)
 
     await eventually(accepted_again, what="delivery under the raised quota")
 
@@ -286,11 +271,11 @@ async def test_deleted_account_receives_nothing(client, admin_token):
 
     address = new_address()
     await create(client, admin_token, address)
-    assert await asyncio.to_thread(_deliver, address, 1_000)
+    assert await asyncio.to_thread(deliver_over_lmtp, address, 1_000)
     assert (await client.request(SERVICE, DeleteAccount(actor_token=admin_token, address=address))).status == "accepted"
 
     async def refused() -> bool:
-        return not await asyncio.to_thread(_deliver, address, 1_000)
+        return not await asyncio.to_thread(deliver_over_lmtp, address, 1_000)
 
     await eventually(refused, what="delivery to be refused")
 
@@ -318,7 +303,7 @@ async def test_mail_to_a_subaddress_reaches_the_account(client, admin_token):
     await create(client, admin_token, address)
     local, _, domain = address.partition("@")
 
-    assert await asyncio.to_thread(_deliver, f"{local}+news@{domain}", 1_000)
+    assert await asyncio.to_thread(deliver_over_lmtp, f"{local}+news@{domain}", 1_000)
     assert "Subject: size 1000" in await asyncio.to_thread(_inbox_subjects, address, STRONG)
     refused = await client.request(SERVICE, CreateAccount(
         actor_token=admin_token, address=f"{local}+news@{domain}", plan="kwc", initial_password=STRONG))

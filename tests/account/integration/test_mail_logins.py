@@ -38,9 +38,10 @@ async def _cannot_log_in(address: str) -> bool:
     return not await imap_login(address, STRONG)
 
 
-async def test_a_delete_the_file_cannot_take_yet_is_accepted_and_followed_once_it_can(client, admin_token):
+async def test_a_delete_the_file_cannot_take_yet_is_accepted_and_followed_once_it_can(client, admin_token, events):
     """Ensure a DeleteAccount whose passwd write fails for good (an immutable bucket) is accepted, IMAP works
-    while the file cannot change, and stops within seconds once it can."""
+    while the file cannot change, and stops within seconds once it can; AccountDeleted is published only
+    then, once."""
     address = new_address()
     await _create(client, admin_token, address)
     assert await imap_login(address, STRONG)
@@ -51,9 +52,17 @@ async def test_a_delete_the_file_cannot_take_yet_is_accepted_and_followed_once_i
         assert reply.status == "accepted", reply
         await asyncio.sleep(2)
         assert await imap_login(address, STRONG), "the file changed although it is immutable"
+        assert not events.of_type("AccountDeleted", address=address), "published while the login still works"
     finally:
         await asyncio.to_thread(subprocess.run, ["chattr", "-i", str(path)], check=True)
     await eventually(lambda: _cannot_log_in(address), timeout=10, what="the deleted account's IMAP to stop")
+    await eventually(lambda: _published(events, address), timeout=10, what="AccountDeleted")
+    await asyncio.sleep(1)
+    assert len(events.of_type("AccountDeleted", address=address)) == 1
+
+
+async def _published(events, address: str) -> bool:
+    return bool(events.of_type("AccountDeleted", address=address))
 
 
 async def test_a_hand_broken_bucket_is_brought_back_in_line(client, admin_token):

@@ -8,9 +8,10 @@ from typing import Any
 import pytest
 
 from services.account.application.handlers import Deps
+from services.account.application.ports import PendingDeletion
 from services.account.domain.account import Account, Admin, LockoutPolicy
 from shared.auth import TokenIssuer, TokenVerifier, generate_keypair, load_private_key, load_public_key
-from shared.contracts.base import Event
+from shared.contracts.base import Event, WorkItem
 
 TOKEN_LIFETIME = timedelta(hours=1)
 
@@ -22,6 +23,8 @@ class InMemoryAccounts:
         self.records: dict[str, Account | Admin | None] = {}
         self.saved_events: list[Event] = []
         self.saved_keys: list[str] = []
+        self.pending: dict[str, PendingDeletion] = {}
+        self.sent_work: list[WorkItem] = []
 
     async def get(self, key: str) -> Account | Admin | None:
         return self.records.get(key)  # frozen dataclasses: handlers cannot change what is stored
@@ -31,12 +34,25 @@ class InMemoryAccounts:
         self.saved_events.extend(events)
         self.saved_keys.append(key)
 
+    async def pending_deletion(self, key: str) -> PendingDeletion | None:
+        return self.pending.get(key)
+
+    async def start_deletion(self, key: str, pending: PendingDeletion) -> None:
+        self.records[key] = None
+        self.pending[key] = pending
+        self.saved_keys.append(key)
+
+    async def finish_deletion(self, key: str, pending: PendingDeletion, *, work: Sequence[WorkItem]) -> None:
+        del self.pending[key]
+        self.saved_events.append(pending.event)
+        self.sent_work.extend(work)
+
     def principal(self, key: str) -> Account | Admin | None:
         return self.records.get(key)
 
     def snapshot(self) -> tuple[dict[str, Any], tuple[Event, ...]]:
         """Everything a rejected command must leave unchanged."""
-        return dict(self.records), tuple(self.saved_events)
+        return dict(self.records), tuple(self.saved_events), dict(self.pending)
 
 
 class FakeHasher:
@@ -63,13 +79,22 @@ class FakeMailLogins:
     def __init__(self) -> None:
         self.logins: dict[str, str] = {}
         self.quotas: dict[str, int | None] = {}
+        self.homes: dict[str, str] = {}
+        self.failing = False
 
-    async def grant(self, address: str, password_hash: str, quota_mb: int | None) -> None:
+    async def grant(self, address: str, password_hash: str, quota_mb: int | None, home: str) -> None:
+        self._check()
         self.logins[address] = password_hash
         self.quotas[address] = quota_mb
+        self.homes[address] = home
 
     async def revoke(self, address: str) -> None:
+        self._check()
         self.logins.pop(address, None)
+
+    def _check(self) -> None:
+        if self.failing:
+            raise OSError(28, "No space left on device")
 
 
 class CollectingAudit:
@@ -192,5 +217,14 @@ def deps(
     return Deps(
         accounts=accounts, admins=admins, hasher=hasher, mail_logins=mail_logins, audit=audit,
         issuer=token_issuer, verifier=token_verifier, clock=clock, lockout=lockout,
-        dummy_hash=FakeHasher.PREFIX + "dummy password never used",
+        dummy_hash=FakeHasher.PREFIX + "dummy password never used", new_home_id=HomeIds(),
     )
+
+
+class HomeIds:
+    def __init__(self) -> None:
+        self.made = 0
+
+    def __call__(self) -> str:
+        self.made += 1
+        return f"{self.made:04x}"

@@ -9,7 +9,7 @@ from datetime import timedelta
 import jwt
 import pytest
 
-from services.account.application.handlers import follow_mail_login
+from services.account.application.handlers import complete_deletion, follow_mail_login
 from services.account.application.handlers import handle as handle_command
 from services.account.domain.account import Account, Admin, SignInState
 from shared.contracts.account import (
@@ -19,6 +19,7 @@ from shared.contracts.account import (
     ChangePassword,
     ChangeQuota,
     CommentChanged,
+    CompleteDeletion,
     CreateAccount,
     DeleteAccount,
     Login,
@@ -26,6 +27,7 @@ from shared.contracts.account import (
     LoginSucceeded,
     PasswordChanged,
     QuotaChanged,
+    RemoveHome,
 )
 from shared.contracts.base import Accepted, Rejected
 from shared.plans import Plan
@@ -51,6 +53,8 @@ async def handle(command, deps):
     if len(deps.accounts.saved_keys) > saves_before:
         key = deps.accounts.saved_keys[-1]
         await follow_mail_login(key, deps.accounts.principal(key), deps.mail_logins)
+        if await deps.accounts.pending_deletion(key):  # the follow of a delete sends CompleteDeletion
+            await complete_deletion(CompleteDeletion(address=key), deps)
     return reply
 
 
@@ -120,7 +124,7 @@ async def test_admin_creates_account(deps, tokens, accounts, mail_logins, clock)
         ADDRESS, "business-standard", 2048, "sales", ADMIN_LOGIN)
     assert accounts.principal(ADDRESS) == Account(
         address=ADDRESS, plan=Plan.BUSINESS_STANDARD, password_hash="hash:" + STRONG, quota_mb=2048, comment="sales",
-        sessions_valid_from=clock.now)
+        sessions_valid_from=clock.now, home="0001")
     assert mail_logins.logins == {ADDRESS: "hash:" + STRONG}
     assert mail_logins.quotas == {ADDRESS: 2048}
 
@@ -141,6 +145,41 @@ async def test_account_can_be_created_again_after_delete(deps, tokens, accounts,
 
     await create(deps, tokens, password=NEW_STRONG)
     assert mail_logins.logins == {ADDRESS: "hash:" + NEW_STRONG}
+
+
+async def test_a_recreated_address_gets_a_home_of_its_own(deps, tokens, accounts, mail_logins):
+    """Ensure an address created again gets a new home (it must not inherit the previous owner's mail
+    or Sieve scripts), and the old home is sent for removal once the old line is gone."""
+    await create(deps, tokens)
+    first_home = mail_logins.homes[ADDRESS]
+    expect_accepted(await handle(DeleteAccount(actor_token=tokens.admin(DOMAIN), address=ADDRESS), deps))
+    await create(deps, tokens)
+
+    assert mail_logins.homes[ADDRESS] not in ("", first_home)
+    assert [(type(w), w.address, w.home) for w in accounts.sent_work] == [(RemoveHome, ADDRESS, first_home)]
+
+
+async def test_account_deleted_waits_until_the_mail_login_is_gone(deps, tokens, accounts, mail_logins):
+    """Ensure a delete whose passwd write fails is accepted at once, but AccountDeleted is published
+    and the home removed only once the line is gone; meanwhile the address cannot be created again,
+    and a repeated completion publishes nothing twice."""
+    await create(deps, tokens)
+    mail_logins.failing = True
+
+    expect_accepted(await handle_command(DeleteAccount(actor_token=tokens.admin(DOMAIN), address=ADDRESS), deps))
+    early = expect_accepted(await complete_deletion(CompleteDeletion(address=ADDRESS), deps))
+
+    assert early.result == {"completed": False} and not any(isinstance(e, AccountDeleted) for e in accounts.saved_events)
+    assert ADDRESS in mail_logins.logins and accounts.principal(ADDRESS) is None and not accounts.sent_work
+    expect_rejected(await handle(create_command(tokens), deps), "being_deleted")
+
+    mail_logins.failing = False
+    done = [await complete_deletion(CompleteDeletion(address=ADDRESS), deps) for _ in range(2)]
+
+    assert [r.result for r in done] == [{"completed": True}, {"completed": False}]
+    assert ADDRESS not in mail_logins.logins
+    assert [type(e) for e in accounts.saved_events].count(AccountDeleted) == 1
+    assert [type(w) for w in accounts.sent_work] == [RemoveHome]
 
 
 async def test_user_token_cannot_create(deps, tokens, accounts, mail_logins):

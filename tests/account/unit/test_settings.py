@@ -9,7 +9,7 @@ from shared.auth import generate_keypair
 PRIVATE, PUBLIC = generate_keypair()
 GOOD = {
     "AMQP_URL": "amqp://guest:guest@127.0.0.1:5672/", "MONGODB_URL": "mongodb://127.0.0.1:27017/",
-    "SESSION_PRIVATE_KEY": PRIVATE, "SESSION_PUBLIC_KEY": PUBLIC, "DOVECOT_PASSWD_DIR": "/tmp/passwd.d",
+    "SESSION_PRIVATE_KEY": PRIVATE, "SESSION_PUBLIC_KEY": PUBLIC, "DOVECOT_PASSWD_DIR": "/tmp/passwd.d", "DOVECOT_MAIL_DIR": "/tmp/mail",
 }
 
 

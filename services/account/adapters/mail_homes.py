@@ -1,0 +1,106 @@
+"""Each account's home on the mail server (Maildir/ and its Sieve scripts): `<root>/<domain>/<local>+<id>`.
+
+The id is new for every account created, so an address created again starts empty: it never
+inherits the previous owner's mail or scripts. '+' cannot appear in an account's local part (it is
+the subaddress delimiter), so the name splits back into address and id without ambiguity. An
+account without an id (created before homes had one) lives at `<root>/<domain>/<local>`.
+"""
+
+import asyncio
+import logging
+import secrets
+import shutil
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+HOME_ID_BYTES = 6
+
+
+def new_home_id() -> str:
+    return secrets.token_hex(HOME_ID_BYTES)
+
+
+@dataclass(frozen=True)
+class MailHomes:
+    root: Path
+
+    def path_of(self, address: str, home: str) -> Path:
+        local, _, domain = address.partition("@")
+        path = self.root / domain / (f"{local}+{home}" if home else local)
+        if path.parent.parent != self.root or not local or not domain:  # addresses are validated; this is a backstop
+            raise ValueError(f"{address!r} has no home under {self.root}")
+        return path
+
+    async def remove(self, address: str, home: str) -> None:
+        """Idempotent: a home already gone (or never created: no mail arrived) is fine."""
+        await asyncio.to_thread(_remove_tree, self.path_of(address, home))
+
+    @staticmethod
+    def address_of(home: Path) -> str:
+        return f"{home.name.partition('+')[0]}@{home.parent.name}"
+
+    def homes(self) -> Iterator[Path]:
+        """Every home on disk now (any folder two levels below the root)."""
+        if not self.root.is_dir():
+            return
+        for domain in self.root.iterdir():
+            if domain.is_dir() and not domain.is_symlink():
+                yield from (home for home in domain.iterdir() if home.is_dir() and not home.is_symlink())
+
+
+LiveHomes = Callable[[], Awaitable[tuple[set[str], set[Path]]]]
+"""every address the database knows (accounts and tombstones), and the homes in use (one scan)"""
+
+
+@dataclass
+class OrphanHomeSweeper:
+    """Removes homes that belong to no account once untouched for `grace_s`: mail a session still
+    open wrote after its account was deleted, a home whose removal failed, the home of an earlier
+    account at the same address. The grace covers a home Dovecot creates for an account made after
+    the scan of the database. Homes of addresses the database has never known are left alone, as
+    their passwd lines are (another deployment on a shared Dovecot, a restore older than the files)."""
+
+    homes: MailHomes
+    live: LiveHomes
+    interval_s: float
+    grace_s: float
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.sweep(now=time.time())
+            except Exception:
+                log.exception("orphan home sweep failed; the next round tries again")
+            await asyncio.sleep(self.interval_s)
+
+    async def sweep(self, *, now: float) -> list[Path]:
+        known, live = await self.live()  # before listing: a home made after the scan is young, kept by the grace
+        orphans = await asyncio.to_thread(self._orphans, known, live, now)
+        for home in orphans:
+            await asyncio.to_thread(_remove_tree, home)
+            log.info("removed orphan mail home %s", home)
+        return orphans
+
+    def _orphans(self, known: set[str], live: set[Path], now: float) -> list[Path]:
+        return [home for home in self.homes.homes()
+                if home not in live and self.homes.address_of(home) in known and now - _last_change(home) > self.grace_s]
+
+
+def _last_change(home: Path) -> float:
+    try:
+        return home.stat().st_mtime
+    except FileNotFoundError:
+        return float("inf")
+
+
+def _remove_tree(path: Path) -> None:
+    def gone_already(function: object, name: str, error: tuple[type[BaseException], BaseException, object]) -> None:
+        if not isinstance(error[1], FileNotFoundError):
+            raise error[1]
+
+    if path.exists():
+        shutil.rmtree(path, onerror=gone_already)
