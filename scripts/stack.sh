@@ -18,6 +18,9 @@ DOVECOT_DIR=$RUN/dovecot
 DOVECOT_CONF=$DOVECOT_DIR/dovecot.conf
 MASTER_PASSWORD_FILE=$SECRETS/dovecot-master-password
 MASTER_USER=mailsvc
+POLICY_KEY_FILE=$SECRETS/mail-policy-api-key
+POLICY_NONCE_FILE=$SECRETS/mail-policy-hash-nonce
+POLICY_PORT=10180
 
 AMQP_URL=amqp://guest:guest@127.0.0.1:5672/
 FERRETDB_URL='mongodb://127.0.0.1:27017/?retryWrites=false'
@@ -313,6 +316,22 @@ ensure_master_user() {
   mv -f "$users.tmp" "$users"
 }
 
+random_secret() { head -c 48 /dev/urandom | base64 | tr -d '+/=\n' | cut -c 1-32; }
+
+# Dovecot asks the account service before each mail login (the guessing limit): the API key
+# both share and the nonce of Dovecot's password fingerprints, generated once.
+write_policy_conf() {
+  local file
+  for file in "$POLICY_KEY_FILE" "$POLICY_NONCE_FILE"; do
+    [[ -s $file ]] || (umask 077 && random_secret >"$file")
+  done
+  (umask 077 && printf '%s\n' \
+    "auth_policy_server_url = http://127.0.0.1:$POLICY_PORT/" \
+    "auth_policy_server_api_header = X-API-Key:$(<"$POLICY_KEY_FILE")" \
+    "auth_policy_hash_nonce = $(<"$POLICY_NONCE_FILE")" >"$DOVECOT_DIR/policy.conf.tmp")
+  mv -f "$DOVECOT_DIR/policy.conf.tmp" "$DOVECOT_DIR/policy.conf"
+}
+
 # Ownership is what lets Dovecot's processes in: auth runs as `dovecot` and reads
 # passwd.d through the group, mail is delivered and read as vmail.
 prepare_dovecot_instance() {
@@ -324,6 +343,7 @@ prepare_dovecot_instance() {
   chown vmail:vmail "$DOVECOT_DIR/mail"
   chmod 700 "$DOVECOT_DIR/mail"
   ensure_master_user
+  write_policy_conf
   local rendered
   rendered=$(mktemp)
   sed "s|@RUN@|$DOVECOT_DIR|g" "$REPO/deploy/dovecot/dovecot.conf.in" >"$rendered"
@@ -392,6 +412,8 @@ print_env() {
   export_line DOVECOT_SIEVE_PORT 14190
   export_line DOVECOT_MASTER_USER "$MASTER_USER"
   export_line DOVECOT_MASTER_PASSWORD_FILE "$MASTER_PASSWORD_FILE"
+  export_line MAIL_POLICY_API_KEY_FILE "$POLICY_KEY_FILE"
+  export_line MAIL_POLICY_PORT "$POLICY_PORT"
   export_line DOVECOT_CONF "$DOVECOT_CONF"
 }
 

@@ -9,6 +9,7 @@ mapfile -t SERVICES < <(.venv/bin/python -m shared.registry)  # "<name> <module>
 scripts/secrets.sh
 eval "$(scripts/stack.sh env)"
 set -a; . .run/secrets/services.env; set +a
+MAIL_POLICY_API_KEY=$(<"$MAIL_POLICY_API_KEY_FILE"); export MAIL_POLICY_API_KEY
 mkdir -p .run/pids .run/logs
 
 running() { [ -f ".run/pids/svc-$1.pid" ] && kill -0 "$(cat ".run/pids/svc-$1.pid")" 2>/dev/null; }

@@ -5,6 +5,7 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
+from pathlib import Path
 from urllib.parse import quote
 
 import pymongo
@@ -60,12 +61,14 @@ def service_env(amqp_url: str, keys: tuple[str, str]) -> dict[str, str]:
         "SESSION_PRIVATE_KEY": keys[0], "SESSION_PUBLIC_KEY": keys[1],
         "DOVECOT_PASSWD_DIR": stack_env("DOVECOT_PASSWD_DIR"),
         "DOVECOT_MAIL_DIR": stack_env("DOVECOT_MAIL_DIR"),
+        "MAIL_POLICY_API_KEY": Path(stack_env("MAIL_POLICY_API_KEY_FILE")).read_text().strip(),
         "BOOTSTRAP_ADMIN_LOGIN": ADMIN_LOGIN, "BOOTSTRAP_ADMIN_PASSWORD": ADMIN_PASSWORD,
         "BOOTSTRAP_ADMIN_DOMAINS": f'["{ADMIN_DOMAIN}"]', "OTEL_EXPORTER": "console",
         "OUTBOX_SWEEP_INTERVAL_S": "1", "OUTBOX_STALE_AFTER_S": "5",
         "HEALTH_DIR": str(LOGS.parent / "health"), "PASSWD_RECONCILE_INTERVAL_S": "3",
         "TOMBSTONE_SWEEP_INTERVAL_S": "2", "TOMBSTONE_RETENTION_DAYS": "0.0001",  # 8.6 s
         "DELETION_SWEEP_INTERVAL_S": "2", "HOME_SWEEP_INTERVAL_S": "2", "ORPHAN_HOME_GRACE_S": "60",
+        "MAIL_SOURCE_MAX_FAILURES": "20",
     }
 
 

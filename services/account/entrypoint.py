@@ -11,6 +11,7 @@ from services.account.adapters.argon2_hasher import Argon2Hasher
 from services.account.adapters.dovecot_passwd import DovecotPasswdFiles
 from services.account.adapters.mail_homes import MailHomes, OrphanHomeSweeper, new_home_id
 from services.account.adapters.passwd_reconciler import MailLoginReconciler
+from services.account.adapters.policy_server import PolicyServer
 from services.account.adapters.stored_accounts import (
     AccountsInUnit,
     StoredAdmins,
@@ -20,7 +21,9 @@ from services.account.adapters.stored_accounts import (
 )
 from services.account.application.first_admin import set_first_admin
 from services.account.application.handlers import Deps, complete_deletion, follow_mail_login, handle
+from services.account.application.mail_guessing import MailGuessingLimit
 from services.account.application.tombstones import forget_deleted_account, tombstones_due
+from services.account.domain.guessing import FailureCounters, KnownGood
 from services.account.settings import AccountSettings
 from shared.auth import TokenIssuer, TokenVerifier, load_private_key, load_public_key
 from shared.contracts.account import (
@@ -91,7 +94,7 @@ def compose(settings: AccountSettings, kit: Resources) -> Wiring:
     due = partial(tombstones_due, stored.deleted_before, retention=settings.tombstone_retention)
     return Wiring(
         handlers=handlers, aggregates=AGGREGATES, follow=follow, work={RemoveHome: remove_home},
-        background=(reconciler.run, orphans.run),
+        background=(reconciler.run, orphans.run, *((policy.run,) if (policy := _policy_server(settings)) else ())),
         startup=(SetFirstAdmin(login=first_admin.login),) if first_admin else (),
         sweeps=(Sweep(settings.tombstone_sweep_interval_s, lambda: due(now=datetime.now(UTC))),
                 Sweep(settings.deletion_sweep_interval_s, deletions_due)),
@@ -108,7 +111,24 @@ def _deps(settings: AccountSettings, kit: Resources, admins: StoredAdmins, passw
         verifier=TokenVerifier(load_public_key(settings.session_public_key)),
         clock=partial(datetime.now, UTC), lockout=settings.lockout,
         dummy_hash=hasher.hash_now("dummy password never used"), new_home_id=new_home_id,
+        unknown_logins=FailureCounters(settings.lockout, max_keys=settings.unknown_login_memory),
     )
+
+
+def _policy_server(settings: AccountSettings) -> PolicyServer | None:
+    if settings.mail_policy_api_key is None:
+        log.warning("MAIL_POLICY_API_KEY is not set: mail logins have no guessing limit")
+        return None
+    limit = MailGuessingLimit(
+        per_address=FailureCounters(settings.mail_lockout(settings.mail_lockout_max_failures),
+                                    max_keys=settings.mail_guessing_memory),
+        per_source=FailureCounters(settings.mail_lockout(settings.mail_source_max_failures),
+                                   max_keys=settings.mail_guessing_memory),
+        known_good=KnownGood(max_keys=settings.mail_guessing_memory),
+        unlimited_sources=settings.mail_unlimited_sources,
+    )
+    return PolicyServer(limit, host=settings.mail_policy_host, port=settings.mail_policy_port,
+                        api_key=settings.mail_policy_api_key.get_secret_value(), clock=partial(datetime.now, UTC))
 
 
 SPEC = ServiceSpec(

@@ -1,6 +1,7 @@
 """Account service settings (environment variables, case-insensitive)."""
 
 from datetime import timedelta
+from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 
 from argon2 import PasswordHasher
@@ -33,6 +34,22 @@ class AccountSettings(ServiceSettings):
     lockout_max_failures: int = Field(default=5, ge=1)
     lockout_window_minutes: int = Field(default=15, ge=1)
     lockout_minutes: int = Field(default=15, ge=1)
+    unknown_login_memory: int = Field(default=10_000, ge=100)
+    """how many logins that do not exist keep a lockout state (in memory, the oldest forgotten first)"""
+    mail_policy_api_key: SecretStr | None = None
+    """the key Dovecot's auth policy requests carry; without it mail logins have no guessing limit"""
+    mail_policy_host: str = "127.0.0.1"
+    mail_policy_port: int = Field(default=10180, ge=1, le=65535)
+    mail_lockout_max_failures: int = Field(default=10, ge=1)
+    """failed mail logins of one address within the window that lock it"""
+    mail_source_max_failures: int = Field(default=50, ge=1)
+    """failed mail logins from one source within the window that lock it"""
+    mail_lockout_window_minutes: int = Field(default=15, ge=1)
+    mail_lockout_minutes: int = Field(default=15, ge=1)
+    mail_unlimited_sources: tuple[IPv4Network | IPv6Network, ...] = (IPv4Network("127.0.0.0/8"), IPv6Network("::1/128"))
+    """sources never locked as a whole (each address still is): our own webmail and services"""
+    mail_guessing_memory: int = Field(default=100_000, ge=100)
+    """addresses and sources whose mail-login failures are kept (in memory, the oldest forgotten first)"""
     argon2_time_cost: int = Field(default=2, ge=1)
     argon2_memory_kib: int = Field(default=19_456, ge=8_192)
     argon2_parallelism: int = Field(default=1, ge=1)
@@ -47,7 +64,7 @@ class AccountSettings(ServiceSettings):
             raise ValueError("DOVECOT_MAIL_DIR must be an absolute path without ':' or '..' (it goes into passwd lines)")
         return value
 
-    @field_validator("session_private_key", "bootstrap_admin_password")
+    @field_validator("session_private_key", "bootstrap_admin_password", "mail_policy_api_key")
     @classmethod
     def _real_secret(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None:
@@ -82,6 +99,10 @@ class AccountSettings(ServiceSettings):
         """[choice] OWASP's argon2id baseline (19 MiB, 2 passes, 1 lane): Dovecot verifies every IMAP login too."""
         return PasswordHasher(time_cost=self.argon2_time_cost, memory_cost=self.argon2_memory_kib,
                               parallelism=self.argon2_parallelism)
+
+    def mail_lockout(self, max_failures: int) -> LockoutPolicy:
+        return LockoutPolicy(max_failures=max_failures, window=timedelta(minutes=self.mail_lockout_window_minutes),
+                             lock_for=timedelta(minutes=self.mail_lockout_minutes))
 
     @property
     def lockout(self) -> LockoutPolicy:

@@ -28,7 +28,7 @@ COMPOSE = yaml.safe_load(COMPOSE_TEXT)
 SERVICES = COMPOSE["services"]
 ACCOUNT_ENV = SERVICES["account"]["environment"]
 
-SECRET_NAME = re.compile(r"PASSWORD|_PASS$|SECRET|PRIVATE_KEY|TOKEN", re.IGNORECASE)
+SECRET_NAME = re.compile(r"PASSWORD|_PASS$|SECRET|PRIVATE_KEY|TOKEN|API_KEY|NONCE", re.IGNORECASE)
 # ${NAME}, ${NAME:-default}, ${NAME-default}, ${NAME:?message}, ${NAME?message}
 REFERENCE = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\}")
 
@@ -44,6 +44,8 @@ DEPLOYER_ENV = {
     "BOOTSTRAP_ADMIN_DOMAINS": '["example.jp", "example.com"]',
     "DOVECOT_MASTER_PASSWORD": "3c2b1a0f9e8d7c6b5a4f3e2d",
     "DOVECOT_SUBMISSION_HOST": "smtp.example.jp:25",
+    "MAIL_POLICY_API_KEY": "9d8c7b6a5f4e3d2c1b0a9f8e",
+    "MAIL_POLICY_HASH_NONCE": "1a2b3c4d5e6f7a8b9c0d1e2f",
 }
 
 
@@ -117,7 +119,7 @@ def test_secrets_are_required_with_a_message():
     secrets = {m["name"] for m in REFERENCE.finditer(COMPOSE_TEXT) if SECRET_NAME.search(m["name"])}
     assert secrets >= {
         "RABBITMQ_PASSWORD", "MONGO_ROOT_PASSWORD", "MONGO_ACCOUNT_PASSWORD", "SESSION_PRIVATE_KEY",
-        "BOOTSTRAP_ADMIN_PASSWORD", "DOVECOT_MASTER_PASSWORD",
+        "BOOTSTRAP_ADMIN_PASSWORD", "DOVECOT_MASTER_PASSWORD", "MAIL_POLICY_API_KEY", "MAIL_POLICY_HASH_NONCE",
     }
 
 
@@ -177,6 +179,14 @@ def test_passwd_files_land_where_dovecot_reads_them():
     assert passwd_dir == f"{instance}/passwd.d"
     entrypoint = (DEPLOY / "dovecot" / "compose" / "entrypoint.sh").read_text()
     assert f"RUN={instance}\n" in entrypoint
+
+
+def test_the_account_service_reaches_the_homes_dovecot_uses():
+    """Ensure the account service sees the mail volume at the path Dovecot does (the passwd lines name
+    homes by that path, and the service removes a deleted account's home there)."""
+    mail_dir = ACCOUNT_ENV["DOVECOT_MAIL_DIR"]
+    assert f"dovecot-mail:{mail_dir}" in SERVICES["account"]["volumes"]
+    assert f"dovecot-mail:{mail_dir}" in SERVICES["dovecot"]["volumes"]
 
 
 def test_dovecot_healthcheck_probes_the_configured_ports():

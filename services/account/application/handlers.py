@@ -29,6 +29,7 @@ from services.account.domain.account import (
     with_quota,
 )
 from services.account.domain.addresses import InvalidAddress, parse_address
+from services.account.domain.guessing import FailureCounters
 from services.account.domain.password_policy import check_password
 from shared.auth import Actor, InvalidToken
 from shared.contracts.account import (
@@ -67,6 +68,8 @@ class Deps:
     dummy_hash: str
     """verified against when the login is unknown, so timing does not reveal which logins exist"""
     new_home_id: Callable[[], str]
+    unknown_logins: FailureCounters
+    """lockout state of logins that do not exist, so that a lock does not tell which ones do"""
 
 
 UNKNOWN_LOGIN = "[unknown login]"
@@ -317,9 +320,19 @@ async def login(command: Login, deps: Deps) -> Reply:
 
 
 async def _unknown_login(command: Login, key: str, password: str, deps: Deps) -> Rejected:
+    """Answered as a known login would be, with the same hash work: one verification, none while
+    locked, and locked after as many failures. Audited as UNKNOWN_LOGIN: what was typed may be a
+    password (Sato-2024abc is a valid login name too)."""
+    now = deps.clock()
+    state = deps.unknown_logins.state(key, now)
+    if state.is_locked(now):
+        await deps.audit.publish(_login_failed(command, UNKNOWN_LOGIN, "locked", state.failures))
+        return _locked(command, state.locked_until)
     await deps.hasher.verify(deps.dummy_hash, password)
-    shown = UNKNOWN_LOGIN  # what was typed may be a password (Sato-2024abc is a valid login name too)
-    await deps.audit.publish(_login_failed(command, shown, "invalid_credentials", 0))
+    state = deps.unknown_logins.failed(key, now)
+    await deps.audit.publish(_login_failed(command, UNKNOWN_LOGIN, "invalid_credentials", state.failures))
+    if state.is_locked(now):
+        return _locked(command, state.locked_until)
     return rejected(command, "invalid_credentials", "wrong login or password")
 
 

@@ -10,6 +10,7 @@ import pytest
 from services.account.application.handlers import Deps
 from services.account.application.ports import PendingDeletion
 from services.account.domain.account import Account, Admin, LockoutPolicy
+from services.account.domain.guessing import FailureCounters
 from shared.auth import TokenIssuer, TokenVerifier, generate_keypair, load_private_key, load_public_key
 from shared.contracts.base import Event, WorkItem
 
@@ -218,6 +219,7 @@ def deps(
         accounts=accounts, admins=admins, hasher=hasher, mail_logins=mail_logins, audit=audit,
         issuer=token_issuer, verifier=token_verifier, clock=clock, lockout=lockout,
         dummy_hash=FakeHasher.PREFIX + "dummy password never used", new_home_id=HomeIds(),
+        unknown_logins=FailureCounters(lockout, max_keys=100),
     )
 
 

@@ -535,6 +535,37 @@ async def test_five_failures_lock_sign_in_until_lock_expires(deps, tokens, accou
     assert accounts.principal(ADDRESS).sign_in.failures == 1
 
 
+async def test_an_unknown_login_locks_like_a_known_one_with_the_same_hash_work(deps, tokens, hasher, clock, lockout):
+    """Ensure replies and hash verifications do not tell whether a login exists: an unknown login
+    answers invalid_credentials, then locked, after as many failures as a known one, costs one
+    verification per attempt until locked and none while locked, and its lock expires too."""
+    await create(deps, tokens)
+
+    async def attempts(login: str) -> tuple[list[str], list[int]]:
+        codes, verifications = [], []
+        for _ in range(lockout.max_failures + 2):
+            before = len(hasher.verified)
+            codes.append((await log_in(deps, login, WRONG)).code)
+            verifications.append(len(hasher.verified) - before)
+        return codes, verifications
+
+    known, unknown = await attempts(ADDRESS), await attempts(UNKNOWN_ADDRESS)
+
+    assert known == unknown
+    assert known[0] == ["invalid_credentials"] * (lockout.max_failures - 1) + ["locked"] * 3
+    assert known[1] == [1] * lockout.max_failures + [0, 0]
+    clock.advance(lockout.lock_for + timedelta(seconds=1))
+    expect_rejected(await log_in(deps, UNKNOWN_ADDRESS, WRONG), "invalid_credentials")
+
+
+async def test_lock_state_of_unknown_logins_is_bounded(deps, lockout):
+    """Ensure a spray of unknown logins keeps at most the configured number of lock states."""
+    for n in range(250):
+        await log_in(deps, f"spray{n}@example.jp", WRONG)
+
+    assert len(deps.unknown_logins) == deps.unknown_logins.max_keys == 100
+
+
 async def test_failures_outside_the_window_do_not_lock(deps, tokens, accounts, clock, lockout):
     """Ensure failures spread beyond the window start a new count instead of locking."""
     await create(deps, tokens)
@@ -578,7 +609,7 @@ async def test_unknown_login_is_audited_and_costs_a_hash_check(deps, accounts, h
 
     [event] = audit.events
     assert isinstance(event, LoginFailed)
-    assert (event.login, event.reason, event.failures) == ("[unknown login]", "invalid_credentials", 0)
+    assert (event.login, event.reason, event.failures) == ("[unknown login]", "invalid_credentials", 1)
     assert WRONG not in event.model_dump_json()
     assert hasher.verified == [(deps.dummy_hash, WRONG)]
     assert accounts.records == {} and accounts.saved_events == []
