@@ -3,6 +3,7 @@
 import asyncio
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -10,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from shared.broker_access import Broker
 from shared.client import CommandClient
 from shared.contracts.account import (
     SERVICE,
@@ -34,7 +36,8 @@ SESSION_FILE = Path(os.environ.get("MAILCTL_SESSION", Path.home() / ".config" / 
 
 
 def amqp_url() -> str:
-    return os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+    """AMQP_URL, or mailctl's own broker user on the local stack (it may only send commands)."""
+    return os.environ.get("AMQP_URL") or Broker.from_env().url("mailctl")
 
 
 async def _request(service: str, command: Command | AnonymousCommand) -> Accepted | Rejected:
@@ -88,8 +91,12 @@ def ask_password(prompt: str) -> str:
 
 
 @app.command()
-def login(login: str, password: Annotated[str, typer.Option(prompt=True, hide_input=True)]) -> None:
-    """Sign in with a mail address (user) or an admin login; keeps the session token."""
+def login(login: str, password_stdin: Annotated[bool, typer.Option(
+        "--password-stdin", help="read the password from the first line of stdin (scripts), not a prompt")] = False,
+          ) -> None:
+    """Sign in with a mail address (user) or an admin login; keeps the session token. The password is
+    asked for (or read from stdin), never taken from the command line, where `ps` would show it."""
+    password = sys.stdin.readline().rstrip("\n") if password_stdin else str(typer.prompt("Password", hide_input=True))
     result = send(Login(login=login, password=password)).result
     save_session(result)
     console.print(f"[green]signed in[/] as [bold]{result['subject']}[/] ({result['role']}), until {result['expires_at']}")

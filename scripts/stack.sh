@@ -22,13 +22,14 @@ POLICY_KEY_FILE=$SECRETS/mail-policy-api-key
 POLICY_NONCE_FILE=$SECRETS/mail-policy-hash-nonce
 POLICY_PORT=10180
 
-AMQP_URL=amqp://guest:guest@127.0.0.1:5672/
+BROKER_SECRETS=$SECRETS/broker
+BROKER_ADMIN=mailss-admin
 FERRETDB_URL='mongodb://127.0.0.1:27017/?retryWrites=false'
 FERRETDB_VERSION=v1.24.2
 FERRETDB_MODULE=github.com/FerretDB/FerretDB
 # Used only when the machine's Go cannot build FerretDB (its go.mod asks for 1.24).
 FALLBACK_GOTOOLCHAIN=go1.24.3
-APT_PACKAGES=(rabbitmq-server dovecot-imapd dovecot-lmtpd dovecot-sieve dovecot-managesieved)
+APT_PACKAGES=(procps rabbitmq-server dovecot-imapd dovecot-lmtpd dovecot-sieve dovecot-managesieved)
 START_TIMEOUT=${STACK_START_TIMEOUT:-90}
 
 # Go from go.dev's tarball is not on PATH in non-login shells.
@@ -187,14 +188,14 @@ RABBITMQ_ETC=/etc/rabbitmq
 
 # Debian's rabbitmq-server wrapper re-runs the server as the rabbitmq user via
 # su, so our environment does not reach it: the config goes to /etc/rabbitmq.
+# Returns 0 when a file changed.
 install_rabbitmq_config() {
-  local f changed=0
-  for f in rabbitmq.conf enabled_plugins; do
+  local f changed=1
+  for f in rabbitmq.conf rabbitmq-env.conf enabled_plugins; do
     install_if_changed "$REPO/deploy/rabbitmq/$f" "$RABBITMQ_ETC/$f" \
-      -o rabbitmq -g rabbitmq -m 644 && changed=1
+      -o rabbitmq -g rabbitmq -m 644 && changed=0
   done
-  ((changed)) && running rabbitmq && say "RabbitMQ config changed: run 'stack.sh restart rabbitmq'"
-  return 0
+  return $changed
 }
 
 # await_startup fails at once while the node is not registered yet, so it is polled.
@@ -204,7 +205,10 @@ rabbitmq_started() {
 }
 
 start_rabbitmq() {
-  install_rabbitmq_config
+  if install_rabbitmq_config && running rabbitmq; then
+    say "RabbitMQ config changed: restarting it"
+    stop_rabbitmq
+  fi
   running rabbitmq && return
   port_open 127.0.0.1 5672 && { say "something else serves 127.0.0.1:5672; leaving it alone"; return; }
   say "starting RabbitMQ"
@@ -221,6 +225,27 @@ start_rabbitmq() {
   rabbitmqctl -q eval 'os:getpid().' | tr -d '"' >"$PIDS/rabbitmq.pid"
 }
 
+# The operator's broker user (administrator), whose password is only in its secret file; `guest`
+# goes. Each process gets its own user (shared/broker_access.py, with this one). Passwords reach
+# rabbitmqctl on stdin, never on a command line.
+ensure_broker_admin() {
+  local file=$BROKER_SECRETS/$BROKER_ADMIN
+  mkdir -p "$BROKER_SECRETS"
+  chmod 700 "$SECRETS" "$BROKER_SECRETS"
+  [[ -s $file ]] || (umask 077 && random_secret >"$file")
+  if ! rabbitmqctl -q authenticate_user "$BROKER_ADMIN" <"$file" >/dev/null 2>&1; then
+    say "setting up the broker's admin user"
+    rabbitmqctl -q add_user "$BROKER_ADMIN" <"$file" >/dev/null 2>&1 ||
+      rabbitmqctl -q change_password "$BROKER_ADMIN" <"$file" >/dev/null
+    rabbitmqctl -q set_user_tags "$BROKER_ADMIN" administrator
+    rabbitmqctl -q set_permissions -p / "$BROKER_ADMIN" '.*' '.*' '.*'
+  fi
+  if rabbitmqctl -q list_users | grep -q '^guest[[:space:]]'; then
+    say "deleting the broker's guest user"
+    rabbitmqctl -q delete_user guest
+  fi
+}
+
 stop_rabbitmq() {
   if running rabbitmq; then
     say "stopping RabbitMQ"
@@ -230,6 +255,27 @@ stop_rabbitmq() {
     wait_gone 60 "$pid" || die "RabbitMQ (pid $pid) did not stop"
   fi
   rm -f "$PIDS/rabbitmq.pid" "$PIDS/rabbitmq-launcher.pid"
+  stop_epmd
+}
+
+# A folder only its owner enters, with every file in it private too (also ones from before).
+private_dir() {
+  mkdir -p "$1"
+  chmod 700 "$1"
+  find "$1" -type d -exec chmod 700 {} + -o -type f -exec chmod 600 {} +
+}
+
+# epmd outlives the node, and any rabbitmqctl starts one when none runs. Once our node is gone,
+# an epmd with no node registered serves nobody: end it (one that still has nodes is left alone).
+stop_epmd() {
+  pgrep -x epmd >/dev/null || return 0
+  if epmd -names 2>/dev/null | grep -q '^name '; then
+    say "epmd still has Erlang nodes registered; leaving it"
+    return 0
+  fi
+  epmd -kill >/dev/null 2>&1 || true
+  local deadline=$((SECONDS + 10))
+  while pgrep -x epmd >/dev/null && ((SECONDS < deadline)); do sleep 0.2; done
 }
 
 # ---------------------------------------------------------------- FerretDB
@@ -252,6 +298,7 @@ EOF
 
 start_ferretdb() {
   external_mongodb && { say "MONGODB_URL is set: using it, not starting FerretDB"; return; }
+  private_dir "$RUN/ferretdb"
   running ferretdb && return
   port_open 127.0.0.1 27017 && { say "something else serves 127.0.0.1:27017; leaving it alone"; return; }
   ensure_ferretdb_binary
@@ -264,11 +311,16 @@ start_ferretdb() {
   # synchronous(NORMAL) in WAL mode: a commit survives a crash of any process, and like
   # MongoDB's default write concern (acknowledged before its 100 ms journal flush) it may
   # lose the last moments on power loss; FULL would fsync every write (about +0.5 ms each).
+  # umask 077: the SQLite files hold the argon2 hashes; no other local user reads them.
+  local umask_before
+  umask_before=$(umask)
+  umask 077
   setsid "$(ferretdb_bin)" --handler=sqlite --sqlite-url="file:$RUN/ferretdb/?_pragma=synchronous(NORMAL)" \
     --state-dir="$RUN/ferretdb/state" --listen-addr=127.0.0.1:27017 \
     --debug-addr=- --telemetry=disable \
     </dev/null >>"$LOGS/ferretdb.log" 2>&1 9>&- &
   echo $! >"$PIDS/ferretdb.pid"
+  umask "$umask_before"
   wait_for "$START_TIMEOUT" FerretDB "$LOGS/ferretdb.log" "$from" ferretdb_started
 }
 
@@ -402,7 +454,7 @@ stop_dovecot() {
 print_env() {
   local mongodb_url=$FERRETDB_URL
   external_mongodb && mongodb_url=$MONGODB_URL
-  export_line AMQP_URL "$AMQP_URL"
+  export_line BROKER_SECRETS_DIR "$BROKER_SECRETS"
   export_line MONGODB_URL "$mongodb_url"
   export_line DOVECOT_PASSWD_DIR "$DOVECOT_DIR/passwd.d"
   export_line DOVECOT_MAIL_DIR "$DOVECOT_DIR/mail"
@@ -472,6 +524,7 @@ main() {
       ensure_apt_packages
       ensure_vmail_user
       start_rabbitmq
+      ensure_broker_admin
       start_ferretdb
       start_dovecot
       print_status

@@ -8,8 +8,9 @@ scripts/python.sh
 mapfile -t SERVICES < <(.venv/bin/python -m shared.registry)  # "<name> <module>" per service (shared/registry.py)
 scripts/secrets.sh
 eval "$(scripts/stack.sh env)"
-set -a; . .run/secrets/services.env; set +a
-MAIL_POLICY_API_KEY=$(<"$MAIL_POLICY_API_KEY_FILE"); export MAIL_POLICY_API_KEY
+# A broker user per service, client and the health check, least privilege (shared/broker_access.py).
+.venv/bin/python -m shared.broker_access provision
+HEALTH_AMQP_URL=$(.venv/bin/python -m shared.broker_access url health)
 mkdir -p .run/pids .run/logs
 
 running() { [ -f ".run/pids/svc-$1.pid" ] && kill -0 "$(cat ".run/pids/svc-$1.pid")" 2>/dev/null; }
@@ -17,7 +18,8 @@ running() { [ -f ".run/pids/svc-$1.pid" ] && kill -0 "$(cat ".run/pids/svc-$1.pi
 start_service() {
   local name=$1 module=$2
   if running "$name"; then echo "$name: already running (pid $(cat ".run/pids/svc-$name.pid"))"; return; fi
-  nohup .venv/bin/python -m "$module" >>".run/logs/$name.log" 2>&1 &
+  # shared.launch gives the service only the secrets the registry lists for it, then becomes it.
+  nohup .venv/bin/python -m shared.launch "$name" >>".run/logs/$name.log" 2>&1 &
   echo $! >".run/pids/svc-$name.pid"
   echo "$name: started (pid $!)"
 }
@@ -25,7 +27,7 @@ start_service() {
 # A service is ready when its own health check passes (consumers, broker, database).
 wait_ready() {
   local name=$1 deadline=$((SECONDS + 60))
-  until .venv/bin/python -m shared.health "$name" >/dev/null 2>&1; do
+  until AMQP_URL=$HEALTH_AMQP_URL .venv/bin/python -m shared.health "$name" >/dev/null 2>&1; do
     if ! running "$name" || [ $SECONDS -ge $deadline ]; then
       echo "$name did not become ready; last log lines:" >&2; tail -n 30 ".run/logs/$name.log" >&2; exit 1
     fi
@@ -39,7 +41,7 @@ cat <<MSG
 
 Mail Self-Service is running.
   services logs : .run/logs/<service>.log     stack logs: .run/logs/
-  admin login   : $BOOTSTRAP_ADMIN_LOGIN  (password: grep BOOTSTRAP_ADMIN_PASSWORD .run/secrets/services.env)
+  admin login   : $(sed -n 's/^BOOTSTRAP_ADMIN_LOGIN=//p' .run/secrets/services.env)  (password: grep BOOTSTRAP_ADMIN_PASSWORD .run/secrets/services.env)
   mailctl       : .venv/bin/mailctl --help
   IMAP          : 127.0.0.1:$DOVECOT_IMAP_PORT
   stop          : scripts/stop.sh

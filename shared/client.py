@@ -12,9 +12,8 @@ from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobus
 from pydantic import TypeAdapter
 
 from shared.contracts.base import Accepted, AnonymousCommand, Command, Rejected, Reply
-from shared.topology import ACCOUNT_KEY_HEADER, COMMANDS
+from shared.topology import ACCOUNT_KEY_HEADER, COMMANDS, DIRECT_REPLY_TO
 
-DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
 _replies: TypeAdapter[Accepted | Rejected] = TypeAdapter(Reply)
 
 
@@ -54,12 +53,13 @@ class CommandClient:
         if future and not future.done():
             future.set_result(_replies.validate_json(message.body))
 
-    async def request(self, service: str, command: Command | AnonymousCommand, *, timeout: float = 30.0) -> Accepted | Rejected:
+    async def request(self, service: str, command: Command | AnonymousCommand, *, timeout: float = 30.0,
+                      body: bytes | None = None) -> Accepted | Rejected:
         correlation_id = str(command.message_id)
         future: asyncio.Future[Accepted | Rejected] = asyncio.get_running_loop().create_future()
         self._waiting[correlation_id] = future
         try:
-            await self.send(service, command, reply_to=DIRECT_REPLY_TO)
+            await self.send(service, command, reply_to=DIRECT_REPLY_TO, body=body)
             return await asyncio.wait_for(future, timeout)
         finally:
             self._waiting.pop(correlation_id, None)

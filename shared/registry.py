@@ -19,7 +19,8 @@ class ServiceEntry:
     settings: str
     """`module:Class` of its settings, so tools can check an environment against it"""
     secrets: tuple[str, ...]
-    """environment variables holding secrets this process (and no other) needs"""
+    """environment variables holding secrets this process (and no other) gets (shared/launch.py);
+    AMQP_URL is always its own broker user's (shared/broker_access.py)"""
     commands_to: tuple[str, ...] = ()
     """services whose commands it sends as a client (broker permission on `commands`)"""
     reacts_to: tuple[str, ...] = ()
@@ -34,7 +35,7 @@ class ServiceEntry:
 SERVICES: Mapping[str, ServiceEntry] = MappingProxyType({
     "account": ServiceEntry(
         name="account", module="services.account", settings="services.account.settings:AccountSettings",
-        secrets=("AMQP_URL", "MONGODB_URL", "SESSION_PRIVATE_KEY", "BOOTSTRAP_ADMIN_PASSWORD"),
+        secrets=("AMQP_URL", "MONGODB_URL", "SESSION_PRIVATE_KEY", "BOOTSTRAP_ADMIN_PASSWORD", "MAIL_POLICY_API_KEY"),
     ),
 })
 

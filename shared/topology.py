@@ -1,18 +1,23 @@
 """Exchanges and queues, declared once from one table per service.
 
+Declared by the operator (shared/broker_access.py, with the broker's admin user), because no
+service may read from `commands` or declare what others use:
 commands (direct) --<service>--> <service>.commands (consistent hash on header x-account)
+events (topic) --#--> events.audit
+Declared by each service itself (its broker user configures only `<service>.*`):
 <service>.internal (direct) --<service>--> <service>.commands       (internal commands: events, sweeper, start-up)
     <service>.commands --> <service>.commands.<n>  quorum, single active consumer: one account is
         handled by one consumer at a time, in order, while different accounts spread over shards.
 <service>.internal --work.<name>--> <service>.work.<name>   quorum, competing consumers
 events (topic) --<keys the service reacts to>--> <service>.events   quorum, competing consumers
 `events.audit` keeps every event for operators.
-Every consumed queue dead-letters to `dlx` under its own name into `<queue>.dlq`. There are no TTL
+Every consumed queue dead-letters to its service's `<service>.dlx` under its own name into
+`<queue>.dlq` (one exchange per service: reading another's dead letters needs no binding). There are no TTL
 retry queues: a message parked there would let the account's later commands overtake it, so
 transient failures are retried in place (shared/messaging), holding the shard in order.
 """
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,14 +26,14 @@ from aio_pika.abc import AbstractChannel, ExchangeType
 
 COMMANDS = "commands"
 EVENTS = "events"
-DLX = "dlx"
 ACCOUNT_KEY_HEADER = "x-account"
 AUDIT_QUEUE = "events.audit"
+DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
+"""the only place replies go: a reply_to naming any other queue is not honoured"""
 AUDIT_MAX_LENGTH = 1_000_000
-EXCHANGES: Mapping[str, ExchangeType] = {
+SHARED_EXCHANGES: Mapping[str, ExchangeType] = {
     COMMANDS: ExchangeType.DIRECT,
     EVENTS: ExchangeType.TOPIC,
-    DLX: ExchangeType.DIRECT,
 }
 
 
@@ -44,6 +49,19 @@ def dead_letter_queue(queue: str) -> str:
     return f"{queue}.dlq"
 
 
+def dead_letter_exchange(service: str) -> str:
+    return f"{service}.dlx"
+
+
+def shard_exchange(service: str) -> str:
+    return f"{service}.commands"
+
+
+def service_of(queue: str) -> str:
+    """Every queue of a service is named `<service>.…`."""
+    return queue.partition(".")[0]
+
+
 @dataclass(frozen=True)
 class ServiceTopology:
     service: str
@@ -56,7 +74,7 @@ class ServiceTopology:
 
     @property
     def shard_exchange(self) -> str:
-        return f"{self.service}.commands"
+        return shard_exchange(self.service)
 
     @property
     def internal_exchange(self) -> str:
@@ -78,20 +96,33 @@ class ServiceTopology:
 
 
 def _quorum_args(*, queue: str, delivery_limit: int, single_active: bool) -> dict[str, Any]:
+    """Lengths are not here but in the operator's policies (broker_access.POLICIES): they can change
+    without redeclaring a queue."""
     return {
         "x-queue-type": "quorum",
         "x-delivery-limit": delivery_limit,
         "x-single-active-consumer": single_active,
-        "x-dead-letter-exchange": DLX,
+        "x-dead-letter-exchange": dead_letter_exchange(service_of(queue)),
         "x-dead-letter-routing-key": queue,
         "x-dead-letter-strategy": "at-least-once",
         "x-overflow": "reject-publish",
     }
 
 
-async def declare(channel: AbstractChannel, topology: ServiceTopology) -> None:
-    for name, kind in EXCHANGES.items():
+async def declare_shared(channel: AbstractChannel, services: Iterable[str]) -> None:
+    """The operator's part: the exchanges every service uses, the audit queue, and each service's
+    way in from `commands` (a binding from `commands` would let its maker read any service's commands)."""
+    for name, kind in SHARED_EXCHANGES.items():
         await channel.declare_exchange(name, kind, durable=True)
+    await _declare_audit_queue(channel)
+    for service in services:
+        exchange = await _declare_shard_exchange(channel, service)
+        await exchange.bind(COMMANDS, routing_key=service)
+
+
+async def declare(channel: AbstractChannel, topology: ServiceTopology) -> None:
+    """The service's own part (see declare_shared for the operator's)."""
+    await channel.declare_exchange(dead_letter_exchange(topology.service), ExchangeType.DIRECT, durable=True)
     await _declare_shards(channel, topology)
     internal = await channel.declare_exchange(topology.internal_exchange, ExchangeType.DIRECT, durable=True)
     for name in topology.work:
@@ -101,17 +132,17 @@ async def declare(channel: AbstractChannel, topology: ServiceTopology) -> None:
         queue = await _declare_consumed_queue(channel, topology.event_queue, topology, single_active=False)
         for key in topology.event_keys:
             await queue.bind(EVENTS, routing_key=key)
-    await _declare_audit_queue(channel)
+
+
+async def _declare_shard_exchange(channel: AbstractChannel, service: str) -> aio_pika.abc.AbstractExchange:
+    return await channel.declare_exchange(shard_exchange(service), "x-consistent-hash", durable=True,
+                                          arguments={"hash-header": ACCOUNT_KEY_HEADER})
 
 
 async def _declare_shards(channel: AbstractChannel, topology: ServiceTopology) -> None:
-    shard_exchange = await channel.declare_exchange(
-        topology.shard_exchange, "x-consistent-hash", durable=True,
-        arguments={"hash-header": ACCOUNT_KEY_HEADER},
-    )
+    shards = await _declare_shard_exchange(channel, topology.service)
     internal = await channel.declare_exchange(topology.internal_exchange, ExchangeType.DIRECT, durable=True)
-    await shard_exchange.bind(COMMANDS, routing_key=topology.service)
-    await shard_exchange.bind(internal, routing_key=topology.service)
+    await shards.bind(internal, routing_key=topology.service)
     for queue in topology.shard_queues():
         declared = await _declare_consumed_queue(channel, queue, topology, single_active=True)
         await declared.bind(topology.shard_exchange, routing_key="1")
@@ -131,6 +162,6 @@ async def _declare_consumed_queue(
     dlq = await channel.declare_queue(
         dead_letter_queue(queue), durable=True, arguments={"x-queue-type": "quorum"}
     )
-    await dlq.bind(DLX, routing_key=queue)
+    await dlq.bind(dead_letter_exchange(topology.service), routing_key=queue)
     args = _quorum_args(queue=queue, delivery_limit=topology.delivery_limit, single_active=single_active)
     return await channel.declare_queue(queue, durable=True, arguments=args)

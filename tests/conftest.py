@@ -6,15 +6,16 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from pathlib import Path
-from urllib.parse import quote
 
 import pymongo
 import pytest
 
 from shared.auth import TokenIssuer, generate_keypair, load_private_key
+from shared.broker_access import ADMIN, Broker
 from shared.client import CommandClient
 from shared.contracts.account import SERVICE, Login
 from shared.registry import SERVICES
+from tests.kit.service import KIT_SERVICE
 from tests.support import (
     ADMIN_DOMAIN,
     ADMIN_LOGIN,
@@ -22,24 +23,36 @@ from tests.support import (
     LOGS,
     EventTap,
     ServiceProcess,
-    rabbitmqctl,
     stack_env,
 )
 
 
 @pytest.fixture(scope="session")
-def vhost() -> Iterator[str]:
-    name = f"mailss-test-{uuid.uuid4().hex[:8]}"
-    rabbitmqctl("add_vhost", name)
-    rabbitmqctl("set_permissions", "-p", name, "guest", ".*", ".*", ".*")
-    yield name
-    rabbitmqctl("delete_vhost", name)
+def operator() -> Broker:
+    stack_env("BROKER_SECRETS_DIR")
+    return Broker.from_env()
 
 
 @pytest.fixture(scope="session")
-def amqp_url(vhost: str) -> str:
-    base = stack_env("AMQP_URL").rstrip("/")
-    return f"{base}/{quote(vhost, safe='')}"
+def vhost(operator: Broker) -> Iterator[str]:
+    """Provisioned as the operator provisions `/`: a user per service and client, the shared topology."""
+    name = f"mailss-test-{uuid.uuid4().hex[:8]}"
+    operator.add_vhost(name)
+    operator.provision(name, services=[*SERVICES.values(), KIT_SERVICE])
+    yield name
+    operator.delete_vhost(name)
+
+
+@pytest.fixture(scope="session")
+def amqp_url(operator: Broker, vhost: str) -> str:
+    """The operator's (admin) URL: tests look at every queue and event as operators do."""
+    return operator.url(ADMIN, vhost)
+
+
+@pytest.fixture(scope="session")
+def client_url(operator: Broker, vhost: str) -> str:
+    """mailctl's URL: what a client may do, and no more."""
+    return operator.url("mailctl", vhost)
 
 
 @pytest.fixture(scope="session")
@@ -53,11 +66,11 @@ def issuer(keys: tuple[str, str]) -> TokenIssuer:
 
 
 @pytest.fixture(scope="session")
-def service_env(amqp_url: str, keys: tuple[str, str]) -> dict[str, str]:
+def service_env(operator: Broker, vhost: str, keys: tuple[str, str]) -> dict[str, str]:
     database = f"mailss_test_{uuid.uuid4().hex[:8]}"
     return {
         **os.environ,
-        "AMQP_URL": amqp_url, "MONGODB_URL": stack_env("MONGODB_URL"), "MONGODB_DB": database,
+        "AMQP_URL": operator.url(SERVICE, vhost), "MONGODB_URL": stack_env("MONGODB_URL"), "MONGODB_DB": database,
         "SESSION_PRIVATE_KEY": keys[0], "SESSION_PUBLIC_KEY": keys[1],
         "DOVECOT_PASSWD_DIR": stack_env("DOVECOT_PASSWD_DIR"),
         "DOVECOT_MAIL_DIR": stack_env("DOVECOT_MAIL_DIR"),
@@ -83,8 +96,8 @@ async def account_service(service_env: dict[str, str], amqp_url: str) -> AsyncIt
 
 
 @pytest.fixture(scope="session")
-async def client(account_service: ServiceProcess, amqp_url: str) -> AsyncIterator[CommandClient]:
-    client = await CommandClient.connect(amqp_url)
+async def client(account_service: ServiceProcess, client_url: str) -> AsyncIterator[CommandClient]:
+    client = await CommandClient.connect(client_url)
     yield client
     await client.close()
 

@@ -33,12 +33,13 @@ from shared.messaging.delivery import (
     delivery_count,
     headers_of,
     invalid,
+    refuse_oversized,
     schema_reason,
 )
 from shared.messaging.outbox import OutboxRelay
 from shared.messaging.redaction import Redactor
 from shared.messaging.unit_of_work import Applied, Doc, ShardAggregates, StaleAggregate, UnitOfWork, digest
-from shared.topology import ACCOUNT_KEY_HEADER, COMMANDS
+from shared.topology import ACCOUNT_KEY_HEADER, COMMANDS, DIRECT_REPLY_TO
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +97,7 @@ class CommandConsumer:
     def _admit(self, delivery: Delivery) -> Keyed:
         if delivery_count(delivery.message) >= self.delivery_limit - 1:
             raise SetAside("delivered too often without an answer (a crash loop?)", UNAVAILABLE)
+        refuse_oversized(delivery.message.body)
         try:
             command = self.parse(delivery.message.body)
         except ValidationError as error:
@@ -202,6 +204,9 @@ class CommandConsumer:
         message to trace or keep, and FastStream's publish pipeline costs a millisecond."""
         raw = message.raw_message
         if not raw.reply_to:
+            return
+        if not raw.reply_to.startswith(DIRECT_REPLY_TO):
+            log.warning("reply to %s dropped: reply_to %r is not direct reply-to", raw.message_id, raw.reply_to[:100])
             return
         properties = spec.Basic.Properties(correlation_id=raw.correlation_id, content_type="application/json")
         try:

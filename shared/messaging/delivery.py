@@ -9,19 +9,21 @@ from typing import Any, TypeVar
 
 from aio_pika.exceptions import ChannelInvalidStateError
 from aiormq.exceptions import ChannelInvalidStateError as AiormqChannelInvalidStateError
+from aiormq.exceptions import DeliveryError
 from faststream.rabbit import RabbitBroker
 from faststream.rabbit.message import RabbitMessage
 from pydantic import ValidationError
 
 from shared.contracts.base import FieldError, Rejected
 from shared.messaging.broker import publish
-from shared.messaging.redaction import Redactor
-from shared.topology import DLX
+from shared.messaging.redaction import MAX_BODY_BYTES, Redactor
+from shared.topology import dead_letter_exchange, dead_letter_queue, service_of
 
 log = logging.getLogger(__name__)
 
 REASON_HEADER = "x-death-reason"
 MAX_PAUSE_S = 5.0
+MAX_FULL_PAUSE_S = 30.0
 T = TypeVar("T")
 
 
@@ -94,13 +96,27 @@ class Delivery:
             raise DeliveryLost from None
 
     async def set_aside(self, reason: str) -> None:
+        """Into the queue's dead-letter queue, then acked. A full dead-letter queue refuses it: the
+        message stays unacked here (never requeued in a hot loop) and operators are told, more
+        rarely the longer it lasts, until there is room."""
         raw = self.message.raw_message
         headers = {k: v for k, v in headers_of(self.message).items() if k != "traceparent"}
-        await self.patiently(lambda: publish(
-            self.broker, self.redact(self.message.body), exchange=DLX, routing_key=self.queue,
-            headers={**headers, REASON_HEADER: reason[:1000]}, message_id=raw.message_id or "",
-            correlation_id=raw.correlation_id,
-        ))
+        pause = 1.0
+        while True:
+            try:
+                await self.patiently(lambda: publish(
+                    self.broker, self.redact(self.message.body), exchange=dead_letter_exchange(service_of(self.queue)),
+                    routing_key=self.queue, headers={**headers, REASON_HEADER: reason[:1000]},
+                    message_id=raw.message_id or "", correlation_id=raw.correlation_id,
+                ))
+                break
+            except DeliveryError:
+                if not alive(self.message):
+                    raise DeliveryLost from None
+                log.error("dead-letter queue %s refuses %s (full?): it stays unacked in %s until there is room; "
+                          "trying again in %.0f s", dead_letter_queue(self.queue), raw.message_id, self.queue, pause)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, MAX_FULL_PAUSE_S)
         await self.ack()
 
     async def settle_safely(self, work: Callable[[], Awaitable[None]]) -> None:
@@ -118,10 +134,14 @@ class Delivery:
                 log.debug("nack failed", exc_info=True)
 
 
-def parse_once_more(delivery: Delivery, parse: Callable[[bytes], T], *, delivery_limit: int) -> T:
-    """An event or work item, unless it came too often (a crash loop) or does not match its contract."""
+def parse_once_more(delivery: Delivery, parse: Callable[[bytes], T], *, delivery_limit: int, through: str) -> T:
+    """An event or work item, unless it came too often (a crash loop), not through `through` (the
+    default exchange reaches any queue), is too large to read, or does not match its contract."""
     if delivery_count(delivery.message) >= delivery_limit - 1:
         raise SetAside("delivered too often without being settled (a crash loop?)")
+    if (exchange := delivery.message.raw_message.exchange) != through:
+        raise SetAside(f"arrived through {exchange!r}, not {through!r}")
+    refuse_oversized(delivery.message.body)
     try:
         return parse(delivery.message.body)
     except ValidationError as error:
@@ -135,6 +155,17 @@ async def ack_or_set_aside(delivery: Delivery, work: Callable[[], Awaitable[None
         await delivery.ack()
     except SetAside as aside:
         await delivery.set_aside(aside.reason)
+
+
+TOO_LARGE_REPLY = Rejected(code="invalid_message", message=f"the message is larger than {MAX_BODY_BYTES} bytes",
+                           errors=(FieldError(field="body", code="too_large",
+                                              message=f"at most {MAX_BODY_BYTES} bytes"),))
+
+
+def refuse_oversized(body: bytes) -> None:
+    """Before any parsing: a huge body would cost memory in proportion, whatever it holds."""
+    if len(body) > MAX_BODY_BYTES:
+        raise SetAside(f"body of {len(body)} bytes is over the limit of {MAX_BODY_BYTES}", TOO_LARGE_REPLY)
 
 
 def invalid(error: ValidationError) -> Rejected:

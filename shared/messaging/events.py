@@ -22,6 +22,7 @@ from shared.contracts.base import Event, InternalCommand
 from shared.messaging.broker import send_internal
 from shared.messaging.delivery import Delivery, ack_or_set_aside, parse_once_more
 from shared.messaging.redaction import Redactor
+from shared.topology import EVENTS
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ class EventConsumer:
         await delivery.settle_safely(lambda: ack_or_set_aside(delivery, lambda: self._react(delivery)))
 
     async def _react(self, delivery: Delivery) -> None:
-        event = parse_once_more(delivery, self.parse, delivery_limit=self.delivery_limit)
+        event = parse_once_more(delivery, self.parse, delivery_limit=self.delivery_limit, through=EVENTS)
         for command in self.commands_for(event):
             await delivery.patiently(partial(self._send, command))
 

@@ -14,6 +14,10 @@ from typing import Any, get_args
 from pydantic import BaseModel, SecretStr
 
 WITHHELD = b"<not json; body withheld>"
+TOO_LARGE = b"<body over the size limit; withheld>"
+MAX_BODY_BYTES = 256 * 1024
+"""The largest body any service parses: the largest valid command (300 forward destinations of 254
+characters are ~80 KB of JSON) with room. Larger ones are refused unread."""
 REDACTED = "[redacted]"
 
 
@@ -50,13 +54,17 @@ class Redactor:
         return self.by_type.get(type_name, ENVELOPE) if isinstance(type_name, str) else ENVELOPE
 
     def __call__(self, body: bytes) -> bytes:
-        """A body keeps its shape for operators but only the values of its type's non-secret fields."""
+        """A body keeps its shape for operators but only the values of its type's non-secret fields;
+        never more than MAX_BODY_BYTES (redacting many short values can make a body grow)."""
+        if len(body) > MAX_BODY_BYTES:
+            return TOO_LARGE
         try:
             value = json.loads(body)
             allowed = self.allowed(value.get("type")) if isinstance(value, dict) else ENVELOPE
-            return json.dumps(_kept(value, allowed)).encode()
+            kept = json.dumps(_kept(value, allowed)).encode()
         except (ValueError, RecursionError):
             return WITHHELD
+        return kept if len(kept) <= MAX_BODY_BYTES else TOO_LARGE
 
 
 def _kept(value: Any, allowed: frozenset[str]) -> Any:

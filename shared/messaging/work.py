@@ -21,6 +21,7 @@ from pydantic import TypeAdapter
 from shared.contracts.base import WorkItem
 from shared.messaging.delivery import Delivery, DeliveryLost, SetAside, ack_or_set_aside, parse_once_more
 from shared.messaging.redaction import Redactor
+from shared.topology import internal_exchange, service_of
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,8 @@ class WorkConsumer:
 
     async def _work(self, delivery: Delivery) -> None:
         parse = TypeAdapter(self.item_type).validate_json
-        item = parse_once_more(delivery, parse, delivery_limit=self.delivery_limit)
+        item = parse_once_more(delivery, parse, delivery_limit=self.delivery_limit,
+                               through=internal_exchange(service_of(self.queue)))
         try:
             await delivery.patiently(lambda: self.handle(item))
         except (SetAside, DeliveryLost):

@@ -8,8 +8,8 @@ import sys
 from tests.support import ADMIN_LOGIN, ADMIN_PASSWORD, eventually, imap_login, new_address
 
 
-def mailctl(tmp_path, amqp_url: str, *args: str, stdin: str = "") -> subprocess.CompletedProcess:
-    env = {**os.environ, "AMQP_URL": amqp_url, "MAILCTL_SESSION": str(tmp_path / "session.json"), "COLUMNS": "200"}
+def mailctl(tmp_path, client_url: str, *args: str, stdin: str = "") -> subprocess.CompletedProcess:
+    env = {**os.environ, "AMQP_URL": client_url, "MAILCTL_SESSION": str(tmp_path / "session.json"), "COLUMNS": "200"}
     return subprocess.run([sys.executable, "-m", "mailctl.cli", *args], input=stdin, env=env,
                           capture_output=True, text=True, timeout=60)
 
@@ -18,22 +18,22 @@ async def run(*args, **kwargs) -> subprocess.CompletedProcess:
     return await asyncio.to_thread(mailctl, *args, **kwargs)
 
 
-async def test_admin_creates_an_account_and_the_user_changes_its_password(tmp_path, amqp_url, account_service):
+async def test_admin_creates_an_account_and_the_user_changes_its_password(tmp_path, client_url, account_service):
     """Ensure the README's first session works: admin login, create (weak password refused), user login, password change."""
     address, first, second = new_address(), "Cli-Passw0rd-One!", "Cli-Passw0rd-Two!"
-    assert (await run(tmp_path, amqp_url, "login", ADMIN_LOGIN, "--password", ADMIN_PASSWORD)).returncode == 0
+    assert (await run(tmp_path, client_url, "login", ADMIN_LOGIN, "--password-stdin", stdin=ADMIN_PASSWORD + "\n")).returncode == 0
 
-    weak = await run(tmp_path, amqp_url, "account", "create", address, "--plan", "kwc", stdin="short\nshort\n")
+    weak = await run(tmp_path, client_url, "account", "create", address, "--plan", "kwc", stdin="short\nshort\n")
     assert weak.returncode == 1 and "too_short" in weak.stdout and "missing_digit" in weak.stdout
-    created = await run(tmp_path, amqp_url, "account", "create", address, "--plan", "kwc", stdin=f"{first}\n{first}\n")
+    created = await run(tmp_path, client_url, "account", "create", address, "--plan", "kwc", stdin=f"{first}\n{first}\n")
     assert created.returncode == 0, created.stdout + created.stderr
 
-    assert (await run(tmp_path, amqp_url, "login", address, "--password", first)).returncode == 0
-    forbidden = await run(tmp_path, amqp_url, "account", "delete", address, "--yes")
+    assert (await run(tmp_path, client_url, "login", address, "--password-stdin", stdin=first + "\n")).returncode == 0
+    forbidden = await run(tmp_path, client_url, "account", "delete", address, "--yes")
     assert forbidden.returncode == 1 and "forbidden" in forbidden.stdout
-    wrong = await run(tmp_path, amqp_url, "password", "change", stdin=f"Not-the-current-1!\n{second}\n{second}\n")
+    wrong = await run(tmp_path, client_url, "password", "change", stdin=f"Not-the-current-1!\n{second}\n{second}\n")
     assert wrong.returncode == 1 and "invalid_credentials" in wrong.stdout
-    changed = await run(tmp_path, amqp_url, "password", "change", stdin=f"{first}\n{second}\n{second}\n")
+    changed = await run(tmp_path, client_url, "password", "change", stdin=f"{first}\n{second}\n{second}\n")
     assert changed.returncode == 0 and "session ended" in changed.stdout
-    assert (await run(tmp_path, amqp_url, "whoami")).returncode == 2
+    assert (await run(tmp_path, client_url, "whoami")).returncode == 2
     await eventually(lambda: imap_login(address, second), what="the new password over IMAP")

@@ -23,7 +23,7 @@ from shared.messaging.unit_of_work import ShardAggregates, UnitOfWork
 from shared.topology import ACCOUNT_KEY_HEADER
 
 QUEUE = "account.commands.0"
-REPLY_TO = "amq.rabbitmq.reply-to"
+REPLY_TO = "amq.rabbitmq.reply-to.g1h2AA5yZXBseQ"
 DELIVERY_LIMIT = 5
 TRANSIENT_ERRORS = (ConnectionError, TimeoutError)
 CHANNEL = object()
@@ -75,7 +75,7 @@ class FakeBroker:
 
     @property
     def set_aside(self) -> list[Published]:
-        return self.to("dlx")
+        return self.to("account.dlx")
 
 
 class FakeChannel:

@@ -19,12 +19,13 @@ import pytest
 
 from services.account.adapters.dovecot_passwd import DovecotPasswdFiles
 from services.account.adapters.mail_homes import MailHomes
+from shared.broker_access import ADMIN, Broker
 from tests.support import imap_login_works as imap_login
 
 REPO = Path(__file__).resolve().parents[2]
 RUN = REPO / ".run"
 
-AMQP_URL = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+AMQP_URL = Broker.from_env().url(ADMIN)
 MONGODB_URL = os.environ.get("MONGODB_URL", "mongodb://127.0.0.1:27017/?retryWrites=false")
 PASSWD_DIR = Path(os.environ.get("DOVECOT_PASSWD_DIR", RUN / "dovecot" / "passwd.d"))
 MAIL_DIR = Path(os.environ.get("DOVECOT_MAIL_DIR", RUN / "dovecot" / "mail"))

@@ -6,14 +6,16 @@ from collections.abc import AsyncIterator
 import pymongo
 import pytest
 
+from shared.broker_access import Broker
 from shared.client import CommandClient
 from tests.kit.service import KIT_SERVICE
 from tests.support import ServiceProcess
 
 
 @pytest.fixture(scope="session")
-def kit_env(service_env: dict[str, str]) -> dict[str, str]:
-    return {**service_env, "MONGODB_DB": f"mailss_kit_{uuid.uuid4().hex[:8]}"}
+def kit_env(service_env: dict[str, str], operator: Broker, vhost: str) -> dict[str, str]:
+    return {**service_env, "MONGODB_DB": f"mailss_kit_{uuid.uuid4().hex[:8]}",
+            "AMQP_URL": operator.url(KIT_SERVICE.name, vhost)}
 
 
 @pytest.fixture(scope="session")
@@ -34,8 +36,8 @@ async def kit_service(kit_env: dict[str, str], amqp_url: str, kit_db) -> AsyncIt
 
 
 @pytest.fixture(scope="session")
-async def kit_client(kit_service: ServiceProcess, amqp_url: str) -> AsyncIterator[CommandClient]:
-    client = await CommandClient.connect(amqp_url)
+async def kit_client(kit_service: ServiceProcess, client_url: str) -> AsyncIterator[CommandClient]:
+    client = await CommandClient.connect(client_url)
     yield client
     await client.close()
 

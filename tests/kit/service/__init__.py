@@ -6,5 +6,5 @@ from shared.registry import ServiceEntry
 
 KIT_SERVICE = ServiceEntry(
     name="kitsvc", module="tests.kit.service", settings="tests.kit.service.entrypoint:KitServiceSettings",
-    secrets=("AMQP_URL", "MONGODB_URL"),
+    secrets=("AMQP_URL", "MONGODB_URL"), reacts_to=("account",),
 )

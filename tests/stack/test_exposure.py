@@ -1,0 +1,53 @@
+"""What another user on this machine could reach: listeners, files."""
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+RUN = Path(__file__).resolve().parents[2] / ".run"
+
+
+def _listening_addresses(port: int) -> set[str]:
+    """Local addresses with a listening TCP socket on `port` (from /proc: no tool needed)."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, _, hex_port = local.partition(":")
+            if state == "0A" and int(hex_port, 16) == port:
+                found.add(address)
+    return found
+
+
+LOOPBACK = {"0100007F", "00000000000000000000000001000000"}
+"""127.0.0.1 and ::1 as /proc writes them"""
+
+
+@pytest.mark.parametrize("port", [5672, 15672, 25672, 4369], ids=["amqp", "management", "erlang-distribution", "epmd"])
+def test_the_broker_listens_on_loopback_only(port):
+    """Ensure AMQP, the management API, Erlang distribution and epmd accept no connection from outside."""
+    addresses = _listening_addresses(port)
+
+    assert addresses, f"nothing listens on {port}"
+    assert addresses <= LOOPBACK, f"port {port} listens on {addresses}"
+
+
+def test_the_database_files_are_private():
+    """Ensure FerretDB's SQLite files (they hold the argon2 hashes) are readable by their owner only."""
+    data = RUN / "ferretdb"
+    assert stat.S_IMODE(data.stat().st_mode) == 0o700
+    files = [p for p in data.rglob("*") if p.is_file()]
+    assert files and all(stat.S_IMODE(p.stat().st_mode) & 0o077 == 0 for p in files), \
+        [(p.name, oct(p.stat().st_mode)) for p in files if p.stat().st_mode & 0o077]
+
+
+def test_secrets_are_private():
+    """Ensure the secret files (broker users, Dovecot master password, auth policy key) are the owner's only."""
+    secrets = RUN / "secrets"
+    assert stat.S_IMODE(secrets.stat().st_mode) == 0o700
+    for path in secrets.rglob("*"):
+        assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0, path
+    policy = RUN / "dovecot" / "policy.conf"
+    assert stat.S_IMODE(policy.stat().st_mode) == 0o600 and os.stat(policy).st_uid == 0
