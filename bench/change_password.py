@@ -17,7 +17,6 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from functools import partial
-from urllib.parse import quote
 
 import aio_pika
 from aiormq import spec
@@ -26,12 +25,14 @@ from argon2 import PasswordHasher
 from services.account.adapters.argon2_hasher import Argon2Hasher
 from services.account.settings import AccountSettings
 from shared.auth import generate_keypair
-from shared.client import DIRECT_REPLY_TO, CommandClient
+from shared.broker_access import ADMIN, Broker
+from shared.client import CommandClient
 from shared.contracts.account import SERVICE, ChangeComment, ChangePassword, CreateAccount, Login
 from shared.messaging.broker import make_broker, subscribe
 from shared.messaging.delivery import channel_of
 from shared.registry import SERVICES
-from tests.support import ServiceProcess, rabbitmqctl
+from shared.topology import DIRECT_REPLY_TO
+from tests.support import ServiceProcess
 
 ECHO_QUEUE = "bench.echo"
 FASTSTREAM_ECHO_QUEUE = "bench.faststream-echo"
@@ -172,11 +173,12 @@ async def setup_accounts(client: CommandClient, admin_token: str, count: int) ->
 
 async def main(args: argparse.Namespace) -> None:
     vhost = f"mailss-bench-{uuid.uuid4().hex[:6]}"
-    rabbitmqctl("add_vhost", vhost)
-    rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
-    url = f"{os.environ['AMQP_URL'].rstrip('/')}/{quote(vhost, safe='')}"
+    operator = Broker.from_env()
+    await asyncio.to_thread(operator.add_vhost, vhost)
+    await operator.provision_async(vhost)
+    url = operator.url(ADMIN, vhost)
     private, public = generate_keypair()
-    env = {**os.environ, "AMQP_URL": url, "MONGODB_DB": f"mailss_bench_{uuid.uuid4().hex[:6]}",
+    env = {**os.environ, "AMQP_URL": operator.url(SERVICE, vhost), "MONGODB_DB": f"mailss_bench_{uuid.uuid4().hex[:6]}",
            "SESSION_PRIVATE_KEY": private, "SESSION_PUBLIC_KEY": public, "OTEL_EXPORTER": "none",
            "BOOTSTRAP_ADMIN_LOGIN": "benchadmin", "BOOTSTRAP_ADMIN_PASSWORD": BENCH_ADMIN_PASSWORD,
            "BOOTSTRAP_ADMIN_DOMAINS": '["example.jp"]'}
@@ -192,7 +194,7 @@ async def main(args: argparse.Namespace) -> None:
         await echo_client.start(url)
         faststream_echo = FastStreamEcho()
         await faststream_echo.start(url)
-        client = await CommandClient.connect(url)
+        client = await CommandClient.connect(operator.url("mailctl", vhost))
         admin = (await client.request(SERVICE, Login(login="benchadmin", password=BENCH_ADMIN_PASSWORD))).result["token"]
         addresses = await setup_accounts(client, admin, args.accounts)
         changer, commenter = PasswordChanger(client, admin, addresses), CommentChanger(client, admin, addresses)
@@ -217,7 +219,7 @@ async def main(args: argparse.Namespace) -> None:
         await echo_server.connection.close()
     finally:
         await service.stop()
-        rabbitmqctl("delete_vhost", vhost)
+        operator.delete_vhost(vhost)
 
 
 async def interleaved(echo: Callable[[], Awaitable[None]], command: Callable[[], Awaitable[None]], *,

@@ -112,7 +112,9 @@ class Broker:
                    secrets=Path(os.environ.get("BROKER_SECRETS_DIR", str(DEFAULT_SECRETS))))
 
     def password(self, principal: str) -> str:
-        """Made once, kept in its file."""
+        """BROKER_PASSWORD_<PRINCIPAL> (compose), or made once and kept in its file (local stack)."""
+        if given := os.environ.get(f"BROKER_PASSWORD_{principal.upper().replace('-', '_')}"):
+            return given
         path = self.secrets / user_of(principal)
         if not path.exists():
             self.secrets.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -160,6 +162,14 @@ class Broker:
         """Idempotent: users, their permissions and the policies made what the registry says, queues
         left from before per-service dead-letter exchanges dropped (only when empty), and the shared
         topology declared."""
+        self.grant(vhost, services)
+        asyncio.run(self.declare_shared(vhost, services))
+
+    async def provision_async(self, vhost: str, services: Sequence[ServiceEntry] = tuple(SERVICES.values())) -> None:
+        await asyncio.to_thread(self.grant, vhost, services)
+        await self.declare_shared(vhost, services)
+
+    def grant(self, vhost: str, services: Sequence[ServiceEntry]) -> None:
         self._grant_admin(vhost)
         encoded = quote(vhost, safe="")
         for grant in grants(services):
@@ -171,7 +181,6 @@ class Broker:
         for name, policy in POLICIES.items():
             self.set_policy(vhost, name, policy)
         self._drop_queues_from_before(vhost, services)
-        asyncio.run(self._declare_shared(vhost, [s.name for s in services]))
 
     def _drop_queues_from_before(self, vhost: str, services: Sequence[ServiceEntry]) -> None:
         names = {s.name for s in services}
@@ -184,10 +193,10 @@ class Broker:
                                  "not empty or still consumed: drain it and stop its service, then provision again")
             self._api("DELETE", f"queues/{quote(vhost, safe='')}/{quote(queue['name'], safe='')}")
 
-    async def _declare_shared(self, vhost: str, services: list[str]) -> None:
+    async def declare_shared(self, vhost: str, services: Sequence[ServiceEntry]) -> None:
         connection = await aio_pika.connect(self.url(ADMIN, vhost))
         try:
-            await declare_shared(await connection.channel(), services)
+            await declare_shared(await connection.channel(), [s.name for s in services])
         finally:
             await connection.close()
 

@@ -61,7 +61,10 @@ def headers_of(message: RabbitMessage) -> dict[str, Any]:
 
 
 def delivery_count(message: RabbitMessage) -> int:
-    return int(headers_of(message).get("x-delivery-count", 0))
+    """How often the broker handed this message out before. RabbitMQ 3.x counts every return in
+    x-delivery-count, a closed channel (our crash) included; 4.3 counts those in x-acquired-count only."""
+    headers = headers_of(message)
+    return max(int(headers.get("x-delivery-count", 0)), int(headers.get("x-acquired-count", 0)))
 
 
 @dataclass(frozen=True)

@@ -34,8 +34,10 @@ REFERENCE = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?])(?
 
 PRIVATE_KEY, PUBLIC_KEY = generate_keypair()
 DEPLOYER_ENV = {
-    "RABBITMQ_USER": "mailss",
-    "RABBITMQ_PASSWORD": "5f1c0e2a9b7d4c3e8a6f1b2d",
+    "RABBITMQ_ADMIN_PASSWORD": "5f1c0e2a9b7d4c3e8a6f1b2d",
+    "BROKER_ACCOUNT_PASSWORD": "6a2d1f3b0c8e5d4f9b7a2c1e",
+    "BROKER_MAILCTL_PASSWORD": "7b3e2a4c1d9f6e5a0c8b3d2f",
+    "BROKER_HEALTH_PASSWORD": "8c4f3b5d2e0a7f6b1d9c4e3a",
     "MONGO_ROOT_PASSWORD": "0b9e8d7c6a5f4e3d2c1b0a9f",
     "MONGO_ACCOUNT_PASSWORD": "7a6b5c4d3e2f1a0b9c8d7e6f",
     "SESSION_PRIVATE_KEY": PRIVATE_KEY,
@@ -89,9 +91,15 @@ def dependencies(service: dict) -> dict:
     return depends_on if isinstance(depends_on, dict) else {name: None for name in depends_on}
 
 
+ONE_SHOT = {"broker-setup"}
+"""runs once and exits: others wait for it to complete, not to be healthy"""
+
+
 def test_every_service_has_a_healthcheck():
-    """Ensure each service declares a healthcheck that runs something."""
+    """Ensure each long-running service declares a healthcheck that runs something."""
     for name, service in SERVICES.items():
+        if name in ONE_SHOT:
+            continue
         check = service.get("healthcheck", {})
         assert not check.get("disable"), name
         assert check.get("test") and check["test"][0] in ("CMD", "CMD-SHELL"), name
@@ -102,8 +110,19 @@ def test_dependencies_wait_until_healthy():
     for name, service in SERVICES.items():
         for dependency, condition in dependencies(service).items():
             assert dependency in SERVICES, (name, dependency)
-            assert condition == {"condition": "service_healthy"}, (name, dependency)
-    assert set(dependencies(SERVICES["account"])) == {"mongo", "rabbitmq", "dovecot", "otel-collector"}
+            wanted = "service_completed_successfully" if dependency in ONE_SHOT else "service_healthy"
+            assert condition == {"condition": wanted}, (name, dependency)
+    assert set(dependencies(SERVICES["account"])) == {"mongo", "rabbitmq", "broker-setup", "dovecot", "otel-collector"}
+
+
+def test_broker_setup_gives_every_principal_its_password():
+    """Ensure the one-shot broker setup runs the provisioning with a password for every principal."""
+    from shared.broker_access import ADMIN, CLIENTS, HEALTH
+
+    setup = SERVICES["broker-setup"]
+    assert setup["command"] == ["python", "-m", "shared.broker_access", "provision"]
+    wanted = {f"BROKER_PASSWORD_{p.upper()}" for p in (ADMIN, HEALTH, *CLIENTS, *REGISTRY)}
+    assert wanted <= set(setup["environment"])
 
 
 def test_secret_checker_flags_optional_or_defaulted_secrets():
@@ -118,7 +137,7 @@ def test_secrets_are_required_with_a_message():
     assert optional_secrets(COMPOSE_TEXT) == []
     secrets = {m["name"] for m in REFERENCE.finditer(COMPOSE_TEXT) if SECRET_NAME.search(m["name"])}
     assert secrets >= {
-        "RABBITMQ_PASSWORD", "MONGO_ROOT_PASSWORD", "MONGO_ACCOUNT_PASSWORD", "SESSION_PRIVATE_KEY",
+        "RABBITMQ_ADMIN_PASSWORD", "BROKER_ACCOUNT_PASSWORD", "MONGO_ROOT_PASSWORD", "MONGO_ACCOUNT_PASSWORD", "SESSION_PRIVATE_KEY",
         "BOOTSTRAP_ADMIN_PASSWORD", "DOVECOT_MASTER_PASSWORD", "MAIL_POLICY_API_KEY", "MAIL_POLICY_HASH_NONCE",
     }
 
@@ -288,7 +307,7 @@ def test_every_registered_service_runs_in_compose_with_the_kit_healthcheck():
         fields = {field.upper() for field in getattr(importlib.import_module(module), name).model_fields}
         assert set(service["environment"]) <= fields, (entry.name, set(service["environment"]) - fields)
     app_services = {name for name, service in SERVICES.items() if service.get("image", "").startswith("mailss/app")}
-    assert app_services == set(REGISTRY)
+    assert app_services == set(REGISTRY) | ONE_SHOT
 
 
 def _docker_compose() -> list[str]:

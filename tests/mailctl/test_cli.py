@@ -37,3 +37,10 @@ async def test_admin_creates_an_account_and_the_user_changes_its_password(tmp_pa
     assert changed.returncode == 0 and "session ended" in changed.stdout
     assert (await run(tmp_path, client_url, "whoami")).returncode == 2
     await eventually(lambda: imap_login(address, second), what="the new password over IMAP")
+
+
+def test_a_password_is_never_taken_from_the_command_line(tmp_path, client_url):
+    """Ensure `mailctl login` has no password option (`ps` shows command lines to every local user)."""
+    refused = mailctl(tmp_path, client_url, "login", "admin", "--password", "Visible-in-ps-1!")
+
+    assert refused.returncode == 2 and "No such option" in refused.stderr

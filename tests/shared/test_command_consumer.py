@@ -246,12 +246,16 @@ async def test_command_keyed_to_another_account_is_set_aside(consumer, broker, c
     assert message.acks == 1
 
 
-@pytest.mark.parametrize(("count", "set_aside"), [(3, False), (4, True), (9, True)])
-async def test_command_delivered_too_often_is_set_aside(consumer, broker, handler, deliver, count, set_aside):
-    """Ensure a delivery at x-delivery-count >= delivery_limit - 1 is set aside unhandled; one below is handled."""
+@pytest.mark.parametrize(("header", "count", "set_aside"), [
+    ("x-delivery-count", 3, False), ("x-delivery-count", 4, True), ("x-delivery-count", 9, True),
+    ("x-acquired-count", 3, False), ("x-acquired-count", 4, True),
+])
+async def test_command_delivered_too_often_is_set_aside(consumer, broker, handler, deliver, header, count, set_aside):
+    """Ensure a delivery counted (x-delivery-count, or RabbitMQ 4.3's x-acquired-count, which also counts
+    returns on a closed channel) at >= delivery_limit - 1 is set aside unhandled; one below is handled."""
     assert consumer.delivery_limit == 5
     command = change_comment()
-    message = deliver(command, headers={ACCOUNT_KEY_HEADER: ADDRESS, "x-delivery-count": count})
+    message = deliver(command, headers={ACCOUNT_KEY_HEADER: ADDRESS, header: count})
 
     await consumer(message)
 
