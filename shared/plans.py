@@ -19,6 +19,8 @@ class Capability(StrEnum):
     FORWARDING = "forwarding"
     AUTOREPLY = "autoreply"
     AUTOREPLY_INCLUDE_BODY = "autoreply_include_body"
+    AUTOREPLY_ANY_CHARACTER = "autoreply_any_character"
+    """no characters refused for not surviving ISO-2022-JP/Shift_JIS round trips"""
     RECEIVE_TOGGLE = "receive_toggle"
     MAIL_COPY = "mail_copy"
     MAIL_PURGE = "mail_purge"
@@ -58,7 +60,7 @@ PLANS: Mapping[Plan, PlanRules] = MappingProxyType({
     Plan.KWC: PlanRules(PasswordPolicyName.STRONG, _FULL_FEATURED),
     Plan.SV_BASIC: PlanRules(
         PasswordPolicyName.BASIC,
-        _SHARED_BY_ALL_PLANS | {Capability.AUTOREPLY_INCLUDE_BODY},
+        _SHARED_BY_ALL_PLANS | {Capability.AUTOREPLY_INCLUDE_BODY, Capability.AUTOREPLY_ANY_CHARACTER},
     ),
 })
 

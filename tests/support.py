@@ -201,3 +201,15 @@ def inbox_count(address: str, password: str) -> int:
         status, data = imap.select("INBOX", readonly=True)
         assert status == "OK", data
         return int(data[0])
+
+
+def listening_addresses(port: int) -> set[str]:
+    """Local addresses (as /proc/net writes them) with a listening TCP socket on `port`."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            address, _, hex_port = fields[1].partition(":")
+            if fields[3] == "0A" and int(hex_port, 16) == port:
+                found.add(address)
+    return found

@@ -6,19 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import listening_addresses
+
 RUN = Path(__file__).resolve().parents[2] / ".run"
-
-
-def _listening_addresses(port: int) -> set[str]:
-    """Local addresses with a listening TCP socket on `port` (from /proc: no tool needed)."""
-    found = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        for line in Path(table).read_text().splitlines()[1:]:
-            local, state = line.split()[1], line.split()[3]
-            address, _, hex_port = local.partition(":")
-            if state == "0A" and int(hex_port, 16) == port:
-                found.add(address)
-    return found
 
 
 LOOPBACK = {"0100007F", "00000000000000000000000001000000"}
@@ -28,7 +18,7 @@ LOOPBACK = {"0100007F", "00000000000000000000000001000000"}
 @pytest.mark.parametrize("port", [5672, 15672, 25672, 4369], ids=["amqp", "management", "erlang-distribution", "epmd"])
 def test_the_broker_listens_on_loopback_only(port):
     """Ensure AMQP, the management API, Erlang distribution and epmd accept no connection from outside."""
-    addresses = _listening_addresses(port)
+    addresses = listening_addresses(port)
 
     assert addresses, f"nothing listens on {port}"
     assert addresses <= LOOPBACK, f"port {port} listens on {addresses}"

@@ -102,3 +102,15 @@ async def test_a_full_dead_letter_queue_keeps_the_message_unacked_and_says_so(cl
         return operator.queue(vhost, shard)["messages_unacknowledged"] == 0 if shard else True
 
     await eventually(moved, timeout=40, what="the held message set aside once there is room")
+
+
+async def test_every_queue_of_a_service_has_a_length_limit(operator, vhost, account_service):
+    """Ensure the operator's policies bound the consumed queues and their dead-letter queues (a
+    reject-publish overflow without a max length bounds nothing)."""
+    from shared.broker_access import DLQ_MAX_LENGTH, QUEUE_MAX_LENGTH
+
+    for name, limit in (("account.commands.0", QUEUE_MAX_LENGTH), ("account.commands.0.dlq", DLQ_MAX_LENGTH),
+                        ("account.work.homes", QUEUE_MAX_LENGTH), ("account.work.homes.dlq", DLQ_MAX_LENGTH)):
+        applied = operator.queue(vhost, name).get("effective_policy_definition") or {}
+        assert applied.get("max-length") == limit, (name, applied)
+        assert name.endswith(".dlq") is (applied.get("overflow") == "reject-publish"), (name, applied)

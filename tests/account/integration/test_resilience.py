@@ -7,7 +7,7 @@ import pytest
 
 from shared.client import CommandClient
 from shared.contracts.account import SERVICE, ChangeComment, CreateAccount, Login
-from tests.support import consumer_count, eventually, new_address, rabbitmqctl, stack
+from tests.support import consumer_count, eventually, listening_addresses, new_address, rabbitmqctl, stack
 
 STRONG = "Strong-Passw0rd!"
 
@@ -36,7 +36,10 @@ def _stop_and_start_app() -> None:
 
 
 def _restart_process() -> None:
-    stack("restart", "rabbitmq")
+    """Stopped as scripts/stop.sh stops it: epmd (which outlives the node) goes too."""
+    stack("stop", "rabbitmq")
+    assert not listening_addresses(4369), "epmd still listens after the broker stopped"
+    stack("start", "rabbitmq")
 
 
 @pytest.mark.parametrize("restart", [_stop_and_start_app, _restart_process], ids=["stop_app-start_app", "process"])
