@@ -37,6 +37,10 @@ SERVICES: Mapping[str, ServiceEntry] = MappingProxyType({
         name="account", module="services.account", settings="services.account.settings:AccountSettings",
         secrets=("AMQP_URL", "MONGODB_URL", "SESSION_PRIVATE_KEY", "BOOTSTRAP_ADMIN_PASSWORD", "MAIL_POLICY_API_KEY"),
     ),
+    "rules": ServiceEntry(
+        name="rules", module="services.rules", settings="services.rules.settings:RulesSettings",
+        secrets=("AMQP_URL", "MONGODB_URL", "DOVECOT_MASTER_PASSWORD"), reacts_to=("account",),
+    ),
 })
 
 

@@ -213,3 +213,41 @@ def listening_addresses(port: int) -> set[str]:
             if fields[3] == "0A" and int(hex_port, 16) == port:
                 found.add(address)
     return found
+
+
+def deliver(address: str, *, subject: str = "hello", sender: str = "sender@example.net",
+            headers: dict[str, str] | None = None, body: str = "a message body\r\n") -> bool:
+    """Deliver one message to `address` over LMTP, as Postfix would; False when Dovecot refuses it."""
+    import smtplib
+    from email.message import EmailMessage
+
+    message = EmailMessage()
+    message["From"], message["To"], message["Subject"] = sender, address, subject
+    for name, value in (headers or {}).items():
+        message[name] = value
+    message.set_content(body)
+    with smtplib.LMTP("127.0.0.1", int(os.environ.get("DOVECOT_LMTP_PORT", "10024"))) as lmtp:
+        try:
+            refused = lmtp.send_message(message, from_addr=sender, to_addrs=[address])
+        except (smtplib.SMTPDataError, smtplib.SMTPRecipientsRefused):
+            return False
+    return not refused
+
+
+def subjects_in(address: str, folder: str) -> list[str]:
+    """The decoded subjects of a folder, read as the account's owner would (through the master user)."""
+    import email
+    import email.header
+
+    password = Path(os.environ["DOVECOT_MASTER_PASSWORD_FILE"]).read_text().strip()
+    host = os.environ.get("DOVECOT_IMAP_HOST", "127.0.0.1")
+    with imaplib.IMAP4(host, int(os.environ.get("DOVECOT_IMAP_PORT", "10143")), timeout=10) as imap:
+        imap.login(f"{address}*{os.environ['DOVECOT_MASTER_USER']}", password)
+        status, data = imap.select(folder, readonly=True)
+        assert status == "OK", data
+        found = []
+        for number in range(1, int(data[0]) + 1):
+            _, parts = imap.fetch(str(number), "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+            header = email.message_from_bytes(parts[0][1])
+            found.append(str(email.header.make_header(email.header.decode_header(header["Subject"] or ""))))
+        return found

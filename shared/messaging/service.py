@@ -56,10 +56,14 @@ class Sweep:
 
     interval_s: float
     due: Callable[[], Awaitable[Iterable[InternalCommand]]]
+    first_after_s: float | None = None
+    """the first round (default: after one interval); e.g. soon after start for a reconciliation"""
 
     async def run(self, broker: RabbitBroker, service: str) -> None:
+        pause = self.interval_s if self.first_after_s is None else self.first_after_s
         while True:
-            await asyncio.sleep(self.interval_s)
+            await asyncio.sleep(pause)
+            pause = self.interval_s
             try:
                 for command in await self.due():
                     await send_internal(broker, service, command)

@@ -1,0 +1,135 @@
+"""Rules command handlers: authorize, apply the domain rules, stage the change with its event and the
+deployment to do. Nothing here waits for the mail server: a DeployRules work item takes the change
+there, and RecordDeployment brings the outcome back into the account's turn."""
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from services.rules.application.ports import RuleSets, Sessions
+from services.rules.domain.rules import (
+    Refused,
+    RuleSet,
+    Violation,
+    with_autoreply,
+    with_receive,
+    with_spam_sort,
+)
+from shared.auth import Actor, InvalidToken
+from shared.contracts.base import Accepted, FieldError, Rejected, Reply
+from shared.contracts.rules import (
+    AdoptAccount,
+    DeleteAutoreply,
+    DeployRules,
+    DropRules,
+    GetRules,
+    RecordDeployment,
+    Redeploy,
+    RulesApplied,
+    RulesApplyFailed,
+    RulesChanged,
+    RulesCommand,
+    SetAutoreply,
+    SetReceive,
+    SetSpamSort,
+    SetSpamTag,
+)
+from shared.generations import of_earlier_generation
+from shared.plans import Plan
+
+
+@dataclass(frozen=True)
+class Deps:
+    sessions: Sessions
+
+
+Change = Callable[[RuleSet, Any], RuleSet]
+
+CHANGES: Mapping[type[RulesCommand], Change] = {
+    SetSpamTag: lambda rules, c: rules.changed(spam_tag=c.on) if rules.spam_tag != c.on else rules,
+    SetSpamSort: lambda rules, c: with_spam_sort(rules, c.on) if rules.spam_sort != c.on else rules,
+    SetAutoreply: lambda rules, c: with_autoreply(rules, c.text, c.include_original),
+    DeleteAutoreply: lambda rules, c: rules.changed(autoreply=None) if rules.autoreply else rules,
+    SetReceive: lambda rules, c: with_receive(rules, c.on, accept_loss=c.accept_loss) if rules.receive != c.on else rules,
+}
+
+
+def _rejected(command: RulesCommand, code: str, message: str, *errors: FieldError) -> Rejected:
+    return Rejected(command_id=command.message_id, code=code, message=message, errors=errors)
+
+
+async def handle(command: RulesCommand, store: RuleSets, deps: Deps) -> Reply:
+    try:
+        actor = await deps.sessions.actor(command.actor_token)
+    except InvalidToken:
+        return _rejected(command, "unauthenticated", "the session token is missing, invalid or ended")
+    address = command.subject_key()
+    if not actor.may_act_on(address):
+        return _rejected(command, "forbidden", f"{actor.subject} may not act on the rules of {address}")
+    if (rules := store.current()) is None:
+        return _rejected(command, "not_found", f"{address} has no mail account")
+    if isinstance(command, GetRules):
+        return Accepted(command_id=command.message_id, result=view(rules, store.deployment()))
+    return _change(command, actor, rules, store)
+
+
+def _change(command: RulesCommand, actor: Actor, rules: RuleSet, store: RuleSets) -> Reply:
+    try:
+        changed = CHANGES[type(command)](rules, command)
+    except Refused as refusal:
+        return _refused(command, refusal.violations)
+    if changed != rules:
+        event = RulesChanged(address=rules.address, version=changed.version, actor=actor.subject,
+                             causation_id=command.message_id, correlation_id=command.correlation_id)
+        store.save(changed, events=[event], work=[DeployRules(address=rules.address, version=changed.version)])
+    return Accepted(command_id=command.message_id, result={"address": rules.address, "version": changed.version})
+
+
+def _refused(command: RulesCommand, violations: tuple[Violation, ...]) -> Rejected:
+    errors = tuple(FieldError(field=v.field, code=v.code, message=v.message) for v in violations)
+    code = "not_allowed_on_plan" if all(v.code == "not_allowed_on_plan" for v in violations) else "validation_failed"
+    message = errors[0].message if len(errors) == 1 else "the change breaks several rules"
+    return _rejected(command, code, message, *errors)
+
+
+def view(rules: RuleSet, deployment: dict[str, Any]) -> dict[str, Any]:
+    reply = rules.autoreply
+    return {"address": rules.address, "plan": str(rules.plan), "version": rules.version,
+            "spam_tag": rules.spam_tag, "spam_sort": rules.spam_sort, "receive": rules.receive,
+            "autoreply": {"text": reply.text, "include_original": reply.include_original} if reply else None,
+            "mail_server": deployment}
+
+
+async def adopt_account(command: AdoptAccount, store: RuleSets) -> Accepted:
+    """Defaults for a new account (or a new generation of the address). The defaults are what a home
+    without a script does already, so nothing is deployed."""
+    known = store.generation()
+    if known is None or known < command.generation:
+        previous = store.current()
+        version = (previous.version if previous else store.deployed_version()) + 1
+        store.save(RuleSet(address=command.subject_key(), plan=Plan(command.plan), version=version),
+                   generation=command.generation, in_sync=True)
+    return Accepted(command_id=command.message_id)
+
+
+async def drop_rules(command: DropRules, store: RuleSets) -> Accepted:
+    if store.current() and not of_earlier_generation(command.deleted_at, store.generation()):
+        store.drop()
+    return Accepted(command_id=command.message_id)
+
+
+async def record_deployment(command: RecordDeployment, store: RuleSets) -> Accepted:
+    address = command.subject_key()
+    if command.failure is not None:
+        event = RulesApplyFailed(address=address, version=command.version, reason=command.failure)
+        store.record_failure(command.failure, events=[event])
+    elif command.version > store.deployed_version():
+        store.record_deployed(command.version, events=[RulesApplied(address=address, version=command.version)])
+    return Accepted(command_id=command.message_id)
+
+
+async def redeploy(command: Redeploy, store: RuleSets) -> Accepted:
+    rules = store.current()
+    if rules and store.deployment()["state"] == "pending":
+        store.request([DeployRules(address=rules.address, version=rules.version)])
+    return Accepted(command_id=command.message_id)

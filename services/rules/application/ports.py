@@ -1,0 +1,40 @@
+"""What the rules handlers need from the outside world."""
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, Protocol
+
+from services.rules.domain.rules import RuleSet
+from shared.auth import Actor
+from shared.contracts.base import Event, WorkItem
+
+
+class RuleSets(Protocol):
+    """The one account of the command being handled."""
+
+    def current(self) -> RuleSet | None:
+        """None when the account is unknown here or was deleted."""
+
+    def generation(self) -> datetime | None:
+        """When the account's present generation was created (its AccountCreated)."""
+
+    def deployment(self) -> dict[str, Any]: ...
+
+    def deployed_version(self) -> int: ...
+
+    def save(self, rules: RuleSet, *, events: Sequence[Event] = (), work: Sequence[WorkItem] = (),
+             generation: datetime | None = None, in_sync: bool = False) -> None:
+        """Stage the rules; `in_sync`: the mail server already behaves so (nothing to deploy)."""
+
+    def drop(self) -> None: ...
+
+    def record_deployed(self, version: int, *, events: Sequence[Event]) -> None: ...
+
+    def record_failure(self, reason: str, *, events: Sequence[Event]) -> None: ...
+
+    def request(self, work: Sequence[WorkItem]) -> None: ...
+
+
+class Sessions(Protocol):
+    async def actor(self, token: str) -> Actor:
+        """Raise shared.auth.InvalidToken when the token is not a live session."""

@@ -1,0 +1,21 @@
+"""Rules service settings (environment variables, case-insensitive)."""
+
+from pydantic import Field, SecretStr, field_validator
+
+from shared.settings import ServiceSettings, refuse_placeholder
+
+
+class RulesSettings(ServiceSettings):
+    mongodb_db: str = "mailss_rules"
+    dovecot_sieve_host: str = "127.0.0.1"
+    dovecot_sieve_port: int = Field(default=14190, ge=1, le=65535)
+    dovecot_master_user: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
+    dovecot_master_password: SecretStr
+    reconcile_interval_s: float = Field(default=60.0, gt=0)
+    """how often accounts whose mail server is behind are deployed again (and once soon after start)"""
+
+    @field_validator("dovecot_master_password")
+    @classmethod
+    def _real_secret(cls, value: SecretStr) -> SecretStr:
+        refuse_placeholder(value.get_secret_value())
+        return value

@@ -1,0 +1,124 @@
+"""Commands and events owned by the rules service."""
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from shared.contracts.account import AddressText, PlanName
+from shared.contracts.base import Command, Event, InternalCommand, WorkItem
+
+SERVICE = "rules"
+
+AutoreplyText = Annotated[str, Field(max_length=4000)]
+"""transport bound only; the rule (600 width units) is the domain's, so its refusal names it"""
+
+
+class RulesCommand(Command):
+    """A command on one account's rules, keyed by its address."""
+
+    KEY_FIELD = "address"
+    address: AddressText
+
+
+class SetSpamTag(RulesCommand):
+    type: Literal["SetSpamTag"] = "SetSpamTag"
+    on: bool
+
+
+class SetSpamSort(RulesCommand):
+    type: Literal["SetSpamSort"] = "SetSpamSort"
+    on: bool
+
+
+class SetAutoreply(RulesCommand):
+    type: Literal["SetAutoreply"] = "SetAutoreply"
+    text: AutoreplyText
+    include_original: bool = False
+
+
+class DeleteAutoreply(RulesCommand):
+    type: Literal["DeleteAutoreply"] = "DeleteAutoreply"
+
+
+class SetReceive(RulesCommand):
+    type: Literal["SetReceive"] = "SetReceive"
+    on: bool
+    accept_loss: bool = False
+    """turning receive off with no forwarding of all mail loses new mail: the caller confirms"""
+
+
+class GetRules(RulesCommand):
+    type: Literal["GetRules"] = "GetRules"
+
+
+class AdoptAccount(InternalCommand):
+    """Internal, from AccountCreated: the account's rules start at the defaults."""
+
+    KEY_FIELD = "address"
+    type: Literal["AdoptAccount"] = "AdoptAccount"
+    address: AddressText
+    plan: PlanName
+    generation: datetime
+
+
+class DropRules(InternalCommand):
+    """Internal, from AccountDeleted: the rules go (the account service removes the home and its scripts)."""
+
+    KEY_FIELD = "address"
+    type: Literal["DropRules"] = "DropRules"
+    address: AddressText
+    deleted_at: datetime
+
+
+class RecordDeployment(InternalCommand):
+    """Internal, from the deploy worker: the mail server now runs `version` (or failed to take it)."""
+
+    KEY_FIELD = "address"
+    type: Literal["RecordDeployment"] = "RecordDeployment"
+    address: AddressText
+    version: int
+    failure: Annotated[str, Field(max_length=500)] | None = None
+
+
+class Redeploy(InternalCommand):
+    """Internal, from the reconcile sweep: deploy again what is behind."""
+
+    KEY_FIELD = "address"
+    type: Literal["Redeploy"] = "Redeploy"
+    address: AddressText
+
+
+class DeployRules(WorkItem):
+    """Compile the account's current rules and make them its active Sieve script (ManageSieve)."""
+
+    QUEUE = "deploy"
+    type: Literal["DeployRules"] = "DeployRules"
+    address: AddressText
+    version: int
+
+
+class RulesChanged(Event):
+    ROUTING_KEY = "rules.rules.changed"
+    type: Literal["RulesChanged"] = "RulesChanged"
+    address: str
+    version: int
+    actor: str
+
+
+class RulesApplied(Event):
+    ROUTING_KEY = "rules.rules.applied"
+    type: Literal["RulesApplied"] = "RulesApplied"
+    address: str
+    version: int
+
+
+class RulesApplyFailed(Event):
+    ROUTING_KEY = "rules.rules.apply_failed"
+    type: Literal["RulesApplyFailed"] = "RulesApplyFailed"
+    address: str
+    version: int
+    reason: str
+
+
+CLIENT_COMMANDS = (SetSpamTag, SetSpamSort, SetAutoreply, DeleteAutoreply, SetReceive, GetRules)
