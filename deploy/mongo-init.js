@@ -15,6 +15,7 @@ const REPLICA_SET = { _id: 'rs0', members: [{ _id: 0, host: 'mongo:27017' }] };
 // One user per service, allowed only in its own database (services share no collections).
 const SERVICE_USERS = [
   { user: 'account', db: 'mailss_account', passwordVariable: 'MONGO_ACCOUNT_PASSWORD' },
+  { user: 'rules', db: 'mailss_rules', passwordVariable: 'MONGO_RULES_PASSWORD' },
 ];
 
 function required(name) {

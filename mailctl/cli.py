@@ -24,12 +24,19 @@ from shared.contracts.account import (
     PlanName,
 )
 from shared.contracts.base import Accepted, AnonymousCommand, Command, Rejected
+from shared.contracts.rules import SERVICE as RULES
+from shared.contracts.rules import DeleteAutoreply, GetRules, SetAutoreply, SetReceive, SetSpamSort, SetSpamTag
 
 app = typer.Typer(help="Mail Self-Service from the command line.", no_args_is_help=True)
 account_app = typer.Typer(help="Admin: create, delete and size accounts.", no_args_is_help=True)
 password_app = typer.Typer(help="Passwords.", no_args_is_help=True)
+rules_app = typer.Typer(help="Spam handling, autoreply and receive on/off (your own, or in your domains as admin).",
+                        no_args_is_help=True)
+autoreply_app = typer.Typer(help="The automatic reply.", no_args_is_help=True)
+rules_app.add_typer(autoreply_app, name="autoreply")
 app.add_typer(account_app, name="account")
 app.add_typer(password_app, name="password")
+app.add_typer(rules_app, name="rules")
 console = Console()
 
 SESSION_FILE = Path(os.environ.get("MAILCTL_SESSION", Path.home() / ".config" / "mailctl" / "session.json"))
@@ -167,6 +174,67 @@ def password_change(address: Annotated[str | None, typer.Argument(help="default:
     if target == current["subject"]:
         SESSION_FILE.unlink(missing_ok=True)
         console.print("your session ended with the old password: run [bold]mailctl login[/] again")
+
+
+Address = Annotated[str | None, typer.Option("--address", "-a", help="default: your own")]
+Switch = Annotated[bool, typer.Argument(parser=lambda v: {"on": True, "off": False}[v.lower()], metavar="on|off")]
+
+
+def target(address: str | None) -> str:
+    return (address or session()["subject"]).lower()
+
+
+@rules_app.command("show")
+def rules_show(address: Address = None) -> None:
+    """Show the rules and whether the mail server runs them yet."""
+    result = send(GetRules(actor_token=token(), address=target(address)), RULES).result
+    table = Table("rule", "value", header_style="bold", title=f"{result['address']} ({result['plan']})")
+    reply = result["autoreply"]
+    for name, value in (("spam subject tag", result["spam_tag"]), ("spam auto-sort", result["spam_sort"]),
+                        ("receive", result["receive"]), ("autoreply", reply["text"] if reply else "off"),
+                        ("  with the original", reply["include_original"] if reply else "-")):
+        table.add_row(name, "on" if value is True else "off" if value is False else str(value))
+    server = result["mail_server"]
+    table.add_row("mail server", f"{server['state']} (version {server['deployed_version']} of {result['version']})"
+                  + (f": {server['last_failure']}" if server["last_failure"] else ""))
+    console.print(table)
+
+
+@rules_app.command("spam-tag")
+def rules_spam_tag(on: Switch, address: Address = None) -> None:
+    """Prefix "[SPAM] " to the subject of mail flagged as spam."""
+    accepted(send(SetSpamTag(actor_token=token(), address=target(address), on=on), RULES), f"spam tag {(on and 'on') or 'off'}")
+
+
+@rules_app.command("spam-sort")
+def rules_spam_sort(on: Switch, address: Address = None) -> None:
+    """File mail flagged as spam into Junk (not on sv-basic)."""
+    accepted(send(SetSpamSort(actor_token=token(), address=target(address), on=on), RULES), f"spam sort {(on and 'on') or 'off'}")
+
+
+@rules_app.command("receive")
+def rules_receive(on: Switch, address: Address = None,
+                  accept_loss: Annotated[bool, typer.Option(help="receive off: new mail is kept nowhere")] = False) -> None:
+    """Keep new mail in the mailbox (on), or not (off: send-only or relay addresses)."""
+    accepted(send(SetReceive(actor_token=token(), address=target(address), on=on, accept_loss=accept_loss), RULES),
+             f"receive {(on and 'on') or 'off'}")
+
+
+@autoreply_app.command("set")
+def autoreply_set(address: Address = None,
+                  include_original: Annotated[bool, typer.Option(help="sv-basic: quote the sender's text")] = False,
+                  file: Annotated[Path | None, typer.Option(help="read the text from a file (default: stdin)")] = None,
+                  ) -> None:
+    """Set the reply text (at most 600 width units: full-width characters count 2)."""
+    text = file.read_text() if file else sys.stdin.read()
+    accepted(send(SetAutoreply(actor_token=token(), address=target(address), text=text.rstrip("\n"),
+                               include_original=include_original), RULES), "autoreply set")
+
+
+@autoreply_app.command("delete")
+def autoreply_delete(address: Address = None) -> None:
+    """Stop replying automatically."""
+    accepted(send(DeleteAutoreply(actor_token=token(), address=target(address)), RULES), "autoreply deleted")
 
 
 if __name__ == "__main__":

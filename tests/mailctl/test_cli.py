@@ -44,3 +44,28 @@ def test_a_password_is_never_taken_from_the_command_line(tmp_path, client_url):
     refused = mailctl(tmp_path, client_url, "login", "admin", "--password", "Visible-in-ps-1!")
 
     assert refused.returncode == 2 and "No such option" in refused.stderr
+
+
+async def test_rules_from_the_command_line(tmp_path, client_url, account_service, rules_service):
+    """Ensure mailctl covers the rules: switches, an autoreply from stdin, and the state shown."""
+    address = new_address()
+    assert (await run(tmp_path, client_url, "login", ADMIN_LOGIN, "--password-stdin", stdin=ADMIN_PASSWORD + "\n")).returncode == 0
+    created = await run(tmp_path, client_url, "account", "create", address, "--plan", "kwc",
+                        stdin="Cli-Passw0rd-One!\nCli-Passw0rd-One!\n")
+    assert created.returncode == 0, created.stdout + created.stderr
+
+    async def known() -> bool:
+        return (await run(tmp_path, client_url, "rules", "show", "-a", address)).returncode == 0
+
+    await eventually(known, what="the rules service to know the account")
+    for args, stdin in ((("spam-tag", "on"), ""), (("spam-sort", "on"), ""), (("autoreply", "set"), "Away\n")):
+        done = await run(tmp_path, client_url, "rules", *args, "-a", address, stdin=stdin)
+        assert done.returncode == 0, done.stdout + done.stderr
+    refused = await run(tmp_path, client_url, "rules", "receive", "off", "-a", address)
+    assert refused.returncode == 1 and "accept_loss" in refused.stdout
+
+    async def applied() -> bool:
+        shown = await run(tmp_path, client_url, "rules", "show", "-a", address)
+        return "applied (version 4 of 4)" in shown.stdout and "Away" in shown.stdout
+
+    await eventually(applied, what="mailctl to show the rules applied")
