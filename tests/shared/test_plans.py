@@ -18,6 +18,7 @@ EXPECTED_CAPABILITIES = {
     Capability.FORWARDING: {BS, KWC, SV},
     Capability.AUTOREPLY: {BS, KWC, SV},
     Capability.AUTOREPLY_INCLUDE_BODY: {SV},
+    Capability.AUTOREPLY_ANY_CHARACTER: {SV},  # SPEC Autoreply: the character rule is for business-standard and kwc
     Capability.RECEIVE_TOGGLE: {BS, KWC, SV},
     Capability.MAIL_COPY: {BS, KWC},
     Capability.MAIL_PURGE: {BS, KWC, SV},
