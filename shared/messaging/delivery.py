@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 REASON_HEADER = "x-death-reason"
 MAX_PAUSE_S = 5.0
-MAX_FULL_PAUSE_S = 30.0
+MAX_FULL_PAUSE_S = 10.0
 T = TypeVar("T")
 
 
