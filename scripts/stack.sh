@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Local stack for Mail Self-Service: RabbitMQ, FerretDB and a private Dovecot.
+# Local stack for Mail Self-Service: RabbitMQ, FerretDB, a private Dovecot, SpamAssassin
+# (spamd + spamass-milter) and a private Postfix.
 #
 #   scripts/stack.sh up|down|status|env
-#   scripts/stack.sh start|stop|restart rabbitmq|ferretdb|dovecot
+#   scripts/stack.sh start|stop|restart rabbitmq|ferretdb|dovecot|spamassassin|postfix
 #
 # Debian 12, run as root, no systemd, no Docker. Everything the scripts start is
 # recorded under .run/pids so `down` stops only that, never a service someone
@@ -29,7 +30,16 @@ FERRETDB_VERSION=v1.24.2
 FERRETDB_MODULE=github.com/FerretDB/FerretDB
 # Used only when the machine's Go cannot build FerretDB (its go.mod asks for 1.24).
 FALLBACK_GOTOOLCHAIN=go1.24.3
-APT_PACKAGES=(procps rabbitmq-server dovecot-imapd dovecot-lmtpd dovecot-sieve dovecot-managesieved)
+APT_PACKAGES=(procps rabbitmq-server dovecot-imapd dovecot-lmtpd dovecot-sieve dovecot-managesieved
+  postfix postfix-lmdb spamassassin spamd spamc spamass-milter)
+POSTFIX_DIR=$RUN/postfix
+POSTFIX_CONF=$POSTFIX_DIR/etc
+POSTFIX_PORT=10587
+SPAMD_PORT=10784
+MILTER_PORT=10783
+MAP_PORT=10181
+# Where mail for the outside world goes (tests: their SMTP sink).
+RELAYHOST=${MAILSS_RELAYHOST:-[127.0.0.1]:10025}
 START_TIMEOUT=${STACK_START_TIMEOUT:-90}
 
 # Go from go.dev's tarball is not on PATH in non-login shells.
@@ -124,6 +134,8 @@ ensure_apt_packages() {
   done
   ((${#missing[@]} == 0)) && return
   say "installing ${missing[*]}"
+  # Postfix's package must not configure (or start) the machine's own instance.
+  echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
   # A fresh image has empty package lists: update only when the first try fails.
   DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}" ||
     { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}"; }
@@ -449,6 +461,99 @@ stop_dovecot() {
   wait_gone 30 "$pid" || die "Dovecot (pid $pid) did not stop"
 }
 
+# ---------------------------------------------------------------- SpamAssassin
+
+# spamd with local tests only (-L: no network lookups) and few children (2 cores); the milter
+# Postfix calls hands each message to it (spamc's options after `--`).
+start_spamassassin() {
+  if ! running spamd; then
+    port_open 127.0.0.1 "$SPAMD_PORT" && die "something else serves 127.0.0.1:$SPAMD_PORT"
+    say "starting spamd"
+    local from
+    from=$(log_size "$LOGS/spamd.log")
+    rm -f "$PIDS/spamd.pid"
+    spamd --listen="127.0.0.1:$SPAMD_PORT" -u debian-spamd -L --min-children=1 --max-children=2 \
+      -d --pidfile="$PIDS/spamd.pid" -s "$LOGS/spamd.log" </dev/null 9>&-
+    wait_for "$START_TIMEOUT" spamd "$LOGS/spamd.log" "$from" port_open 127.0.0.1 "$SPAMD_PORT"
+  fi
+  if ! running spamass-milter; then
+    say "starting spamass-milter"
+    rm -f "$PIDS/spamass-milter.pid"
+    spamass-milter -p "inet:$MILTER_PORT@127.0.0.1" -f -P "$PIDS/spamass-milter.pid" \
+      -- -d 127.0.0.1 -p "$SPAMD_PORT" </dev/null >>"$LOGS/spamass-milter.log" 2>&1 9>&-
+    wait_for 30 spamass-milter "$LOGS/spamass-milter.log" 0 port_open 127.0.0.1 "$MILTER_PORT"
+  fi
+}
+
+stop_spamassassin() {
+  local name pid
+  for name in spamass-milter spamd; do
+    running "$name" || { rm -f "$PIDS/$name.pid"; continue; }
+    say "stopping $name"
+    pid=$(pid_of "$name")
+    kill "$pid" 2>/dev/null || true
+    wait_gone 30 "$pid" || kill -9 "$pid" 2>/dev/null || true
+    rm -f "$PIDS/$name.pid"
+  done
+}
+
+# ---------------------------------------------------------------- Postfix
+
+postfix_running() { postfix -c "$POSTFIX_CONF" status >/dev/null 2>&1; }
+
+# Postfix refuses a configuration directory that its default instance does not list; the
+# machine's own instance is otherwise left unconfigured (and unstarted).
+allow_postfix_instance() {
+  local main=/etc/postfix/main.cf
+  grep -qsF "$POSTFIX_CONF" "$main" && return
+  if grep -qs '^alternate_config_directories' "$main"; then
+    sed -i "s|^alternate_config_directories *=.*|& $POSTFIX_CONF|" "$main"
+  else
+    echo "alternate_config_directories = $POSTFIX_CONF" >>"$main"
+  fi
+}
+
+# Returns 0 when the configuration changed.
+prepare_postfix_instance() {
+  mkdir -p "$POSTFIX_CONF" "$POSTFIX_DIR/data" "$POSTFIX_DIR/queue"
+  chown postfix "$POSTFIX_DIR/data"
+  allow_postfix_instance
+  local rendered changed=1
+  rendered=$(mktemp)
+  sed -e "s|@RUN@|$POSTFIX_DIR|g" -e "s|@LOGS@|$LOGS|g" -e "s|@MAP_PORT@|$MAP_PORT|g" \
+    -e "s|@MILTER_PORT@|$MILTER_PORT|g" -e "s|@RELAYHOST@|$RELAYHOST|g" \
+    "$REPO/deploy/postfix/main.cf.in" >"$rendered"
+  install_if_changed "$rendered" "$POSTFIX_CONF/main.cf" -m 644 && changed=0
+  rm -f "$rendered"
+  install_if_changed "$REPO/deploy/postfix/master.cf" "$POSTFIX_CONF/master.cf" -m 644 && changed=0
+  install_if_changed "$REPO/deploy/postfix/header_checks" "$POSTFIX_CONF/header_checks" -m 644 && changed=0
+  return $changed
+}
+
+start_postfix() {
+  if prepare_postfix_instance && postfix_running; then
+    say "Postfix config changed: reloading"
+    postfix -c "$POSTFIX_CONF" reload >/dev/null 2>&1
+  fi
+  if ! postfix_running; then
+    port_open 127.0.0.1 "$POSTFIX_PORT" && { say "something else serves 127.0.0.1:$POSTFIX_PORT; leaving it alone"; return; }
+    say "starting Postfix"
+    postfix -c "$POSTFIX_CONF" set-permissions >/dev/null 2>&1 || true
+    postfix -c "$POSTFIX_CONF" start </dev/null >>"$LOGS/postfix.log" 2>&1 9>&- ||
+      die "Postfix refused to start: $(tail -n 5 "$LOGS/postfix.log")"
+    wait_for "$START_TIMEOUT" Postfix "$LOGS/postfix.log" 0 port_open 127.0.0.1 "$POSTFIX_PORT"
+  fi
+  cat "$POSTFIX_DIR/queue/pid/master.pid" 2>/dev/null | tr -d ' ' >"$PIDS/postfix.pid" || true
+}
+
+stop_postfix() {
+  if postfix_running; then
+    say "stopping Postfix"
+    postfix -c "$POSTFIX_CONF" stop >/dev/null 2>&1 || true
+  fi
+  rm -f "$PIDS/postfix.pid"
+}
+
 # ---------------------------------------------------------------- commands
 
 print_env() {
@@ -467,6 +572,8 @@ print_env() {
   export_line MAIL_POLICY_API_KEY_FILE "$POLICY_KEY_FILE"
   export_line MAIL_POLICY_PORT "$POLICY_PORT"
   export_line DOVECOT_CONF "$DOVECOT_CONF"
+  export_line POSTFIX_SMTP_PORT "$POSTFIX_PORT"
+  export_line POSTFIX_MAP_PORT "$MAP_PORT"
 }
 
 # Single quotes (with ' escaped) so that `eval` and non-bash readers agree.
@@ -474,9 +581,9 @@ export_line() { printf "export %s='%s'\n" "$1" "${2//\'/\'\\\'\'}"; }
 
 print_status() {
   local c port
-  for c in rabbitmq ferretdb dovecot; do
+  for c in rabbitmq ferretdb dovecot spamd postfix; do
     port=$(component_port "$c")
-    if [[ $c == dovecot ]] && dovecot_running || running "$c"; then
+    if component_running "$c"; then
       printf '%-9s running (pid %s)\n' "$c" "$(pid_of "$c")"
     elif [[ $c == ferretdb ]] && external_mongodb; then
       printf '%-9s not used (MONGODB_URL is set)\n' "$c"
@@ -488,8 +595,15 @@ print_status() {
   done
 }
 
+component_running() {
+  case $1 in dovecot) dovecot_running ;; postfix) postfix_running ;; *) running "$1" ;; esac
+}
+
 component_port() {
-  case $1 in rabbitmq) echo 5672 ;; ferretdb) echo 27017 ;; dovecot) echo 10143 ;; esac
+  case $1 in
+    rabbitmq) echo 5672 ;; ferretdb) echo 27017 ;; dovecot) echo 10143 ;; spamd) echo "$SPAMD_PORT" ;;
+    postfix) echo "$POSTFIX_PORT" ;;
+  esac
 }
 
 # Two concurrent `up`s (two terminals, parallel test jobs) must not both start
@@ -503,8 +617,8 @@ take_lock() {
 
 check_component() {
   case ${1:-} in
-    rabbitmq | ferretdb | dovecot) ;;
-    *) die "unknown component '${1:-}' (rabbitmq|ferretdb|dovecot)" ;;
+    rabbitmq | ferretdb | dovecot | spamassassin | postfix) ;;
+    *) die "unknown component '${1:-}' (rabbitmq|ferretdb|dovecot|spamassassin|postfix)" ;;
   esac
 }
 
@@ -527,10 +641,14 @@ main() {
       ensure_broker_admin
       start_ferretdb
       start_dovecot
+      start_spamassassin
+      start_postfix
       print_status
       ;;
     down)
       take_lock
+      stop_postfix
+      stop_spamassassin
       stop_dovecot
       stop_ferretdb
       stop_rabbitmq

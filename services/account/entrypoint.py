@@ -12,6 +12,7 @@ from services.account.adapters.dovecot_passwd import DovecotPasswdFiles
 from services.account.adapters.mail_homes import MailHomes, OrphanHomeSweeper, new_home_id
 from services.account.adapters.passwd_reconciler import MailLoginReconciler
 from services.account.adapters.policy_server import PolicyServer
+from services.account.adapters.postfix_maps import PostfixMaps
 from services.account.adapters.stored_accounts import (
     AccountsInUnit,
     StoredAdmins,
@@ -62,6 +63,8 @@ def compose(settings: AccountSettings, kit: Resources) -> Wiring:
 
     reconciler = MailLoginReconciler(files=passwd_files, every=stored.every, stored=stored.one,
                                      interval_s=settings.passwd_reconcile_interval_s, in_line=complete_deletions)
+    maps = PostfixMaps(hosted_domains=stored.hosted_domains, is_account=stored.is_account,
+                       host=settings.postfix_map_host, port=settings.postfix_map_port)
     orphans = OrphanHomeSweeper(homes=homes, live=partial(stored.live_homes, homes),
                                 interval_s=settings.home_sweep_interval_s, grace_s=settings.orphan_home_grace_s)
 
@@ -94,7 +97,8 @@ def compose(settings: AccountSettings, kit: Resources) -> Wiring:
     due = partial(tombstones_due, stored.deleted_before, retention=settings.tombstone_retention)
     return Wiring(
         handlers=handlers, aggregates=AGGREGATES, follow=follow, work={RemoveHome: remove_home},
-        background=(reconciler.run, orphans.run, *((policy.run,) if (policy := _policy_server(settings)) else ())),
+        background=(reconciler.run, orphans.run, maps.run,
+                    *((policy.run,) if (policy := _policy_server(settings)) else ())),
         startup=(SetFirstAdmin(login=first_admin.login),) if first_admin else (),
         sweeps=(Sweep(settings.tombstone_sweep_interval_s, lambda: due(now=datetime.now(UTC))),
                 Sweep(settings.deletion_sweep_interval_s, deletions_due)),

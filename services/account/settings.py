@@ -40,6 +40,9 @@ class AccountSettings(ServiceSettings):
     """the key Dovecot's auth policy requests carry; without it mail logins have no guessing limit"""
     mail_policy_host: str = "127.0.0.1"
     mail_policy_port: int = Field(default=10180, ge=1, le=65535)
+    postfix_map_host: str = "127.0.0.1"
+    postfix_map_port: int = Field(default=10181, ge=1, le=65535)
+    """where Postfix asks which domains are hosted and which addresses exist (socketmap)"""
     mail_lockout_max_failures: int = Field(default=10, ge=1)
     """failed mail logins of one address within the window that lock it"""
     mail_source_max_failures: int = Field(default=50, ge=1)

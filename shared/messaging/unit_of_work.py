@@ -250,9 +250,10 @@ class AggregateReader:
         doc = await self._collection.find_one({"_id": key})
         return {k: v for k, v in doc.items() if k not in KIT_FIELDS} if doc else None
 
-    async def every(self) -> dict[str, Doc]:
-        """Every aggregate's state by key (one scan: for periodic work, never a command's path)."""
-        cursor = self._collection.find({}, {"applied": 0, "outbox": 0})
+    async def every(self, query: Doc | None = None) -> dict[str, Doc]:
+        """Every aggregate's state by key, or those matching `query` (a scan: for periodic work or a
+        cache, never a command's path)."""
+        cursor = self._collection.find(query or {}, {"applied": 0, "outbox": 0})
         return {doc["_id"]: {k: v for k, v in doc.items() if k not in KIT_FIELDS} async for doc in cursor}
 
     async def keys_where(self, query: Doc, *, limit: int = 1000) -> list[str]:

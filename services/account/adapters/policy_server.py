@@ -18,11 +18,11 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from services.account.application.mail_guessing import MailGuessingLimit, MailLoginAttempt
+from shared.listening import listen_when_free
 
 log = logging.getLogger(__name__)
 
 API_KEY_HEADER = "X-API-Key"
-RETRY_S = 5.0
 MAX_BODY = 8192
 
 Short = Annotated[str, Field(max_length=512)]
@@ -64,21 +64,11 @@ class PolicyServer:
         runner = web.AppRunner(self.app(), access_log=None)
         await runner.setup()
         try:
-            await self._listen(runner)
+            await listen_when_free(lambda: web.TCPSite(runner, self._host, self._port).start(),
+                                   what="Dovecot's auth policy", host=self._host, port=self._port)
             await asyncio.Event().wait()
         finally:
             await runner.cleanup()
-
-    async def _listen(self, runner: web.AppRunner) -> None:
-        while True:
-            try:
-                await web.TCPSite(runner, self._host, self._port).start()
-                log.info("answering Dovecot's auth policy requests on %s:%d", self._host, self._port)
-                return
-            except OSError as error:
-                log.warning("auth policy port %s:%d unavailable (%s); trying again in %.0f s",
-                            self._host, self._port, error.strerror, RETRY_S)
-                await asyncio.sleep(RETRY_S)
 
     async def _answer(self, request: web.Request) -> web.Response:
         if not hmac.compare_digest(request.headers.get(API_KEY_HEADER, "").encode(), self._api_key.encode()):

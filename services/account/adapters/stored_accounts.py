@@ -113,6 +113,14 @@ class StoredPrincipals:
     async def every(self) -> dict[str, Principal | None]:
         return {key: principal_of(key, state) for key, state in (await self._reader.every()).items()}
 
+    async def hosted_domains(self) -> set[str]:
+        """The domains some admin administers: the only ones accounts can be created in."""
+        admins = await self._reader.every({"role": "admin", "deleted": False})
+        return {domain for doc in admins.values() for domain in doc.get("domains") or ()}
+
+    async def is_account(self, address: str) -> bool:
+        return isinstance(await self.one(address), Account)
+
     async def deleted_before(self, moment: datetime) -> list[str]:
         """Addresses whose tombstone was last written before `moment`."""
         return await self._reader.keys_where({"deleted": True, "deletion_pending": None, "updated_at": {"$lt": moment}})
