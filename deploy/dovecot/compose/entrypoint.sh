@@ -64,7 +64,7 @@ doveconf -c "$CONF" -n >/dev/null || die "invalid $CONF"
 # doveadm pw reads the password twice from stdin: it stays out of `ps`. Our config, not
 # the package's default one (which wants TLS certificates this image does not use).
 hash=$(printf '%s\n%s\n' "$DOVECOT_MASTER_PASSWORD" "$DOVECOT_MASTER_PASSWORD" |
-  doveadm -c "$CONF" pw -s ARGON2ID)
+  doveadm -c "$CONF" pw -s SHA512-CRYPT)
 (umask 027 && printf '%s:%s\n' "$master_user" "$hash" >"$RUN/master-users.tmp")
 chown root:dovecot "$RUN/master-users.tmp"
 mv -f "$RUN/master-users.tmp" "$RUN/master-users"
