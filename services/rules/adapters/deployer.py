@@ -14,7 +14,8 @@ from shared.messaging.unit_of_work import Doc
 
 log = logging.getLogger(__name__)
 
-Install = Callable[[str, str], Awaitable[None]]
+Install = Callable[[str, str, int], Awaitable[int]]
+"""address, script, version -> the version now active (a newer one if another worker got there)"""
 Peek = Callable[[str], Awaitable[Doc | None]]
 Send = Callable[[RecordDeployment], Awaitable[None]]
 
@@ -33,7 +34,7 @@ class Deployer:
         if rules is None or (doc or {}).get("deployed_version", 0) >= rules.version:
             return  # dropped, or a later item (or an earlier attempt) got there first
         try:
-            await self.install(item.address, compile_sieve(rules))
+            active = await self.install(item.address, compile_sieve(rules), rules.version)
         except ScriptRefused as error:
             log.error("Dovecot refused the script of %s v%d: %s", item.address, rules.version, error)
             await self.send(RecordDeployment(address=item.address, version=rules.version, failure=str(error)[:500]))
@@ -42,7 +43,7 @@ class Deployer:
             await self._report_once(item, rules.version, str(error))
             raise
         self._reported.discard(str(item.message_id))
-        await self.send(RecordDeployment(address=item.address, version=rules.version))
+        await self.send(RecordDeployment(address=item.address, version=active))
 
     async def _report_once(self, item: DeployRules, version: int, reason: str) -> None:
         if str(item.message_id) not in self._reported:

@@ -1,13 +1,27 @@
 """The account's active Sieve script, written over ManageSieve as the Dovecot master user acting for
-the account (SASL PLAIN with an authorization id), so no account password is ever needed."""
+the account (SASL PLAIN with an authorization id), so no account password is ever needed.
+
+Each version is its own script, `rules-v<version>`, and the newest one uploaded wins, whichever
+worker gets there last: a worker activates its version, then looks again and activates the newest
+version present if another worker uploaded one meanwhile. Older versions are then deleted. So
+workers may deploy the same account at once (several processes, several items) and the mail server
+still ends on the newest rules, never an older one.
+"""
 
 import asyncio
 import contextlib
+import re
+import warnings
 from dataclasses import dataclass
 
 from sievelib.managesieve import Client, Error  # type: ignore[import-untyped]
 
-SCRIPT_NAME = "rules"
+# Dovecot listens on loopback (compose: the private network) and trusts it; sievelib warns on every
+# plaintext login.
+warnings.filterwarnings("ignore", message="Credentials are sent over an unencrypted connection")
+
+SCRIPT_PREFIX = "rules-v"
+VERSIONED = re.compile(rf"^{SCRIPT_PREFIX}(\d+)$")
 
 
 class MailServerUnavailable(ConnectionError):
@@ -18,6 +32,11 @@ class ScriptRefused(Exception):
     """Dovecot refused the script itself: trying again would not help."""
 
 
+def _version(name: str | None) -> int:
+    found = VERSIONED.match(name or "")
+    return int(found[1]) if found else 0
+
+
 @dataclass(frozen=True)
 class ManageSieve:
     host: str
@@ -25,25 +44,39 @@ class ManageSieve:
     master_user: str
     master_password: str
 
-    async def install(self, address: str, script: str) -> None:
-        """Upload the script and make it the active one (idempotent)."""
-        await asyncio.to_thread(self._install, address, script)
+    async def install(self, address: str, script: str, version: int) -> int:
+        """Upload `version` and make the newest uploaded version active; return the active version."""
+        return await asyncio.to_thread(self._install, address, script, version)
 
-    def _install(self, address: str, script: str) -> None:
+    def _install(self, address: str, script: str, version: int) -> int:
         client = Client(self.host, self.port)
         try:
             connected = client.connect(self.master_user, self.master_password, authz_id=address, authmech="PLAIN")
-        except (TimeoutError, OSError, Error) as error:
+        except (OSError, Error) as error:
             raise MailServerUnavailable(f"ManageSieve at {self.host}:{self.port}: {error}") from None
         if not connected:
             raise MailServerUnavailable(f"ManageSieve refused the login for {address}: {client.errmsg!r}")
         try:
-            if not client.putscript(SCRIPT_NAME, script):
-                raise ScriptRefused(f"PUTSCRIPT refused: {client.errmsg!r}")
-            if not client.setactive(SCRIPT_NAME):
-                raise ScriptRefused(f"SETACTIVE refused: {client.errmsg!r}")
+            return self._activate_newest(client, script, version)
         except (OSError, Error) as error:
             raise MailServerUnavailable(f"ManageSieve at {self.host}:{self.port}: {error}") from None
         finally:
             with contextlib.suppress(OSError, Error):
                 client.logout()
+
+    def _activate_newest(self, client: Client, script: str, version: int) -> int:
+        active, _ = client.listscripts()
+        if _version(active) >= version:
+            return _version(active)  # a newer (or the same) version is live already
+        name = f"{SCRIPT_PREFIX}{version}"
+        if not client.putscript(name, script):
+            raise ScriptRefused(f"PUTSCRIPT refused: {client.errmsg!r}")
+        client.setactive(name)  # refused only if another worker removed it for a newer one
+        active, others = client.listscripts()
+        newest = max([_version(active), *(_version(n) for n in others)])
+        if newest > _version(active):
+            client.setactive(f"{SCRIPT_PREFIX}{newest}")
+        for old in others:
+            if old != f"{SCRIPT_PREFIX}{newest}" and (_version(old) < newest or old == "rules"):
+                client.deletescript(old)
+        return newest
