@@ -15,9 +15,12 @@ LOOPBACK = {"0100007F", "00000000000000000000000001000000"}
 """127.0.0.1 and ::1 as /proc writes them"""
 
 
-@pytest.mark.parametrize("port", [5672, 15672, 25672, 4369], ids=["amqp", "management", "erlang-distribution", "epmd"])
-def test_the_broker_listens_on_loopback_only(port):
-    """Ensure AMQP, the management API, Erlang distribution and epmd accept no connection from outside."""
+@pytest.mark.parametrize("port", [5672, 15672, 25672, 4369, 10143, 10024, 14190, 10587, 10783, 10784, 27017],
+                         ids=["amqp", "management", "erlang-distribution", "epmd", "imap", "lmtp", "managesieve",
+                              "postfix", "spamass-milter", "spamd", "ferretdb"])
+def test_the_stack_listens_on_loopback_only(port):
+    """Ensure no part of the stack (broker, Erlang, database, Dovecot, Postfix, SpamAssassin) accepts a
+    connection from outside this machine."""
     addresses = listening_addresses(port)
 
     assert addresses, f"nothing listens on {port}"
