@@ -515,6 +515,12 @@ allow_postfix_instance() {
   fi
 }
 
+render_postfix() {
+  sed -e "s|@RUN@|$POSTFIX_DIR|g" -e "s|@LOGS@|$LOGS|g" -e "s|@MAP@|127.0.0.1:$MAP_PORT|g" \
+    -e "s|@MILTER@|127.0.0.1:$MILTER_PORT|g" -e "s|@LMTP@|127.0.0.1:10024|g" -e "s|@RELAYHOST@|$RELAYHOST|g" \
+    -e "s|@LISTEN@|127.0.0.1|g" -e "s|@SMTPD@|127.0.0.1:$POSTFIX_PORT|g" -e "s|@TRUSTED@|127.0.0.0/8|g" "$1"
+}
+
 # Returns 0 when the configuration changed.
 prepare_postfix_instance() {
   mkdir -p "$POSTFIX_CONF" "$POSTFIX_DIR/data" "$POSTFIX_DIR/queue"
@@ -522,12 +528,11 @@ prepare_postfix_instance() {
   allow_postfix_instance
   local rendered changed=1
   rendered=$(mktemp)
-  sed -e "s|@RUN@|$POSTFIX_DIR|g" -e "s|@LOGS@|$LOGS|g" -e "s|@MAP_PORT@|$MAP_PORT|g" \
-    -e "s|@MILTER_PORT@|$MILTER_PORT|g" -e "s|@RELAYHOST@|$RELAYHOST|g" \
-    "$REPO/deploy/postfix/main.cf.in" >"$rendered"
+  render_postfix "$REPO/deploy/postfix/main.cf.in" >"$rendered"
   install_if_changed "$rendered" "$POSTFIX_CONF/main.cf" -m 644 && changed=0
+  render_postfix "$REPO/deploy/postfix/master.cf" >"$rendered"
+  install_if_changed "$rendered" "$POSTFIX_CONF/master.cf" -m 644 && changed=0
   rm -f "$rendered"
-  install_if_changed "$REPO/deploy/postfix/master.cf" "$POSTFIX_CONF/master.cf" -m 644 && changed=0
   install_if_changed "$REPO/deploy/postfix/header_checks" "$POSTFIX_CONF/header_checks" -m 644 && changed=0
   return $changed
 }

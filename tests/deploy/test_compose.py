@@ -47,7 +47,7 @@ DEPLOYER_ENV = {
     "BOOTSTRAP_ADMIN_PASSWORD": "Admin-Passphrase-4821",
     "BOOTSTRAP_ADMIN_DOMAINS": '["example.jp", "example.com"]',
     "DOVECOT_MASTER_PASSWORD": "3c2b1a0f9e8d7c6b5a4f3e2d",
-    "DOVECOT_SUBMISSION_HOST": "smtp.example.jp:25",
+    "POSTFIX_RELAYHOST": "[smtp.example.jp]:25",
     "MAIL_POLICY_API_KEY": "9d8c7b6a5f4e3d2c1b0a9f8e",
     "MAIL_POLICY_HASH_NONCE": "1a2b3c4d5e6f7a8b9c0d1e2f",
 }
@@ -335,3 +335,17 @@ def test_docker_compose_accepts_the_file(tmp_path):
                              capture_output=True, text=True, env=clean_env)
     assert refused.returncode != 0
     assert "required variable" in refused.stderr
+
+
+def test_postfix_templates_are_fully_rendered_locally_and_in_compose():
+    """Ensure every @TOKEN@ of the Postfix templates is replaced both by scripts/stack.sh and by the
+    compose entrypoint, so local, CI and compose run the same configuration."""
+    tokens = set()
+    for name in ("main.cf.in", "master.cf"):
+        tokens |= set(re.findall(r"@([A-Z_]+)@", (DEPLOY / "postfix" / name).read_text()))
+    local = (DEPLOY.parent / "scripts" / "stack.sh").read_text()
+    compose = (DEPLOY / "postfix" / "compose" / "entrypoint.sh").read_text()
+    for token in tokens:
+        assert f"s|@{token}@|" in local, token
+        assert f"s|@{token}@" in compose, token
+    assert SERVICES["dovecot"]["environment"]["DOVECOT_SUBMISSION_HOST"] == "postfix:10587"
