@@ -86,14 +86,20 @@ def service_env(operator: Broker, vhost: str, keys: tuple[str, str]) -> dict[str
     }
 
 
-@pytest.fixture(scope="session")
-async def account_service(service_env: dict[str, str], amqp_url: str) -> AsyncIterator[ServiceProcess]:
-    service = ServiceProcess(SERVICES["account"], service_env, amqp_url)
+async def running_service(name: str, env: dict[str, str], amqp_url: str) -> AsyncIterator[ServiceProcess]:
+    """A registered service as a real process for the session; its log must show no bug, its database goes."""
+    service = ServiceProcess(SERVICES[name], env, amqp_url)
     await service.start()
     yield service
     await service.stop()
     assert not service.programming_errors(), f"the service hit bugs; see {service.log_path}"
-    pymongo.MongoClient(service_env["MONGODB_URL"]).drop_database(service_env["MONGODB_DB"])
+    pymongo.MongoClient(env["MONGODB_URL"]).drop_database(env["MONGODB_DB"])
+
+
+@pytest.fixture(scope="session")
+async def account_service(service_env: dict[str, str], amqp_url: str) -> AsyncIterator[ServiceProcess]:
+    async for service in running_service("account", service_env, amqp_url):
+        yield service
 
 
 @pytest.fixture(scope="session")
@@ -152,9 +158,5 @@ def rules_env(service_env: dict[str, str], operator: Broker, vhost: str) -> dict
 
 @pytest.fixture(scope="session")
 async def rules_service(rules_env: dict[str, str], amqp_url: str, account_service) -> AsyncIterator[ServiceProcess]:
-    service = ServiceProcess(SERVICES["rules"], rules_env, amqp_url)
-    await service.start()
-    yield service
-    await service.stop()
-    assert not service.programming_errors(), f"the service hit bugs; see {service.log_path}"
-    pymongo.MongoClient(rules_env["MONGODB_URL"]).drop_database(rules_env["MONGODB_DB"])
+    async for service in running_service("rules", rules_env, amqp_url):
+        yield service
