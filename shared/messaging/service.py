@@ -198,6 +198,7 @@ def _subscribe_all(spec: ServiceSpec, settings: ServiceSettings, broker: RabbitB
         subscribers[queue] = subscribe(broker, queue, prefetch=settings.work_prefetch, consume=WorkConsumer(
             queue=queue, broker=broker, item_type=kind, handle=handle,
             transient_errors=TRANSIENT_ERRORS, delivery_limit=settings.delivery_limit, redact=redact,
+            concurrency=settings.work_prefetch,
         ))
     return subscribers
 

@@ -9,9 +9,10 @@ in place; anything else sets the item aside in the queue's DLQ. The broker's con
 checkpoint and enqueue the next step.
 """
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from faststream.rabbit import RabbitBroker
@@ -39,10 +40,27 @@ class WorkConsumer:
     transient_errors: tuple[type[BaseException], ...]
     delivery_limit: int
     redact: Redactor
+    concurrency: int = 1
+    """items this process runs at once (the channel's prefetch matches): FastStream hands a subscriber
+    one message at a time, so each runs in its own task while a slot is free"""
+    _slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(1), compare=False)
+    _running: set[asyncio.Task[None]] = field(default_factory=set, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_slots", asyncio.Semaphore(self.concurrency))
 
     async def __call__(self, message: RabbitMessage) -> None:
-        delivery = Delivery(message, self.queue, self.broker, self.transient_errors, self.redact)
-        await delivery.settle_safely(lambda: ack_or_set_aside(delivery, lambda: self._work(delivery)))
+        await self._slots.acquire()  # all slots busy: FastStream waits here, and fetches nothing more
+        task = asyncio.create_task(self._settle(message))
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+
+    async def _settle(self, message: RabbitMessage) -> None:
+        try:
+            delivery = Delivery(message, self.queue, self.broker, self.transient_errors, self.redact)
+            await delivery.settle_safely(lambda: ack_or_set_aside(delivery, lambda: self._work(delivery)))
+        finally:
+            self._slots.release()
 
     async def _work(self, delivery: Delivery) -> None:
         parse = TypeAdapter(self.item_type).validate_json

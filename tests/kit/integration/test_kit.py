@@ -176,6 +176,24 @@ async def test_work_items_survive_a_killed_worker_with_each_effect_once(kit_clie
         assert kit_db["effects"].find_one({"_id": item})["instance"] != victim.instance
 
 
+async def test_a_worker_runs_as_many_items_at_once_as_its_prefetch(kit_client, kit_service, kit_db, kit_env,
+                                                                   amqp_url, instances, issuer):
+    """Ensure a worker with WORK_PREFETCH=3 has several items under way at the same moment, and every
+    item still takes effect once."""
+    wide = ServiceProcess(KIT_SERVICE, {**kit_env, "WORK_PREFETCH": "3"}, amqp_url, instance="kit-wide")
+    await wide.start()
+    instances.append(wide)
+    reply = await kit_client.request(SERVICE, Enqueue(actor_token=mint(issuer, TOKEN_SUBJECT), address=new_address(),
+                                                      count=8, seconds=1.5))
+    items = reply.result["items"]
+
+    await eventually(lambda: _async(len(_unfinished(kit_db, wide.instance, items)) >= 2),
+                     what="two items under way in one worker at once")
+    await eventually(lambda: _async(kit_db["effects"].count_documents({"_id": {"$in": items}}) == 8),
+                     timeout=60, what="every item's effect")
+    assert all(kit_db["effects"].count_documents({"_id": item}) == 1 for item in items)
+
+
 def _unfinished(kit_db, instance: str, items: list[str]) -> list[str]:
     started = {d["item"] for d in kit_db["deliveries"].find({"instance": instance, "item": {"$in": items}})}
     done = {e["_id"] for e in kit_db["effects"].find({"_id": {"$in": list(started)}})}
