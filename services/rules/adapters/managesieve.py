@@ -1,11 +1,10 @@
 """The account's active Sieve script, written over ManageSieve as the Dovecot master user acting for
 the account (SASL PLAIN with an authorization id), so no account password is ever needed.
 
-Each version is its own script, `rules-v<version>`, and the newest one uploaded wins, whichever
-worker gets there last: a worker activates its version, then looks again and activates the newest
-version present if another worker uploaded one meanwhile. Older versions are then deleted. So
-workers may deploy the same account at once (several processes, several items) and the mail server
-still ends on the newest rules, never an older one.
+Each version is its own script, `rules-v<version>`: a worker uploads its version, then activates
+the newest version present (its own, or a newer one another worker uploaded meanwhile), then
+deletes what is older than the active one. So workers may deploy the same account at once (several
+processes, several items) and the mail server only ever moves forward, ending on the newest rules.
 """
 
 import asyncio
@@ -65,18 +64,19 @@ class ManageSieve:
                 client.logout()
 
     def _activate_newest(self, client: Client, script: str, version: int) -> int:
+        """Never activates anything but the newest version present, so the active script never goes
+        back; then deletes the versions older than the active one (its own included, if superseded)."""
         active, _ = client.listscripts()
         if _version(active) >= version:
             return _version(active)  # a newer (or the same) version is live already
-        name = f"{SCRIPT_PREFIX}{version}"
-        if not client.putscript(name, script):
+        if not client.putscript(f"{SCRIPT_PREFIX}{version}", script):
             raise ScriptRefused(f"PUTSCRIPT refused: {client.errmsg!r}")
-        client.setactive(name)  # refused only if another worker removed it for a newer one
         active, others = client.listscripts()
-        newest = max([_version(active), *(_version(n) for n in others)])
+        newest = max([_version(active), *(_version(name) for name in others)])
         if newest > _version(active):
             client.setactive(f"{SCRIPT_PREFIX}{newest}")
+        active, others = client.listscripts()
         for old in others:
-            if old != f"{SCRIPT_PREFIX}{newest}" and (_version(old) < newest or old == "rules"):
+            if _version(old) < _version(active) or old == "rules":
                 client.deletescript(old)
-        return newest
+        return _version(active)
