@@ -11,7 +11,7 @@ from services.account.adapters.argon2_hasher import Argon2Hasher
 from services.account.adapters.dovecot_passwd import DovecotPasswdFiles
 from services.account.adapters.mail_homes import MailHomes, OrphanHomeSweeper, new_home_id
 from services.account.adapters.passwd_reconciler import MailLoginReconciler
-from services.account.adapters.policy_server import PolicyServer
+from services.account.adapters.policy_server import policy_server_for
 from services.account.adapters.postfix_maps import PostfixMaps
 from services.account.adapters.stored_accounts import (
     AccountsInUnit,
@@ -22,9 +22,8 @@ from services.account.adapters.stored_accounts import (
 )
 from services.account.application.first_admin import set_first_admin
 from services.account.application.handlers import Deps, complete_deletion, follow_mail_login, handle
-from services.account.application.mail_guessing import MailGuessingLimit
 from services.account.application.tombstones import forget_deleted_account, tombstones_due
-from services.account.domain.guessing import FailureCounters, KnownGood
+from services.account.domain.guessing import FailureCounters
 from services.account.settings import AccountSettings
 from shared.auth import TokenIssuer, TokenVerifier, load_private_key, load_public_key
 from shared.contracts.account import (
@@ -41,10 +40,10 @@ from shared.contracts.account import (
     SetFirstAdmin,
 )
 from shared.contracts.base import Reply
-from shared.messaging.broker import EventPublisher, send_internal
+from shared.messaging.broker import EventPublisher
 from shared.messaging.commands import Handler
-from shared.messaging.service import Resources, ServiceSpec, Sweep, Wiring
-from shared.messaging.unit_of_work import AggregateReader, Doc, UnitOfWork
+from shared.messaging.service import Resources, ServiceSpec, Sweep, Wiring, over_unit
+from shared.messaging.unit_of_work import AggregateReader, Doc
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +58,7 @@ def compose(settings: AccountSettings, kit: Resources) -> Wiring:
 
     async def complete_deletions(addresses: Iterable[str]) -> None:
         for address in addresses:
-            await send_internal(kit.broker, SERVICE, CompleteDeletion(address=address))
+            await kit.send(CompleteDeletion(address=address))
 
     reconciler = MailLoginReconciler(files=passwd_files, every=stored.every, stored=stored.one,
                                      interval_s=settings.passwd_reconcile_interval_s, in_line=complete_deletions)
@@ -68,10 +67,8 @@ def compose(settings: AccountSettings, kit: Resources) -> Wiring:
     orphans = OrphanHomeSweeper(homes=homes, live=partial(stored.live_homes, homes),
                                 interval_s=settings.home_sweep_interval_s, grace_s=settings.orphan_home_grace_s)
 
-    def in_unit(handler: Callable[..., Awaitable[Reply]]) -> Handler:
-        async def handle_in(command: Any, unit: UnitOfWork) -> Reply:
-            return await handler(command, replace(deps, accounts=AccountsInUnit(unit)))
-        return handle_in
+    def in_unit(handler: Callable[[Any, Deps], Awaitable[Reply]]) -> Handler:
+        return over_unit(lambda unit: replace(deps, accounts=AccountsInUnit(unit)), handler)
 
     async def follow(key: str, state: Doc | None) -> None:
         try:
@@ -98,7 +95,7 @@ def compose(settings: AccountSettings, kit: Resources) -> Wiring:
     return Wiring(
         handlers=handlers, aggregates=AGGREGATES, follow=follow, work={RemoveHome: remove_home},
         background=(reconciler.run, orphans.run, maps.run,
-                    *((policy.run,) if (policy := _policy_server(settings)) else ())),
+                    *((policy.run,) if (policy := policy_server_for(settings)) else ())),
         startup=(SetFirstAdmin(login=first_admin.login),) if first_admin else (),
         sweeps=(Sweep(settings.tombstone_sweep_interval_s, lambda: due(now=datetime.now(UTC))),
                 Sweep(settings.deletion_sweep_interval_s, deletions_due)),
@@ -117,22 +114,6 @@ def _deps(settings: AccountSettings, kit: Resources, admins: StoredAdmins, passw
         dummy_hash=hasher.hash_now("dummy password never used"), new_home_id=new_home_id,
         unknown_logins=FailureCounters(settings.lockout, max_keys=settings.unknown_login_memory),
     )
-
-
-def _policy_server(settings: AccountSettings) -> PolicyServer | None:
-    if settings.mail_policy_api_key is None:
-        log.warning("MAIL_POLICY_API_KEY is not set: mail logins have no guessing limit")
-        return None
-    limit = MailGuessingLimit(
-        per_address=FailureCounters(settings.mail_lockout(settings.mail_lockout_max_failures),
-                                    max_keys=settings.mail_guessing_memory),
-        per_source=FailureCounters(settings.mail_lockout(settings.mail_source_max_failures),
-                                   max_keys=settings.mail_guessing_memory),
-        known_good=KnownGood(max_keys=settings.mail_guessing_memory),
-        unlimited_sources=settings.mail_unlimited_sources,
-    )
-    return PolicyServer(limit, host=settings.mail_policy_host, port=settings.mail_policy_port,
-                        api_key=settings.mail_policy_api_key.get_secret_value(), clock=partial(datetime.now, UTC))
 
 
 SPEC = ServiceSpec(

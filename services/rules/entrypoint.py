@@ -1,7 +1,6 @@
 """The rules service for the kit: its spec and its one composition root."""
 
-from collections.abc import Awaitable, Callable
-from typing import Any
+from functools import partial
 
 from services.rules.adapters.deployer import Deployer
 from services.rules.adapters.managesieve import ManageSieve
@@ -16,7 +15,6 @@ from services.rules.application.handlers import (
 )
 from services.rules.settings import RulesSettings
 from shared.contracts.account import AccountCreated, AccountDeleted
-from shared.contracts.base import Reply
 from shared.contracts.rules import (
     CLIENT_COMMANDS,
     SERVICE,
@@ -26,10 +24,9 @@ from shared.contracts.rules import (
     RecordDeployment,
     Redeploy,
 )
-from shared.messaging.broker import send_internal
 from shared.messaging.commands import Handler
-from shared.messaging.service import Resources, ServiceSpec, Sweep, Wiring
-from shared.messaging.unit_of_work import AggregateReader, UnitOfWork
+from shared.messaging.service import Resources, ServiceSpec, Sweep, Wiring, over_unit
+from shared.messaging.unit_of_work import AggregateReader
 
 AGGREGATES = "rulesets"
 RECONCILE_AT_START_S = 5.0
@@ -41,27 +38,19 @@ def compose(settings: RulesSettings, kit: Resources) -> Wiring:
     sieve = ManageSieve(settings.dovecot_sieve_host, settings.dovecot_sieve_port, settings.dovecot_master_user,
                         settings.dovecot_master_password.get_secret_value())
 
-    async def send(command: Any) -> None:
-        await send_internal(kit.broker, SERVICE, command)
-
-    def in_unit(handler: Callable[..., Awaitable[Reply]], *extra: Any) -> Handler:
-        async def handle_in(command: Any, unit: UnitOfWork) -> Reply:
-            return await handler(command, RulesInUnit(unit), *extra)
-        return handle_in
-
     async def behind() -> list[Redeploy]:
         return [Redeploy(address=address) for address in await reader.keys_where({"pending": True})]
 
-    handlers: dict[type, Handler] = {kind: in_unit(handle, deps) for kind in CLIENT_COMMANDS}
-    handlers |= {AdoptAccount: in_unit(adopt_account), DropRules: in_unit(drop_rules),
-                 RecordDeployment: in_unit(record_deployment), Redeploy: in_unit(redeploy)}
+    handlers: dict[type, Handler] = {kind: over_unit(RulesInUnit, partial(handle, deps=deps)) for kind in CLIENT_COMMANDS}
+    handlers |= {AdoptAccount: over_unit(RulesInUnit, adopt_account), DropRules: over_unit(RulesInUnit, drop_rules),
+                 RecordDeployment: over_unit(RulesInUnit, record_deployment), Redeploy: over_unit(RulesInUnit, redeploy)}
     return Wiring(
         handlers=handlers, aggregates=AGGREGATES,
         reactions={
             AccountCreated: lambda e: [AdoptAccount(address=e.address, plan=e.plan, generation=e.occurred_at)],
             AccountDeleted: lambda e: [DropRules(address=e.address, deleted_at=e.occurred_at)],
         },
-        work={DeployRules: Deployer(peek=reader.peek, install=sieve.install, send=send)},
+        work={DeployRules: Deployer(peek=reader.peek, install=sieve.install, send=kit.send)},
         sweeps=(Sweep(settings.reconcile_interval_s, behind, first_after_s=RECONCILE_AT_START_S),),
     )
 

@@ -26,7 +26,7 @@ from shared.messaging.commands import CommandConsumer, Follow, Handler
 from shared.messaging.events import EventConsumer, Reaction, event_parser
 from shared.messaging.outbox import OutboxRelay, OutboxSweeper
 from shared.messaging.redaction import Redactor
-from shared.messaging.unit_of_work import AggregateReader, ShardAggregates
+from shared.messaging.unit_of_work import AggregateReader, ShardAggregates, UnitOfWork
 from shared.messaging.work import WorkConsumer, WorkHandler
 from shared.mongo import enforces_write_guards, make_client
 from shared.sessions import COLLECTION as SESSIONS_COLLECTION
@@ -47,6 +47,19 @@ class Resources:
     broker: RabbitBroker
     database: AsyncDatabase[dict[str, Any]]
     sessions: SessionGuard
+    service: str
+
+    async def send(self, command: InternalCommand) -> None:
+        """An internal command to its aggregate's shard (from a follow, a worker, a reconciler)."""
+        await send_internal(self.broker, self.service, command)
+
+
+def over_unit(port: Callable[[UnitOfWork], Any], handler: Callable[[Any, Any], Awaitable[Any]]) -> Handler:
+    """A kit handler from a service handler that takes the command and its own port, built over the
+    delivery's unit of work by `port` (e.g. a store of the service's aggregates)."""
+    async def handle(command: Any, unit: UnitOfWork) -> Any:
+        return await handler(command, port(unit))
+    return handle
 
 
 @dataclass(frozen=True)
@@ -136,7 +149,7 @@ def create_app(spec: ServiceSpec, settings: ServiceSettings | None = None) -> Fa
     reporter = HealthReporter(health_path, broker, database)
     limits = SessionLimits(database[SESSIONS_COLLECTION])
     sessions = SessionGuard(TokenVerifier(load_public_key(settings.session_public_key)), limits)
-    wiring = spec.compose(settings, Resources(settings, broker, database, sessions))
+    wiring = spec.compose(settings, Resources(settings, broker, database, sessions, spec.name))
     topology = topology_of(spec, settings, wiring)
     shards = {queue: ShardAggregates(database[wiring.aggregates], service=spec.name) for queue in topology.shard_queues()}
     reporter.subscribers.update(_subscribe_all(spec, settings, broker, shards, wiring, topology, limits))

@@ -11,13 +11,16 @@ import asyncio
 import hmac
 import logging
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
+from functools import partial
 from typing import Annotated
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from services.account.application.mail_guessing import MailGuessingLimit, MailLoginAttempt
+from services.account.domain.guessing import FailureCounters, KnownGood
+from services.account.settings import AccountSettings
 from shared.listening import listen_when_free
 
 log = logging.getLogger(__name__)
@@ -92,3 +95,20 @@ class PolicyServer:
             self._limit.succeeded(body.attempt())
         else:
             self._limit.failed(body.attempt(), self._clock())
+
+
+def policy_server_for(settings: AccountSettings) -> PolicyServer | None:
+    """None (and a warning) without MAIL_POLICY_API_KEY: then Dovecot lets every login through."""
+    if settings.mail_policy_api_key is None:
+        log.warning("MAIL_POLICY_API_KEY is not set: mail logins have no guessing limit")
+        return None
+    limit = MailGuessingLimit(
+        per_address=FailureCounters(settings.mail_lockout(settings.mail_lockout_max_failures),
+                                    max_keys=settings.mail_guessing_memory),
+        per_source=FailureCounters(settings.mail_lockout(settings.mail_source_max_failures),
+                                   max_keys=settings.mail_guessing_memory),
+        known_good=KnownGood(max_keys=settings.mail_guessing_memory),
+        unlimited_sources=settings.mail_unlimited_sources,
+    )
+    return PolicyServer(limit, host=settings.mail_policy_host, port=settings.mail_policy_port,
+                        api_key=settings.mail_policy_api_key.get_secret_value(), clock=partial(datetime.now, UTC))
