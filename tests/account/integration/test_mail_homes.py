@@ -9,7 +9,7 @@ from pathlib import Path
 from services.account.adapters.dovecot_passwd import bucket_of
 from shared.client import CommandClient
 from shared.contracts.account import SERVICE, CreateAccount, DeleteAccount
-from tests.support import deliver_over_lmtp, eventually, inbox_count, new_address
+from tests.support import deliver_over_lmtp, eventually, holds, inbox_count, new_address
 
 STRONG = "Strong-Passw0rd!"
 
@@ -43,7 +43,7 @@ async def test_a_recreated_address_starts_empty_and_the_old_home_is_removed(clie
     assert (old_home / "Maildir").is_dir() and old_home.parent.name == address.partition("@")[2]
 
     await _delete(client, admin_token, address)
-    await eventually(lambda: _true(not old_home.exists()), timeout=15, what="the old home removed")
+    await eventually(lambda: holds(not old_home.exists()), timeout=15, what="the old home removed")
     assert len(events.of_type("AccountDeleted", address=address)) == 1
     await _create(client, admin_token, address)
 
@@ -68,7 +68,7 @@ async def test_homes_left_behind_are_swept_after_the_grace_period(client, admin_
     for home in (stale, stranger):
         os.utime(home, (an_hour_ago, an_hour_ago))
 
-    await eventually(lambda: _true(not stale.exists()), timeout=15, what="the stale home swept")
+    await eventually(lambda: holds(not stale.exists()), timeout=15, what="the stale home swept")
     assert live.is_dir() and young.is_dir() and stranger.is_dir()
     assert await asyncio.to_thread(inbox_count, address, STRONG) == 1
     for home in (young, stranger):
@@ -76,6 +76,3 @@ async def test_homes_left_behind_are_swept_after_the_grace_period(client, admin_
             folder.rmdir()
         home.rmdir()
 
-
-async def _true(value: bool) -> bool:
-    return value

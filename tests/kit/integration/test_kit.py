@@ -13,7 +13,7 @@ from shared.contracts.base import Event
 from shared.health import HealthSettings, check
 from tests.kit.service import KIT_SERVICE
 from tests.kit.service.contracts import SERVICE, Bump, Enqueue, NoteDeletion, Rename, Whoami
-from tests.support import ServiceProcess, close_connections_named, eventually, mint, new_address, rabbitmqctl, stack
+from tests.support import ServiceProcess, close_connections_named, eventually, holds, mint, new_address, rabbitmqctl, stack
 
 TOKEN_SUBJECT = "someone@example.jp"
 
@@ -52,16 +52,13 @@ async def test_event_becomes_its_own_command_once(kit_client, kit_db, issuer, am
 
     await publish_event(amqp_url, event)
     await publish_event(amqp_url, event)  # the same event again (same message_id)
-    await eventually(lambda: _async(queue_depth(vhost, "kitsvc.events") == 0), what="both deliveries of the event acked")
+    await eventually(lambda: holds(queue_depth(vhost, "kitsvc.events") == 0), what="both deliveries of the event acked")
     reply = await kit_client.request(SERVICE, Bump(actor_token=token, address=address))  # queued behind them
 
     assert reply.result == {"count": 2}
     stored = counter(kit_db, address)
     assert (stored["count"], stored["deletions"], stored["version"]) == (2, 1, 3)
 
-
-async def _async(value: bool) -> bool:
-    return value
 
 
 async def test_news_of_an_earlier_generation_of_the_address_changes_nothing(kit_client, kit_db, issuer, amqp_url, vhost):
@@ -73,14 +70,14 @@ async def test_news_of_an_earlier_generation_of_the_address_changes_nothing(kit_
                              sessions_valid_from=datetime.now(UTC))
 
     await publish_event(amqp_url, created)
-    await eventually(lambda: _async("generation" in counter(kit_db, address)), what="the new generation noted")
+    await eventually(lambda: holds("generation" in counter(kit_db, address)), what="the new generation noted")
     await publish_event(amqp_url, old_deletion)  # late news of the previous owner's deletion
-    await eventually(lambda: _async(queue_depth(vhost, "kitsvc.events") == 0), what="the late event handled")
+    await eventually(lambda: holds(queue_depth(vhost, "kitsvc.events") == 0), what="the late event handled")
     await kit_client.request(SERVICE, Bump(actor_token=token, address=address))  # behind it in the shard
     assert counter(kit_db, address).get("deletions", 0) == 0
 
     await publish_event(amqp_url, AccountDeleted(address=address, actor="admin", sessions_valid_from=datetime.now(UTC)))
-    await eventually(lambda: _async(counter(kit_db, address).get("deletions") == 1), what="the real deletion noted")
+    await eventually(lambda: holds(counter(kit_db, address).get("deletions") == 1), what="the real deletion noted")
 
 
 async def test_reused_message_id_with_another_body_is_rejected(kit_client, kit_db, issuer):
@@ -141,7 +138,7 @@ async def test_late_news_of_an_earlier_password_change_does_not_revive_a_session
     await publish_event(amqp_url, PasswordChanged(address=address, actor=address, sessions_valid_from=later))
     await eventually(lambda: _refused(kit_client, token, address), what="the token refused")
     await publish_event(amqp_url, PasswordChanged(address=address, actor=address, sessions_valid_from=earlier))
-    await eventually(lambda: _async(queue_depth(vhost, "kitsvc.events") == 0), what="the late event handled")
+    await eventually(lambda: holds(queue_depth(vhost, "kitsvc.events") == 0), what="the late event handled")
 
     assert await _refused(kit_client, token, address)  # queued in the shard behind the late limit
 
@@ -163,10 +160,10 @@ async def test_work_items_survive_a_killed_worker_with_each_effect_once(kit_clie
                                                       count=12, seconds=1.0))
     items = reply.result["items"]
 
-    await eventually(lambda: _async(bool(_unfinished(kit_db, victim.instance, items))), what="the victim mid-item")
+    await eventually(lambda: holds(bool(_unfinished(kit_db, victim.instance, items))), what="the victim mid-item")
     interrupted = _unfinished(kit_db, victim.instance, items)
     await victim.kill()
-    await eventually(lambda: _async(kit_db["effects"].count_documents({"_id": {"$in": items}}) == 12),
+    await eventually(lambda: holds(kit_db["effects"].count_documents({"_id": {"$in": items}}) == 12),
                      timeout=90, what="every item's effect")
 
     assert all(kit_db["effects"].count_documents({"_id": item}) == 1 for item in items)
@@ -187,9 +184,9 @@ async def test_a_worker_runs_as_many_items_at_once_as_its_prefetch(kit_client, k
                                                       count=8, seconds=1.5))
     items = reply.result["items"]
 
-    await eventually(lambda: _async(len(_unfinished(kit_db, wide.instance, items)) >= 2),
+    await eventually(lambda: holds(len(_unfinished(kit_db, wide.instance, items)) >= 2),
                      what="two items under way in one worker at once")
-    await eventually(lambda: _async(kit_db["effects"].count_documents({"_id": {"$in": items}}) == 8),
+    await eventually(lambda: holds(kit_db["effects"].count_documents({"_id": {"$in": items}}) == 8),
                      timeout=60, what="every item's effect")
     assert all(kit_db["effects"].count_documents({"_id": item}) == 1 for item in items)
 

@@ -15,7 +15,7 @@ from shared.contracts.rules import (
     SetSpamSort,
     SetSpamTag,
 )
-from tests.support import deliver, eventually, new_address, stack, subjects_in
+from tests.support import deliver, eventually, holds, new_address, stack, subjects_in
 
 STRONG = "Strong-Passw0rd!"
 BASIC = "basic123x"
@@ -137,12 +137,9 @@ async def test_receive_off_stores_nothing_but_still_replies(client, admin_token,
 
     assert await asyncio.to_thread(deliver, address, sender=sender)
 
-    await eventually(lambda: _true(bool(smtp_sink.to(sender))), what="the autoreply while receive is off")
+    await eventually(lambda: holds(bool(smtp_sink.to(sender))), what="the autoreply while receive is off")
     assert await asyncio.to_thread(subjects_in, address, "INBOX") == []
 
-
-async def _true(value: bool) -> bool:
-    return value
 
 
 async def test_rules_are_the_owners_and_their_admins_only(client, admin_token, issuer, rules_service):
@@ -215,6 +212,6 @@ async def test_sv_basic_autoreply_can_quote_the_original_text(client, admin_toke
 
     assert await asyncio.to_thread(deliver, address, sender=sender, body="the original words, 元の文\r\n")
 
-    await eventually(lambda: _true(bool(smtp_sink.to(sender))), what="the autoreply with the original")
+    await eventually(lambda: holds(bool(smtp_sink.to(sender))), what="the autoreply with the original")
     text = _decoded(smtp_sink.to(sender)[0]).decode()
     assert text.startswith("Away; you wrote:") and "the original words, 元の文" in text
