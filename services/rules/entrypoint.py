@@ -36,7 +36,8 @@ def compose(settings: RulesSettings, kit: Resources) -> Wiring:
     reader = AggregateReader(kit.database[AGGREGATES])
     deps = Deps(sessions=kit.sessions)
     sieve = ManageSieve(settings.dovecot_sieve_host, settings.dovecot_sieve_port, settings.dovecot_master_user,
-                        settings.dovecot_master_password.get_secret_value())
+                        settings.dovecot_master_password.get_secret_value(),
+                        keep=settings.sieve_connections_kept, idle_s=settings.sieve_connection_idle_s)
 
     async def behind() -> list[Redeploy]:
         return [Redeploy(address=address) for address in await reader.keys_where({"pending": True})]

@@ -13,6 +13,9 @@ class RulesSettings(ServiceSettings):
     dovecot_sieve_port: int = Field(default=14190, ge=1, le=65535)
     dovecot_master_user: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
     dovecot_master_password: SecretStr
+    sieve_connections_kept: int = Field(default=128, ge=0, le=1000)
+    """ManageSieve connections kept open after a deployment (one per account, least recently used go)"""
+    sieve_connection_idle_s: float = Field(default=60.0, ge=0)
     reconcile_interval_s: float = Field(default=60.0, gt=0)
     """how often accounts whose mail server is behind are deployed again (and once soon after start)"""
 

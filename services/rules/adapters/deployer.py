@@ -3,8 +3,9 @@ on the kit's work queue (never in a command's turn); ManageSieve away → retrie
 it stands, after telling the account's turn once (RulesApplyFailed, GetRules says why)."""
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from services.rules.adapters.managesieve import MailServerUnavailable, ScriptRefused
 from services.rules.adapters.stored_rules import rules_of
@@ -14,8 +15,14 @@ from shared.messaging.unit_of_work import Doc
 
 log = logging.getLogger(__name__)
 
-Install = Callable[[str, str, int], Awaitable[int]]
-"""address, script, version -> the version now active (a newer one if another worker got there)"""
+
+class Install(Protocol):
+    async def __call__(self, address: str, script: str, version: int, *, incarnation: Hashable = None) -> int:
+        """-> the version now active (a newer one if another worker got there). `incarnation` tells an
+        address created again (a new home) from the one before."""
+        ...
+
+
 Peek = Callable[[str], Awaitable[Doc | None]]
 Send = Callable[[RecordDeployment], Awaitable[None]]
 
@@ -34,7 +41,8 @@ class Deployer:
         if rules is None or (doc or {}).get("deployed_version", 0) >= rules.version:
             return  # dropped, or a later item (or an earlier attempt) got there first
         try:
-            active = await self.install(item.address, compile_sieve(rules), rules.version)
+            active = await self.install(item.address, compile_sieve(rules), rules.version,
+                                        incarnation=(doc or {}).get("generation"))
         except ScriptRefused as error:
             log.error("Dovecot refused the script of %s v%d: %s", item.address, rules.version, error)
             await self.send(RecordDeployment(address=item.address, version=rules.version, failure=str(error)[:500]))

@@ -5,12 +5,20 @@ Each version is its own script, `rules-v<version>`: a worker uploads its version
 the newest version present (its own, or a newer one another worker uploaded meanwhile), then
 deletes what is older than the active one. So workers may deploy the same account at once (several
 processes, several items) and the mail server only ever moves forward, ending on the newest rules.
+
+A login costs about 15 times a deployment (bench/rules_deploy.py), and changes come in runs (a user
+going through the settings page), so a connection stays open for a while after its deployment, one
+per account incarnation (address and generation: a connection is bound to the home it logged into,
+and an address created again has a new home). A kept connection that fails is replaced once.
 """
 
 import asyncio
 import contextlib
 import re
+import time
 import warnings
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
 from sievelib.managesieve import Client, Error  # type: ignore[import-untyped]
@@ -36,47 +44,102 @@ def _version(name: str | None) -> int:
     return int(found[1]) if found else 0
 
 
-@dataclass(frozen=True)
+@dataclass
+class _Session:
+    client: Client
+    active: int = 0
+    """the newest version this connection saw active (the server never goes back)"""
+    used_at: float = 0.0
+
+
 class ManageSieve:
-    host: str
-    port: int
-    master_user: str
-    master_password: str
+    def __init__(self, host: str, port: int, master_user: str, master_password: str, *,
+                 keep: int = 128, idle_s: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self._where = f"ManageSieve at {host}:{port}"
+        self._host, self._port = host, port
+        self._master_user, self._master_password = master_user, master_password
+        self._keep, self._idle_s, self._clock = keep, idle_s, clock
+        self._idle: OrderedDict[Hashable, _Session] = OrderedDict()
 
-    async def install(self, address: str, script: str, version: int) -> int:
+    async def install(self, address: str, script: str, version: int, *, incarnation: Hashable = None) -> int:
         """Upload `version` and make the newest uploaded version active; return the active version."""
-        return await asyncio.to_thread(self._install, address, script, version)
+        key = (address, incarnation)
+        session = self._idle.pop(key, None)
+        if session is not None:
+            if session.active >= version:
+                await self._check_in(key, session)
+                return session.active
+            with contextlib.suppress(MailServerUnavailable):  # gone stale: Dovecot restarted, or timed it out
+                return await self._deploy(key, session, script, version)
+        session = _Session(await asyncio.to_thread(self._connect, address))
+        return await self._deploy(key, session, script, version)
 
-    def _install(self, address: str, script: str, version: int) -> int:
-        client = Client(self.host, self.port)
+    async def close(self) -> None:
+        sessions, self._idle = list(self._idle.values()), OrderedDict()
+        await asyncio.to_thread(_log_out, sessions)
+
+    async def _deploy(self, key: Hashable, session: _Session, script: str, version: int) -> int:
         try:
-            connected = client.connect(self.master_user, self.master_password, authz_id=address, authmech="PLAIN")
+            session.active = await asyncio.to_thread(self._activate_newest, session.client, script, version)
+        except ScriptRefused:
+            await self._check_in(key, session)
+            raise
         except (OSError, Error) as error:
-            raise MailServerUnavailable(f"ManageSieve at {self.host}:{self.port}: {error}") from None
+            await asyncio.to_thread(_log_out, [session])
+            raise MailServerUnavailable(f"{self._where}: {error}") from None
+        await self._check_in(key, session)
+        return session.active
+
+    async def _check_in(self, key: Hashable, session: _Session) -> None:
+        """Keep the connection (the latest one per account), and let go of the least recently used
+        beyond `keep` and of those idle longer than `idle_s`."""
+        now = self._clock()
+        session.used_at = now
+        leaving = [self._idle.pop(key)] if key in self._idle else []
+        self._idle[key] = session
+        while self._idle and (len(self._idle) > self._keep or now - next(iter(self._idle.values())).used_at > self._idle_s):
+            leaving.append(self._idle.popitem(last=False)[1])
+        if leaving:
+            await asyncio.to_thread(_log_out, leaving)
+
+    def _connect(self, address: str) -> Client:
+        client = Client(self._host, self._port)
+        try:
+            connected = client.connect(self._master_user, self._master_password, authz_id=address, authmech="PLAIN")
+        except (OSError, Error) as error:
+            raise MailServerUnavailable(f"{self._where}: {error}") from None
         if not connected:
             raise MailServerUnavailable(f"ManageSieve refused the login for {address}: {client.errmsg!r}")
-        try:
-            return self._activate_newest(client, script, version)
-        except (OSError, Error) as error:
-            raise MailServerUnavailable(f"ManageSieve at {self.host}:{self.port}: {error}") from None
-        finally:
-            with contextlib.suppress(OSError, Error):
-                client.logout()
+        return client
 
-    def _activate_newest(self, client: Client, script: str, version: int) -> int:
+    @staticmethod
+    def _activate_newest(client: Client, script: str, version: int) -> int:
         """Never activates anything but the newest version present, so the active script never goes
         back; then deletes the versions older than the active one (its own included, if superseded)."""
-        active, _ = client.listscripts()
-        if _version(active) >= version:
-            return _version(active)  # a newer (or the same) version is live already
         if not client.putscript(f"{SCRIPT_PREFIX}{version}", script):
             raise ScriptRefused(f"PUTSCRIPT refused: {client.errmsg!r}")
-        active, others = client.listscripts()
+        active, others = _listing(client)
         newest = max([_version(active), *(_version(name) for name in others)])
         if newest > _version(active):
-            client.setactive(f"{SCRIPT_PREFIX}{newest}")
-        active, others = client.listscripts()
+            if not client.setactive(f"{SCRIPT_PREFIX}{newest}"):
+                raise Error(f"SETACTIVE refused: {client.errmsg!r}")
+            present = [name for name in (active, *others) if name]
+            active, others = f"{SCRIPT_PREFIX}{newest}", [name for name in present if _version(name) != newest]
         for old in others:
-            if _version(old) < _version(active) or old == "rules":
+            if _version(old) < _version(active):
                 client.deletescript(old)
         return _version(active)
+
+
+def _listing(client: Client) -> tuple[str | None, list[str]]:
+    listing = client.listscripts()
+    if listing is None:
+        raise Error(f"LISTSCRIPTS refused: {client.errmsg!r}")
+    active, others = listing
+    return active, list(others)
+
+
+def _log_out(sessions: list[_Session]) -> None:
+    for session in sessions:
+        with contextlib.suppress(OSError, Error):
+            session.client.logout()
