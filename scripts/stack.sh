@@ -3,7 +3,7 @@
 # (spamd + spamass-milter) and a private Postfix.
 #
 #   scripts/stack.sh up|down|status|env
-#   scripts/stack.sh start|stop|restart rabbitmq|ferretdb|dovecot|spamassassin|postfix
+#   scripts/stack.sh start|stop|restart rabbitmq|ferretdb|dovecot|spamassassin|postsrsd|postfix
 #
 # Debian 12, run as root, no systemd, no Docker. Everything the scripts start is
 # recorded under .run/pids so `down` stops only that, never a service someone
@@ -31,13 +31,22 @@ FERRETDB_MODULE=github.com/FerretDB/FerretDB
 # Used only when the machine's Go cannot build FerretDB (its go.mod asks for 1.24).
 FALLBACK_GOTOOLCHAIN=go1.24.3
 APT_PACKAGES=(procps rabbitmq-server dovecot-imapd dovecot-lmtpd dovecot-sieve dovecot-managesieved
-  postfix postfix-lmdb spamassassin spamd spamc spamass-milter)
+  postfix postfix-lmdb spamassassin spamd spamc spamass-milter postsrsd)
 POSTFIX_DIR=$RUN/postfix
 POSTFIX_CONF=$POSTFIX_DIR/etc
 POSTFIX_PORT=10587
 SPAMD_PORT=10784
 MILTER_PORT=10783
 MAP_PORT=10181
+SIEVE_SMTPD_PORT=10588
+SRS_FORWARD_PORT=10785
+SRS_REVERSE_PORT=10786
+SRS_SECRET_FILE=$SECRETS/srs-secret
+# Forwarded copies leave with SRS senders at this domain, and bounces to it come back here.
+SRS_DOMAIN=${MAILSS_SRS_DOMAIN:-srs.mailss.localhost}
+# Internal: the forwarding addresses Sieve redirects to (never reachable from the world).
+FORWARD_DOMAIN=forward.mailss.invalid
+FORWARD_MAP=$POSTFIX_DIR/maps/forwards
 # Where mail for the outside world goes (tests: their SMTP sink).
 RELAYHOST=${MAILSS_RELAYHOST:-[127.0.0.1]:10025}
 START_TIMEOUT=${STACK_START_TIMEOUT:-90}
@@ -499,6 +508,32 @@ stop_spamassassin() {
   done
 }
 
+# ---------------------------------------------------------------- postsrsd
+
+# SRS for forwarded copies (Postfix's Sieve listener asks the forward port; the reverse port
+# turns a bounce to an SRS address back into the original sender). The secret signs the
+# addresses: kept across restarts, so bounces to older forwards still find their way.
+start_postsrsd() {
+  running postsrsd && return
+  port_open 127.0.0.1 "$SRS_FORWARD_PORT" && die "something else serves 127.0.0.1:$SRS_FORWARD_PORT"
+  [[ -s $SRS_SECRET_FILE ]] || (umask 077 && head -c 32 /dev/urandom | base64 >"$SRS_SECRET_FILE")
+  say "starting postsrsd"
+  rm -f "$PIDS/postsrsd.pid"
+  postsrsd -s"$SRS_SECRET_FILE" -d"$SRS_DOMAIN" -f"$SRS_FORWARD_PORT" -r"$SRS_REVERSE_PORT" -l127.0.0.1 -4 \
+    -unobody -p"$PIDS/postsrsd.pid" -D </dev/null >>"$LOGS/postsrsd.log" 2>&1 9>&-
+  wait_for 30 postsrsd "$LOGS/postsrsd.log" 0 port_open 127.0.0.1 "$SRS_REVERSE_PORT"
+}
+
+stop_postsrsd() {
+  running postsrsd || { rm -f "$PIDS/postsrsd.pid"; return; }
+  say "stopping postsrsd"
+  local pid
+  pid=$(pid_of postsrsd)
+  kill "$pid" 2>/dev/null || true
+  wait_gone 30 "$pid" || kill -9 "$pid" 2>/dev/null || true
+  rm -f "$PIDS/postsrsd.pid"
+}
+
 # ---------------------------------------------------------------- Postfix
 
 postfix_running() { postfix -c "$POSTFIX_CONF" status >/dev/null 2>&1; }
@@ -518,7 +553,21 @@ allow_postfix_instance() {
 render_postfix() {
   sed -e "s|@RUN@|$POSTFIX_DIR|g" -e "s|@LOGS@|$LOGS|g" -e "s|@MAP@|127.0.0.1:$MAP_PORT|g" \
     -e "s|@MILTER@|127.0.0.1:$MILTER_PORT|g" -e "s|@LMTP@|127.0.0.1:10024|g" -e "s|@RELAYHOST@|$RELAYHOST|g" \
-    -e "s|@LISTEN@|127.0.0.1|g" -e "s|@SMTPD@|127.0.0.1:$POSTFIX_PORT|g" -e "s|@TRUSTED@|127.0.0.0/8|g" "$1"
+    -e "s|@LISTEN@|127.0.0.1|g" -e "s|@SMTPD@|127.0.0.1:$POSTFIX_PORT|g" -e "s|@TRUSTED@|127.0.0.0/8|g" \
+    -e "s|@SIEVE_SMTPD@|127.0.0.1:$SIEVE_SMTPD_PORT|g" -e "s|@SRS_FORWARD@|127.0.0.1:$SRS_FORWARD_PORT|g" \
+    -e "s|@SRS_REVERSE@|127.0.0.1:$SRS_REVERSE_PORT|g" -e "s|@SRS_DOMAIN@|$SRS_DOMAIN|g" \
+    -e "s|@FORWARD_DOMAIN_RE@|${FORWARD_DOMAIN//./\\\\.}|g" -e "s|@FORWARD_DOMAIN@|$FORWARD_DOMAIN|g" "$1"
+}
+
+# The forwarding map starts empty; the rules service fills it (postmap -i/-d) and Postfix reads it
+# per message. Postfix's processes (user postfix) only read it.
+ensure_forward_map() {
+  mkdir -p "$(dirname "$FORWARD_MAP")"
+  [[ -f $FORWARD_MAP.lmdb ]] && return
+  : >"$FORWARD_MAP"
+  postmap -c "$POSTFIX_CONF" "lmdb:$FORWARD_MAP"
+  rm -f "$FORWARD_MAP"
+  chmod 644 "$FORWARD_MAP.lmdb"
 }
 
 # Returns 0 when the configuration changed.
@@ -533,7 +582,13 @@ prepare_postfix_instance() {
   render_postfix "$REPO/deploy/postfix/master.cf" >"$rendered"
   install_if_changed "$rendered" "$POSTFIX_CONF/master.cf" -m 644 && changed=0
   rm -f "$rendered"
-  install_if_changed "$REPO/deploy/postfix/header_checks" "$POSTFIX_CONF/header_checks" -m 644 && changed=0
+  local table
+  for table in header_checks smtp_header_checks forward_domain; do
+    render_postfix "$REPO/deploy/postfix/$table" >"$rendered.$table"
+    install_if_changed "$rendered.$table" "$POSTFIX_CONF/$table" -m 644 && changed=0
+    rm -f "$rendered.$table"
+  done
+  ensure_forward_map
   return $changed
 }
 
@@ -581,6 +636,11 @@ print_env() {
   export_line DOVECOT_CONF "$DOVECOT_CONF"
   export_line POSTFIX_SMTP_PORT "$POSTFIX_PORT"
   export_line POSTFIX_MAP_PORT "$MAP_PORT"
+  export_line POSTFIX_SIEVE_SMTP_PORT "$SIEVE_SMTPD_PORT"
+  export_line POSTFIX_CONFIG_DIR "$POSTFIX_CONF"
+  export_line POSTFIX_FORWARD_MAP "lmdb:$FORWARD_MAP"
+  export_line FORWARD_DOMAIN "$FORWARD_DOMAIN"
+  export_line SRS_DOMAIN "$SRS_DOMAIN"
 }
 
 # Single quotes (with ' escaped) so that `eval` and non-bash readers agree.
@@ -588,7 +648,7 @@ export_line() { printf "export %s='%s'\n" "$1" "${2//\'/\'\\\'\'}"; }
 
 print_status() {
   local c port
-  for c in rabbitmq ferretdb dovecot spamd postfix; do
+  for c in rabbitmq ferretdb dovecot spamd postsrsd postfix; do
     port=$(component_port "$c")
     if component_running "$c"; then
       printf '%-9s running (pid %s)\n' "$c" "$(pid_of "$c")"
@@ -609,7 +669,7 @@ component_running() {
 component_port() {
   case $1 in
     rabbitmq) echo 5672 ;; ferretdb) echo 27017 ;; dovecot) echo 10143 ;; spamd) echo "$SPAMD_PORT" ;;
-    postfix) echo "$POSTFIX_PORT" ;;
+    postsrsd) echo "$SRS_FORWARD_PORT" ;; postfix) echo "$POSTFIX_PORT" ;;
   esac
 }
 
@@ -624,8 +684,8 @@ take_lock() {
 
 check_component() {
   case ${1:-} in
-    rabbitmq | ferretdb | dovecot | spamassassin | postfix) ;;
-    *) die "unknown component '${1:-}' (rabbitmq|ferretdb|dovecot|spamassassin|postfix)" ;;
+    rabbitmq | ferretdb | dovecot | spamassassin | postsrsd | postfix) ;;
+    *) die "unknown component '${1:-}' (rabbitmq|ferretdb|dovecot|spamassassin|postsrsd|postfix)" ;;
   esac
 }
 
@@ -649,12 +709,14 @@ main() {
       start_ferretdb
       start_dovecot
       start_spamassassin
+      start_postsrsd
       start_postfix
       print_status
       ;;
     down)
       take_lock
       stop_postfix
+      stop_postsrsd
       stop_spamassassin
       stop_dovecot
       stop_ferretdb

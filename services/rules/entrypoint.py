@@ -2,8 +2,9 @@
 
 from functools import partial
 
-from services.rules.adapters.deployer import Deployer
+from services.rules.adapters.deployer import Deployer, Pruner
 from services.rules.adapters.managesieve import ManageSieve
+from services.rules.adapters.postfix_map import ForwardMap
 from services.rules.adapters.stored_rules import RulesInUnit
 from services.rules.application.handlers import (
     Deps,
@@ -21,6 +22,7 @@ from shared.contracts.rules import (
     AdoptAccount,
     DeployRules,
     DropRules,
+    PruneForwards,
     RecordDeployment,
     Redeploy,
 )
@@ -39,6 +41,8 @@ def compose(settings: RulesSettings, kit: Resources) -> Wiring:
                         settings.dovecot_master_password.get_secret_value(),
                         keep=settings.sieve_connections_kept, idle_s=settings.sieve_connection_idle_s)
 
+    forward_map = ForwardMap(settings.postfix_forward_map, settings.postfix_config_dir, settings.forward_domain)
+
     async def behind() -> list[Redeploy]:
         return [Redeploy(address=address) for address in await reader.keys_where({"pending": True})]
 
@@ -51,7 +55,9 @@ def compose(settings: RulesSettings, kit: Resources) -> Wiring:
             AccountCreated: lambda e: [AdoptAccount(address=e.address, plan=e.plan, generation=e.occurred_at)],
             AccountDeleted: lambda e: [DropRules(address=e.address, deleted_at=e.occurred_at)],
         },
-        work={DeployRules: Deployer(peek=reader.peek, install=sieve.install, send=kit.send)},
+        work={DeployRules: Deployer(peek=reader.peek, forward_map=forward_map, install=sieve.install, send=kit.send,
+                                    forward_domain=settings.forward_domain),
+              PruneForwards: Pruner(forward_map)},
         sweeps=(Sweep(settings.reconcile_interval_s, behind, first_after_s=RECONCILE_AT_START_S),),
     )
 

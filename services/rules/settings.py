@@ -16,6 +16,11 @@ class RulesSettings(ServiceSettings):
     sieve_connections_kept: int = Field(default=128, ge=0, le=1000)
     """ManageSieve connections kept open after a deployment (one per account, least recently used go)"""
     sieve_connection_idle_s: float = Field(default=60.0, ge=0)
+    postfix_forward_map: str = Field(pattern=r"^lmdb:/")
+    """Postfix's forwarding table (virtual_alias_maps), written with postmap"""
+    postfix_config_dir: str = "/etc/postfix"
+    forward_domain: str = Field(default="forward.mailss.invalid", pattern=r"^[a-z0-9.-]+$")
+    """the internal domain of the forwarding addresses (Postfix: virtual_alias_domains)"""
     reconcile_interval_s: float = Field(default=60.0, gt=0)
     """how often accounts whose mail server is behind are deployed again (and once soon after start)"""
 

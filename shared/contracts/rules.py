@@ -48,6 +48,27 @@ class SetReceive(RulesCommand):
     """turning receive off with no forwarding of all mail loses new mail: the caller confirms"""
 
 
+ForwardDestination = Annotated[str, Field(min_length=1, max_length=320)]
+"""transport bounds only; what makes a destination valid is the domain's rule, so its refusal names it"""
+
+
+class AddForwarding(RulesCommand):
+    """`all`: every message, one entry per destination; `from` / `subject`: the From address or the
+    decoded Subject contains `match` (ASCII letters in either case), one entry for all destinations."""
+
+    type: Literal["AddForwarding"] = "AddForwarding"
+    condition: Literal["all", "from", "subject"]
+    match: Annotated[str, Field(max_length=1000)] = ""
+    destinations: Annotated[list[ForwardDestination], Field(min_length=1, max_length=400)]
+
+
+class RemoveForwarding(RulesCommand):
+    type: Literal["RemoveForwarding"] = "RemoveForwarding"
+    entry_id: Annotated[str, Field(min_length=1, max_length=40)]
+    accept_loss: bool = False
+    """removing the last forward of all mail while receive is off loses new mail: the caller confirms"""
+
+
 class GetRules(RulesCommand):
     type: Literal["GetRules"] = "GetRules"
 
@@ -89,8 +110,18 @@ class Redeploy(InternalCommand):
     address: AddressText
 
 
+class PruneForwards(WorkItem):
+    """Remove forwarding addresses no deployed script can redirect to any more (never used again)."""
+
+    QUEUE = "prune"
+    type: Literal["PruneForwards"] = "PruneForwards"
+    address: AddressText
+    keys: list[str]
+
+
 class DeployRules(WorkItem):
-    """Compile the account's current rules and make them its active Sieve script (ManageSieve)."""
+    """Put the account's forwarding addresses into Postfix's map, compile its current rules and make
+    them its active Sieve script (ManageSieve)."""
 
     QUEUE = "deploy"
     type: Literal["DeployRules"] = "DeployRules"
@@ -121,4 +152,5 @@ class RulesApplyFailed(Event):
     reason: str
 
 
-CLIENT_COMMANDS = (SetSpamTag, SetSpamSort, SetAutoreply, DeleteAutoreply, SetReceive, GetRules)
+CLIENT_COMMANDS = (SetSpamTag, SetSpamSort, SetAutoreply, DeleteAutoreply, SetReceive, AddForwarding, RemoveForwarding,
+                   GetRules)

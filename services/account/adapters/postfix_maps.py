@@ -3,7 +3,8 @@ socketmap protocol: netstrings "<map> <key>" answered "OK <value>", "NOTFOUND " 
 the mail server never keeps a second, hand-made list.
 
 - `domains`: the domains some admin administers (an account can only be created by one).
-- `recipients`: live accounts (Postfix looks up `name+tag@domain`, then `name@domain`).
+- `recipients`: live accounts; `name+tag@domain` is `name@domain` (subaddressing: no account has a
+  `+`, and Postfix does not retry a socketmap without the extension, measured).
 While the account service is down or the database does not answer, Postfix defers the mail (4xx):
 it is retried, never refused or lost.
 """
@@ -28,6 +29,11 @@ IsAccount = Callable[[str], Awaitable[bool]]
 
 class ProtocolError(Exception):
     pass
+
+
+def without_extension(address: str) -> str:
+    local, _, domain = address.rpartition("@")
+    return f"{local.partition('+')[0]}@{domain}"
 
 
 async def read_netstring(reader: asyncio.StreamReader) -> str | None:
@@ -86,7 +92,7 @@ class PostfixMaps:
             if name == "domains":
                 return "OK hosted" if key in await self._hosted() else "NOTFOUND "
             if name == "recipients":
-                return "OK mailbox" if "@" in key and await self.is_account(key) else "NOTFOUND "
+                return "OK mailbox" if "@" in key and await self.is_account(without_extension(key)) else "NOTFOUND "
         except TRANSIENT_ERRORS as error:
             return f"TEMP {type(error).__name__}"
         return f"PERM unknown map {name[:40]!r}"

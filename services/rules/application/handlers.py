@@ -2,29 +2,38 @@
 deployment to do. Nothing here waits for the mail server: a DeployRules work item takes the change
 there, and RecordDeployment brings the outcome back into the account's turn."""
 
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from services.rules.application.ports import RuleSets, Sessions
 from services.rules.domain.rules import (
+    Condition,
+    Forward,
     Refused,
     RuleSet,
     Violation,
+    forwarding_table,
     with_autoreply,
+    with_forward,
     with_receive,
     with_spam_sort,
+    without_forward,
 )
 from shared.auth import Actor, InvalidToken
 from shared.contracts.base import Accepted, FieldError, Rejected, Reply
 from shared.contracts.rules import (
+    AddForwarding,
     AdoptAccount,
     DeleteAutoreply,
     DeployRules,
     DropRules,
     GetRules,
+    PruneForwards,
     RecordDeployment,
     Redeploy,
+    RemoveForwarding,
     RulesApplied,
     RulesApplyFailed,
     RulesChanged,
@@ -51,7 +60,10 @@ CHANGES: Mapping[type[RulesCommand], Change] = {
     SetAutoreply: lambda rules, c: with_autoreply(rules, c.text, c.include_original),
     DeleteAutoreply: lambda rules, c: rules.changed(autoreply=None) if rules.autoreply else rules,
     SetReceive: lambda rules, c: with_receive(rules, c.on, accept_loss=c.accept_loss) if rules.receive != c.on else rules,
+    AddForwarding: lambda rules, c: with_forward(rules, Condition(c.condition), c.match, c.destinations),
+    RemoveForwarding: lambda rules, c: without_forward(rules, c.entry_id, accept_loss=c.accept_loss),
 }
+FORWARD_TOKEN_HEX = 16
 
 
 def _rejected(command: RulesCommand, code: str, message: str, *errors: FieldError) -> Rejected:
@@ -97,7 +109,20 @@ def view(rules: RuleSet, deployment: dict[str, Any]) -> dict[str, Any]:
     return {"address": rules.address, "plan": str(rules.plan), "version": rules.version,
             "spam_tag": rules.spam_tag, "spam_sort": rules.spam_sort, "receive": rules.receive,
             "autoreply": {"text": reply.text, "include_original": reply.include_original} if reply else None,
+            "forwards": [_forward_view(f) for f in sorted(rules.forwards, key=_listing_order)],
             "mail_server": deployment}
+
+
+def _listing_order(entry: Forward) -> tuple[int, str, int]:
+    """`all` entries by their destination, then the rules in the order they were made."""
+    if entry.condition is Condition.ALL:
+        return 0, entry.destinations[0].lower(), 0
+    return 1, "", int(entry.id)
+
+
+def _forward_view(entry: Forward) -> dict[str, Any]:
+    return {"id": entry.id, "condition": str(entry.condition), "match": entry.match,
+            "destinations": sorted(entry.destinations, key=str.lower)}
 
 
 async def adopt_account(command: AdoptAccount, store: RuleSets) -> Accepted:
@@ -107,14 +132,16 @@ async def adopt_account(command: AdoptAccount, store: RuleSets) -> Accepted:
     if known is None or known < command.generation:
         previous = store.current()
         version = (previous.version if previous else store.deployed_version()) + 1
-        store.save(RuleSet(address=command.subject_key(), plan=Plan(command.plan), version=version),
+        store.save(RuleSet(address=command.subject_key(), plan=Plan(command.plan), version=version,
+                           forward_token=uuid.uuid4().hex[:FORWARD_TOKEN_HEX]),
                    generation=command.generation, in_sync=True)
     return Accepted(command_id=command.message_id)
 
 
 async def drop_rules(command: DropRules, store: RuleSets) -> Accepted:
     if store.current() and not of_earlier_generation(command.deleted_at, store.generation()):
-        store.drop()
+        keys = store.forward_keys()
+        store.drop(work=[PruneForwards(address=command.subject_key(), keys=keys)] if keys else [])
     return Accepted(command_id=command.message_id)
 
 
@@ -124,7 +151,15 @@ async def record_deployment(command: RecordDeployment, store: RuleSets) -> Accep
         event = RulesApplyFailed(address=address, version=command.version, reason=command.failure)
         store.record_failure(command.failure, events=[event])
     elif command.version > store.deployed_version():
-        store.record_deployed(command.version, events=[RulesApplied(address=address, version=command.version)])
+        applied = [RulesApplied(address=address, version=command.version)]
+        rules = store.current()
+        if rules is None or command.version < rules.version:
+            store.record_deployed(command.version, events=applied)
+        else:  # the mail server runs the newest rules: what no version to come can use goes
+            needed = forwarding_table(rules)
+            stale = [key for key in store.forward_keys() if key not in needed]
+            store.record_deployed(command.version, events=applied, forward_keys=list(needed),
+                                  work=[PruneForwards(address=address, keys=stale)] if stale else [])
     return Accepted(command_id=command.message_id)
 
 

@@ -26,9 +26,14 @@ class RuleSets(Protocol):
              generation: datetime | None = None, in_sync: bool = False) -> None:
         """Stage the rules; `in_sync`: the mail server already behaves so (nothing to deploy)."""
 
-    def drop(self) -> None: ...
+    def forward_keys(self) -> list[str]:
+        """The forwarding addresses (local parts) that may be in Postfix's map for this account."""
 
-    def record_deployed(self, version: int, *, events: Sequence[Event]) -> None: ...
+    def drop(self, *, work: Sequence[WorkItem] = ()) -> None: ...
+
+    def record_deployed(self, version: int, *, events: Sequence[Event], work: Sequence[WorkItem] = (),
+                        forward_keys: list[str] | None = None) -> None:
+        """`forward_keys`: what remains in the map once `work` (the pruning) is done."""
 
     def record_failure(self, reason: str, *, events: Sequence[Event]) -> None: ...
 

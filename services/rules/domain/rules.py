@@ -6,8 +6,11 @@ what was last deployed is tracked beside it (the mail server follows the rule se
 other way round).
 """
 
+import re
 import unicodedata
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from enum import StrEnum
 
 from shared.plans import Capability, Plan, allows
 
@@ -24,6 +27,32 @@ NOT_ROUND_TRIPPING = {
 """SPEC: characters that do not survive ISO-2022-JP/Shift_JIS round trips (refused on
 business-standard and kwc); ASCII '~' and '-' are fine"""
 NEWLINES = ("\r\n", "\r")
+MAX_DESTINATIONS = 300
+"""SPEC: destination addresses per account, counted over all forwarding entries"""
+MAX_MATCH_LENGTH = 256
+"""[choice] characters of a from/subject keyword (a Subject line is rarely longer)"""
+MAX_LOCAL_LENGTH = 64
+MAX_DESTINATION_LENGTH = 254
+_DESTINATION_LOCAL = re.compile(r"[A-Za-z0-9._%+=-]+")
+_DOMAIN_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+
+
+class Condition(StrEnum):
+    ALL = "all"
+    FROM = "from"
+    SUBJECT = "subject"
+
+
+@dataclass(frozen=True)
+class Forward:
+    """A forwarding entry. `all` entries hold one destination each (SPEC: saving `all` with several
+    destinations stores one entry per destination); a from/subject entry holds all the destinations
+    of its rule and is never edited, only removed."""
+
+    id: str
+    condition: Condition
+    match: str
+    destinations: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -42,6 +71,12 @@ class RuleSet:
     autoreply: Autoreply | None = None
     receive: bool = True
     version: int = 1
+    forwards: tuple[Forward, ...] = ()
+    forward_token: str = ""
+    """names this account's forwarding addresses and marks the copies it forwarded (loop check)"""
+    all_revision: int = 0
+    """the version at which the set of `all` destinations last changed: its forwarding address
+    is new each time, so an address once removed is never filled again"""
 
     def changed(self, **fields: object) -> "RuleSet":
         return replace(self, **fields, version=self.version + 1)  # type: ignore[arg-type]
@@ -117,8 +152,115 @@ def with_spam_sort(rules: RuleSet, on: bool) -> RuleSet:
 def with_receive(rules: RuleSet, on: bool, *, accept_loss: bool) -> RuleSet:
     """[beyond] With receive off and nothing forwarding every message, mail is lost: only when the
     caller says so explicitly."""
-    if not on and not accept_loss:
-        raise Refused((Violation("accept_loss", "required",
-                                 "with receive off and no forwarding of all mail, new mail is not kept anywhere; "
-                                 "set accept_loss to confirm"),))
+    if not on and not _forwards_all(rules.forwards) and not accept_loss:
+        raise Refused((_LOSS,))
     return rules.changed(receive=on)
+
+
+def _destination_problem(text: str) -> str | None:
+    if text.startswith("-"):
+        return "must not start with -"
+    if len(text) > MAX_DESTINATION_LENGTH or text.count("@") != 1:
+        return f"is not a mail address (one @, at most {MAX_DESTINATION_LENGTH} characters)"
+    local, domain = text.split("@")
+    if not (_DESTINATION_LOCAL.fullmatch(local) and len(local) <= MAX_LOCAL_LENGTH
+            and not local.startswith(".") and not local.endswith(".") and ".." not in local):
+        return (f"is not a mail address: the part before @ must be 1 to {MAX_LOCAL_LENGTH} of A-Z a-z 0-9 . _ % + = -, "
+                "without a dot first, last or twice in a row")
+    labels = domain.split(".")
+    if len(labels) < 2 or not all(_DOMAIN_LABEL.fullmatch(label.lower()) for label in labels):
+        return "is not a mail address: the domain must be like example.jp"
+    return None
+
+
+def destination_of(text: str) -> str:
+    """As written, with the domain lowercased (a local part's case is the receiving server's)."""
+    local, _, domain = text.partition("@")
+    return f"{local}@{domain.lower()}"
+
+
+def _match_problems(condition: Condition, match: str) -> list[Violation]:
+    if condition is Condition.ALL:
+        return [Violation("match", "not_allowed", "a forward of all mail has no keyword")] if match else []
+    problems = []
+    if not match:
+        problems.append(Violation("match", "empty", f"a {condition} forward needs a keyword"))
+    if len(match) > MAX_MATCH_LENGTH:
+        problems.append(Violation("match", "too_long", f"the keyword is {len(match)} characters; the limit is {MAX_MATCH_LENGTH}"))
+    if controls := sorted({f"U+{ord(ch):04X}" for ch in match if unicodedata.category(ch) in ("Cc", "Cs")}):
+        problems.append(Violation("match", "control_character",
+                                  f"the keyword must not contain control characters ({', '.join(controls)}): "
+                                  "a From address or a Subject never holds them, so it could never match"))
+    return problems
+
+
+def _destination_problems(rules: RuleSet, destinations: Iterable[str]) -> list[Violation]:
+    problems, seen = [], {d.lower() for f in rules.forwards for d in f.destinations}
+    wanted = list(destinations)
+    if not wanted:
+        problems.append(Violation("destinations", "empty", "a forward needs at least one destination"))
+    for text in wanted:
+        if (problem := _destination_problem(text)) is not None:
+            problems.append(Violation("destinations", "invalid_address", f"the destination {text!r} {problem}"))
+        elif text.lower() == rules.address.lower():
+            problems.append(Violation("destinations", "own_address", f"{text} is this account's own address"))
+        elif text.lower() in seen:
+            problems.append(Violation("destinations", "duplicate", f"{text} is a destination already"))
+        seen.add(text.lower())
+    if (total := sum(len(f.destinations) for f in rules.forwards) + len(wanted)) > MAX_DESTINATIONS:
+        problems.append(Violation("destinations", "too_many",
+                                  f"the account would have {total} forwarding destinations; the limit is {MAX_DESTINATIONS}"))
+    return problems
+
+
+def with_forward(rules: RuleSet, condition: Condition, match: str, destinations: Iterable[str]) -> RuleSet:
+    wanted = list(destinations)
+    if problems := _match_problems(condition, match) + _destination_problems(rules, wanted):
+        raise Refused(tuple(problems))
+    version = rules.version + 1
+    ordered = sorted((destination_of(d) for d in wanted), key=str.lower)
+    if condition is Condition.ALL:
+        added = tuple(Forward(f"{version}-{n}", condition, "", (d,)) for n, d in enumerate(ordered, 1))
+        return rules.changed(forwards=(*rules.forwards, *added), all_revision=version)
+    return rules.changed(forwards=(*rules.forwards, Forward(str(version), condition, match, tuple(ordered))))
+
+
+def without_forward(rules: RuleSet, entry_id: str, *, accept_loss: bool) -> RuleSet:
+    gone = [f for f in rules.forwards if f.id == entry_id]
+    if not gone:
+        raise Refused((Violation("entry_id", "not_found", f"{rules.address} has no forwarding entry {entry_id!r}"),))
+    kept = tuple(f for f in rules.forwards if f.id != entry_id)
+    if not rules.receive and _forwards_all(rules.forwards) and not _forwards_all(kept) and not accept_loss:
+        raise Refused((_LOSS,))
+    revision = rules.version + 1 if gone[0].condition is Condition.ALL else rules.all_revision
+    return rules.changed(forwards=kept, all_revision=revision)
+
+
+def _forwards_all(forwards: Iterable[Forward]) -> bool:
+    return any(f.condition is Condition.ALL for f in forwards)
+
+
+_LOSS = Violation("accept_loss", "required",
+                  "with receive off and no forwarding of all mail, new mail is not kept anywhere; "
+                  "set accept_loss to confirm")
+
+
+def forwarding_table(rules: RuleSet) -> Mapping[str, tuple[str, ...]]:
+    """The local parts of the account's forwarding addresses (what its script redirects to, in the
+    forwarding domain) -> their destinations."""
+    table: dict[str, tuple[str, ...]] = {}
+    everything = sorted((d for f in rules.forwards if f.condition is Condition.ALL for d in f.destinations), key=str.lower)
+    if everything:
+        table[all_key(rules)] = tuple(everything)
+    for entry in rules.forwards:
+        if entry.condition is not Condition.ALL:
+            table[rule_key(rules, entry)] = entry.destinations
+    return table
+
+
+def all_key(rules: RuleSet) -> str:
+    return f"{rules.forward_token}-a{rules.all_revision}"
+
+
+def rule_key(rules: RuleSet, entry: Forward) -> str:
+    return f"{rules.forward_token}-r{entry.id}"

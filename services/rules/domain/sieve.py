@@ -8,8 +8,9 @@ so forwarding (part 2) adds its block without touching the others.
 """
 
 from collections.abc import Callable
+from functools import partial
 
-from services.rules.domain.rules import RuleSet
+from services.rules.domain.rules import Condition, RuleSet, all_key, rule_key
 
 SPAM_TEST = 'header :is "X-Spam-Flag" "YES"'
 SPAM_PREFIX = "[SPAM] "
@@ -17,6 +18,17 @@ JUNK = "Junk"
 ORIGINAL_TEXT_LIMIT = 2000
 """characters of the original text part quoted in an sv-basic autoreply"""
 VACATION_DAYS = 1
+FORWARD_DOMAIN = "forward.mailss.invalid"
+"""where the forwarding addresses live: Postfix expands them (virtual_alias_maps), only for Sieve"""
+FORWARDED_BY = "X-MailSS-Forwarded-By"
+"""the loop marker: each account that forwarded a copy adds its token (Postfix strips the header
+from mail coming in from the world and from mail leaving for it)"""
+CONDITION_TESTS = {
+    Condition.FROM: 'address :all :contains :comparator "i;ascii-casemap" "From"',
+    Condition.SUBJECT: 'header :contains :comparator "i;ascii-casemap" "Subject"',
+}
+"""a literal substring (:contains has no wildcards), ASCII letters in either case, nothing else
+folded; Pigeonhole decodes RFC 2047 subjects before the test"""
 
 
 def quoted(text: str) -> str:
@@ -26,6 +38,30 @@ def quoted(text: str) -> str:
 
 Block = Callable[[RuleSet], tuple[set[str], list[str]]]
 """one concern: the extensions it needs and its lines"""
+
+
+def _loop_guard(rules: RuleSet) -> tuple[set[str], list[str]]:
+    """A copy this account forwarded before has come back (A forwards to B, B to A): it is stored
+    already, so it is dropped here and goes no further."""
+    if not rules.forwards:
+        return set(), []
+    return set(), [f'if header :is "{FORWARDED_BY}" {quoted(rules.forward_token)} {{', "  discard;", "  stop;", "}"]
+
+
+def _forwarding(rules: RuleSet, domain: str) -> tuple[set[str], list[str]]:
+    """One redirect per forwarding address, never for spam [choice: 300 destinations must not
+    amplify it]; Postfix expands each address to its destinations. `:copy` leaves the keeping to
+    the delivery block."""
+    if not rules.forwards:
+        return set(), []
+    lines = [f"if not {SPAM_TEST} {{", f'  addheader "{FORWARDED_BY}" {quoted(rules.forward_token)};']
+    if any(f.condition is Condition.ALL for f in rules.forwards):
+        lines.append(f"  redirect :copy {quoted(all_key(rules) + '@' + domain)};")
+    for entry in rules.forwards:
+        if entry.condition is not Condition.ALL:
+            lines += [f"  if {CONDITION_TESTS[entry.condition]} {quoted(entry.match)} {{",
+                      f"    redirect :copy {quoted(rule_key(rules, entry) + '@' + domain)};", "  }"]
+    return {"copy", "editheader", "variables"}, [*lines, "}"]
 
 
 def _spam_tag(rules: RuleSet) -> tuple[set[str], list[str]]:
@@ -74,13 +110,11 @@ def _delivery(rules: RuleSet) -> tuple[set[str], list[str]]:
     return set(), []
 
 
-BLOCKS: tuple[Block, ...] = (_spam_tag, _autoreply, _delivery)
-
-
-def compile_sieve(rules: RuleSet) -> str:
+def compile_sieve(rules: RuleSet, forward_domain: str = FORWARD_DOMAIN) -> str:
+    blocks: tuple[Block, ...] = (_loop_guard, _spam_tag, partial(_forwarding, domain=forward_domain), _autoreply, _delivery)
     needs: set[str] = set()
     body: list[str] = []
-    for block in BLOCKS:
+    for block in blocks:
         extensions, lines = block(rules)
         needs |= extensions
         body += lines

@@ -1,0 +1,291 @@
+"""Forwarding by mail through the real stack: Postfix (milter, SRS, the forwarding map), Dovecot's
+Sieve, and the outside world's SMTP sink. What the user sees over IMAP, what leaves at the sink."""
+
+import asyncio
+import email
+import email.policy
+import imaplib
+import os
+import smtplib
+import uuid
+from email.message import EmailMessage
+from pathlib import Path
+
+from services.rules.adapters.postfix_map import ForwardMap
+from shared.client import CommandClient
+from shared.contracts.account import SERVICE as ACCOUNT
+from shared.contracts.account import CreateAccount, DeleteAccount
+from shared.contracts.rules import SERVICE, AddForwarding, GetRules, RemoveForwarding, SetReceive
+from tests.support import eventually, holds, new_address, subjects_in
+
+STRONG = "Strong-Passw0rd!"
+GTUBE = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
+
+
+def outside(name: str = "d") -> str:
+    return f"{name}-{uuid.uuid4().hex[:8]}@example.org"
+
+
+def send(recipient: str, *, subject: str = "hello", sender: str = "", from_header: str = "", body: str = "hi\r\n",
+         envelope_from: str | None = None) -> None:
+    message = EmailMessage(policy=email.policy.SMTP)
+    message["From"] = from_header or sender or "stranger@example.net"
+    message["To"], message["Subject"] = recipient, subject
+    message["Message-ID"] = email.utils.make_msgid()
+    message.set_content(body)
+    with smtplib.SMTP("127.0.0.1", int(os.environ.get("POSTFIX_SMTP_PORT", "10587")), timeout=30) as smtp:
+        smtp.send_message(message, from_addr=envelope_from if envelope_from is not None else (sender or "stranger@example.net"),
+                          to_addrs=[recipient])
+
+
+def stored(address: str, folder: str = "INBOX") -> list[email.message.EmailMessage]:
+    password = Path(os.environ["DOVECOT_MASTER_PASSWORD_FILE"]).read_text().strip()
+    with imaplib.IMAP4("127.0.0.1", int(os.environ.get("DOVECOT_IMAP_PORT", "10143")), timeout=10) as imap:
+        imap.login(f"{address}*{os.environ['DOVECOT_MASTER_USER']}", password)
+        status, data = imap.select(folder, readonly=True)
+        assert status == "OK", data
+        found = []
+        for number in range(1, int(data[0]) + 1):
+            _, parts = imap.fetch(str(number), "(BODY.PEEK[])")
+            found.append(email.message_from_bytes(parts[0][1], policy=email.policy.default))
+        return found
+
+
+async def _account(client: CommandClient, token: str) -> str:
+    address = new_address()
+    reply = await client.request(ACCOUNT, CreateAccount(actor_token=token, address=address, plan="kwc", initial_password=STRONG))
+    assert reply.status == "accepted", reply
+
+    async def adopted() -> bool:
+        return (await client.request(SERVICE, GetRules(actor_token=token, address=address))).status == "accepted"
+
+    await eventually(adopted, what="the rules service to know the new account")
+    return address
+
+
+async def _change(client: CommandClient, command) -> dict:
+    reply = await client.request(SERVICE, command)
+    assert reply.status == "accepted", reply
+    token, address = command.actor_token, command.address
+
+    async def applied() -> bool:
+        rules = (await client.request(SERVICE, GetRules(actor_token=token, address=address))).result
+        return rules["mail_server"]["state"] == "applied" and rules["version"] >= reply.result["version"]
+
+    await eventually(applied, what="the rules on the mail server")
+    return (await client.request(SERVICE, GetRules(actor_token=token, address=address))).result
+
+
+async def _at_sink(sink, recipient: str, count: int = 1) -> list[tuple[str, bytes]]:
+    await eventually(lambda: holds(len(sink.to(recipient)) >= count), what=f"{count} message(s) for {recipient} at the sink")
+    return [(sender, content) for sender, recipients, content in sink.messages if recipient in recipients]
+
+
+async def _in_mailbox(address: str, count: int, folder: str = "INBOX") -> list[str]:
+    found: list[str] = []
+
+    async def there() -> bool:
+        found[:] = await asyncio.to_thread(subjects_in, address, folder)
+        return len(found) >= count
+
+    await eventually(there, what=f"{count} message(s) in {address}'s {folder}")
+    return found
+
+
+async def test_all_to_three_destinations_keeps_a_copy_with_srs_only_on_the_forwarded_ones(
+        client, admin_token, rules_service, smtp_sink):
+    """Ensure every destination gets one copy with an SRS envelope sender, the stored copy keeps the
+    original sender, and a bounce to the SRS address reaches the original sender."""
+    address = await _account(client, admin_token)
+    destinations = [outside() for _ in range(3)]
+    rules = await _change(client, AddForwarding(actor_token=admin_token, address=address, condition="all",
+                                                destinations=destinations))
+    assert [f["destinations"] for f in rules["forwards"]] == [[d] for d in sorted(destinations)]
+    sender = outside("alice")
+
+    await asyncio.to_thread(send, address, subject="to everyone", sender=sender)
+
+    for destination in destinations:
+        [(srs_sender, content)] = await _at_sink(smtp_sink, destination)
+        assert srs_sender.startswith("SRS0=") and srs_sender.endswith(f"@{os.environ['SRS_DOMAIN']}")
+        forwarded = email.message_from_bytes(content, policy=email.policy.default)
+        assert forwarded["Subject"] == "to everyone" and "X-MailSS-Forwarded-By" not in forwarded
+    [kept] = await asyncio.to_thread(stored, address)
+    assert kept["Subject"] == "to everyone" and kept["Return-Path"] == f"<{sender}>"
+
+    await asyncio.to_thread(send, srs_sender, subject="Undelivered Mail Returned to Sender", envelope_from="")
+    [(bounce_sender, _)] = await _at_sink(smtp_sink, sender)
+    assert bounce_sender in ("", "<>")
+
+
+async def test_from_and_subject_rules_match_hostile_keywords_exactly(client, admin_token, rules_service, smtp_sink):
+    """Ensure a keyword with quotes, backslashes, Sieve syntax, full-width, look-alike and emoji text
+    forwards exactly the mail that contains it (ASCII letters in either case) and nothing else."""
+    address = await _account(client, admin_token)
+    keyword = '"; discard; \\ 請求書 ＩＮＶ 😀'
+    by_subject, by_from = outside("subject"), outside("from")
+    await _change(client, AddForwarding(actor_token=admin_token, address=address, condition="subject", match=keyword,
+                                        destinations=[by_subject]))
+    await _change(client, AddForwarding(actor_token=admin_token, address=address, condition="from", match="Boss@Corp",
+                                        destinations=[by_from]))
+    subjects = {
+        f"re: {keyword} march": True,
+        f"RE: {keyword.upper()}": True,                         # ASCII letters match in either case
+        '"; discard; \\ 請求書 ＩＮＶ': False,                   # the emoji missing
+        '"; discard; \\ 請求書 INV 😀': False,                   # half-width look-alike
+        '"; discard; \\ 請求書 ｉｎｖ 😀': False,                # no Unicode case folding
+        '; discard; \\ 請求書 ＩＮＶ 😀': False,                 # the quote missing
+    }
+    for subject in subjects:
+        await asyncio.to_thread(send, address, subject=subject, sender="someone@example.net")
+    await asyncio.to_thread(send, address, subject="from the boss", sender="big.boss@corp.example")
+    await asyncio.to_thread(send, address, subject="from a lookalike", sender="boss@c0rp.example")
+
+    await _in_mailbox(address, len(subjects) + 2)
+    forwarded = sorted(email.message_from_bytes(c, policy=email.policy.default)["Subject"] for _, c in smtp_sink_to(smtp_sink, by_subject))
+    assert forwarded == sorted(s for s, match in subjects.items() if match)
+    await _at_sink(smtp_sink, by_from)
+    assert [email.message_from_bytes(c, policy=email.policy.default)["Subject"] for _, c in smtp_sink_to(smtp_sink, by_from)] == [
+        "from the boss"]
+
+
+def smtp_sink_to(sink, recipient: str) -> list[tuple[str, bytes]]:
+    return [(sender, content) for sender, recipients, content in sink.messages if recipient in recipients]
+
+
+async def test_300_destinations_each_get_one_copy(client, admin_token, rules_service, smtp_sink):
+    """Ensure one message to an account forwarding all mail to 300 destinations reaches each once."""
+    address = await _account(client, admin_token)
+    tag = uuid.uuid4().hex[:8]
+    destinations = [f"d{n:03d}-{tag}@example.org" for n in range(300)]
+    await _change(client, AddForwarding(actor_token=admin_token, address=address, condition="all", destinations=destinations))
+
+    await asyncio.to_thread(send, address, subject="to 300")
+
+    await eventually(lambda: holds(all(smtp_sink.to(d) for d in destinations)), timeout=60, what="all 300 copies")
+    assert all(len(smtp_sink.to(d)) == 1 for d in destinations)
+    assert await asyncio.to_thread(subjects_in, address, "INBOX") == ["to 300"]
+
+
+async def test_receive_off_stores_nothing_but_forwards_and_spam_is_never_forwarded(
+        client, admin_token, rules_service, smtp_sink):
+    address = await _account(client, admin_token)
+    destination = outside()
+    await _change(client, AddForwarding(actor_token=admin_token, address=address, condition="all", destinations=[destination]))
+    relay = await _change(client, SetReceive(actor_token=admin_token, address=address, on=False))
+    assert relay["receive"] is False
+
+    await asyncio.to_thread(send, address, subject="buy now", body=f"{GTUBE}\r\n")
+    await asyncio.to_thread(send, address, subject="relayed")
+
+    [(_, content)] = await _at_sink(smtp_sink, destination)
+    assert email.message_from_bytes(content, policy=email.policy.default)["Subject"] == "relayed"
+    await asyncio.sleep(1)  # the spam went through the same queue first
+    assert len(smtp_sink.to(destination)) == 1
+    assert await asyncio.to_thread(subjects_in, address, "INBOX") == []
+
+
+async def test_spam_is_kept_not_forwarded(client, admin_token, rules_service, smtp_sink):
+    address = await _account(client, admin_token)
+    destination = outside()
+    await _change(client, AddForwarding(actor_token=admin_token, address=address, condition="all", destinations=[destination]))
+
+    await asyncio.to_thread(send, address, subject="buy now", body=f"{GTUBE}\r\n")
+    await asyncio.to_thread(send, address, subject="ham")
+
+    assert sorted(await _in_mailbox(address, 2)) == ["buy now", "ham"]
+    await _at_sink(smtp_sink, destination)
+    assert [email.message_from_bytes(c)["Subject"] for _, c in smtp_sink_to(smtp_sink, destination)] == ["ham"]
+
+
+async def test_two_accounts_forwarding_to_each_other_get_each_message_once(client, admin_token, rules_service, smtp_sink):
+    """Ensure A all -> B and B all -> A, and rules that send to each other, store each message once per
+    mailbox and nothing circulates."""
+    a, b = await _account(client, admin_token), await _account(client, admin_token)
+    await _change(client, AddForwarding(actor_token=admin_token, address=a, condition="all", destinations=[b]))
+    await _change(client, AddForwarding(actor_token=admin_token, address=b, condition="all", destinations=[a]))
+    c, d = await _account(client, admin_token), await _account(client, admin_token)
+    await _change(client, AddForwarding(actor_token=admin_token, address=c, condition="subject", match="ping", destinations=[d]))
+    await _change(client, AddForwarding(actor_token=admin_token, address=d, condition="from", match="example.net",
+                                        destinations=[c]))
+
+    await asyncio.to_thread(send, a, subject="loop all")
+    await asyncio.to_thread(send, c, subject="ping loop", sender="x@example.net")
+
+    assert await _in_mailbox(a, 1) == ["loop all"] and await _in_mailbox(b, 1) == ["loop all"]
+    assert await _in_mailbox(c, 1) == ["ping loop"] and await _in_mailbox(d, 1) == ["ping loop"]
+    await asyncio.sleep(3)  # anything circulating would have come round again by now
+    for mailbox in (a, b, c, d):
+        assert len(await asyncio.to_thread(subjects_in, mailbox, "INBOX")) == 1
+
+
+async def test_a_subaddressed_message_goes_to_the_destinations_as_written(client, admin_token, rules_service, smtp_sink):
+    address = await _account(client, admin_token)
+    destination = outside("dest")
+    await _change(client, AddForwarding(actor_token=admin_token, address=address, condition="all", destinations=[destination]))
+    local, domain = address.split("@")
+
+    await asyncio.to_thread(send, f"{local}+news@{domain}", subject="subaddressed")
+
+    await _at_sink(smtp_sink, destination)
+    assert not [r for _, rs, _ in smtp_sink.messages for r in rs if "+news" in r and r != f"{local}+news@{domain}"]
+
+
+async def test_forwarding_goes_on_while_the_rules_service_is_down(client, admin_token, rules_service, smtp_sink):
+    address = await _account(client, admin_token)
+    destination = outside()
+    await _change(client, AddForwarding(actor_token=admin_token, address=address, condition="all", destinations=[destination]))
+    await rules_service.stop()
+    try:
+        await asyncio.to_thread(send, address, subject="while down")
+        await _at_sink(smtp_sink, destination)
+    finally:
+        await rules_service.start()
+
+
+async def test_removed_forwards_and_deleted_accounts_leave_the_map(client, admin_token, rules_service, rules_env,
+                                                                   smtp_sink):
+    """Ensure a removed entry stops forwarding and its address leaves Postfix's map, and that
+    AccountDeleted takes every forwarding address of the account with it."""
+    address = await _account(client, admin_token)
+    first, second, third = outside(), outside(), outside()
+    await _change(client, AddForwarding(actor_token=admin_token, address=address, condition="all", destinations=[first, second]))
+    rules = await _change(client, AddForwarding(actor_token=admin_token, address=address, condition="subject",
+                                                match="x", destinations=[third]))
+    forward_map = ForwardMap(os.environ["POSTFIX_FORWARD_MAP"], os.environ["POSTFIX_CONFIG_DIR"], os.environ["FORWARD_DOMAIN"])
+    before = await _map_of(forward_map, rules_env, address)
+    assert sorted(before.values()) == sorted([sorted([first, second]), [third]])
+
+    gone = next(f["id"] for f in rules["forwards"] if f["destinations"] == [first])
+    await _change(client, RemoveForwarding(actor_token=admin_token, address=address, entry_id=gone))
+
+    async def pruned() -> bool:
+        return [await forward_map.lookup(key) for key in before if key.endswith("-a2")] == [None]
+
+    await eventually(pruned, what="the old forwarding address to leave the map")
+    assert sorted((await _map_of(forward_map, rules_env, address)).values()) == sorted([[second], [third]])
+    await asyncio.to_thread(send, address, subject="after removal")
+    await _at_sink(smtp_sink, second)
+    assert smtp_sink.to(first) == []
+
+    keys = list(await _map_of(forward_map, rules_env, address))
+    reply = await client.request(ACCOUNT, DeleteAccount(actor_token=admin_token, address=address))
+    assert reply.status == "accepted", reply
+
+    async def emptied() -> bool:
+        return all([await forward_map.lookup(key) is None for key in keys])
+
+    await eventually(emptied, what="the account's forwarding addresses to leave the map")
+
+
+async def _map_of(forward_map: ForwardMap, rules_env: dict, address: str) -> dict[str, list[str]]:
+    """The account's forwarding addresses that are in Postfix's map now, with their destinations."""
+    from pymongo import AsyncMongoClient
+
+    mongo: AsyncMongoClient = AsyncMongoClient(rules_env["MONGODB_URL"])
+    try:
+        doc = await mongo[rules_env["MONGODB_DB"]]["rulesets"].find_one({"_id": address})
+    finally:
+        await mongo.close()
+    found = {key: await forward_map.lookup(key) for key in (doc or {}).get("forward_keys", [])}
+    return {key: value for key, value in found.items() if value is not None}
