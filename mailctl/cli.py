@@ -25,15 +25,27 @@ from shared.contracts.account import (
 )
 from shared.contracts.base import Accepted, AnonymousCommand, Command, Rejected
 from shared.contracts.rules import SERVICE as RULES
-from shared.contracts.rules import DeleteAutoreply, GetRules, SetAutoreply, SetReceive, SetSpamSort, SetSpamTag
+from shared.contracts.rules import (
+    AddForwarding,
+    DeleteAutoreply,
+    GetRules,
+    RemoveForwarding,
+    SetAutoreply,
+    SetReceive,
+    SetSpamSort,
+    SetSpamTag,
+)
 
 app = typer.Typer(help="Mail Self-Service from the command line.", no_args_is_help=True)
 account_app = typer.Typer(help="Admin: create, delete and size accounts.", no_args_is_help=True)
 password_app = typer.Typer(help="Passwords.", no_args_is_help=True)
-rules_app = typer.Typer(help="Spam handling, autoreply and receive on/off (your own, or in your domains as admin).",
-                        no_args_is_help=True)
+rules_app = typer.Typer(help="Spam handling, forwarding, autoreply and receive on/off (your own, or in your domains "
+                             "as admin).", no_args_is_help=True)
 autoreply_app = typer.Typer(help="The automatic reply.", no_args_is_help=True)
+forward_app = typer.Typer(help="Forwarding: all mail, or mail whose From or Subject contains a keyword.",
+                          no_args_is_help=True)
 rules_app.add_typer(autoreply_app, name="autoreply")
+rules_app.add_typer(forward_app, name="forward")
 app.add_typer(account_app, name="account")
 app.add_typer(password_app, name="password")
 app.add_typer(rules_app, name="rules")
@@ -194,6 +206,9 @@ def rules_show(address: Address = None) -> None:
                         ("receive", result["receive"]), ("autoreply", reply["text"] if reply else "off"),
                         ("  with the original", reply["include_original"] if reply else "-")):
         table.add_row(name, "on" if value is True else "off" if value is False else str(value))
+    for entry in result["forwards"]:
+        condition = "all mail" if entry["condition"] == "all" else f"{entry['condition']} contains {entry['match']!r}"
+        table.add_row(f"forward #{entry['id']}", f"{condition} -> {', '.join(entry['destinations'])}")
     server = result["mail_server"]
     table.add_row("mail server", f"{server['state']} (version {server['deployed_version']} of {result['version']})"
                   + (f": {server['last_failure']}" if server["last_failure"] else ""))
@@ -218,6 +233,29 @@ def rules_receive(on: Switch, address: Address = None,
     """Keep new mail in the mailbox (on), or not (off: send-only or relay addresses)."""
     accepted(send(SetReceive(actor_token=token(), address=target(address), on=on, accept_loss=accept_loss), RULES),
              f"receive {(on and 'on') or 'off'}")
+
+
+@forward_app.command("add")
+def forward_add(condition: Annotated[str, typer.Argument(metavar="all|from|subject")],
+                destinations: Annotated[list[str], typer.Argument(help="one or more addresses (300 per account)")],
+                match: Annotated[str, typer.Option(help="from/subject: the text to look for (taken literally)")] = "",
+                address: Address = None) -> None:
+    """Forward all mail, or mail whose From address or Subject contains --match (ASCII letters in either case)."""
+    if condition not in ("all", "from", "subject"):
+        raise typer.BadParameter("all, from or subject", param_hint="CONDITION")
+    reply = send(AddForwarding(actor_token=token(), address=target(address), condition=condition,  # type: ignore[arg-type]
+                               match=match, destinations=destinations), RULES)
+    accepted(reply, f"forwarding added (version {reply.result['version']}); see [bold]mailctl rules show[/]")
+
+
+@forward_app.command("remove")
+def forward_remove(entry_id: Annotated[str, typer.Argument(help="the entry's id, as `mailctl rules show` lists it")],
+                   address: Address = None,
+                   accept_loss: Annotated[bool, typer.Option(help="the last forward of all mail while receive is off: "
+                                                                  "new mail is kept nowhere")] = False) -> None:
+    """Remove one forwarding entry."""
+    accepted(send(RemoveForwarding(actor_token=token(), address=target(address), entry_id=entry_id,
+                                   accept_loss=accept_loss), RULES), f"forwarding #{entry_id} removed")
 
 
 @autoreply_app.command("set")

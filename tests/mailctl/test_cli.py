@@ -69,3 +69,28 @@ async def test_rules_from_the_command_line(tmp_path, client_url, account_service
         return "applied (version 4 of 4)" in shown.stdout and "Away" in shown.stdout
 
     await eventually(applied, what="mailctl to show the rules applied")
+
+
+async def test_forwarding_from_the_command_line(tmp_path, client_url, account_service, rules_service):
+    """Ensure mailctl adds, lists (alphabetically) and removes forwards, and shows a refusal's reasons."""
+    address = new_address()
+    assert (await run(tmp_path, client_url, "login", ADMIN_LOGIN, "--password-stdin", stdin=ADMIN_PASSWORD + "\n")).returncode == 0
+    created = await run(tmp_path, client_url, "account", "create", address, "--plan", "kwc",
+                        stdin="Cli-Passw0rd-One!\nCli-Passw0rd-One!\n")
+    assert created.returncode == 0, created.stdout + created.stderr
+
+    async def known() -> bool:
+        return (await run(tmp_path, client_url, "rules", "show", "-a", address)).returncode == 0
+
+    await eventually(known, what="the rules service to know the account")
+    added = await run(tmp_path, client_url, "rules", "forward", "add", "subject", "zed@example.org", "amy@example.org",
+                      "--match", "請求書", "-a", address)
+    assert added.returncode == 0, added.stdout + added.stderr
+    refused = await run(tmp_path, client_url, "rules", "forward", "add", "-a", address, "all", "--", "-x@example.org", address)
+    assert refused.returncode == 1 and "must not start with -" in refused.stdout and "own address" in refused.stdout
+
+    shown = await run(tmp_path, client_url, "rules", "show", "-a", address)
+    assert "subject contains '請求書' -> amy@example.org, zed@example.org" in shown.stdout
+    removed = await run(tmp_path, client_url, "rules", "forward", "remove", "2", "-a", address)
+    assert removed.returncode == 0, removed.stdout + removed.stderr
+    assert "forward #" not in (await run(tmp_path, client_url, "rules", "show", "-a", address)).stdout

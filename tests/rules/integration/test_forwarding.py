@@ -289,3 +289,59 @@ async def _map_of(forward_map: ForwardMap, rules_env: dict, address: str) -> dic
         await mongo.close()
     found = {key: await forward_map.lookup(key) for key in (doc or {}).get("forward_keys", [])}
     return {key: value for key, value in found.items() if value is not None}
+
+
+async def test_forwards_are_the_owners_and_their_admins_only(client, admin_token, issuer, rules_service):
+    """Ensure a user cannot add or remove another account's forwards, nor an admin of another domain."""
+    from shared.contracts.account import Login
+    from tests.support import mint
+
+    address, other = await _account(client, admin_token), await _account(client, admin_token)
+    token = (await client.request(ACCOUNT, Login(login=address, password=STRONG))).result["token"]
+    stranger_admin = mint(issuer, "elsewhere", role="admin", domains=("example.com",))
+    await _change(client, AddForwarding(actor_token=token, address=address, condition="all", destinations=[outside()]))
+
+    for command in (AddForwarding(actor_token=token, address=other, condition="all", destinations=[outside()]),
+                    RemoveForwarding(actor_token=token, address=other, entry_id="2-1"),
+                    AddForwarding(actor_token=stranger_admin, address=address, condition="all", destinations=[outside()]),
+                    RemoveForwarding(actor_token=stranger_admin, address=address, entry_id="2-1")):
+        reply = await client.request(SERVICE, command)
+        assert (reply.status, reply.code) == ("rejected", "forbidden"), command
+    assert len((await client.request(SERVICE, GetRules(actor_token=token, address=address))).result["forwards"]) == 1
+
+
+async def test_receive_off_is_refused_where_mail_would_be_lost_unless_confirmed(client, admin_token, rules_service):
+    """Ensure receive off needs a forward of all mail or a confirmation, the last such forward cannot
+    go while receive is off without one, and a refusal changes nothing."""
+    address = await _account(client, admin_token)
+    await _change(client, AddForwarding(actor_token=admin_token, address=address, condition="from", match="boss",
+                                        destinations=[outside()]))
+    refused = await client.request(SERVICE, SetReceive(actor_token=admin_token, address=address, on=False))
+    assert (refused.code, refused.errors[0].field) == ("validation_failed", "accept_loss")
+
+    rules = await _change(client, AddForwarding(actor_token=admin_token, address=address, condition="all",
+                                                destinations=[outside()]))
+    rules = await _change(client, SetReceive(actor_token=admin_token, address=address, on=False))
+    last_all = next(f["id"] for f in rules["forwards"] if f["condition"] == "all")
+    refused = await client.request(SERVICE, RemoveForwarding(actor_token=admin_token, address=address, entry_id=last_all))
+    assert (refused.code, refused.errors[0].field) == ("validation_failed", "accept_loss")
+    assert (await client.request(SERVICE, GetRules(actor_token=admin_token, address=address))).result["version"] == rules["version"]
+
+    confirmed = await _change(client, RemoveForwarding(actor_token=admin_token, address=address, entry_id=last_all,
+                                                       accept_loss=True))
+    assert [f["condition"] for f in confirmed["forwards"]] == ["from"] and confirmed["receive"] is False
+
+
+async def test_a_bad_request_names_every_problem_and_changes_nothing(client, admin_token, rules_service):
+    address = await _account(client, admin_token)
+    destinations = [f"d{n:03d}@example.org" for n in range(300)] + ["-x@example.org", address]
+
+    reply = await client.request(SERVICE, AddForwarding(actor_token=admin_token, address=address, condition="subject",
+                                                        match="a\r\nb", destinations=destinations))
+
+    assert reply.code == "validation_failed"
+    assert sorted((e.field, e.code) for e in reply.errors) == [
+        ("destinations", "invalid_address"), ("destinations", "own_address"), ("destinations", "too_many"),
+        ("match", "control_character")]
+    rules = (await client.request(SERVICE, GetRules(actor_token=admin_token, address=address))).result
+    assert (rules["version"], rules["forwards"]) == (1, [])
