@@ -243,7 +243,7 @@ def forward_add(condition: Annotated[str, typer.Argument(metavar="all|from|subje
     """Forward all mail, or mail whose From address or Subject contains --match (ASCII letters in either case)."""
     if condition not in ("all", "from", "subject"):
         raise typer.BadParameter("all, from or subject", param_hint="CONDITION")
-    reply = send(AddForwarding(actor_token=token(), address=target(address), condition=condition,  # type: ignore[arg-type]
+    reply = send(AddForwarding(actor_token=token(), address=target(address), condition=condition,
                                match=match, destinations=destinations), RULES)
     accepted(reply, f"forwarding added (version {reply.result['version']}); see [bold]mailctl rules show[/]")
 

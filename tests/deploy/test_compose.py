@@ -48,6 +48,8 @@ DEPLOYER_ENV = {
     "BOOTSTRAP_ADMIN_DOMAINS": '["example.jp", "example.com"]',
     "DOVECOT_MASTER_PASSWORD": "3c2b1a0f9e8d7c6b5a4f3e2d",
     "POSTFIX_RELAYHOST": "[smtp.example.jp]:25",
+    "POSTFIX_SRS_DOMAIN": "srs.example.jp",
+    "POSTFIX_SRS_SECRET": "2f3e4d5c6b7a8f9e0d1c2b3a",
     "MAIL_POLICY_API_KEY": "9d8c7b6a5f4e3d2c1b0a9f8e",
     "MAIL_POLICY_HASH_NONCE": "1a2b3c4d5e6f7a8b9c0d1e2f",
 }
@@ -341,11 +343,23 @@ def test_postfix_templates_are_fully_rendered_locally_and_in_compose():
     """Ensure every @TOKEN@ of the Postfix templates is replaced both by scripts/stack.sh and by the
     compose entrypoint, so local, CI and compose run the same configuration."""
     tokens = set()
-    for name in ("main.cf.in", "master.cf"):
+    for name in ("main.cf.in", "master.cf", "header_checks", "smtp_header_checks", "forward_domain"):
         tokens |= set(re.findall(r"@([A-Z_]+)@", (DEPLOY / "postfix" / name).read_text()))
     local = (DEPLOY.parent / "scripts" / "stack.sh").read_text()
     compose = (DEPLOY / "postfix" / "compose" / "entrypoint.sh").read_text()
     for token in tokens:
         assert f"s|@{token}@|" in local, token
         assert f"s|@{token}@" in compose, token
-    assert SERVICES["dovecot"]["environment"]["DOVECOT_SUBMISSION_HOST"] == "postfix:10587"
+    assert SERVICES["dovecot"]["environment"]["DOVECOT_SUBMISSION_HOST"] == "postfix:10588"
+    dockerfile = (DEPLOY / "Dockerfile").read_text()
+    for table in ("header_checks", "smtp_header_checks", "forward_domain"):
+        assert f"deploy/postfix/{table}" in dockerfile and table in compose, table
+
+
+def test_the_rules_service_and_postfix_share_the_forwarding_map():
+    """Ensure the map the rules service writes is the one Postfix's main.cf reads, on one volume."""
+    rules, postfix = SERVICES["rules"], SERVICES["postfix"]
+    table = rules["environment"]["POSTFIX_FORWARD_MAP"]
+    assert table.startswith("lmdb:/srv/postfix/maps/")
+    assert "postfix-maps:/srv/postfix/maps" in rules["volumes"] and "postfix-maps:/srv/postfix/maps" in postfix["volumes"]
+    assert "virtual_alias_maps = lmdb:@RUN@/maps/forwards" in (DEPLOY / "postfix" / "main.cf.in").read_text()
