@@ -2,9 +2,10 @@
 
 - The raw `postmap -i` rate on the stack's forwarding map, in the same run: one entry per call (a
   process each, as the rules service calls it) and 1,000 entries in one call.
-- 1,000 forward changes (AddForwarding `all` to one more destination) over 100 accounts through
-  the broker, each timed from the command until it is effective: the `RulesApplied` of its version
-  (the worker writes the map entry before it activates the script that redirects to it).
+- Forward changes (AddForwarding `all` to one more destination) through the broker, each timed from
+  the command until it is effective: the `RulesApplied` of its version (the worker writes the map
+  entry before it activates the script that redirects to it). First one at a time, then 1,000 over
+  100 accounts from 10 clients at once.
 - One delivery to an account forwarding all mail to 300 destinations: from the end of the SMTP
   transaction into Postfix until all 300 copies are at the outside world's SMTP sink.
 
@@ -43,15 +44,15 @@ class Sink:
 def postmap_floor(count: int) -> tuple[list[float], float]:
     """-> ms per single-entry `postmap -i` call; ms for `count` entries in one call (then removed)."""
     table, config = os.environ["POSTFIX_FORWARD_MAP"], os.environ["POSTFIX_CONFIG_DIR"]
-    keys = [f"bench{uuid.uuid4().hex[:12]}-a1@{os.environ['FORWARD_DOMAIN']}" for _ in range(count)]
+    keys = [f"bench{uuid.uuid4().hex[:12]}-a1@{os.environ['FORWARD_DOMAIN']}" for _ in range(count + count // 5)]
     single = []
-    for key in keys[: count // 5]:
+    for key in keys[count:]:
         start = time.perf_counter()
         subprocess.run(["postmap", "-c", config, "-i", table], input=f"{key} floor@example.org\n", text=True, check=True)
         single.append((time.perf_counter() - start) * 1000)
     start = time.perf_counter()
     subprocess.run(["postmap", "-c", config, "-i", table], text=True, check=True,
-                   input="".join(f"{key} floor@example.org\n" for key in keys))
+                   input="".join(f"{key} floor@example.org\n" for key in keys[:count]))
     batch = (time.perf_counter() - start) * 1000
     subprocess.run(["postmap", "-c", config, "-d", "-", table], input="".join(f"{k}\n" for k in keys), text=True)
     return single, batch
@@ -97,6 +98,11 @@ async def main(args: argparse.Namespace) -> None:
                 return AddForwarding(actor_token=bench.admin, address=addresses[n % len(addresses)], condition="all",
                                      destinations=[f"c{n:04d}@example.org"])
 
+            alone = []
+            for n in range(args.sequential):
+                start = time.perf_counter()
+                reply = await bench.client.request(SERVICE, change(args.changes + n))
+                alone.append((await bench.tap.wait(reply.result["address"], reply.result["version"]) - start) * 1000)
             result = await burst(bench, args.changes, args.concurrency, change)
             delivery = await fan_out(bench, sink, args.rounds)
             table = ForwardMap(os.environ["POSTFIX_FORWARD_MAP"], os.environ["POSTFIX_CONFIG_DIR"], os.environ["FORWARD_DOMAIN"])
@@ -108,6 +114,7 @@ async def main(args: argparse.Namespace) -> None:
     print(line("floor: postmap -i, one entry per call", single, f"  ({1000 / statistics.median(single):6.1f} calls/s)"))
     print(f"{'floor: postmap -i, ' + str(args.floor) + ' entries in one call':<44} {batch:8.1f} ms "
           f"({args.floor / batch * 1000:8.0f} entries/s)")
+    print(line("one change at a time: command -> effective", alone))
     print(line("forward change: command -> reply", result.replied_ms))
     print(line("forward change: command -> effective", ms, result.summary(args.changes)))
     print(line("one message to 300 destinations: all copies out", delivery))
@@ -122,4 +129,5 @@ if __name__ == "__main__":
     parser.add_argument("--concurrency", type=int, default=10)
     parser.add_argument("--floor", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--sequential", type=int, default=50)
     asyncio.run(main(parser.parse_args()))

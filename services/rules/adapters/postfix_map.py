@@ -37,7 +37,7 @@ class ForwardMap:
     async def put(self, entries: Mapping[str, Sequence[str]]) -> None:
         if entries:
             lines = "".join(f"{key}@{self.domain} {', '.join(destinations)}\n" for key, destinations in entries.items())
-            await self._postmap(["-i"], lines)
+            await self._postmap(["-i", "-r"], lines)  # -r: a retry rewrites what is there, silently
 
     async def remove(self, keys: Iterable[str]) -> None:
         lines = "".join(f"{key}@{self.domain}\n" for key in keys)
@@ -54,7 +54,7 @@ class ForwardMap:
         return None
 
     async def _postmap(self, options: list[str], lines: str, *, none_found_is_fine: bool = False) -> None:
-        run = self._run_locked if options == ["-i"] else self._run
+        run = self._run_locked if "-i" in options else self._run
         done = await asyncio.to_thread(run, options, lines)
         # `postmap -d` exits 1 when none of the keys was there (a retry after a crash): no error
         # message then; a real failure always says "fatal".

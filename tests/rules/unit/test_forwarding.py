@@ -199,3 +199,24 @@ def literal_after(script: str, marker: str, skip: int) -> str:
     parts = text.split("${dollar}")
     assert all("${" not in part for part in parts), text
     return "$".join(parts)
+
+
+addresses = st.builds(lambda local, domain: f"{local}@{domain}",
+                      st.text(st.sampled_from(list("aZ09._%+=-'\",; \n\\$#{}*あ")), min_size=1, max_size=20),
+                      st.sampled_from(["example.org", "EXAMPLE.org", "ex-ample.co.jp", "exa mple.org", "example..org", "x"]))
+
+
+@settings(max_examples=200, deadline=None)
+@given(destination=addresses)
+def test_a_destination_is_refused_or_is_one_plain_address_that_never_reaches_the_script(destination):
+    """Ensure no accepted destination can add a recipient or a field to Postfix's map line (no comma,
+    space, quote or newline), and that destinations never appear in the Sieve script at all."""
+    try:
+        changed = with_forward(rules(), ALL, "", [destination])
+    except Refused as refused:
+        assert codes(refused)[0][0] == "destinations"
+        return
+    [stored] = changed.forwards[0].destinations
+    assert set(stored) <= set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._%+=-@")
+    assert not stored.startswith("-") and stored.count("@") == 1
+    assert stored not in compile_sieve(changed)
