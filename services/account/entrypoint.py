@@ -38,6 +38,7 @@ from shared.contracts.account import (
     Login,
     RemoveHome,
     SetFirstAdmin,
+    VerifyPassword,
 )
 from shared.contracts.base import Reply
 from shared.messaging.broker import EventPublisher
@@ -48,7 +49,7 @@ from shared.messaging.unit_of_work import AggregateReader, Doc
 log = logging.getLogger(__name__)
 
 AGGREGATES = "accounts"
-CLIENT_COMMANDS = (CreateAccount, DeleteAccount, ChangeQuota, ChangeComment, ChangePassword, Login)
+CLIENT_COMMANDS = (CreateAccount, DeleteAccount, ChangeQuota, ChangeComment, ChangePassword, VerifyPassword, Login)
 
 
 def compose(settings: AccountSettings, kit: Resources) -> Wiring:

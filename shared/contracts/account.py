@@ -60,6 +60,16 @@ class ChangePassword(AddressCommand):
     current_password: PasswordText | None = None
 
 
+class VerifyPassword(AddressCommand):
+    """The user re-proves their own password (e.g. before a mail copy starts); a wrong one counts
+    toward the sign-in lockout. Only the account's own session may ask, and only for itself."""
+
+    REPLAYABLE = False
+    type: Literal["VerifyPassword"] = "VerifyPassword"
+    address: AddressText
+    password: PasswordText
+
+
 class Login(AnonymousCommand):
     """Every delivery is a sign-in attempt of its own: no replay skips the lockout or the audit."""
 

@@ -49,6 +49,7 @@ from shared.contracts.account import (
     PasswordChanged,
     QuotaChanged,
     RemoveHome,
+    VerifyPassword,
 )
 from shared.contracts.base import Accepted, Event, FieldError, Keyed, Rejected, Reply
 from shared.plans import PLANS, Plan
@@ -90,6 +91,7 @@ WHO_MAY: Mapping[type[AddressCommand], Callable[[Actor, str], bool]] = {
     ChangeQuota: _admin_of_domain,
     ChangeComment: _admin_of_domain,
     ChangePassword: _self_or_admin,
+    VerifyPassword: lambda actor, address: not actor.is_admin and actor.subject == address,
 }
 
 
@@ -276,12 +278,24 @@ async def _current_password_refused(command: ChangePassword, account: Account, d
     if command.current_password is None:
         return rejected(command, "validation_failed", "give your current password to change it",
                         FieldError(field="current_password", code="required", message="the current password is required"))
+    return await _password_refused(command, account, command.current_password.get_secret_value(), deps)
+
+
+async def verify_password(command: VerifyPassword, actor: Actor, address: str, principal: Account | Admin | None,
+                          deps: Deps) -> Reply:
+    account = _existing(command, address, principal)
+    if refusal := await _password_refused(command, account, command.password.get_secret_value(), deps):
+        return refusal
+    return Accepted(command_id=command.message_id, result={"address": address})
+
+
+async def _password_refused(command: AddressCommand, account: Account, password: str, deps: Deps) -> Rejected | None:
     now = deps.clock()
     if account.sign_in.is_locked(now):
         locked = _login_failed(command, account.address, "locked", account.sign_in.failures)
         await deps.accounts.save(account.address, account, events=[locked])
         return _locked(command, account.sign_in.locked_until)
-    if await deps.hasher.verify(account.password_hash, command.current_password.get_secret_value()):
+    if await deps.hasher.verify(account.password_hash, password):
         return None
     failed = replace(account, sign_in=account.sign_in.after_failure(now, deps.lockout))
     event = _login_failed(command, account.address, "invalid_credentials", failed.sign_in.failures)
@@ -297,6 +311,7 @@ ACCOUNT_HANDLERS: Mapping[type[AddressCommand], Callable[..., Awaitable[Reply]]]
     ChangeQuota: change_quota,
     ChangeComment: change_comment,
     ChangePassword: change_password,
+    VerifyPassword: verify_password,
 }
 
 

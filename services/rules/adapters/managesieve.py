@@ -10,6 +10,8 @@ A login costs about 15 times a deployment (bench/rules_deploy.py), and changes c
 going through the settings page), so a connection stays open for a while after its deployment, one
 per account incarnation (address and generation: a connection is bound to the home it logged into,
 and an address created again has a new home). A kept connection that fails is replaced once.
+Deployments of one account take turns within a process, so a process holds at most one connection
+per account (Dovecot refuses an eleventh per user and address: mail_max_userip_connections).
 """
 
 import asyncio
@@ -60,10 +62,25 @@ class ManageSieve:
         self._master_user, self._master_password = master_user, master_password
         self._keep, self._idle_s, self._clock = keep, idle_s, clock
         self._idle: OrderedDict[Hashable, _Session] = OrderedDict()
+        self._turns: dict[Hashable, tuple[asyncio.Lock, int]] = {}
+        """per account being deployed: its lock, and how many deployments hold or wait for it"""
 
     async def install(self, address: str, script: str, version: int, *, incarnation: Hashable = None) -> int:
         """Upload `version` and make the newest uploaded version active; return the active version."""
         key = (address, incarnation)
+        lock, users = self._turns.get(key, (asyncio.Lock(), 0))
+        self._turns[key] = (lock, users + 1)
+        try:
+            async with lock:
+                return await self._install(key, address, script, version)
+        finally:
+            lock, users = self._turns[key]
+            if users == 1:
+                del self._turns[key]
+            else:
+                self._turns[key] = (lock, users - 1)
+
+    async def _install(self, key: Hashable, address: str, script: str, version: int) -> int:
         session = self._idle.pop(key, None)
         if session is not None:
             if session.active >= version:

@@ -789,3 +789,26 @@ async def test_admin_changes_a_users_password_without_knowing_it(deps, tokens, a
     expect_accepted(await handle(ChangePassword(actor_token=tokens.admin(DOMAIN), address=ADDRESS,
                                                 new_password=NEW_STRONG), deps))
     assert accounts.principal(ADDRESS).password_hash == "hash:" + NEW_STRONG
+
+
+# --- VerifyPassword (the copy job re-checks the user's own password) -----------------------
+
+
+async def test_verify_password_answers_for_the_own_account_and_counts_failures(deps, tokens, accounts):
+    """Ensure the right password is accepted, a wrong one is invalid_credentials counted toward the
+    lockout, and only the account's own session may ask (not an admin, not another user)."""
+    from shared.contracts.account import VerifyPassword
+
+    await create(deps, tokens)
+    own = tokens.user(ADDRESS)
+
+    expect_accepted(await handle(VerifyPassword(actor_token=own, address=ADDRESS, password=STRONG), deps))
+    expect_rejected(await handle(VerifyPassword(actor_token=own, address=ADDRESS, password=WRONG), deps), "invalid_credentials")
+    assert accounts.principal(ADDRESS).sign_in.failures == 1
+    expect_rejected(await handle(VerifyPassword(actor_token=tokens.admin(DOMAIN), address=ADDRESS, password=STRONG), deps),
+                    "forbidden")
+    expect_rejected(await handle(VerifyPassword(actor_token=tokens.user(OTHER_ADDRESS), address=ADDRESS, password=STRONG),
+                                 deps), "forbidden")
+    for _ in range(5):
+        await handle(VerifyPassword(actor_token=own, address=ADDRESS, password=WRONG), deps)
+    expect_rejected(await handle(VerifyPassword(actor_token=own, address=ADDRESS, password=STRONG), deps), "locked")
