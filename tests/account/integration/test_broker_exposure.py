@@ -76,7 +76,7 @@ async def test_a_full_dead_letter_queue_keeps_the_message_unacked_and_says_so(cl
     policy = {"pattern": r"^account\.commands\.[0-9]+\.dlq$", "apply-to": "queues", "priority": 99,
               "definition": {"max-length": 1, "overflow": "reject-publish"}}
     address, bad = new_address(), b"this is not json"
-    before = {n: operator.queue(vhost, f"account.commands.{n}.dlq")["messages"] for n in range(4)}
+    before = {n: await _stat(operator, vhost, f"account.commands.{n}.dlq", "messages") for n in range(4)}
     operator.set_policy(vhost, "test-tiny-dead-letters", policy)
     probes = [ChangeComment(actor_token=admin_token, address=address, comment=str(n)) for n in range(5)]
     held: list[str] = []
@@ -114,6 +114,19 @@ async def test_every_queue_of_a_service_has_a_length_limit(operator, vhost, acco
 
     for name, limit in (("account.commands.0", QUEUE_MAX_LENGTH), ("account.commands.0.dlq", DLQ_MAX_LENGTH),
                         ("account.work.homes", QUEUE_MAX_LENGTH), ("account.work.homes.dlq", DLQ_MAX_LENGTH)):
-        applied = operator.queue(vhost, name).get("effective_policy_definition") or {}
+        applied = await _stat(operator, vhost, name, "effective_policy_definition")
         assert applied.get("max-length") == limit, (name, applied)
         assert name.endswith(".dlq") is (applied.get("overflow") == "reject-publish"), (name, applied)
+
+
+async def _stat(operator, vhost: str, queue: str, key: str):
+    """A field of the management API's view of a queue, once it has one: statistics and applied
+    policies appear a few seconds after the queue (the management agent's collection interval)."""
+    found: dict = {}
+
+    async def present() -> bool:
+        found.update(await asyncio.to_thread(operator.queue, vhost, queue))
+        return bool(found.get(key)) or found.get(key) == 0
+
+    await eventually(present, timeout=30, what=f"{key} of {queue} in the management API")
+    return found[key]
