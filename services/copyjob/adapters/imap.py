@@ -1,0 +1,226 @@
+"""IMAP sessions for the copy, on aioimaplib, extended where it falls short:
+
+- its response parser recurses once per line (RecursionError on a large FETCH, its issue #118):
+  `_Protocol` parses iteratively, the same way;
+- it connects TLS to the host it is given: we connect to the checked address and verify the
+  certificate against the name the user gave (`server_hostname`);
+- it sends mailbox names as given: we quote them (and encode them in modified UTF-7);
+- FETCH answers come back as raw lines: `_fetched` reads them into records.
+"""
+
+import asyncio
+import contextlib
+import re
+import ssl
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from hashlib import sha256
+from typing import Any
+
+from aioimaplib import aioimaplib  # type: ignore[import-untyped]
+
+from services.copyjob.domain.folders import SourceFolder, encode_mutf7
+from services.copyjob.domain.identity import IDENTIFYING_FIELDS, Summary
+
+
+class ImapError(Exception):
+    """A command failed; `category` is a FailureReason."""
+
+    def __init__(self, category: str, detail: str) -> None:
+        super().__init__(detail)
+        self.category = category
+
+
+class _Protocol(aioimaplib.IMAP4ClientProtocol):  # type: ignore[misc]
+    def _handle_responses(self, data: bytes, line_handler: Any, current_cmd: Any = None) -> None:
+        while True:
+            if not data:
+                if self.pending_sync_command is not None:
+                    self.pending_sync_command.flush()
+                if current_cmd is not None and current_cmd.wait_data():
+                    raise aioimaplib.IncompleteRead(current_cmd)
+                return
+            if current_cmd is not None and current_cmd.wait_literal_data():
+                data = current_cmd.append_literal_data(data)
+                if current_cmd.wait_literal_data():
+                    raise aioimaplib.IncompleteRead(current_cmd)
+            line, separator, data = data.partition(aioimaplib.CRLF)
+            if not separator:
+                raise aioimaplib.IncompleteRead(current_cmd, line)
+            cmd = line_handler(line, current_cmd)
+            if begin_literal := aioimaplib.literal_data_re.match(line):
+                if cmd is None:
+                    cmd = aioimaplib.Command("NIL", "unused")
+                cmd.begin_literal_data(int(begin_literal.group("size")))
+                current_cmd = cmd
+            elif cmd is not None and cmd.wait_data():
+                current_cmd = cmd
+            else:
+                current_cmd = None
+
+
+class _Client(aioimaplib.IMAP4):  # type: ignore[misc]
+    def __init__(self, address: str, port: int, *, tls: ssl.SSLContext | None, server_hostname: str | None,
+                 timeout: float) -> None:
+        self._tls, self._server_hostname = tls, server_hostname
+        super().__init__(host=address, port=port, timeout=timeout)
+
+    def create_client(self, host: str, port: int, loop: Any, conn_lost_cb: Any = None, ssl_context: Any = None) -> None:
+        local_loop = asyncio.get_running_loop()
+        self.protocol = _Protocol(local_loop, conn_lost_cb)
+        connecting = (local_loop.create_connection(lambda: self.protocol, host, port, ssl=self._tls,
+                                                   server_hostname=self._server_hostname) if self._tls
+                      else local_loop.create_connection(lambda: self.protocol, host, port))
+        self._client_task = local_loop.create_task(connecting)
+
+
+def quoted(name: str) -> str:
+    encoded = encode_mutf7(name) if not name.isascii() else name
+    return '"' + encoded.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def quoted_raw(name: str) -> str:
+    """A name as the server spelled it (already modified UTF-7)."""
+    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+_LIST = re.compile(rb'^\((?P<attrs>[^)]*)\) (?:"(?P<sep>[^"]*)"|NIL) (?P<name>.*)$')
+_UID, _SIZE = re.compile(rb"\bUID (\d+)"), re.compile(rb"\bRFC822\.SIZE (\d+)")
+_FLAGS, _DATE = re.compile(rb"\bFLAGS \(([^)]*)\)"), re.compile(rb'\bINTERNALDATE "([^"]+)"')
+SUMMARY_ITEMS = f"(UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[HEADER.FIELDS ({IDENTIFYING_FIELDS})])"
+
+
+@dataclass
+class _Fetched:
+    text: bytes
+    literal: bytes
+
+
+def _fetched(lines: list[Any]) -> Iterator[_Fetched]:
+    """FETCH records from aioimaplib's lines: `N FETCH (... {size}`, the literal, `...)`."""
+    record: _Fetched | None = None
+    expect_literal = False
+    for line in lines:
+        if expect_literal:
+            assert record is not None
+            record.literal, expect_literal = bytes(line), False
+        elif re.match(rb"^\d+ FETCH \(", bytes(line)):
+            if record is not None:
+                yield record
+            record = _Fetched(bytes(line), b"")
+            expect_literal = bool(aioimaplib.literal_data_re.match(bytes(line)))
+        elif record is not None:
+            record.text += b" " + bytes(line)
+    if record is not None:
+        yield record
+
+
+def _epoch(internaldate: str) -> str:
+    return str(int(datetime.strptime(internaldate.strip(), "%d-%b-%Y %H:%M:%S %z").timestamp()))
+
+
+def summary_of(record: _Fetched) -> Summary:
+    uid, size = _UID.search(record.text), _SIZE.search(record.text)
+    flags, date = _FLAGS.search(record.text), _DATE.search(record.text)
+    if not (uid and size and date):
+        raise ImapError("source_protocol", "a FETCH answer without UID, size or date")
+    header = b"\n".join(sorted(line.strip() for line in record.literal.replace(b"\r\n ", b" ").splitlines() if line.strip()))
+    return Summary(uid=int(uid[1]), internaldate=_epoch(date[1].decode()), size=int(size[1]),
+                   fields_digest=sha256(header).hexdigest()[:32],
+                   flags=tuple(flags[1].decode().split()) if flags else ())
+
+
+@dataclass
+class Session:
+    client: _Client
+
+    @classmethod
+    async def open(cls, address: str, port: int, *, tls: ssl.SSLContext | None, server_hostname: str | None,
+                   user: str, password: str, timeout: float = 30.0) -> "Session":
+        client = _Client(address, port, tls=tls, server_hostname=server_hostname, timeout=timeout)
+        try:
+            await client.wait_hello_from_server()
+        except ssl.SSLError as error:
+            raise ImapError("source_tls_failed", f"TLS: {error.reason or error}") from None
+        except (TimeoutError, OSError) as error:
+            raise ImapError("source_unreachable", f"connect: {type(error).__name__}") from None
+        response = await client.login(user, password)
+        if response.result != "OK":
+            raise ImapError("source_login_refused", "login refused")
+        return cls(client)
+
+    async def close(self) -> None:
+        with contextlib.suppress(OSError, TimeoutError, aioimaplib.Abort):
+            await self.client.logout()
+
+    async def folders(self) -> list[SourceFolder]:
+        response = await self.client.list('""', '"*"')
+        self._ok(response, "LIST")
+        found = []
+        for line in response.lines[:-1]:
+            if (match := _LIST.match(bytes(line))) is None:
+                continue
+            name = match["name"].decode()
+            name = name[1:-1].replace('\\"', '"').replace("\\\\", "\\") if name.startswith('"') else name
+            found.append(SourceFolder(name, match["sep"].decode() if match["sep"] is not None else None,
+                                      frozenset(match["attrs"].decode().split())))
+        return found
+
+    async def subscribed(self) -> set[str]:
+        response = await self.client.lsub('""', '"*"')
+        self._ok(response, "LSUB")
+        names = set()
+        for line in response.lines[:-1]:
+            if match := _LIST.match(bytes(line)):
+                name = match["name"].decode()
+                names.add(name[1:-1].replace('\\"', '"').replace("\\\\", "\\") if name.startswith('"') else name)
+        return names
+
+    async def create(self, name: str) -> None:
+        response = await self.client.create(quoted(name))
+        if response.result != "OK" and b"ALREADYEXISTS" not in b" ".join(bytes(x) for x in response.lines):
+            raise ImapError("internal", f"CREATE failed: {response.lines[-1]!r}")
+
+    async def subscribe(self, name: str) -> None:
+        self._ok(await self.client.subscribe(quoted(name)), "SUBSCRIBE")
+
+    async def select(self, name: str, *, raw: bool = False, readonly: bool = False) -> None:
+        mailbox = quoted_raw(name) if raw else quoted(name)
+        if readonly:
+            response = await asyncio.wait_for(self.client.protocol.execute(
+                aioimaplib.Command("EXAMINE", self.client.protocol.new_tag(), mailbox, loop=self.client.protocol.loop)),
+                self.client.timeout)
+        else:
+            response = await self.client.select(mailbox)
+        self._ok(response, "SELECT")
+        self.client.protocol.state = aioimaplib.SELECTED  # aioimaplib moves there on its own SELECT only
+
+    async def summaries(self) -> list[Summary]:
+        response = await asyncio.wait_for(self.client.protocol.fetch("1:*", SUMMARY_ITEMS, by_uid=True), 600)
+        self._ok(response, "FETCH")
+        return [summary_of(record) for record in _fetched(response.lines)]
+
+    async def body(self, uid: int) -> bytes:
+        response = await asyncio.wait_for(self.client.protocol.fetch(str(uid), "(UID BODY.PEEK[])", by_uid=True), 600)
+        self._ok(response, "FETCH")
+        for record in _fetched(response.lines):
+            if (found := _UID.search(record.text)) and int(found[1]) == uid:
+                return record.literal
+        raise ImapError("source_protocol", f"message {uid} has gone from the source")
+
+    async def append(self, folder: str, message: bytes, flags: tuple[str, ...], internaldate: str) -> None:
+        kept = " ".join(f for f in flags if f.lower() != "\\recent")
+        date = datetime.fromtimestamp(int(internaldate), UTC)
+        response = await asyncio.wait_for(self.client.protocol.append(message, mailbox=quoted(folder), flags=f"({kept})",
+                                                                      date=date), 600)
+        if response.result != "OK":
+            text = b" ".join(bytes(x) for x in response.lines).upper()
+            if b"OVERQUOTA" in text or b"QUOTA" in text:
+                raise ImapError("quota_exceeded", "the mailbox is full")
+            raise ImapError("internal", f"APPEND failed: {response.lines[-1]!r}")
+
+    @staticmethod
+    def _ok(response: Any, what: str) -> None:
+        if response.result != "OK":
+            raise ImapError("source_protocol", f"{what} failed: {bytes(response.lines[-1])[:200]!r}")

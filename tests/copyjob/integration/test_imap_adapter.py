@@ -1,0 +1,73 @@
+"""The IMAP adapter against the real Dovecot: folders with their names and special uses, message
+summaries that survive a copy, bodies byte for byte, APPEND with flags, keywords and date, and a
+FETCH answer far larger than aioimaplib's recursive parser survives."""
+
+import asyncio
+import os
+
+from services.copyjob.adapters.imap import Session
+from services.copyjob.domain.folders import our_name
+from services.copyjob.domain.identity import missing
+from shared.contracts.account import SERVICE as ACCOUNT
+from shared.contracts.account import CreateAccount
+from tests.support import deliver, new_address
+
+PASSWORD = "Strong-Passw0rd!"
+
+
+async def _account(client, admin_token) -> str:
+    address = new_address()
+    reply = await client.request(ACCOUNT, CreateAccount(actor_token=admin_token, address=address, plan="kwc",
+                                                        initial_password=PASSWORD))
+    assert reply.status == "accepted", reply
+    return address
+
+
+async def _open(address: str) -> Session:
+    return await Session.open("127.0.0.1", int(os.environ.get("DOVECOT_IMAP_PORT", "10143")), tls=None,
+                              server_hostname=None, user=address, password=PASSWORD)
+
+
+async def test_folders_summaries_bodies_and_append_round_trip(client, admin_token):
+    source_address, target_address = await _account(client, admin_token), await _account(client, admin_token)
+    for n in range(3):
+        assert await asyncio.to_thread(deliver, source_address, subject=f"m{n}", sender="a@example.net")
+    source, target = await _open(source_address), await _open(target_address)
+    try:
+        await source.create("日本語/下書き & more")
+        folders = {f.name: f for f in await source.folders()}
+        assert {"INBOX", "Sent", "Drafts", "Junk", "Trash", "Archive"} <= {our_name(f) for f in folders.values()}
+        assert "日本語/下書き & more" in {our_name(f) for f in folders.values()}
+        assert our_name(next(f for f in folders.values() if "\\Sent" in f.attributes)) == "Sent"
+
+        await source.select("INBOX", readonly=True)
+        summaries = await source.summaries()
+        assert len(summaries) == 3 and all(s.size > 0 for s in summaries)
+        body = await source.body(summaries[0].uid)
+        await target.create("Copied")
+        await target.append("Copied", body, ("\\Seen", "\\Recent", "$Important"), summaries[0].internaldate)
+        await target.select("Copied")
+        [copied] = await target.summaries()
+        assert copied.key == summaries[0].key
+        assert set(copied.flags) >= {"\\Seen", "$Important"}
+        assert await target.body(copied.uid) == body
+        assert [s.uid for s in missing(summaries, [copied])] == [s.uid for s in summaries[1:]]
+    finally:
+        await source.close()
+        await target.close()
+
+
+async def test_a_fetch_answer_of_thousands_of_lines_is_parsed(client, admin_token):
+    """aioimaplib recursed once per line and hit RecursionError on answers like this one."""
+    address = await _account(client, admin_token)
+    session = await _open(address)
+    try:
+        await session.create("Many")
+        big = b"From: a@example.net\r\nSubject: x\r\nMessage-ID: <%d@x>\r\n\r\nbody\r\n"
+        for n in range(1500):
+            await session.append("Many", big % n, ("\\Seen",), str(1600000000 + n))
+        await session.select("Many", readonly=True)
+        summaries = await session.summaries()
+        assert len(summaries) == 1500 and len({s.key for s in summaries}) == 1500
+    finally:
+        await session.close()
