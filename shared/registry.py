@@ -41,6 +41,11 @@ SERVICES: Mapping[str, ServiceEntry] = MappingProxyType({
         name="rules", module="services.rules", settings="services.rules.settings:RulesSettings",
         secrets=("AMQP_URL", "MONGODB_URL", "DOVECOT_MASTER_PASSWORD"), reacts_to=("account",),
     ),
+    "copyjob": ServiceEntry(
+        name="copyjob", module="services.copyjob", settings="services.copyjob.settings:CopyJobSettings",
+        secrets=("AMQP_URL", "MONGODB_URL", "DOVECOT_MASTER_PASSWORD", "COPY_SECRET_KEY"), reacts_to=("account",),
+        commands_to=("account",),
+    ),
 })
 
 

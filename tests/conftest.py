@@ -157,6 +157,22 @@ def rules_env(service_env: dict[str, str], operator: Broker, vhost: str) -> dict
 
 
 @pytest.fixture(scope="session")
+def copyjob_env(service_env: dict[str, str], operator: Broker, vhost: str) -> dict[str, str]:
+    from cryptography.fernet import Fernet
+
+    return {**service_env, "AMQP_URL": operator.url("copyjob", vhost), "MONGODB_DB": f"mailss_copy_{uuid.uuid4().hex[:8]}",
+            "DOVECOT_MASTER_PASSWORD": Path(stack_env("DOVECOT_MASTER_PASSWORD_FILE")).read_text().strip(),
+            "COPY_SECRET_KEY": Fernet.generate_key().decode(), "ALLOWED_SOURCE_NETWORKS": '["127.0.0.1/32", "::1/128"]',
+            "ALLOW_PLAIN_SOURCES": "true"}
+
+
+@pytest.fixture(scope="session")
+async def copyjob_service(copyjob_env: dict[str, str], amqp_url: str, account_service) -> AsyncIterator[ServiceProcess]:
+    async for service in running_service("copyjob", copyjob_env, amqp_url):
+        yield service
+
+
+@pytest.fixture(scope="session")
 async def rules_service(rules_env: dict[str, str], amqp_url: str, account_service) -> AsyncIterator[ServiceProcess]:
     async for service in running_service("rules", rules_env, amqp_url):
         yield service

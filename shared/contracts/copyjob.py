@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from shared.contracts.account import AddressText, PasswordText
+from shared.contracts.account import AddressText, PasswordText, PlanName
 from shared.contracts.base import Command, Event, InternalCommand, WorkItem
 
 SERVICE = "copyjob"
@@ -79,6 +79,16 @@ class RecordStep(InternalCommand):
     failure: FailureReason | None = None
 
 
+class KnowAccount(InternalCommand):
+    """Internal, from AccountCreated: the account's plan (mail copy is for business-standard and kwc)."""
+
+    KEY_FIELD = "address"
+    type: Literal["KnowAccount"] = "KnowAccount"
+    address: AddressText
+    plan: PlanName
+    generation: datetime
+
+
 class EndJobsOfDeleted(InternalCommand):
     """Internal, from AccountDeleted: the running job of that address is cancelled, its secret goes."""
 
@@ -91,7 +101,7 @@ class EndJobsOfDeleted(InternalCommand):
 class PlanCopy(WorkItem):
     """List the source's folders, make them here (and the subscriptions), and record the plan."""
 
-    QUEUE = "copy"
+    QUEUE = "plan"
     type: Literal["PlanCopy"] = "PlanCopy"
     address: AddressText
     job_id: JobId

@@ -76,7 +76,7 @@ class _Client(aioimaplib.IMAP4):  # type: ignore[misc]
 
 
 def quoted(name: str) -> str:
-    encoded = encode_mutf7(name) if not name.isascii() else name
+    encoded = encode_mutf7(name)
     return '"' + encoded.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 

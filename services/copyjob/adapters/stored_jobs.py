@@ -1,0 +1,77 @@
+"""Jobs as one document per account in the kit's unit of work, `_id` = address: the plan, the
+current job (with the sealed source password and the checked addresses while it runs), and the
+last few finished jobs."""
+
+from collections.abc import Sequence
+from dataclasses import asdict
+from datetime import datetime
+from typing import Any
+
+from services.copyjob.domain.jobs import RECENT_JOBS, FolderProgress, Job
+from shared.contracts.base import Event, WorkItem
+from shared.messaging.unit_of_work import Doc, UnitOfWork
+
+
+def job_doc(job: Job) -> dict[str, Any]:
+    doc = asdict(job)
+    doc["folders"] = [{**f, "too_big": list(f["too_big"])} for f in doc["folders"]]
+    return doc
+
+
+def job_of(doc: dict[str, Any]) -> Job:
+    folders = tuple(FolderProgress(**{**f, "too_big": tuple(f["too_big"])}) for f in doc["folders"])
+    return Job(**{**doc, "folders": folders})
+
+
+def running_job(doc: Doc | None, job_id: str) -> tuple[Job, str, list[str]] | None:
+    """For a worker: the job if it is the account's running one, its sealed secret and addresses."""
+    current = (doc or {}).get("current")
+    if not current or current["id"] != job_id or current["state"] != "running" or not doc or not doc.get("secret"):
+        return None
+    return job_of(current), doc["secret"], list(doc.get("addresses", []))
+
+
+class JobsInUnit:
+    def __init__(self, unit: UnitOfWork) -> None:
+        self._unit = unit
+
+    @property
+    def _doc(self) -> Doc:
+        return self._unit.state or {}
+
+    def plan(self) -> str | None:
+        plan: str | None = self._doc.get("plan")
+        return plan
+
+    def generation(self) -> datetime | None:
+        generation: datetime | None = self._doc.get("generation")
+        return generation
+
+    def current(self) -> Job | None:
+        current = self._doc.get("current")
+        return job_of(current) if current else None
+
+    def find(self, job_id: str) -> Job | None:
+        for doc in [self._doc.get("current"), *self._doc.get("recent", [])]:
+            if doc and doc["id"] == job_id:
+                return job_of(doc)
+        return None
+
+    def adopt(self, plan: str, generation: datetime) -> None:
+        self._unit.stage({"plan": plan, "generation": generation, "current": None, "recent": [], "secret": None,
+                          "addresses": []})
+
+    def forget(self) -> None:
+        self._unit.stage({"plan": None, "secret": None, "addresses": []})
+
+    def save(self, job: Job, *, secret: str | None = None, addresses: Sequence[str] = (),
+             events: Sequence[Event] = (), work: Sequence[WorkItem] = ()) -> None:
+        fields: dict[str, Any] = {"current": job_doc(job)}
+        previous = self._doc.get("current")
+        if previous and previous["id"] != job.id:
+            fields["recent"] = [previous, *self._doc.get("recent", [])][:RECENT_JOBS]
+        if secret is not None:
+            fields |= {"secret": secret, "addresses": list(addresses)}
+        if not job.running:
+            fields |= {"secret": None, "addresses": []}
+        self._unit.stage(fields, events=events, work=work)

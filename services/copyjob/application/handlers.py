@@ -1,0 +1,152 @@
+"""Copy job command handlers: authorize, check the source and the user's own password, start the
+job (its planning step goes to the work queue), and bring the workers' outcomes into the account's
+turn. Nothing here talks IMAP."""
+
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from services.copyjob.application.ports import Jobs, Passwords, Resolver, Vault
+from services.copyjob.domain.jobs import Job, StepResult, cancelled, failed, with_plan, with_step
+from services.copyjob.domain.source_host import HostRefused, parse_host
+from shared.auth import Actor, InvalidToken
+from shared.contracts.base import Accepted, FieldError, Rejected, Reply
+from shared.contracts.copyjob import (
+    CancelJob,
+    CopyFolder,
+    EndJobsOfDeleted,
+    GetJob,
+    JobCancelled,
+    JobCommand,
+    JobCompleted,
+    JobFailed,
+    JobStarted,
+    KnowAccount,
+    PlanCopy,
+    RecordPlan,
+    RecordStep,
+    StartCopy,
+)
+from shared.generations import of_earlier_generation
+from shared.plans import Capability, Plan, allows
+from shared.sessions import SessionGuard
+
+
+@dataclass(frozen=True)
+class Deps:
+    sessions: SessionGuard
+    resolver: Resolver
+    passwords: Passwords
+    vault: Vault
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+
+
+def _rejected(command: Any, code: str, message: str, *errors: FieldError) -> Rejected:
+    return Rejected(command_id=command.message_id, code=code, message=message, errors=errors)
+
+
+async def handle(command: JobCommand, jobs: Jobs, deps: Deps) -> Reply:
+    try:
+        actor = await deps.sessions.actor(command.actor_token)
+    except InvalidToken:
+        return _rejected(command, "unauthenticated", "the session token is missing, invalid or ended")
+    address = command.subject_key()
+    if isinstance(command, StartCopy):
+        return await _start(command, actor, address, jobs, deps)
+    if not actor.may_act_on(address):
+        return _rejected(command, "forbidden", f"{actor.subject} may not see or change the jobs of {address}")
+    job_id = command.job_id if isinstance(command, CancelJob | GetJob) else None
+    job = jobs.find(job_id) if job_id else jobs.current()
+    if job is None:
+        return _rejected(command, "not_found", f"{address} has no such job")
+    if isinstance(command, CancelJob) and job.running:
+        job = cancelled(job, deps.clock())
+        jobs.save(job, events=[JobCancelled(**_about(job, address), copied=job.copied)])
+    return Accepted(command_id=command.message_id, result=view(job))
+
+
+async def _start(command: StartCopy, actor: Actor, address: str, jobs: Jobs, deps: Deps) -> Reply:
+    if actor.is_admin or actor.subject != address:
+        return _rejected(command, "forbidden", "only the account's own user may start a copy into it")
+    if (plan := jobs.plan()) is None:
+        return _rejected(command, "not_found", f"{address} has no mail account")
+    if not allows(Plan(plan), Capability.MAIL_COPY):
+        return _rejected(command, "not_allowed_on_plan", f"mail copy is not available on the {plan} plan")
+    if (current := jobs.current()) and current.running:
+        return _rejected(command, "already_running", f"job {current.id} is still running for {address}")
+    try:
+        source = parse_host(command.source_host)
+        addresses = await deps.resolver.addresses(source)
+    except HostRefused as refusal:
+        return _rejected(command, "validation_failed", str(refusal),
+                         FieldError(field="source_host", code="refused", message=str(refusal)))
+    verdict = await deps.passwords.verify(command.actor_token, address, command.current_password.get_secret_value())
+    if isinstance(verdict, Rejected):
+        return _rejected(command, verdict.code, verdict.message, *verdict.errors)
+    job = Job(id=uuid.uuid4().hex, started_at=deps.clock(), source_host=source.host, source_port=command.source_port,
+              source_security=command.source_security, notification_address=command.notification_address)
+    jobs.save(job, secret=deps.vault.seal(command.source_password.get_secret_value()),
+              addresses=[str(a) for a in addresses], events=[JobStarted(**_about(job, address))],
+              work=[PlanCopy(address=address, job_id=job.id)])
+    return Accepted(command_id=command.message_id, result={"job_id": job.id, "state": job.state})
+
+
+def _about(job: Job, address: str) -> dict[str, Any]:
+    return {"job_id": job.id, "address": address, "notification_address": job.notification_address}
+
+
+async def record_plan(command: RecordPlan, jobs: Jobs, deps: Deps) -> Accepted:
+    job = jobs.find(command.job_id)
+    if job and job.running and not job.planned:
+        planned = with_plan(job, command.folders, command.source_folders, deps.clock())
+        steps = [CopyFolder(address=command.address, job_id=job.id, folder=f, source_folder=s)
+                 for f, s in zip(command.folders, command.source_folders, strict=True)]
+        jobs.save(planned, events=_ended(planned, command.address), work=steps)
+    return Accepted(command_id=command.message_id)
+
+
+async def record_step(command: RecordStep, jobs: Jobs, deps: Deps) -> Accepted:
+    job = jobs.find(command.job_id)
+    if job and job.running:
+        if command.failure:
+            changed = failed(job, command.failure, deps.clock())
+        else:
+            changed = with_step(job, command.folder, StepResult(command.copied, command.already_there, command.copied_bytes,
+                                                                tuple(command.too_big)), deps.clock())
+        if changed != job:
+            jobs.save(changed, events=_ended(changed, command.address))
+    return Accepted(command_id=command.message_id)
+
+
+def _ended(job: Job, address: str) -> list[Any]:
+    if job.state == "completed":
+        return [JobCompleted(**_about(job, address), **job.totals())]
+    if job.state == "failed":
+        return [JobFailed(**_about(job, address), reason=job.reason, copied=job.copied)]
+    return []
+
+
+async def know_account(command: KnowAccount, jobs: Jobs, deps: Deps) -> Accepted:
+    known = jobs.generation()
+    if known is None or known < command.generation:
+        jobs.adopt(command.plan, command.generation)
+    return Accepted(command_id=command.message_id)
+
+
+async def end_jobs_of_deleted(command: EndJobsOfDeleted, jobs: Jobs, deps: Deps) -> Accepted:
+    if of_earlier_generation(command.deleted_at, jobs.generation()):
+        return Accepted(command_id=command.message_id)
+    if (job := jobs.current()) and job.running:
+        ended = cancelled(job, deps.clock(), reason="account_deleted")
+        jobs.save(ended, events=[JobCancelled(**_about(ended, command.address), copied=ended.copied)])
+    jobs.forget()
+    return Accepted(command_id=command.message_id)
+
+
+def view(job: Job) -> dict[str, Any]:
+    shown = asdict(job)
+    shown["folders"] = [{k: v for k, v in f.items() if k != "source_name"} for f in shown["folders"]]
+    return {**shown, "totals": job.totals(), "started_at": job.started_at.isoformat(),
+            "ended_at": job.ended_at.isoformat() if job.ended_at else None}

@@ -1,0 +1,39 @@
+"""Copy job service settings (environment variables, case-insensitive)."""
+
+import ipaddress
+
+from pydantic import Field, SecretStr, field_validator
+
+from shared.settings import ServiceSettings, refuse_placeholder
+
+
+class CopyJobSettings(ServiceSettings):
+    mongodb_db: str = "mailss_copyjob"
+    copy_secret_key: SecretStr
+    """Fernet key (urlsafe base64 of 32 bytes) sealing source passwords at rest"""
+    allowed_source_networks: list[str] = Field(default_factory=list)
+    """networks a source may be in although private or loopback (tests: ["127.0.0.1/32"])"""
+    allow_plain_sources: bool = False
+    """plain IMAP to a source (no TLS): only for tests and trusted networks"""
+    source_ca_file: str | None = None
+    """CA bundle for sources' certificates (default: the system's)"""
+    source_timeout_s: float = Field(default=30.0, gt=0)
+    max_message_bytes: int = Field(default=100 * 1024 * 1024, gt=0)
+    """SPEC: messages over 100 MB are skipped and counted"""
+    dovecot_imap_host: str = "127.0.0.1"
+    dovecot_imap_port: int = Field(default=10143, ge=1, le=65535)
+    dovecot_master_user: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
+    dovecot_master_password: SecretStr
+
+    @field_validator("copy_secret_key", "dovecot_master_password")
+    @classmethod
+    def _real_secret(cls, value: SecretStr) -> SecretStr:
+        refuse_placeholder(value.get_secret_value())
+        return value
+
+    @field_validator("allowed_source_networks")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for network in value:
+            ipaddress.ip_network(network)
+        return value

@@ -1,0 +1,106 @@
+"""Mail copy through the broker, from another provider's IMAP server (a Dovecot of its own, `.` as
+separator) into ours, checked as a user would see it over IMAP."""
+
+import os
+from collections import Counter
+from hashlib import sha256
+from pathlib import Path
+
+from services.copyjob.adapters.imap import Session
+from shared.client import CommandClient
+from shared.contracts.account import SERVICE as ACCOUNT
+from shared.contracts.account import CreateAccount, Login
+from shared.contracts.copyjob import SERVICE, GetJob, StartCopy
+from tests.support import eventually, new_address
+
+PASSWORD = "Strong-Passw0rd!"
+SOURCE_PASSWORD = "source-secret-9"
+
+
+async def _user(client: CommandClient, admin_token: str, source_server, plan: str = "kwc") -> tuple[str, str]:
+    address = new_address()
+    reply = await client.request(ACCOUNT, CreateAccount(actor_token=admin_token, address=address, plan=plan,
+                                                        initial_password=PASSWORD))
+    assert reply.status == "accepted", reply
+    source_server.add_user(address, SOURCE_PASSWORD)
+    token = (await client.request(ACCOUNT, Login(login=address, password=PASSWORD))).result["token"]
+    return address, token
+
+
+async def _fill_source(address: str, port: int) -> None:
+    source = await Session.open("127.0.0.1", port, tls=None, server_hostname=None, user=address, password=SOURCE_PASSWORD)
+    try:
+        for folder in ("Sent", "Projects", "Projects.2024", "日本語 フォルダ", 'Odd "name" & co'):
+            await source.create(folder)
+        messages = [("INBOX", b"Subject: one\r\nMessage-ID: <1@x>\r\n\r\nbody one\r\n", ("\\Seen",), 1500000000),
+                    ("INBOX", b"Subject: no id\r\n\r\nno message id\r\n", (), 1500000100),
+                    ("INBOX", b"Subject: twin\r\nMessage-ID: <twin@x>\r\n\r\nsame\r\n", ("$Label1",), 1500000200),
+                    ("INBOX", b"Subject: twin\r\nMessage-ID: <twin@x>\r\n\r\nsame\r\n", ("$Label1",), 1500000200),
+                    ("INBOX", b"Subject: twin\r\nMessage-ID: <twin@x>\r\n\r\ndifferent content\r\n", (), 1500000200),
+                    ("Sent", b"Subject: sent\r\nMessage-ID: <s@x>\r\n\r\nsent\r\n", ("\\Seen", "\\Answered"), 1400000000),
+                    ("Projects.2024", b"Subject: nested\r\n\r\n" + b"x" * 300_000 + b"\r\n", ("\\Flagged",), 1600000000),
+                    ("日本語 フォルダ", "Subject: =?UTF-8?B?5pel5pys6Kqe?=\r\n\r\n本文\r\n".encode(), (), 1650000000)]
+        for folder, body, flags, date in messages:
+            await source.append(folder, body, flags, str(date))
+    finally:
+        await source.close()
+
+
+async def _contents(address: str, port: int, password: str, user: str | None = None) -> dict[str, Counter]:
+    """Per folder (our names): a multiset of (content hash, flags without \\Recent, INTERNALDATE)."""
+    session = await Session.open("127.0.0.1", port, tls=None, server_hostname=None, user=user or address, password=password)
+    from services.copyjob.domain.folders import our_name
+
+    found: dict[str, Counter] = {}
+    try:
+        for folder in await session.folders():
+            if not folder.selectable:
+                continue
+            await session.select(folder.name, raw=True, readonly=True)
+            found[our_name(folder)] = Counter([
+                (sha256(await session.body(s.uid)).hexdigest(), frozenset(f for f in s.flags if f != "\\Recent"), s.internaldate)
+                for s in await session.summaries()])
+    finally:
+        await session.close()
+    return {name: counts for name, counts in found.items() if counts}
+
+
+async def _finished(client: CommandClient, token: str, address: str, job_id: str) -> dict:
+    job: dict = {}
+
+    async def done() -> bool:
+        job.update((await client.request(SERVICE, GetJob(actor_token=token, address=address, job_id=job_id))).result)
+        return job["state"] != "running"
+
+    await eventually(done, timeout=60, what="the copy job to end")
+    return job
+
+
+def _ours() -> tuple[int, str, str]:
+    return (int(os.environ.get("DOVECOT_IMAP_PORT", "10143")), Path(os.environ["DOVECOT_MASTER_PASSWORD_FILE"]).read_text().strip(),
+            os.environ["DOVECOT_MASTER_USER"])
+
+
+async def test_a_copy_equals_the_source_and_a_second_run_adds_nothing(client, admin_token, copyjob_service, source_server):
+    address, token = await _user(client, admin_token, source_server)
+    await _fill_source(address, source_server.port)
+    start = StartCopy(actor_token=token, address=address, current_password=PASSWORD, source_host="127.0.0.1",
+                      source_port=source_server.port, source_security="plain", source_password=SOURCE_PASSWORD,
+                      notification_address="me@example.net")
+
+    reply = await client.request(SERVICE, start)
+    assert reply.status == "accepted", reply
+    job = await _finished(client, token, address, reply.result["job_id"])
+    assert job["state"] == "completed", job
+    assert job["totals"]["copied"] == 8
+
+    port, master_password, master = _ours()
+    source = await _contents(address, source_server.port, SOURCE_PASSWORD)
+    copied = await _contents(address, port, master_password, user=f"{address}*{master}")
+    assert copied == source
+
+    again = await client.request(SERVICE, start.model_copy(update={"message_id": __import__("uuid").uuid4()}))
+    assert again.status == "accepted", again
+    second = await _finished(client, token, address, again.result["job_id"])
+    assert (second["state"], second["totals"]["copied"], second["totals"]["already_there"]) == ("completed", 0, 8)
+    assert await _contents(address, port, master_password, user=f"{address}*{master}") == source
