@@ -1,7 +1,9 @@
 """Mail copy through the broker, from another provider's IMAP server (a Dovecot of its own, `.` as
 separator) into ours, checked as a user would see it over IMAP."""
 
+import asyncio
 import os
+import uuid
 from collections import Counter
 from hashlib import sha256
 from pathlib import Path
@@ -10,20 +12,21 @@ from services.copyjob.adapters.imap import Session
 from shared.client import CommandClient
 from shared.contracts.account import SERVICE as ACCOUNT
 from shared.contracts.account import CreateAccount, Login
-from shared.contracts.copyjob import SERVICE, GetJob, StartCopy
-from tests.support import eventually, new_address
+from shared.contracts.copyjob import SERVICE, CancelJob, GetJob, StartCopy
+from tests.support import eventually, holds, new_address
 
 PASSWORD = "Strong-Passw0rd!"
 SOURCE_PASSWORD = "source-secret-9"
+BASIC = "basic123x"
 
 
 async def _user(client: CommandClient, admin_token: str, source_server, plan: str = "kwc") -> tuple[str, str]:
-    address = new_address()
+    address, password = new_address(), BASIC if plan == "sv-basic" else PASSWORD
     reply = await client.request(ACCOUNT, CreateAccount(actor_token=admin_token, address=address, plan=plan,
-                                                        initial_password=PASSWORD))
+                                                        initial_password=password))
     assert reply.status == "accepted", reply
     source_server.add_user(address, SOURCE_PASSWORD)
-    token = (await client.request(ACCOUNT, Login(login=address, password=PASSWORD))).result["token"]
+    token = (await client.request(ACCOUNT, Login(login=address, password=password))).result["token"]
     return address, token
 
 
@@ -99,8 +102,88 @@ async def test_a_copy_equals_the_source_and_a_second_run_adds_nothing(client, ad
     copied = await _contents(address, port, master_password, user=f"{address}*{master}")
     assert copied == source
 
-    again = await client.request(SERVICE, start.model_copy(update={"message_id": __import__("uuid").uuid4()}))
+    again = await client.request(SERVICE, start.model_copy(update={"message_id": uuid.uuid4()}))
     assert again.status == "accepted", again
     second = await _finished(client, token, address, again.result["job_id"])
     assert (second["state"], second["totals"]["copied"], second["totals"]["already_there"]) == ("completed", 0, 8)
     assert await _contents(address, port, master_password, user=f"{address}*{master}") == source
+
+
+def _start(token: str, address: str, port: int, **changes) -> StartCopy:
+    fields = {"actor_token": token, "address": address, "current_password": PASSWORD, "source_host": "127.0.0.1",
+              "source_port": port, "source_security": "plain", "source_password": SOURCE_PASSWORD,
+              "notification_address": "me@example.net", **changes}
+    return StartCopy(**fields)
+
+
+async def test_a_wrong_source_password_fails_the_job_with_that_reason_and_its_secret_goes(
+        client, admin_token, copyjob_service, copyjob_env, source_server, events):
+    address, token = await _user(client, admin_token, source_server)
+
+    reply = await client.request(SERVICE, _start(token, address, source_server.port, source_password="not-it"))
+    assert reply.status == "accepted", reply
+    job = await _finished(client, token, address, reply.result["job_id"])
+
+    assert (job["state"], job["reason"]) == ("failed", "source_login_refused")
+    await eventually(lambda: holds(bool(events.of_type("JobFailed", address=address))), what="JobFailed")
+    [failed] = events.of_type("JobFailed", address=address)
+    assert failed["reason"] == "source_login_refused" and "not-it" not in str(failed)
+    assert "not-it" not in str(events.received)
+    doc = await _stored(copyjob_env, address)
+    assert doc["secret"] is None and "not-it" not in str(doc)
+
+
+async def _stored(env: dict, address: str) -> dict:
+    from pymongo import AsyncMongoClient
+
+    mongo: AsyncMongoClient = AsyncMongoClient(env["MONGODB_URL"])
+    try:
+        return await mongo[env["MONGODB_DB"]]["jobs"].find_one({"_id": address}) or {}
+    finally:
+        await mongo.close()
+
+
+async def test_refusals_start_nothing(client, admin_token, copyjob_service, source_server):
+    """Ensure a wrong own password is invalid_credentials, private sources in any spelling and
+    unresolvable names are refused, an admin may not start a copy, and the plan must allow it."""
+    address, token = await _user(client, admin_token, source_server)
+    port = source_server.port
+
+    wrong = await client.request(SERVICE, _start(token, address, port, current_password="Wrong-Passw0rd!"))
+    assert (wrong.status, wrong.code) == ("rejected", "invalid_credentials")
+    for host in ("127.0.0.2", "0x7f000002", "2130706434", "10.0.0.1", "169.254.169.254", "[::ffff:10.0.0.1]",
+                 "no-such-host.invalid"):
+        refused = await client.request(SERVICE, _start(token, address, port, source_host=host))
+        assert (refused.code, refused.errors[0].field) == ("validation_failed", "source_host"), host
+    admin = await client.request(SERVICE, _start(admin_token, address, port))
+    assert (admin.status, admin.code) == ("rejected", "forbidden")
+    basic, basic_token = await _user(client, admin_token, source_server, plan="sv-basic")
+    assert (await client.request(SERVICE, _start(basic_token, basic, port, current_password=BASIC))).code == "not_allowed_on_plan"
+    assert (await client.request(SERVICE, GetJob(actor_token=token, address=address))).code == "not_found"
+
+
+async def test_one_job_at_a_time_and_cancel_keeps_what_was_copied(client, admin_token, copyjob_service, source_server):
+    address, token = await _user(client, admin_token, source_server)
+    source = await Session.open("127.0.0.1", source_server.port, tls=None, server_hostname=None, user=address,
+                                password=SOURCE_PASSWORD)
+    try:
+        for n in range(400):
+            await source.append("INBOX", b"Subject: bulk %d\r\n\r\n" % n + b"y" * 2000 + b"\r\n", (), str(1500000000 + n))
+    finally:
+        await source.close()
+
+    first = await client.request(SERVICE, _start(token, address, source_server.port))
+    assert first.status == "accepted", first
+    second = await client.request(SERVICE, _start(token, address, source_server.port))
+    assert (second.status, second.code) == ("rejected", "already_running")
+    cancel = await client.request(SERVICE, CancelJob(actor_token=token, address=address, job_id=first.result["job_id"]))
+    assert cancel.status == "accepted" and cancel.result["state"] == "cancelled", cancel
+
+    port, master_password, master = _ours()
+    await asyncio.sleep(3)
+    copied = await _contents(address, port, master_password, user=f"{address}*{master}")
+    assert sum(copied.get("INBOX", Counter()).values()) < 400
+    again = await client.request(SERVICE, _start(token, address, source_server.port))
+    assert again.status == "accepted", again
+    job = await _finished(client, token, address, again.result["job_id"])
+    assert job["state"] == "completed" and job["totals"]["copied"] + job["totals"]["already_there"] == 400
