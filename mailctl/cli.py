@@ -24,6 +24,8 @@ from shared.contracts.account import (
     PlanName,
 )
 from shared.contracts.base import Accepted, AnonymousCommand, Command, Rejected
+from shared.contracts.copyjob import SERVICE as COPYJOB
+from shared.contracts.copyjob import CancelJob, GetJob, StartCopy
 from shared.contracts.rules import SERVICE as RULES
 from shared.contracts.rules import (
     AddForwarding,
@@ -44,6 +46,8 @@ rules_app = typer.Typer(help="Spam handling, forwarding, autoreply and receive o
 autoreply_app = typer.Typer(help="The automatic reply.", no_args_is_help=True)
 forward_app = typer.Typer(help="Forwarding: all mail, or mail whose From or Subject contains a keyword.",
                           no_args_is_help=True)
+copy_app = typer.Typer(help="Copy your mail in from another IMAP server (business-standard, kwc).", no_args_is_help=True)
+app.add_typer(copy_app, name="copy")
 rules_app.add_typer(autoreply_app, name="autoreply")
 rules_app.add_typer(forward_app, name="forward")
 app.add_typer(account_app, name="account")
@@ -273,6 +277,68 @@ def autoreply_set(address: Address = None,
 def autoreply_delete(address: Address = None) -> None:
     """Stop replying automatically."""
     accepted(send(DeleteAutoreply(actor_token=token(), address=target(address)), RULES), "autoreply deleted")
+
+
+@copy_app.command("start")
+def copy_start(host: Annotated[str, typer.Argument(help="the other server's IMAP host name or address")],
+               notify: Annotated[str, typer.Option(help="where the notification mail goes")],
+               port: Annotated[int, typer.Option(help="993 for IMAPS, 143 for STARTTLS")] = 993,
+               security: Annotated[str, typer.Option(help="imaps, starttls or plain")] = "imaps",
+               follow: Annotated[bool, typer.Option(help="show the progress until the job ends")] = True) -> None:
+    """Copy every folder of your address on HOST into your mailbox (asks both passwords)."""
+    current = session()
+    own = str(typer.prompt("Your current password", hide_input=True))
+    source = str(typer.prompt(f"Your password on {host}", hide_input=True))
+    reply = send(StartCopy(actor_token=current["token"], address=current["subject"], current_password=own,
+                           source_host=host, source_port=port, source_security=security,
+                           source_password=source, notification_address=notify), COPYJOB)
+    console.print(f"[green]accepted[/]: job {reply.result['job_id']}")
+    if follow:
+        _follow(current["token"], current["subject"], reply.result["job_id"])
+
+
+@copy_app.command("status")
+def copy_status(job_id: Annotated[str | None, typer.Argument(help="default: the current or last job")] = None,
+                address: Address = None,
+                follow: Annotated[bool, typer.Option(help="show the progress until the job ends")] = False) -> None:
+    """Show a copy job: state, folders, counts."""
+    job = send(GetJob(actor_token=token(), address=target(address), job_id=job_id), COPYJOB).result
+    if follow and job["state"] == "running":
+        _follow(token(), target(address), job["id"])
+        job = send(GetJob(actor_token=token(), address=target(address), job_id=job["id"]), COPYJOB).result
+    table = Table("folder", "state", "copied", "already there", "too big", header_style="bold",
+                  title=f"job {job['id']}: {job['state']}" + (f" ({job['reason']})" if job["reason"] else ""))
+    for folder in job["folders"]:
+        table.add_row(folder["name"], folder["state"], str(folder["copied"]), str(folder["already_there"]),
+                      str(len(folder["too_big"])))
+    totals = job["totals"]
+    table.add_row("total", "", str(totals["copied"]), str(totals["already_there"]), str(totals["skipped_too_big"]))
+    console.print(table)
+
+
+@copy_app.command("cancel")
+def copy_cancel(job_id: str, address: Address = None) -> None:
+    """Stop a running copy job (what was copied stays)."""
+    job = send(CancelJob(actor_token=token(), address=target(address), job_id=job_id), COPYJOB).result
+    accepted(Accepted(result=job), f"job {job_id} is {job['state']}")
+
+
+def _follow(actor_token: str, address: str, job_id: str) -> None:
+    import time
+
+    from rich.progress import Progress
+
+    with Progress(console=console) as progress:
+        task = progress.add_task("planning", total=None)
+        while True:
+            job = send(GetJob(actor_token=actor_token, address=address, job_id=job_id), COPYJOB).result
+            done = sum(f["state"] == "done" for f in job["folders"])
+            progress.update(task, total=len(job["folders"]) or None, completed=done,
+                            description=f"{job['state']}: {job['totals']['copied']} copied")
+            if job["state"] != "running":
+                break
+            time.sleep(1)
+    console.print(f"job {job_id}: [bold]{job['state']}[/]" + (f" ({job['reason']})" if job["reason"] else ""))
 
 
 if __name__ == "__main__":

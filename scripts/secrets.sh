@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Generates the local secrets once (.run/secrets/services.env, mode 600); never overwrites them.
+# Generates the local secrets once (.run/secrets/services.env, mode 600); never overwrites them,
+# only adds those a newer version needs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 file=.run/secrets/services.env
-[ -s "$file" ] && exit 0
 mkdir -p .run/secrets && chmod 700 .run/secrets
 umask 077
-.venv/bin/python - >"$file" <<'PY'
+if [ ! -s "$file" ]; then
+  .venv/bin/python - >"$file" <<'PY'
 import secrets
 from shared.auth import generate_keypair
 private, public = generate_keypair()
@@ -16,3 +17,7 @@ print("BOOTSTRAP_ADMIN_LOGIN=admin")
 print(f"BOOTSTRAP_ADMIN_PASSWORD={secrets.token_urlsafe(18)}")
 print("BOOTSTRAP_ADMIN_DOMAINS='[\"example.jp\"]'")
 PY
+fi
+# The copy job seals source passwords with it (Fernet).
+grep -q '^COPY_SECRET_KEY=' "$file" ||
+  .venv/bin/python -c 'from cryptography.fernet import Fernet; print("COPY_SECRET_KEY=" + Fernet.generate_key().decode())' >>"$file"

@@ -15,21 +15,35 @@ mkdir -p .run/pids .run/logs
 
 running() { [ -f ".run/pids/svc-$1.pid" ] && kill -0 "$(cat ".run/pids/svc-$1.pid")" 2>/dev/null; }
 
-start_service() {
-  local name=$1 module=$2
-  if running "$name"; then echo "$name: already running (pid $(cat ".run/pids/svc-$name.pid"))"; return; fi
+# Copy workers scale out: each is a whole copyjob process (its work queues are shared).
+COPY_WORKERS=${COPY_WORKERS:-2}
+
+start_instance() {
+  local name=$1 instance=$2
+  if running "$instance"; then echo "$instance: already running (pid $(cat ".run/pids/svc-$instance.pid"))"; return; fi
   # shared.launch gives the service only the secrets the registry lists for it, then becomes it.
-  nohup .venv/bin/python -m shared.launch "$name" >>".run/logs/$name.log" 2>&1 &
-  echo $! >".run/pids/svc-$name.pid"
-  echo "$name: started (pid $!)"
+  INSTANCE=$instance nohup .venv/bin/python -m shared.launch "$name" >>".run/logs/$instance.log" 2>&1 &
+  echo $! >".run/pids/svc-$instance.pid"
+  echo "$instance: started (pid $!)"
+}
+
+start_service() {
+  local name=$1 n
+  if [ "$name" = copyjob ]; then
+    for n in $(seq 1 "$COPY_WORKERS"); do start_instance "$name" "$name-$n"; done
+  else
+    start_instance "$name" "$name"
+  fi
 }
 
 # A service is ready when its own health check passes (consumers, broker, database).
 wait_ready() {
   local name=$1 deadline=$((SECONDS + 60))
-  until AMQP_URL=$HEALTH_AMQP_URL .venv/bin/python -m shared.health "$name" >/dev/null 2>&1; do
-    if ! running "$name" || [ $SECONDS -ge $deadline ]; then
-      echo "$name did not become ready; last log lines:" >&2; tail -n 30 ".run/logs/$name.log" >&2; exit 1
+  local first=$name
+  [ "$name" = copyjob ] && first=copyjob-1
+  until INSTANCE=$first AMQP_URL=$HEALTH_AMQP_URL .venv/bin/python -m shared.health "$name" >/dev/null 2>&1; do
+    if ! running "$first" || [ $SECONDS -ge $deadline ]; then
+      echo "$name did not become ready; last log lines:" >&2; tail -n 30 ".run/logs/$first.log" >&2; exit 1
     fi
     sleep 0.5
   done

@@ -187,3 +187,20 @@ async def test_one_job_at_a_time_and_cancel_keeps_what_was_copied(client, admin_
     assert again.status == "accepted", again
     job = await _finished(client, token, address, again.result["job_id"])
     assert job["state"] == "completed" and job["totals"]["copied"] + job["totals"]["already_there"] == 400
+
+
+async def test_mailctl_copy_start_follows_the_job_to_its_end(tmp_path, client, admin_token, client_url, copyjob_service,
+                                                            source_server):
+    from tests.mailctl.test_cli import run
+
+    address, _ = await _user(client, admin_token, source_server)
+    await _fill_source(address, source_server.port)
+    assert (await run(tmp_path, client_url, "login", address, "--password-stdin", stdin=PASSWORD + "\n")).returncode == 0
+
+    started = await run(tmp_path, client_url, "copy", "start", "127.0.0.1", "--port", str(source_server.port),
+                        "--security", "plain", "--notify", "me@example.net", stdin=f"{PASSWORD}\n{SOURCE_PASSWORD}\n")
+    assert started.returncode == 0, started.stdout + started.stderr
+    assert "completed" in started.stdout
+    status = await run(tmp_path, client_url, "copy", "status")
+    assert status.returncode == 0 and "completed" in status.stdout and "Projects/2024" in status.stdout, status.stdout
+    assert SOURCE_PASSWORD not in started.stdout + status.stdout
