@@ -16,6 +16,7 @@ const REPLICA_SET = { _id: 'rs0', members: [{ _id: 0, host: 'mongo:27017' }] };
 const SERVICE_USERS = [
   { user: 'account', db: 'mailss_account', passwordVariable: 'MONGO_ACCOUNT_PASSWORD' },
   { user: 'rules', db: 'mailss_rules', passwordVariable: 'MONGO_RULES_PASSWORD' },
+  { user: 'copyjob', db: 'mailss_copyjob', passwordVariable: 'MONGO_COPYJOB_PASSWORD' },
 ];
 
 function required(name) {
