@@ -332,9 +332,11 @@ def _follow(actor_token: str, address: str, job_id: str) -> None:
         task = progress.add_task("planning", total=None)
         while True:
             job = send(GetJob(actor_token=actor_token, address=address, job_id=job_id), COPYJOB).result
-            done = sum(f["state"] == "done" for f in job["folders"])
-            progress.update(task, total=len(job["folders"]) or None, completed=done,
-                            description=f"{job['state']}: {job['totals']['copied']} copied")
+            folders = job["folders"]
+            known = bool(folders) and all(f["total"] is not None for f in folders)
+            progress.update(task, total=sum(f["total"] for f in folders) if known else None,
+                            completed=sum(f["copied"] for f in folders),
+                            description=f"{job['state']}: {sum(f['state'] == 'done' for f in folders)}/{len(folders)} folders")
             if job["state"] != "running":
                 break
             time.sleep(1)

@@ -157,13 +157,22 @@ def rules_env(service_env: dict[str, str], operator: Broker, vhost: str) -> dict
 
 
 @pytest.fixture(scope="session")
-def copyjob_env(service_env: dict[str, str], operator: Broker, vhost: str) -> dict[str, str]:
+def test_ca() -> tuple[Path, Path, Path]:
+    """(CA certificate, server certificate, key) for `localhost`: the other provider's IMAPS."""
+    from tests.tls_ca import make_ca
+
+    return make_ca(LOGS.parent / "test-ca")
+
+
+@pytest.fixture(scope="session")
+def copyjob_env(service_env: dict[str, str], operator: Broker, vhost: str, test_ca) -> dict[str, str]:
     from cryptography.fernet import Fernet
 
-    return {**service_env, "AMQP_URL": operator.url("copyjob", vhost), "MONGODB_DB": f"mailss_copy_{uuid.uuid4().hex[:8]}",
+    return {**service_env, "SOURCE_CA_FILE": str(test_ca[0]), "MAX_MESSAGE_BYTES": "1000000",
+            "AMQP_URL": operator.url("copyjob", vhost), "MONGODB_DB": f"mailss_copy_{uuid.uuid4().hex[:8]}",
             "DOVECOT_MASTER_PASSWORD": Path(stack_env("DOVECOT_MASTER_PASSWORD_FILE")).read_text().strip(),
             "COPY_SECRET_KEY": Fernet.generate_key().decode(), "ALLOWED_SOURCE_NETWORKS": '["127.0.0.1/32", "::1/128"]',
-            "ALLOW_PLAIN_SOURCES": "true"}
+            "ALLOW_PLAIN_SOURCES": "true", "PROGRESS_INTERVAL_S": "0.3"}
 
 
 @pytest.fixture(scope="session")

@@ -11,6 +11,7 @@ from services.copyjob.application.handlers import (
     handle,
     know_account,
     record_plan,
+    record_progress,
     record_step,
 )
 from services.copyjob.settings import CopyJobSettings
@@ -23,6 +24,7 @@ from shared.contracts.copyjob import (
     KnowAccount,
     PlanCopy,
     RecordPlan,
+    RecordProgress,
     RecordStep,
 )
 from shared.messaging.commands import Handler
@@ -39,7 +41,8 @@ def compose(settings: CopyJobSettings, kit: Resources) -> Wiring:
                 passwords=passwords, vault=vault)
     copier = Copier(peek=AggregateReader(kit.database[AGGREGATES]).peek, send=kit.send, vault=vault, settings=settings)
     handlers: dict[type, Handler] = {kind: over_unit(JobsInUnit, partial(handle, deps=deps)) for kind in CLIENT_COMMANDS}
-    for kind, handler in ((RecordPlan, record_plan), (RecordStep, record_step), (KnowAccount, know_account),
+    for kind, handler in ((RecordPlan, record_plan), (RecordStep, record_step), (RecordProgress, record_progress),
+                          (KnowAccount, know_account),
                           (EndJobsOfDeleted, end_jobs_of_deleted)):
         handlers[kind] = over_unit(JobsInUnit, partial(handler, deps=deps))
     return Wiring(
@@ -54,4 +57,5 @@ def compose(settings: CopyJobSettings, kit: Resources) -> Wiring:
 
 
 SPEC = ServiceSpec(name=SERVICE, settings=CopyJobSettings,
-                   commands=(*CLIENT_COMMANDS, RecordPlan, RecordStep, KnowAccount, EndJobsOfDeleted), compose=compose)
+                   commands=(*CLIENT_COMMANDS, RecordPlan, RecordStep, RecordProgress, KnowAccount, EndJobsOfDeleted),
+                   compose=compose)

@@ -20,6 +20,8 @@ class CopyJobSettings(ServiceSettings):
     source_timeout_s: float = Field(default=30.0, gt=0)
     max_message_bytes: int = Field(default=100 * 1024 * 1024, gt=0)
     """SPEC: messages over 100 MB are skipped and counted"""
+    progress_interval_s: float = Field(default=2.0, gt=0)
+    """a copy step reports how far it is at most this often (GetJob, the progress bar, JobProgress)"""
     dovecot_imap_host: str = "127.0.0.1"
     dovecot_imap_port: int = Field(default=10143, ge=1, le=65535)
     dovecot_master_user: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")

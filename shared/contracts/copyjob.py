@@ -79,6 +79,19 @@ class RecordStep(InternalCommand):
     failure: FailureReason | None = None
 
 
+class RecordProgress(InternalCommand):
+    """Internal, from a copy step every few seconds: how far its folder is."""
+
+    KEY_FIELD = "address"
+    type: Literal["RecordProgress"] = "RecordProgress"
+    address: AddressText
+    job_id: JobId
+    folder: str
+    copied: int
+    total: int
+    """messages the step found missing here, to copy"""
+
+
 class KnowAccount(InternalCommand):
     """Internal, from AccountCreated: the account's plan (mail copy is for business-standard and kwc)."""
 
@@ -128,6 +141,17 @@ class JobEvent(Event):
 class JobStarted(JobEvent):
     ROUTING_KEY = "copyjob.job.started"
     type: Literal["JobStarted"] = "JobStarted"
+
+
+class JobProgress(JobEvent):
+    """At most one per copy step every few seconds."""
+
+    ROUTING_KEY = "copyjob.job.progress"
+    type: Literal["JobProgress"] = "JobProgress"
+    folder: str
+    folder_copied: int
+    folder_total: int
+    copied: int
 
 
 class JobCompleted(JobEvent):

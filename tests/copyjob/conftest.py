@@ -12,6 +12,7 @@ import pytest
 from tests.support import REPO
 
 SOURCE_IMAP_PORT = 11143
+SOURCE_IMAPS_PORT = 11993
 SOURCE_DIR = REPO / ".run" / "source-dovecot"
 CONFIG = """
 base_dir = {dir}/base
@@ -19,7 +20,9 @@ state_dir = {dir}/state
 log_path = {dir}/dovecot.log
 protocols = imap
 listen = 127.0.0.1
-ssl = no
+ssl = yes
+ssl_cert = <{cert}
+ssl_key = <{key}
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 default_internal_user = dovecot
@@ -45,7 +48,8 @@ service imap-login {{
     port = {port}
   }}
   inet_listener imaps {{
-    port = 0
+    address = 127.0.0.1
+    port = {tls_port}
   }}
 }}
 service anvil {{
@@ -70,6 +74,7 @@ class SourceServer:
     """Another provider's IMAP server: a Dovecot of its own with `.` as hierarchy separator."""
 
     port = SOURCE_IMAP_PORT
+    tls_port = SOURCE_IMAPS_PORT
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
@@ -80,7 +85,7 @@ class SourceServer:
 
 
 @pytest.fixture(scope="session")
-def source_server() -> Iterator[SourceServer]:
+def source_server(test_ca) -> Iterator[SourceServer]:
     shutil.rmtree(SOURCE_DIR, ignore_errors=True)
     for sub in ("base", "state", "mail"):
         (SOURCE_DIR / sub).mkdir(parents=True)
@@ -88,7 +93,8 @@ def source_server() -> Iterator[SourceServer]:
     (SOURCE_DIR / "users").write_text("")
     os.chmod(SOURCE_DIR / "users", 0o644)
     conf = SOURCE_DIR / "dovecot.conf"
-    conf.write_text(CONFIG.format(dir=SOURCE_DIR, port=SOURCE_IMAP_PORT))
+    conf.write_text(CONFIG.format(dir=SOURCE_DIR, port=SOURCE_IMAP_PORT, tls_port=SOURCE_IMAPS_PORT, cert=test_ca[1],
+                                  key=test_ca[2]))
     subprocess.run(["dovecot", "-c", str(conf)], check=True)
     deadline = time.monotonic() + 30
     while subprocess.run(["bash", "-c", f"exec 3<>/dev/tcp/127.0.0.1/{SOURCE_IMAP_PORT}"], capture_output=True).returncode:

@@ -7,6 +7,7 @@ retried with backoff and the step goes on from what is already there."""
 
 import logging
 import ssl
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -17,13 +18,13 @@ from services.copyjob.domain.folders import our_name
 from services.copyjob.domain.identity import missing
 from services.copyjob.domain.jobs import Job
 from services.copyjob.settings import CopyJobSettings
-from shared.contracts.copyjob import CopyFolder, PlanCopy, RecordPlan, RecordStep
+from shared.contracts.copyjob import CopyFolder, PlanCopy, RecordPlan, RecordProgress, RecordStep
 from shared.messaging.unit_of_work import Doc
 
 log = logging.getLogger(__name__)
 
 Peek = Callable[[str], Awaitable[Doc | None]]
-Send = Callable[[RecordPlan | RecordStep], Awaitable[None]]
+Send = Callable[[RecordPlan | RecordStep | RecordProgress], Awaitable[None]]
 CANCEL_CHECK_EVERY = 50
 """messages between two looks at whether the job was cancelled"""
 FAIL_AT_ONCE = {"source_login_refused", "source_unreachable", "source_tls_failed", "quota_exceeded"}
@@ -85,7 +86,12 @@ class Copier:
         todo = missing(there, await target.summaries())
         copied = copied_bytes = 0
         too_big: list[str] = []
+        reported = time.monotonic()
         for n, message in enumerate(todo):
+            if time.monotonic() - reported > self.settings.progress_interval_s:
+                reported = time.monotonic()
+                await self.send(RecordProgress(address=item.address, job_id=item.job_id, folder=item.folder,
+                                               copied=copied, total=len(todo)))
             if n and n % CANCEL_CHECK_EVERY == 0 and running_job(await self.peek(item.address), item.job_id) is None:
                 return None  # cancelled (or the account went): what was copied stays
             if message.size > self.settings.max_message_bytes:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from services.copyjob.application.ports import Jobs, Passwords, Resolver, Vault
-from services.copyjob.domain.jobs import Job, StepResult, cancelled, failed, with_plan, with_step
+from services.copyjob.domain.jobs import Job, StepResult, cancelled, failed, with_plan, with_progress, with_step
 from services.copyjob.domain.source_host import HostRefused, parse_host
 from shared.auth import Actor, InvalidToken
 from shared.contracts.base import Accepted, FieldError, Rejected, Reply
@@ -22,10 +22,12 @@ from shared.contracts.copyjob import (
     JobCommand,
     JobCompleted,
     JobFailed,
+    JobProgress,
     JobStarted,
     KnowAccount,
     PlanCopy,
     RecordPlan,
+    RecordProgress,
     RecordStep,
     StartCopy,
 )
@@ -117,6 +119,17 @@ async def record_step(command: RecordStep, jobs: Jobs, deps: Deps) -> Accepted:
                                                                 tuple(command.too_big)), deps.clock())
         if changed != job:
             jobs.save(changed, events=_ended(changed, command.address))
+    return Accepted(command_id=command.message_id)
+
+
+async def record_progress(command: RecordProgress, jobs: Jobs, deps: Deps) -> Accepted:
+    job = jobs.find(command.job_id)
+    if job and job.running:
+        changed = with_progress(job, command.folder, command.copied, command.total)
+        if changed != job:
+            jobs.save(changed, events=[JobProgress(**_about(changed, command.address), folder=command.folder,
+                                                   folder_copied=command.copied, folder_total=command.total,
+                                                   copied=changed.copied)])
     return Accepted(command_id=command.message_id)
 
 

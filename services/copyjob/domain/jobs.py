@@ -19,6 +19,8 @@ class FolderProgress:
     already_there: int = 0
     copied_bytes: int = 0
     too_big: tuple[str, ...] = ()
+    total: int | None = None
+    """messages its step found missing here (to copy), once it has looked"""
 
 
 @dataclass(frozen=True)
@@ -69,9 +71,19 @@ def with_step(job: Job, folder: str, result: StepResult, now: datetime) -> Job:
     if not job.running:
         return job
     folders = tuple(replace(f, state="done", copied=result.copied, already_there=result.already_there,
-                            copied_bytes=result.copied_bytes, too_big=result.too_big)
+                            copied_bytes=result.copied_bytes, too_big=result.too_big,
+                            total=result.copied + len(result.too_big))
                     if f.name == folder and f.state == "pending" else f for f in job.folders)
     return _completed_if_done(replace(job, folders=folders), now)
+
+
+def with_progress(job: Job, folder: str, copied: int, total: int) -> Job:
+    """A folder's step reports how far it is (only while it runs; never backwards)."""
+    if not job.running:
+        return job
+    folders = tuple(replace(f, copied=max(f.copied, copied), total=total) if f.name == folder and f.state == "pending" else f
+                    for f in job.folders)
+    return replace(job, folders=folders)
 
 
 def failed(job: Job, reason: str, now: datetime) -> Job:

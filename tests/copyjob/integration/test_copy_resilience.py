@@ -41,7 +41,7 @@ async def _inbox_count(address: str) -> int:
 
 
 async def test_a_worker_killed_mid_copy_loses_and_duplicates_nothing(client, admin_token, copyjob_service, copyjob_env,
-                                                                     amqp_url, source_server):
+                                                                     amqp_url, source_server, events):
     extra = [ServiceProcess(SERVICES["copyjob"], copyjob_env, amqp_url, instance=f"test-copyjob-{n}") for n in (2, 3)]
     for worker in extra:
         await worker.start()
@@ -65,6 +65,8 @@ async def test_a_worker_killed_mid_copy_loses_and_duplicates_nothing(client, adm
             source = await _contents(address, source_server.port, SOURCE_PASSWORD)
             assert await _contents(address, port, master_password, user=f"{address}*{master}") == source
             assert sum(sum(c.values()) for c in source.values()) == 450
+        progress = [e for address, _ in users for e in events.of_type("JobProgress", address=address)]
+        assert progress and all(0 <= e["folder_copied"] <= e["folder_total"] for e in progress)
     finally:
         for worker in extra:
             await worker.stop()

@@ -204,3 +204,32 @@ async def test_mailctl_copy_start_follows_the_job_to_its_end(tmp_path, client, a
     status = await run(tmp_path, client_url, "copy", "status")
     assert status.returncode == 0 and "completed" in status.stdout and "Projects/2024" in status.stdout, status.stdout
     assert SOURCE_PASSWORD not in started.stdout + status.stdout
+
+
+async def test_imaps_is_verified_against_the_name_given_and_too_big_messages_are_listed(
+        client, admin_token, copyjob_service, source_server):
+    """Ensure TLS to the source checks its certificate against the host name the user gave (the
+    test CA signed one for `localhost`: by that name the copy runs, by its IP address it fails),
+    and a message over the size limit (lowered to 1 MB here) is skipped, counted and listed."""
+    address, token = await _user(client, admin_token, source_server)
+    source = await Session.open("127.0.0.1", source_server.port, tls=None, server_hostname=None, user=address,
+                                password=SOURCE_PASSWORD)
+    try:
+        await source.append("INBOX", b"Subject: small\r\n\r\nsmall\r\n", (), "1500000000")
+        await source.append("INBOX", b"Subject: huge\r\n\r\n" + b"h" * 1_200_000 + b"\r\n", (), "1500000001")
+    finally:
+        await source.close()
+
+    by_ip = await client.request(SERVICE, _start(token, address, source_server.tls_port, source_security="imaps"))
+    assert by_ip.status == "accepted", by_ip
+    failed = await _finished(client, token, address, by_ip.result["job_id"])
+    assert (failed["state"], failed["reason"]) == ("failed", "source_tls_failed")
+
+    by_name = await client.request(SERVICE, _start(token, address, source_server.tls_port, source_security="imaps",
+                                                   source_host="localhost"))
+    assert by_name.status == "accepted", by_name
+    job = await _finished(client, token, address, by_name.result["job_id"])
+    assert job["state"] == "completed", job
+    assert (job["totals"]["copied"], job["totals"]["skipped_too_big"]) == (1, 1)
+    [inbox] = [f for f in job["folders"] if f["name"] == "INBOX"]
+    assert len(inbox["too_big"]) == 1 and "bytes" in inbox["too_big"][0]
