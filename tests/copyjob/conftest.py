@@ -80,8 +80,14 @@ class SourceServer:
         self.folder = folder
 
     def add_user(self, address: str, password: str) -> None:
-        with (self.folder / "users").open("a") as users:
-            users.write(f"{address}:{{PLAIN}}{password}::::::\n")
+        """Dovecot re-reads a passwd-file when its mtime (seconds) changes: move it on a second each time."""
+        users = self.folder / "users"
+        before = users.stat().st_mtime
+        with users.open("a") as file:
+            file.write(f"{address}:{{PLAIN}}{password}::::::\n")
+        moment = max(time.time(), before + 1)
+        os.utime(users, (moment, moment))
+        time.sleep(max(0.0, moment - time.time()) + 1.05)  # and it stats the file at most once a second
 
 
 @pytest.fixture(scope="session")
@@ -102,3 +108,9 @@ def source_server(test_ca) -> Iterator[SourceServer]:
         time.sleep(0.2)
     yield SourceServer(SOURCE_DIR)
     subprocess.run(["doveadm", "-c", str(conf), "stop"], check=False)
+
+
+@pytest.fixture
+def copyjob_service_log(copyjob_service):
+    """What the copy job service has logged so far (its spans too: OTEL_EXPORTER=console)."""
+    return lambda: copyjob_service.log_path.read_text(errors="replace")

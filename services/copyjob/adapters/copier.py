@@ -27,7 +27,9 @@ Peek = Callable[[str], Awaitable[Doc | None]]
 Send = Callable[[RecordPlan | RecordStep | RecordProgress], Awaitable[None]]
 CANCEL_CHECK_EVERY = 50
 """messages between two looks at whether the job was cancelled"""
-FAIL_AT_ONCE = {"source_login_refused", "source_unreachable", "source_tls_failed", "quota_exceeded"}
+FAIL_AT_ONCE = {"source_login_refused", "source_tls_failed", "quota_exceeded"}
+"""ends the job; anything else is retried with backoff (an unreachable source only ends it while planning:
+once it has answered, a step that cannot reach it waits for it)"""
 
 
 @dataclass(frozen=True)
@@ -57,7 +59,7 @@ class Copier:
             finally:
                 await target.close()
         except ImapError as error:
-            await self._failed(item.address, item.job_id, error)
+            await self._failed(item.address, item.job_id, error, planning=True)
             return
         await self.send(RecordPlan(address=item.address, job_id=item.job_id, folders=[our_name(f) for f in folders],
                                    source_folders=[f.name for f in folders]))
@@ -103,8 +105,8 @@ class Copier:
         return RecordStep(address=item.address, job_id=item.job_id, folder=item.folder, copied=copied,
                           already_there=len(there) - len(todo), copied_bytes=copied_bytes, too_big=too_big)
 
-    async def _failed(self, address: str, job_id: str, error: ImapError) -> None:
-        if error.category not in FAIL_AT_ONCE:
+    async def _failed(self, address: str, job_id: str, error: ImapError, *, planning: bool = False) -> None:
+        if error.category not in FAIL_AT_ONCE and not (planning and error.category == "source_unreachable"):
             raise ConnectionError(f"{error.category}: {error}")  # the kit retries with backoff
         log.info("copy job %s failed: %s", job_id, error.category)
         await self.send(RecordStep(address=address, job_id=job_id, folder="", failure=error.category))

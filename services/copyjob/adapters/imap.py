@@ -5,7 +5,8 @@
 - it connects TLS to the host it is given: we connect to the checked address and verify the
   certificate against the name the user gave (`server_hostname`);
 - it sends mailbox names as given: we quote them (and encode them in modified UTF-7);
-- FETCH answers come back as raw lines: `_fetched` reads them into records.
+- FETCH answers come back as raw lines: `_fetched` reads them into records;
+- a lost connection left its pending command waiting forever: it now ends with BYE.
 """
 
 import asyncio
@@ -33,6 +34,14 @@ class ImapError(Exception):
 
 
 class _Protocol(aioimaplib.IMAP4ClientProtocol):  # type: ignore[misc]
+    def connection_lost(self, exc: Exception | None) -> None:
+        """aioimaplib leaves pending commands waiting forever when the server goes: end them (BYE)."""
+        super().connection_lost(exc)
+        self.state = aioimaplib.LOGOUT
+        for command in [self.pending_sync_command, *self.pending_async_commands.values()]:
+            if command is not None and not command._event.is_set():
+                command.close(b"connection lost", result="BYE")
+
     def _handle_responses(self, data: bytes, line_handler: Any, current_cmd: Any = None) -> None:
         while True:
             if not data:
@@ -88,6 +97,8 @@ def quoted_raw(name: str) -> str:
 _LIST = re.compile(rb'^\((?P<attrs>[^)]*)\) (?:"(?P<sep>[^"]*)"|NIL) (?P<name>.*)$')
 _UID, _SIZE = re.compile(rb"\bUID (\d+)"), re.compile(rb"\bRFC822\.SIZE (\d+)")
 _FLAGS, _DATE = re.compile(rb"\bFLAGS \(([^)]*)\)"), re.compile(rb'\bINTERNALDATE "([^"]+)"')
+LONG_S = 600.0
+"""a FETCH of a whole folder's summaries, or of one message of up to 100 MB, or its APPEND"""
 SUMMARY_ITEMS = f"(UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[HEADER.FIELDS ({IDENTIFYING_FIELDS})])"
 
 
@@ -154,8 +165,16 @@ class Session:
         with contextlib.suppress(OSError, TimeoutError, aioimaplib.Abort):
             await self.client.logout()
 
+    async def _call(self, command: Any, timeout: float | None = None) -> Any:
+        """One command; a connection gone (BYE, closed, timed out) is `connection_lost`, retried by
+        the caller's step from what is already there."""
+        try:
+            return await asyncio.wait_for(command, timeout or self.client.timeout)
+        except (aioimaplib.Abort, aioimaplib.CommandTimeout, OSError, TimeoutError) as error:
+            raise ImapError("connection_lost", f"{type(error).__name__}") from None
+
     async def folders(self) -> list[SourceFolder]:
-        response = await self.client.list('""', '"*"')
+        response = await self._call(self.client.protocol.simple_command("LIST", '""', '"*"'))
         self._ok(response, "LIST")
         found = []
         for line in response.lines[:-1]:
@@ -168,7 +187,7 @@ class Session:
         return found
 
     async def subscribed(self) -> set[str]:
-        response = await self.client.lsub('""', '"*"')
+        response = await self._call(self.client.protocol.simple_command("LSUB", '""', '"*"'))
         self._ok(response, "LSUB")
         names = set()
         for line in response.lines[:-1]:
@@ -178,31 +197,30 @@ class Session:
         return names
 
     async def create(self, name: str) -> None:
-        response = await self.client.create(quoted(name))
+        response = await self._call(self.client.protocol.simple_command("CREATE", quoted(name)))
         if response.result != "OK" and b"ALREADYEXISTS" not in b" ".join(bytes(x) for x in response.lines):
             raise ImapError("internal", f"CREATE failed: {response.lines[-1]!r}")
 
     async def subscribe(self, name: str) -> None:
-        self._ok(await self.client.subscribe(quoted(name)), "SUBSCRIBE")
+        self._ok(await self._call(self.client.protocol.simple_command("SUBSCRIBE", quoted(name))), "SUBSCRIBE")
 
     async def select(self, name: str, *, raw: bool = False, readonly: bool = False) -> None:
         mailbox = quoted_raw(name) if raw else quoted(name)
         if readonly:
-            response = await asyncio.wait_for(self.client.protocol.execute(
-                aioimaplib.Command("EXAMINE", self.client.protocol.new_tag(), mailbox, loop=self.client.protocol.loop)),
-                self.client.timeout)
+            response = await self._call(self.client.protocol.execute(
+                aioimaplib.Command("EXAMINE", self.client.protocol.new_tag(), mailbox, loop=self.client.protocol.loop)))
         else:
-            response = await self.client.select(mailbox)
+            response = await self._call(self.client.protocol.select(mailbox))
         self._ok(response, "SELECT")
         self.client.protocol.state = aioimaplib.SELECTED  # aioimaplib moves there on its own SELECT only
 
     async def summaries(self) -> list[Summary]:
-        response = await asyncio.wait_for(self.client.protocol.fetch("1:*", SUMMARY_ITEMS, by_uid=True), 600)
+        response = await self._call(self.client.protocol.fetch("1:*", SUMMARY_ITEMS, by_uid=True), LONG_S)
         self._ok(response, "FETCH")
         return [summary_of(record) for record in _fetched(response.lines)]
 
     async def body(self, uid: int) -> bytes:
-        response = await asyncio.wait_for(self.client.protocol.fetch(str(uid), "(UID BODY.PEEK[])", by_uid=True), 600)
+        response = await self._call(self.client.protocol.fetch(str(uid), "(UID BODY.PEEK[])", by_uid=True), LONG_S)
         self._ok(response, "FETCH")
         for record in _fetched(response.lines):
             if (found := _UID.search(record.text)) and int(found[1]) == uid:
@@ -212,8 +230,8 @@ class Session:
     async def append(self, folder: str, message: bytes, flags: tuple[str, ...], internaldate: str) -> None:
         kept = " ".join(f for f in flags if f.lower() != "\\recent")
         date = datetime.fromtimestamp(int(internaldate), UTC)
-        response = await asyncio.wait_for(self.client.protocol.append(message, mailbox=quoted(folder), flags=f"({kept})",
-                                                                      date=date), 600)
+        response = await self._call(self.client.protocol.append(message, mailbox=quoted(folder), flags=f"({kept})", date=date),
+                                    LONG_S)
         if response.result != "OK":
             text = b" ".join(bytes(x) for x in response.lines).upper()
             if b"OVERQUOTA" in text or b"QUOTA" in text:

@@ -70,3 +70,30 @@ async def test_a_worker_killed_mid_copy_loses_and_duplicates_nothing(client, adm
     finally:
         for worker in extra:
             await worker.stop()
+
+
+async def test_the_source_dropping_the_connection_mid_copy_resumes_the_step(client, admin_token, copyjob_service,
+                                                                           source_server):
+    """Ensure a connection the source closes mid-fetch (doveadm kick) is retried, and the step goes on
+    from what is already here: the copy ends exact."""
+    import subprocess
+
+    address, token = await _user(client, admin_token, source_server)
+    await _big_source(address, source_server.port, 300)
+    reply = await client.request(SERVICE, _start(token, address, source_server.port))
+    assert reply.status == "accepted", reply
+
+    await eventually(lambda: _inbox_count_above(address, 20), what="the copy under way")
+    kicked = subprocess.run(["doveadm", "-c", str(source_server.folder / "dovecot.conf"), "kick", address],
+                            capture_output=True, text=True)
+    assert kicked.returncode == 0, kicked.stderr
+
+    job = await _finished(client, token, address, reply.result["job_id"])
+    assert job["state"] == "completed", job
+    port, master_password, master = _ours()
+    source = await _contents(address, source_server.port, SOURCE_PASSWORD)
+    assert await _contents(address, port, master_password, user=f"{address}*{master}") == source
+
+
+async def _inbox_count_above(address: str, count: int) -> bool:
+    return await _inbox_count(address) > count

@@ -233,3 +233,28 @@ async def test_imaps_is_verified_against_the_name_given_and_too_big_messages_are
     assert (job["totals"]["copied"], job["totals"]["skipped_too_big"]) == (1, 1)
     [inbox] = [f for f in job["folders"] if f["name"] == "INBOX"]
     assert len(inbox["too_big"]) == 1 and "bytes" in inbox["too_big"][0]
+
+
+async def test_a_mailbox_that_fills_up_fails_the_job_as_quota_exceeded(client, admin_token, copyjob_service, source_server,
+                                                                       copyjob_service_log):
+    """Ensure a copy into a 1 MB mailbox of 2 MB of mail stops with quota_exceeded, and that no source
+    password ever reaches the service's log (nor its traces, which go there)."""
+    address = new_address()
+    reply = await client.request(ACCOUNT, CreateAccount(actor_token=admin_token, address=address, plan="kwc",
+                                                        initial_password=PASSWORD, quota_mb=1))
+    assert reply.status == "accepted", reply
+    source_server.add_user(address, SOURCE_PASSWORD)
+    token = (await client.request(ACCOUNT, Login(login=address, password=PASSWORD))).result["token"]
+    source = await Session.open("127.0.0.1", source_server.port, tls=None, server_hostname=None, user=address,
+                                password=SOURCE_PASSWORD)
+    try:
+        for n in range(5):
+            await source.append("INBOX", b"Subject: part %d\r\n\r\n" % n + b"q" * 400_000 + b"\r\n", (), str(1500000000 + n))
+    finally:
+        await source.close()
+
+    started = await client.request(SERVICE, _start(token, address, source_server.port))
+    job = await _finished(client, token, address, started.result["job_id"])
+
+    assert (job["state"], job["reason"]) == ("failed", "quota_exceeded"), job
+    assert SOURCE_PASSWORD not in copyjob_service_log() and PASSWORD not in copyjob_service_log()

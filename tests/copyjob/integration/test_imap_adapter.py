@@ -10,7 +10,7 @@ from services.copyjob.domain.folders import our_name
 from services.copyjob.domain.identity import missing
 from shared.contracts.account import SERVICE as ACCOUNT
 from shared.contracts.account import CreateAccount
-from tests.support import deliver, new_address
+from tests.support import deliver, eventually, imap_login, new_address
 
 PASSWORD = "Strong-Passw0rd!"
 
@@ -20,6 +20,7 @@ async def _account(client, admin_token) -> str:
     reply = await client.request(ACCOUNT, CreateAccount(actor_token=admin_token, address=address, plan="kwc",
                                                         initial_password=PASSWORD))
     assert reply.status == "accepted", reply
+    await eventually(lambda: imap_login(address, PASSWORD), what="the account's IMAP login")
     return address
 
 
