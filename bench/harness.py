@@ -88,7 +88,8 @@ class Bench:
 
 
 @asynccontextmanager
-async def services() -> AsyncIterator[Bench]:
+async def services(names: tuple[str, ...] = ("account", "rules"), copy_workers: int = 0,
+                   extra_env: dict[str, str] | None = None) -> AsyncIterator[Bench]:
     vhost = f"mailss-bench-{uuid.uuid4().hex[:6]}"
     operator = Broker.from_env()
     await asyncio.to_thread(operator.add_vhost, vhost)
@@ -98,11 +99,12 @@ async def services() -> AsyncIterator[Bench]:
             "BOOTSTRAP_ADMIN_LOGIN": "benchadmin", "BOOTSTRAP_ADMIN_PASSWORD": ADMIN_PASSWORD,
             "BOOTSTRAP_ADMIN_DOMAINS": '["example.jp"]',
             "DOVECOT_MASTER_PASSWORD": Path(os.environ["DOVECOT_MASTER_PASSWORD_FILE"]).read_text().strip(),
-            "MAIL_POLICY_API_KEY": Path(os.environ["MAIL_POLICY_API_KEY_FILE"]).read_text().strip()}
+            "MAIL_POLICY_API_KEY": Path(os.environ["MAIL_POLICY_API_KEY_FILE"]).read_text().strip(), **(extra_env or {})}
     suffix = uuid.uuid4().hex[:6]
     started = [ServiceProcess(SERVICES[name], {**base, "AMQP_URL": operator.url(name, vhost),
                                                "MONGODB_DB": f"mailss_bench_{name}_{suffix}"},
-                              operator.url(ADMIN, vhost), instance=f"bench-{name}") for name in ("account", "rules")]
+                              operator.url(ADMIN, vhost), instance=f"bench-{name}-{n}")
+               for name in names for n in range(copy_workers if name == "copyjob" else 1)]
     tap = AppliedTap()
     try:
         for service in started:

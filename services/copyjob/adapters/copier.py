@@ -8,14 +8,14 @@ retried with backoff and the step goes on from what is already there."""
 import logging
 import ssl
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 
 from services.copyjob.adapters.imap import ImapError, Session
 from services.copyjob.adapters.outside import FernetVault
 from services.copyjob.adapters.stored_jobs import running_job
 from services.copyjob.domain.folders import our_name
-from services.copyjob.domain.identity import missing
+from services.copyjob.domain.identity import Summary, missing
 from services.copyjob.domain.jobs import Job
 from services.copyjob.settings import CopyJobSettings
 from shared.contracts.copyjob import CopyFolder, PlanCopy, RecordPlan, RecordProgress, RecordStep
@@ -25,8 +25,10 @@ log = logging.getLogger(__name__)
 
 Peek = Callable[[str], Awaitable[Doc | None]]
 Send = Callable[[RecordPlan | RecordStep | RecordProgress], Awaitable[None]]
-CANCEL_CHECK_EVERY = 50
-"""messages between two looks at whether the job was cancelled"""
+BATCH_MESSAGES = 50
+BATCH_BYTES = 16 * 1024 * 1024
+"""messages fetched together and appended together (one round trip each way); a look at whether the
+job was cancelled between two batches"""
 FAIL_AT_ONCE = {"source_login_refused", "source_tls_failed", "quota_exceeded"}
 """ends the job; anything else is retried with backoff (an unreachable source only ends it while planning:
 once it has answered, a step that cannot reach it waits for it)"""
@@ -87,21 +89,20 @@ class Copier:
         there = await source.summaries()
         todo = missing(there, await target.summaries())
         copied = copied_bytes = 0
-        too_big: list[str] = []
+        too_big = [f"{item.folder}#{m.uid} ({m.size} bytes)" for m in todo if m.size > self.settings.max_message_bytes]
+        wanted = [m for m in todo if m.size <= self.settings.max_message_bytes]
         reported = time.monotonic()
-        for n, message in enumerate(todo):
+        for batch in _batches(wanted):
+            if copied and running_job(await self.peek(item.address), item.job_id) is None:
+                return None  # cancelled (or the account went): what was copied stays
             if time.monotonic() - reported > self.settings.progress_interval_s:
                 reported = time.monotonic()
                 await self.send(RecordProgress(address=item.address, job_id=item.job_id, folder=item.folder,
-                                               copied=copied, total=len(todo)))
-            if n and n % CANCEL_CHECK_EVERY == 0 and running_job(await self.peek(item.address), item.job_id) is None:
-                return None  # cancelled (or the account went): what was copied stays
-            if message.size > self.settings.max_message_bytes:
-                too_big.append(f"{item.folder}#{message.uid} ({message.size} bytes)")
-                continue
-            body = await source.body(message.uid)
-            await target.append(item.folder, body, message.flags, message.internaldate)
-            copied, copied_bytes = copied + 1, copied_bytes + len(body)
+                                               copied=copied, total=len(wanted)))
+            bodies = await source.bodies([m.uid for m in batch])
+            present = [m for m in batch if m.uid in bodies]  # gone from the source meanwhile: nothing to copy
+            await target.append_many(item.folder, [(bodies[m.uid], m.flags, m.internaldate) for m in present])
+            copied, copied_bytes = copied + len(present), copied_bytes + sum(len(bodies[m.uid]) for m in present)
         return RecordStep(address=item.address, job_id=item.job_id, folder=item.folder, copied=copied,
                           already_there=len(there) - len(todo), copied_bytes=copied_bytes, too_big=too_big)
 
@@ -139,3 +140,16 @@ class Copier:
         context = ssl.create_default_context(cafile=self.settings.source_ca_file)
         context.minimum_version = ssl.TLSVersion.TLSv1_2
         return context
+
+
+def _batches(messages: list[Summary]) -> Iterator[list[Summary]]:
+    batch: list[Summary] = []
+    size = 0
+    for message in messages:
+        if batch and (len(batch) >= BATCH_MESSAGES or size + message.size > BATCH_BYTES):
+            yield batch
+            batch, size = [], 0
+        batch.append(message)
+        size += message.size
+    if batch:
+        yield batch
