@@ -46,8 +46,8 @@ def test_a_password_is_never_taken_from_the_command_line(tmp_path, client_url):
     assert refused.returncode == 2 and "No such option" in refused.stderr
 
 
-async def test_rules_from_the_command_line(tmp_path, client_url, account_service, rules_service):
-    """Ensure mailctl covers the rules: switches, an autoreply from stdin, and the state shown."""
+async def _account_with_rules(tmp_path, client_url: str) -> str:
+    """As the admin: a new kwc account, once the rules service knows it."""
     address = new_address()
     assert (await run(tmp_path, client_url, "login", ADMIN_LOGIN, "--password-stdin", stdin=ADMIN_PASSWORD + "\n")).returncode == 0
     created = await run(tmp_path, client_url, "account", "create", address, "--plan", "kwc",
@@ -58,6 +58,12 @@ async def test_rules_from_the_command_line(tmp_path, client_url, account_service
         return (await run(tmp_path, client_url, "rules", "show", "-a", address)).returncode == 0
 
     await eventually(known, what="the rules service to know the account")
+    return address
+
+
+async def test_rules_from_the_command_line(tmp_path, client_url, account_service, rules_service):
+    """Ensure mailctl covers the rules: switches, an autoreply from stdin, and the state shown."""
+    address = await _account_with_rules(tmp_path, client_url)
     for args, stdin in ((("spam-tag", "on"), ""), (("spam-sort", "on"), ""), (("autoreply", "set"), "Away\n")):
         done = await run(tmp_path, client_url, "rules", *args, "-a", address, stdin=stdin)
         assert done.returncode == 0, done.stdout + done.stderr
@@ -73,16 +79,7 @@ async def test_rules_from_the_command_line(tmp_path, client_url, account_service
 
 async def test_forwarding_from_the_command_line(tmp_path, client_url, account_service, rules_service):
     """Ensure mailctl adds, lists (alphabetically) and removes forwards, and shows a refusal's reasons."""
-    address = new_address()
-    assert (await run(tmp_path, client_url, "login", ADMIN_LOGIN, "--password-stdin", stdin=ADMIN_PASSWORD + "\n")).returncode == 0
-    created = await run(tmp_path, client_url, "account", "create", address, "--plan", "kwc",
-                        stdin="Cli-Passw0rd-One!\nCli-Passw0rd-One!\n")
-    assert created.returncode == 0, created.stdout + created.stderr
-
-    async def known() -> bool:
-        return (await run(tmp_path, client_url, "rules", "show", "-a", address)).returncode == 0
-
-    await eventually(known, what="the rules service to know the account")
+    address = await _account_with_rules(tmp_path, client_url)
     added = await run(tmp_path, client_url, "rules", "forward", "add", "subject", "zed@example.org", "amy@example.org",
                       "--match", "請求書", "-a", address)
     assert added.returncode == 0, added.stdout + added.stderr

@@ -20,14 +20,26 @@ SOURCE_PASSWORD = "source-secret-9"
 BASIC = "basic123x"
 
 
-async def _user(client: CommandClient, admin_token: str, source_server, plan: str = "kwc") -> tuple[str, str]:
+async def _user(client: CommandClient, admin_token: str, source_server, plan: str = "kwc",
+                quota_mb: int | None = None) -> tuple[str, str]:
+    """A user here (logged in) who also has an account with the same address on the source server."""
     address, password = new_address(), BASIC if plan == "sv-basic" else PASSWORD
     reply = await client.request(ACCOUNT, CreateAccount(actor_token=admin_token, address=address, plan=plan,
-                                                        initial_password=password))
+                                                        initial_password=password, quota_mb=quota_mb))
     assert reply.status == "accepted", reply
     source_server.add_user(address, SOURCE_PASSWORD)
     token = (await client.request(ACCOUNT, Login(login=address, password=password))).result["token"]
     return address, token
+
+
+async def _append_source(address: str, port: int, count: int, size: int) -> None:
+    """`count` messages of about `size` bytes into the source's INBOX."""
+    source = await Session.open("127.0.0.1", port, tls=None, server_hostname=None, user=address, password=SOURCE_PASSWORD)
+    try:
+        for n in range(count):
+            await source.append("INBOX", b"Subject: bulk %d\r\n\r\n" % n + b"y" * size + b"\r\n", (), str(1500000000 + n))
+    finally:
+        await source.close()
 
 
 async def _fill_source(address: str, port: int) -> None:
@@ -164,13 +176,7 @@ async def test_refusals_start_nothing(client, admin_token, copyjob_service, sour
 
 async def test_one_job_at_a_time_and_cancel_keeps_what_was_copied(client, admin_token, copyjob_service, source_server):
     address, token = await _user(client, admin_token, source_server)
-    source = await Session.open("127.0.0.1", source_server.port, tls=None, server_hostname=None, user=address,
-                                password=SOURCE_PASSWORD)
-    try:
-        for n in range(400):
-            await source.append("INBOX", b"Subject: bulk %d\r\n\r\n" % n + b"y" * 2000 + b"\r\n", (), str(1500000000 + n))
-    finally:
-        await source.close()
+    await _append_source(address, source_server.port, 400, 2000)
 
     first = await client.request(SERVICE, _start(token, address, source_server.port))
     assert first.status == "accepted", first
@@ -239,19 +245,8 @@ async def test_a_mailbox_that_fills_up_fails_the_job_as_quota_exceeded(client, a
                                                                        copyjob_service_log):
     """Ensure a copy into a 1 MB mailbox of 2 MB of mail stops with quota_exceeded, and that no source
     password ever reaches the service's log (nor its traces, which go there)."""
-    address = new_address()
-    reply = await client.request(ACCOUNT, CreateAccount(actor_token=admin_token, address=address, plan="kwc",
-                                                        initial_password=PASSWORD, quota_mb=1))
-    assert reply.status == "accepted", reply
-    source_server.add_user(address, SOURCE_PASSWORD)
-    token = (await client.request(ACCOUNT, Login(login=address, password=PASSWORD))).result["token"]
-    source = await Session.open("127.0.0.1", source_server.port, tls=None, server_hostname=None, user=address,
-                                password=SOURCE_PASSWORD)
-    try:
-        for n in range(5):
-            await source.append("INBOX", b"Subject: part %d\r\n\r\n" % n + b"q" * 400_000 + b"\r\n", (), str(1500000000 + n))
-    finally:
-        await source.close()
+    address, token = await _user(client, admin_token, source_server, quota_mb=1)
+    await _append_source(address, source_server.port, 5, 400_000)
 
     started = await client.request(SERVICE, _start(token, address, source_server.port))
     job = await _finished(client, token, address, started.result["job_id"])
