@@ -91,7 +91,7 @@ class Copier:
         copied = copied_bytes = 0
         too_big = [f"{item.folder}#{m.uid} ({m.size} bytes)" for m in todo if m.size > self.settings.max_message_bytes]
         wanted = [m for m in todo if m.size <= self.settings.max_message_bytes]
-        reported = time.monotonic()
+        reported = float("-inf")  # the first batch reports at once: GetJob knows the folder's total early
         for batch in _batches(wanted):
             if copied and running_job(await self.peek(item.address), item.job_id) is None:
                 return None  # cancelled (or the account went): what was copied stays
@@ -120,7 +120,8 @@ class Copier:
         for checked in addresses:  # only the addresses checked when the job was accepted
             try:
                 return await Session.open(checked, job.source_port, tls=tls, server_hostname=job.source_host if tls else None,
-                                          user=address, password=self.vault.open(sealed), timeout=self.settings.source_timeout_s)
+                                          user=address, password=self.vault.open(sealed), timeout=self.settings.source_timeout_s,
+                                          starttls=job.source_security == "starttls")
             except ImapError as error:
                 if error.category != "source_unreachable":
                     raise

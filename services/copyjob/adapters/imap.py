@@ -142,16 +142,34 @@ def summary_of(record: _Fetched) -> Summary:
                    flags=tuple(flags[1].decode().split()) if flags else ())
 
 
+async def _start_tls(client: _Client, context: ssl.SSLContext, server_hostname: str | None) -> None:
+    """aioimaplib has no STARTTLS: ask for it, then upgrade the connection in place (the protocol
+    object stays, its transport becomes the TLS one) and read the capabilities again (RFC 3501 6.2.1)."""
+    protocol = client.protocol
+    if "STARTTLS" not in protocol.capabilities:
+        raise ImapError("source_tls_failed", "the source does not offer STARTTLS")
+    response = await asyncio.wait_for(protocol.execute(aioimaplib.Command("STARTTLS", protocol.new_tag(), loop=protocol.loop)),
+                                      client.timeout)
+    if response.result != "OK":
+        raise ImapError("source_tls_failed", "the source refused STARTTLS")
+    protocol.transport = await asyncio.get_running_loop().start_tls(protocol.transport, protocol, context,
+                                                                     server_hostname=server_hostname)
+    await asyncio.wait_for(protocol.capability(), client.timeout)
+
+
 @dataclass
 class Session:
     client: _Client
 
     @classmethod
     async def open(cls, address: str, port: int, *, tls: ssl.SSLContext | None, server_hostname: str | None,
-                   user: str, password: str, timeout: float = 30.0) -> "Session":
-        client = _Client(address, port, tls=tls, server_hostname=server_hostname, timeout=timeout)
+                   user: str, password: str, timeout: float = 30.0, starttls: bool = False) -> "Session":
+        """`starttls`: connect in plain and upgrade with STARTTLS before the login (`tls` verifies)."""
+        client = _Client(address, port, tls=None if starttls else tls, server_hostname=server_hostname, timeout=timeout)
         try:
             await client.wait_hello_from_server()
+            if starttls and tls is not None:
+                await _start_tls(client, tls, server_hostname)
         except ssl.SSLError as error:
             raise ImapError("source_tls_failed", f"TLS: {error.reason or error}") from None
         except (TimeoutError, OSError) as error:

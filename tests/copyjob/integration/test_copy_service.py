@@ -253,3 +253,16 @@ async def test_a_mailbox_that_fills_up_fails_the_job_as_quota_exceeded(client, a
 
     assert (job["state"], job["reason"]) == ("failed", "quota_exceeded"), job
     assert SOURCE_PASSWORD not in copyjob_service_log() and PASSWORD not in copyjob_service_log()
+
+
+async def test_starttls_upgrades_the_plain_port_and_verifies_the_name(client, admin_token, copyjob_service, source_server):
+    """Ensure STARTTLS on the source's plain port runs by the certificate's name and fails by IP."""
+    address, token = await _user(client, admin_token, source_server)
+    await _append_source(address, source_server.port, 3, 1000)
+
+    by_ip = await client.request(SERVICE, _start(token, address, source_server.port, source_security="starttls"))
+    assert (await _finished(client, token, address, by_ip.result["job_id"]))["reason"] == "source_tls_failed"
+    by_name = await client.request(SERVICE, _start(token, address, source_server.port, source_security="starttls",
+                                                   source_host="localhost"))
+    job = await _finished(client, token, address, by_name.result["job_id"])
+    assert (job["state"], job["totals"]["copied"]) == ("completed", 3), job
