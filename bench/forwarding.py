@@ -24,7 +24,7 @@ from email.message import EmailMessage
 
 from aiosmtpd.controller import Controller
 
-from bench.harness import Bench, burst, line, pct, services
+from bench.harness import Bench, burst, line, one_at_a_time, pct, services
 from services.rules.adapters.postfix_map import ForwardMap
 from shared.contracts.rules import SERVICE, AddForwarding
 
@@ -98,11 +98,7 @@ async def main(args: argparse.Namespace) -> None:
                 return AddForwarding(actor_token=bench.admin, address=addresses[n % len(addresses)], condition="all",
                                      destinations=[f"c{n:04d}@example.org"])
 
-            alone = []
-            for n in range(args.sequential):
-                start = time.perf_counter()
-                reply = await bench.client.request(SERVICE, change(args.changes + n))
-                alone.append((await bench.tap.wait(reply.result["address"], reply.result["version"]) - start) * 1000)
+            alone, _ = await one_at_a_time(bench, args.sequential, lambda n: change(args.changes + n))
             result = await burst(bench, args.changes, args.concurrency, change)
             delivery = await fan_out(bench, sink, args.rounds)
             table = ForwardMap(os.environ["POSTFIX_FORWARD_MAP"], os.environ["POSTFIX_CONFIG_DIR"], os.environ["FORWARD_DOMAIN"])

@@ -121,6 +121,18 @@ async def services(names: tuple[str, ...] = ("account", "rules"), copy_workers: 
         operator.delete_vhost(vhost)
 
 
+async def one_at_a_time(bench: Bench, count: int, command: Callable[[int], RulesCommand]) -> tuple[list[float], list[float]]:
+    """-> command to RulesApplied, command to reply (ms); each change waits for the one before."""
+    applied, answered = [], []
+    for n in range(count):
+        change = command(n)
+        start = time.perf_counter()
+        reply = await bench.client.request(RULES, change)
+        answered.append((time.perf_counter() - start) * 1000)
+        applied.append((await bench.tap.wait(change.address, reply.result["version"]) - start) * 1000)
+    return applied, answered
+
+
 @dataclass
 class Burst:
     applied_ms: list[float]

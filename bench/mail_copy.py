@@ -68,7 +68,7 @@ async def account(bench: Bench, server: SourceServer) -> tuple[str, str]:
     reply = await bench.client.request(ACCOUNT, CreateAccount(actor_token=bench.admin, address=address, plan="kwc",
                                                               initial_password=PASSWORD))
     assert reply.status == "accepted", reply
-    server.add_user(address, SOURCE_PASSWORD)
+    await server.add_user(address, SOURCE_PASSWORD)
     while (login := await bench.client.request(ACCOUNT, Login(login=address, password=PASSWORD))).status != "accepted":
         await asyncio.sleep(0.2)
     return address, login.result["token"]
@@ -149,7 +149,7 @@ def line(label: str, seconds: float, messages: int, size: int, baseline_rate: fl
 
 async def main(args: argparse.Namespace) -> None:
     ca = make_ca(REPO / ".run" / "bench-ca")
-    server = SourceServer.start(REPO / ".run" / "bench-source", ca[1], ca[2])
+    server = await SourceServer.start(REPO / ".run" / "bench-source", ca[1], ca[2])
     env = {"COPY_SECRET_KEY": Fernet.generate_key().decode(), "ALLOWED_SOURCE_NETWORKS": '["127.0.0.1/32"]',
            "ALLOW_PLAIN_SOURCES": "true", "MAX_MESSAGE_BYTES": str(100 * 1024 * 1024)}
     results: list[str] = []

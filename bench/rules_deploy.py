@@ -21,10 +21,10 @@ from pathlib import Path
 
 from sievelib.managesieve import Client  # type: ignore[import-untyped]
 
-from bench.harness import Bench, burst, line, pct, services
+from bench.harness import burst, line, one_at_a_time, pct, services
 from services.rules.domain.rules import RuleSet
 from services.rules.domain.sieve import compile_sieve
-from shared.contracts.rules import SERVICE, SetSpamTag
+from shared.contracts.rules import SetSpamTag
 from shared.plans import Plan
 
 warnings.filterwarnings("ignore", message="Credentials are sent over an unencrypted connection")
@@ -53,24 +53,18 @@ def sieve_floor(address: str, count: int) -> tuple[list[float], list[float]]:
     return puts, logins
 
 
-async def one_at_a_time(bench: Bench, addresses: list[str], count: int) -> tuple[list[float], list[float]]:
-    """-> command to RulesApplied, command to reply; each change waits for the one before."""
-    applied, answered = [], []
-    for n in range(count):
-        address = addresses[n % len(addresses)]
-        start = time.perf_counter()
-        reply = await bench.client.request(SERVICE, SetSpamTag(actor_token=bench.admin, address=address, on=n % 2 == 0))
-        answered.append((time.perf_counter() - start) * 1000)
-        applied.append((await bench.tap.wait(address, reply.result["version"]) - start) * 1000)
-    return applied, answered
-
-
 async def main(args: argparse.Namespace) -> None:
     async with services() as bench:
         *addresses, spare = await bench.accounts(args.accounts + 1)
         puts, logins = await asyncio.to_thread(sieve_floor, addresses[0], args.floor)
-        alone, _ = await one_at_a_time(bench, addresses, args.sequential)
-        solo, answered = await one_at_a_time(bench, [spare], args.sequential)
+        def on(n: int) -> SetSpamTag:  # each address once: every change changes
+            return SetSpamTag(actor_token=bench.admin, address=addresses[n % len(addresses)], on=True)
+
+        def flip(n: int) -> SetSpamTag:
+            return SetSpamTag(actor_token=bench.admin, address=spare, on=n % 2 == 0)
+
+        alone, _ = await one_at_a_time(bench, args.sequential, on)
+        solo, answered = await one_at_a_time(bench, args.sequential, flip)
 
         def change(n: int) -> SetSpamTag:
             flips = n // len(addresses) + (n % len(addresses) < args.sequential)  # every change changes

@@ -17,7 +17,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 
 from shared.auth import Actor, InvalidToken, TokenVerifier
 from shared.contracts.account import AccountCreated, AccountDeleted, AdminChanged, PasswordChanged
-from shared.contracts.base import Accepted, Event, InternalCommand
+from shared.contracts.base import Accepted, Command, Event, InternalCommand, Rejected, rejection
 
 CACHE_S = 0.5
 """A limit is re-read at most this long after it was read: an event counts within a second."""
@@ -80,6 +80,13 @@ class SessionGuard:
 
     verifier: TokenVerifier
     limits: SessionLimits
+
+    async def actor_of(self, command: Command) -> Actor | Rejected:
+        """Who sent `command`, or the `unauthenticated` reply to give it."""
+        try:
+            return await self.actor(command.actor_token)
+        except InvalidToken:
+            return rejection(command, "unauthenticated", "the session token is missing, invalid or ended")
 
     async def actor(self, token: str) -> Actor:
         actor = self.verifier.verify(token)

@@ -2,11 +2,14 @@
 IMAP and IMAPS with a test CA's certificate for `localhost`), `.` as hierarchy separator. Used by
 the copy job's tests and its benchmark."""
 
+import asyncio
 import os
 import shutil
 import subprocess
 import time
 from pathlib import Path
+
+from tests.support import eventually
 
 SOURCE_IMAP_PORT = 11143
 SOURCE_IMAPS_PORT = 11993
@@ -76,7 +79,7 @@ class SourceServer:
         self.folder = folder
 
     @classmethod
-    def start(cls, folder: Path, cert: Path, key: Path) -> "SourceServer":
+    async def start(cls, folder: Path, cert: Path, key: Path) -> "SourceServer":
         shutil.rmtree(folder, ignore_errors=True)
         for sub in ("base", "state", "mail"):
             (folder / sub).mkdir(parents=True)
@@ -86,10 +89,16 @@ class SourceServer:
         conf = folder / "dovecot.conf"
         conf.write_text(CONFIG.format(dir=folder, port=SOURCE_IMAP_PORT, tls_port=SOURCE_IMAPS_PORT, cert=cert, key=key))
         subprocess.run(["dovecot", "-c", str(conf)], check=True)
-        deadline = time.monotonic() + 30
-        while subprocess.run(["bash", "-c", f"exec 3<>/dev/tcp/127.0.0.1/{SOURCE_IMAP_PORT}"], capture_output=True).returncode:
-            assert time.monotonic() < deadline, (folder / "dovecot.log").read_text()[-2000:]
-            time.sleep(0.2)
+
+        async def answering() -> bool:
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", SOURCE_IMAP_PORT)
+            except OSError:
+                return False
+            writer.close()
+            return True
+
+        await eventually(answering, timeout=30, what=f"the source Dovecot (see {folder / 'dovecot.log'})")
         return cls(folder)
 
     def stop(self) -> None:
@@ -99,14 +108,22 @@ class SourceServer:
         local, domain = address.split("@")
         return self.folder / "mail" / domain / local
 
-    def add_user(self, address: str, password: str) -> None:
-        """Dovecot re-reads a passwd-file when its mtime (seconds) changes: move it on a second each time."""
+    async def add_user(self, address: str, password: str) -> None:
+        """Dovecot re-reads a passwd-file when its mtime (seconds) changes, and looks at most once a
+        second: move the mtime on a second, then wait until its auth process knows the user."""
         users = self.folder / "users"
         before = users.stat().st_mtime
         with users.open("a") as file:
             file.write(f"{address}:{{PLAIN}}{password}::::::\n")
         moment = max(time.time(), before + 1)
         os.utime(users, (moment, moment))
-        time.sleep(max(0.0, moment - time.time()) + 1.05)  # and it stats the file at most once a second
+        conf = str(self.folder / "dovecot.conf")
+
+        async def known() -> bool:
+            check = await asyncio.create_subprocess_exec("doveadm", "-c", conf, "auth", "test", address, password,
+                                                         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+            return await check.wait() == 0
+
+        await eventually(known, timeout=10, what=f"the source Dovecot to know {address}")
 
 

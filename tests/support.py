@@ -1,6 +1,7 @@
 """Helpers shared by integration tests (importable as tests.support)."""
 
 import asyncio
+import contextlib
 import imaplib
 import os
 import re
@@ -8,7 +9,7 @@ import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -230,15 +231,22 @@ def deliver(address: str, *, subject: str = "hello", sender: str = "sender@examp
     return not refused
 
 
+@contextlib.contextmanager
+def as_owner(address: str) -> Iterator[imaplib.IMAP4]:
+    """Our Dovecot over IMAP, logged in as the account's owner would be (through the master user)."""
+    password = Path(os.environ["DOVECOT_MASTER_PASSWORD_FILE"]).read_text().strip()
+    host = os.environ.get("DOVECOT_IMAP_HOST", "127.0.0.1")
+    with imaplib.IMAP4(host, int(os.environ.get("DOVECOT_IMAP_PORT", "10143")), timeout=10) as imap:
+        imap.login(f"{address}*{os.environ['DOVECOT_MASTER_USER']}", password)
+        yield imap
+
+
 def subjects_in(address: str, folder: str) -> list[str]:
     """The decoded subjects of a folder, read as the account's owner would (through the master user)."""
     import email
     import email.header
 
-    password = Path(os.environ["DOVECOT_MASTER_PASSWORD_FILE"]).read_text().strip()
-    host = os.environ.get("DOVECOT_IMAP_HOST", "127.0.0.1")
-    with imaplib.IMAP4(host, int(os.environ.get("DOVECOT_IMAP_PORT", "10143")), timeout=10) as imap:
-        imap.login(f"{address}*{os.environ['DOVECOT_MASTER_USER']}", password)
+    with as_owner(address) as imap:
         status, data = imap.select(folder, readonly=True)
         assert status == "OK", data
         found = []

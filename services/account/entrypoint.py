@@ -1,11 +1,10 @@
 """The account service for the kit: its spec and its one composition root."""
 
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from typing import Any
 
 from services.account.adapters.argon2_hasher import Argon2Hasher
 from services.account.adapters.dovecot_passwd import DovecotPasswdFiles
@@ -40,10 +39,8 @@ from shared.contracts.account import (
     SetFirstAdmin,
     VerifyPassword,
 )
-from shared.contracts.base import Reply
 from shared.messaging.broker import EventPublisher
-from shared.messaging.commands import Handler
-from shared.messaging.service import Resources, ServiceSpec, Sweep, Wiring, over_unit
+from shared.messaging.service import Resources, ServiceSpec, Sweep, Wiring, over_units
 from shared.messaging.unit_of_work import AggregateReader, Doc
 
 log = logging.getLogger(__name__)
@@ -58,8 +55,7 @@ def compose(settings: AccountSettings, kit: Resources) -> Wiring:
     deps = _deps(settings, kit, StoredAdmins(stored), passwd_files)
 
     async def complete_deletions(addresses: Iterable[str]) -> None:
-        for address in addresses:
-            await kit.send(CompleteDeletion(address=address))
+        await kit.send_all(CompleteDeletion(address=address) for address in addresses)
 
     reconciler = MailLoginReconciler(files=passwd_files, every=stored.every, stored=stored.one,
                                      interval_s=settings.passwd_reconcile_interval_s, in_line=complete_deletions)
@@ -67,9 +63,6 @@ def compose(settings: AccountSettings, kit: Resources) -> Wiring:
                        host=settings.postfix_map_host, port=settings.postfix_map_port)
     orphans = OrphanHomeSweeper(homes=homes, live=partial(stored.live_homes, homes),
                                 interval_s=settings.home_sweep_interval_s, grace_s=settings.orphan_home_grace_s)
-
-    def in_unit(handler: Callable[[Any, Deps], Awaitable[Reply]]) -> Handler:
-        return over_unit(lambda unit: replace(deps, accounts=AccountsInUnit(unit)), handler)
 
     async def follow(key: str, state: Doc | None) -> None:
         try:
@@ -87,11 +80,11 @@ def compose(settings: AccountSettings, kit: Resources) -> Wiring:
     async def deletions_due() -> list[CompleteDeletion]:
         return [CompleteDeletion(address=address) for address in await stored.pending_deletions()]
 
-    handlers: dict[type, Handler] = {kind: in_unit(handle) for kind in CLIENT_COMMANDS}
-    handlers[ForgetDeletedAccount] = in_unit(forget_deleted_account)
-    handlers[CompleteDeletion] = in_unit(complete_deletion)
-    if first_admin := settings.first_admin:
-        handlers[SetFirstAdmin] = in_unit(partial(set_first_admin, wanted=first_admin))
+    first_admin = settings.first_admin
+    handlers = over_units(lambda unit: replace(deps, accounts=AccountsInUnit(unit)), {
+        **dict.fromkeys(CLIENT_COMMANDS, handle), ForgetDeletedAccount: forget_deleted_account,
+        CompleteDeletion: complete_deletion,
+        **({SetFirstAdmin: partial(set_first_admin, wanted=first_admin)} if first_admin else {})})
     due = partial(tombstones_due, stored.deleted_before, retention=settings.tombstone_retention)
     return Wiring(
         handlers=handlers, aggregates=AGGREGATES, follow=follow, work={RemoveHome: remove_home},

@@ -1,7 +1,5 @@
 """The copy job service for the kit: its spec and its one composition root."""
 
-from functools import partial
-
 from services.copyjob.adapters.copier import Copier
 from services.copyjob.adapters.outside import BusPasswords, CheckedResolver, FernetVault
 from services.copyjob.adapters.stored_jobs import JobsInUnit
@@ -27,8 +25,7 @@ from shared.contracts.copyjob import (
     RecordProgress,
     RecordStep,
 )
-from shared.messaging.commands import Handler
-from shared.messaging.service import Resources, ServiceSpec, Wiring, over_unit
+from shared.messaging.service import Resources, ServiceSpec, Wiring, over_units
 from shared.messaging.unit_of_work import AggregateReader
 
 AGGREGATES = "jobs"
@@ -40,11 +37,9 @@ def compose(settings: CopyJobSettings, kit: Resources) -> Wiring:
     deps = Deps(sessions=kit.sessions, resolver=CheckedResolver.allowing(settings.allowed_source_networks),
                 passwords=passwords, vault=vault)
     copier = Copier(peek=AggregateReader(kit.database[AGGREGATES]).peek, send=kit.send, vault=vault, settings=settings)
-    handlers: dict[type, Handler] = {kind: over_unit(JobsInUnit, partial(handle, deps=deps)) for kind in CLIENT_COMMANDS}
-    for kind, handler in ((RecordPlan, record_plan), (RecordStep, record_step), (RecordProgress, record_progress),
-                          (KnowAccount, know_account),
-                          (EndJobsOfDeleted, end_jobs_of_deleted)):
-        handlers[kind] = over_unit(JobsInUnit, partial(handler, deps=deps))
+    handlers = over_units(JobsInUnit, {**dict.fromkeys(CLIENT_COMMANDS, handle), RecordPlan: record_plan,
+                                       RecordStep: record_step, RecordProgress: record_progress,
+                                       KnowAccount: know_account, EndJobsOfDeleted: end_jobs_of_deleted}, deps=deps)
     return Wiring(
         handlers=handlers, aggregates=AGGREGATES,
         reactions={

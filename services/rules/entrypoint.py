@@ -26,8 +26,7 @@ from shared.contracts.rules import (
     RecordDeployment,
     Redeploy,
 )
-from shared.messaging.commands import Handler
-from shared.messaging.service import Resources, ServiceSpec, Sweep, Wiring, over_unit
+from shared.messaging.service import Resources, ServiceSpec, Sweep, Wiring, over_units
 from shared.messaging.unit_of_work import AggregateReader
 
 AGGREGATES = "rulesets"
@@ -46,9 +45,9 @@ def compose(settings: RulesSettings, kit: Resources) -> Wiring:
     async def behind() -> list[Redeploy]:
         return [Redeploy(address=address) for address in await reader.keys_where({"pending": True})]
 
-    handlers: dict[type, Handler] = {kind: over_unit(RulesInUnit, partial(handle, deps=deps)) for kind in CLIENT_COMMANDS}
-    handlers |= {AdoptAccount: over_unit(RulesInUnit, adopt_account), DropRules: over_unit(RulesInUnit, drop_rules),
-                 RecordDeployment: over_unit(RulesInUnit, record_deployment), Redeploy: over_unit(RulesInUnit, redeploy)}
+    handlers = over_units(RulesInUnit, {**dict.fromkeys(CLIENT_COMMANDS, partial(handle, deps=deps)),
+                                        AdoptAccount: adopt_account, DropRules: drop_rules,
+                                        RecordDeployment: record_deployment, Redeploy: redeploy})
     return Wiring(
         handlers=handlers, aggregates=AGGREGATES,
         reactions={

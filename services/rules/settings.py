@@ -2,6 +2,7 @@
 
 from pydantic import Field, SecretStr, field_validator
 
+from services.rules.domain.sieve import FORWARD_DOMAIN
 from shared.settings import ServiceSettings, refuse_placeholder
 
 
@@ -19,7 +20,7 @@ class RulesSettings(ServiceSettings):
     postfix_forward_map: str = Field(pattern=r"^lmdb:/")
     """Postfix's forwarding table (virtual_alias_maps), written with postmap"""
     postfix_config_dir: str = "/etc/postfix"
-    forward_domain: str = Field(default="forward.mailss.invalid", pattern=r"^[a-z0-9.-]+$")
+    forward_domain: str = Field(default=FORWARD_DOMAIN, pattern=r"^[a-z0-9.-]+$")
     """the internal domain of the forwarding addresses (Postfix: virtual_alias_domains)"""
     reconcile_interval_s: float = Field(default=60.0, gt=0)
     """how often accounts whose mail server is behind are deployed again (and once soon after start)"""

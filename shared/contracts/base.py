@@ -117,3 +117,8 @@ class Rejected(BaseModel):
 
 
 Reply = Annotated[Accepted | Rejected, Field(discriminator="status")]
+
+
+def rejection(command: Keyed, code: str, message: str, *errors: FieldError) -> Rejected:
+    """The reply refusing `command`."""
+    return Rejected(command_id=command.message_id, code=code, message=message, errors=errors)

@@ -7,7 +7,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import reduce
+from functools import partial, reduce
 from operator import or_
 from typing import Annotated, Any
 
@@ -53,6 +53,10 @@ class Resources:
         """An internal command to its aggregate's shard (from a follow, a worker, a reconciler)."""
         await send_internal(self.broker, self.service, command)
 
+    async def send_all(self, commands: Iterable[InternalCommand]) -> None:
+        for command in commands:
+            await self.send(command)
+
 
 def over_unit(port: Callable[[UnitOfWork], Any], handler: Callable[[Any, Any], Awaitable[Any]]) -> Handler:
     """A kit handler from a service handler that takes the command and its own port, built over the
@@ -60,6 +64,13 @@ def over_unit(port: Callable[[UnitOfWork], Any], handler: Callable[[Any, Any], A
     async def handle(command: Any, unit: UnitOfWork) -> Any:
         return await handler(command, port(unit))
     return handle
+
+
+def over_units(port: Callable[[UnitOfWork], Any], table: Mapping[type, Callable[..., Awaitable[Any]]],
+               **bound: Any) -> dict[type, Handler]:
+    """`over_unit` for a service's table of handlers (command type -> handler), each called with
+    `bound` (e.g. its deps) as keyword arguments too."""
+    return {kind: over_unit(port, partial(handler, **bound) if bound else handler) for kind, handler in table.items()}
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """The other provider's IMAP server for the copy job's tests (tests/source_server.py)."""
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -11,8 +11,8 @@ SOURCE_DIR = REPO / ".run" / "source-dovecot"
 
 
 @pytest.fixture(scope="session")
-def source_server(test_ca) -> Iterator[SourceServer]:
-    server = SourceServer.start(SOURCE_DIR, test_ca[1], test_ca[2])
+async def source_server(test_ca) -> AsyncIterator[SourceServer]:
+    server = await SourceServer.start(SOURCE_DIR, test_ca[1], test_ca[2])
     yield server
     server.stop()
 

@@ -85,8 +85,8 @@ class _Client(aioimaplib.IMAP4):  # type: ignore[misc]
 
 
 def quoted(name: str) -> str:
-    encoded = encode_mutf7(name)
-    return '"' + encoded.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    """A name here (Unicode), for a command."""
+    return quoted_raw(encode_mutf7(name))
 
 
 def quoted_raw(name: str) -> str:
@@ -192,8 +192,14 @@ class Session:
             raise ImapError("connection_lost", f"{type(error).__name__}") from None
 
     async def folders(self) -> list[SourceFolder]:
-        response = await self._call(self.client.protocol.simple_command("LIST", '""', '"*"'))
-        self._ok(response, "LIST")
+        return await self._listed("LIST")
+
+    async def subscribed(self) -> set[str]:
+        return {folder.name for folder in await self._listed("LSUB")}
+
+    async def _listed(self, command: str) -> list[SourceFolder]:
+        response = await self._call(self.client.protocol.simple_command(command, '""', '"*"'))
+        self._ok(response, command)
         found = []
         for line in response.lines[:-1]:
             if (match := _LIST.match(bytes(line))) is None:
@@ -203,16 +209,6 @@ class Session:
             found.append(SourceFolder(name, match["sep"].decode() if match["sep"] is not None else None,
                                       frozenset(match["attrs"].decode().split())))
         return found
-
-    async def subscribed(self) -> set[str]:
-        response = await self._call(self.client.protocol.simple_command("LSUB", '""', '"*"'))
-        self._ok(response, "LSUB")
-        names = set()
-        for line in response.lines[:-1]:
-            if match := _LIST.match(bytes(line)):
-                name = match["name"].decode()
-                names.add(name[1:-1].replace('\\"', '"').replace("\\\\", "\\") if name.startswith('"') else name)
-        return names
 
     async def create(self, name: str) -> None:
         response = await self._call(self.client.protocol.simple_command("CREATE", quoted(name)))

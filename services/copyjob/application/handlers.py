@@ -11,8 +11,8 @@ from typing import Any
 from services.copyjob.application.ports import Jobs, Passwords, Resolver, Vault
 from services.copyjob.domain.jobs import Job, StepResult, cancelled, failed, with_plan, with_progress, with_step
 from services.copyjob.domain.source_host import HostRefused, parse_host
-from shared.auth import Actor, InvalidToken
-from shared.contracts.base import Accepted, FieldError, Rejected, Reply
+from shared.auth import Actor
+from shared.contracts.base import Accepted, FieldError, Rejected, Reply, rejection
 from shared.contracts.copyjob import (
     CancelJob,
     CopyFolder,
@@ -45,24 +45,18 @@ class Deps:
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 
 
-def _rejected(command: Any, code: str, message: str, *errors: FieldError) -> Rejected:
-    return Rejected(command_id=command.message_id, code=code, message=message, errors=errors)
-
-
 async def handle(command: JobCommand, jobs: Jobs, deps: Deps) -> Reply:
-    try:
-        actor = await deps.sessions.actor(command.actor_token)
-    except InvalidToken:
-        return _rejected(command, "unauthenticated", "the session token is missing, invalid or ended")
+    if isinstance(actor := await deps.sessions.actor_of(command), Rejected):
+        return actor
     address = command.subject_key()
     if isinstance(command, StartCopy):
         return await _start(command, actor, address, jobs, deps)
     if not actor.may_act_on(address):
-        return _rejected(command, "forbidden", f"{actor.subject} may not see or change the jobs of {address}")
+        return rejection(command, "forbidden", f"{actor.subject} may not see or change the jobs of {address}")
     job_id = command.job_id if isinstance(command, CancelJob | GetJob) else None
     job = jobs.find(job_id) if job_id else jobs.current()
     if job is None:
-        return _rejected(command, "not_found", f"{address} has no such job")
+        return rejection(command, "not_found", f"{address} has no such job")
     if isinstance(command, CancelJob) and job.running:
         job = cancelled(job, deps.clock())
         jobs.save(job, events=[JobCancelled(**_about(job, address), copied=job.copied)])
@@ -71,22 +65,22 @@ async def handle(command: JobCommand, jobs: Jobs, deps: Deps) -> Reply:
 
 async def _start(command: StartCopy, actor: Actor, address: str, jobs: Jobs, deps: Deps) -> Reply:
     if actor.is_admin or actor.subject != address:
-        return _rejected(command, "forbidden", "only the account's own user may start a copy into it")
+        return rejection(command, "forbidden", "only the account's own user may start a copy into it")
     if (plan := jobs.plan()) is None:
-        return _rejected(command, "not_found", f"{address} has no mail account")
+        return rejection(command, "not_found", f"{address} has no mail account")
     if not allows(Plan(plan), Capability.MAIL_COPY):
-        return _rejected(command, "not_allowed_on_plan", f"mail copy is not available on the {plan} plan")
+        return rejection(command, "not_allowed_on_plan", f"mail copy is not available on the {plan} plan")
     if (current := jobs.current()) and current.running:
-        return _rejected(command, "already_running", f"job {current.id} is still running for {address}")
+        return rejection(command, "already_running", f"job {current.id} is still running for {address}")
     try:
         source = parse_host(command.source_host)
         addresses = await deps.resolver.addresses(source)
     except HostRefused as refusal:
-        return _rejected(command, "validation_failed", str(refusal),
+        return rejection(command, "validation_failed", str(refusal),
                          FieldError(field="source_host", code="refused", message=str(refusal)))
     verdict = await deps.passwords.verify(command.actor_token, address, command.current_password.get_secret_value())
     if isinstance(verdict, Rejected):
-        return _rejected(command, verdict.code, verdict.message, *verdict.errors)
+        return rejection(command, verdict.code, verdict.message, *verdict.errors)
     job = Job(id=uuid.uuid4().hex, started_at=deps.clock(), source_host=source.host, source_port=command.source_port,
               source_security=command.source_security, notification_address=command.notification_address)
     jobs.save(job, secret=deps.vault.seal(command.source_password.get_secret_value()),

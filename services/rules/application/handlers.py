@@ -21,8 +21,8 @@ from services.rules.domain.rules import (
     with_spam_sort,
     without_forward,
 )
-from shared.auth import Actor, InvalidToken
-from shared.contracts.base import Accepted, FieldError, Rejected, Reply
+from shared.auth import Actor
+from shared.contracts.base import Accepted, FieldError, Rejected, Reply, rejection
 from shared.contracts.rules import (
     AddForwarding,
     AdoptAccount,
@@ -66,20 +66,14 @@ CHANGES: Mapping[type[RulesCommand], Change] = {
 FORWARD_TOKEN_HEX = 16
 
 
-def _rejected(command: RulesCommand, code: str, message: str, *errors: FieldError) -> Rejected:
-    return Rejected(command_id=command.message_id, code=code, message=message, errors=errors)
-
-
 async def handle(command: RulesCommand, store: RuleSets, deps: Deps) -> Reply:
-    try:
-        actor = await deps.sessions.actor(command.actor_token)
-    except InvalidToken:
-        return _rejected(command, "unauthenticated", "the session token is missing, invalid or ended")
+    if isinstance(actor := await deps.sessions.actor_of(command), Rejected):
+        return actor
     address = command.subject_key()
     if not actor.may_act_on(address):
-        return _rejected(command, "forbidden", f"{actor.subject} may not act on the rules of {address}")
+        return rejection(command, "forbidden", f"{actor.subject} may not act on the rules of {address}")
     if (rules := store.current()) is None:
-        return _rejected(command, "not_found", f"{address} has no mail account")
+        return rejection(command, "not_found", f"{address} has no mail account")
     if isinstance(command, GetRules):
         return Accepted(command_id=command.message_id, result=view(rules, store.deployment()))
     return _change(command, actor, rules, store)
@@ -101,7 +95,7 @@ def _refused(command: RulesCommand, violations: tuple[Violation, ...]) -> Reject
     errors = tuple(FieldError(field=v.field, code=v.code, message=v.message) for v in violations)
     code = "not_allowed_on_plan" if all(v.code == "not_allowed_on_plan" for v in violations) else "validation_failed"
     message = errors[0].message if len(errors) == 1 else "the change breaks several rules"
-    return _rejected(command, code, message, *errors)
+    return rejection(command, code, message, *errors)
 
 
 def view(rules: RuleSet, deployment: dict[str, Any]) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from typing import Any, Protocol
 
 from services.rules.domain.rules import RuleSet
 from shared.auth import Actor
-from shared.contracts.base import Event, WorkItem
+from shared.contracts.base import Command, Event, Rejected, WorkItem
 
 
 class RuleSets(Protocol):
@@ -41,5 +41,5 @@ class RuleSets(Protocol):
 
 
 class Sessions(Protocol):
-    async def actor(self, token: str) -> Actor:
-        """Raise shared.auth.InvalidToken when the token is not a live session."""
+    async def actor_of(self, command: Command) -> Actor | Rejected:
+        """Who sent `command`, or the `unauthenticated` reply when its token is not a live session."""

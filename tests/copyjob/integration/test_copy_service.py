@@ -27,7 +27,7 @@ async def _user(client: CommandClient, admin_token: str, source_server, plan: st
     reply = await client.request(ACCOUNT, CreateAccount(actor_token=admin_token, address=address, plan=plan,
                                                         initial_password=password, quota_mb=quota_mb))
     assert reply.status == "accepted", reply
-    source_server.add_user(address, SOURCE_PASSWORD)
+    await source_server.add_user(address, SOURCE_PASSWORD)
     token = (await client.request(ACCOUNT, Login(login=address, password=password))).result["token"]
     return address, token
 

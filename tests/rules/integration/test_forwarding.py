@@ -4,19 +4,17 @@ Sieve, and the outside world's SMTP sink. What the user sees over IMAP, what lea
 import asyncio
 import email
 import email.policy
-import imaplib
 import os
 import smtplib
 import uuid
 from email.message import EmailMessage
-from pathlib import Path
 
 from services.rules.adapters.postfix_map import ForwardMap
 from shared.client import CommandClient
 from shared.contracts.account import SERVICE as ACCOUNT
 from shared.contracts.account import CreateAccount, DeleteAccount
 from shared.contracts.rules import SERVICE, AddForwarding, GetRules, RemoveForwarding, SetReceive
-from tests.support import eventually, holds, new_address, subjects_in
+from tests.support import as_owner, eventually, holds, new_address, subjects_in
 
 STRONG = "Strong-Passw0rd!"
 GTUBE = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
@@ -39,9 +37,7 @@ def send(recipient: str, *, subject: str = "hello", sender: str = "", from_heade
 
 
 def stored(address: str, folder: str = "INBOX") -> list[email.message.EmailMessage]:
-    password = Path(os.environ["DOVECOT_MASTER_PASSWORD_FILE"]).read_text().strip()
-    with imaplib.IMAP4("127.0.0.1", int(os.environ.get("DOVECOT_IMAP_PORT", "10143")), timeout=10) as imap:
-        imap.login(f"{address}*{os.environ['DOVECOT_MASTER_USER']}", password)
+    with as_owner(address) as imap:
         status, data = imap.select(folder, readonly=True)
         assert status == "OK", data
         found = []
