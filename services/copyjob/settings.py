@@ -20,6 +20,10 @@ class CopyJobSettings(ServiceSettings):
     source_timeout_s: float = Field(default=30.0, gt=0)
     max_message_bytes: int = Field(default=100 * 1024 * 1024, gt=0)
     """SPEC: messages over 100 MB are skipped and counted"""
+    chunk_messages: int = Field(default=2000, gt=0)
+    chunk_bytes: int = Field(default=1024 * 1024 * 1024, gt=0)
+    """a copy step takes at most this much of a folder, then checkpoints (far below the broker's
+    consumer timeout at any rate a source is likely to serve)"""
     progress_interval_s: float = Field(default=2.0, gt=0)
     """a copy step reports how far it is at most this often (GetJob, the progress bar, JobProgress)"""
     dovecot_imap_host: str = "127.0.0.1"

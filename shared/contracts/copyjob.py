@@ -4,7 +4,7 @@ and retention come in part 2). The notifier consumes the job events."""
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from shared.contracts.account import AddressText, PasswordText, PlanName
 from shared.contracts.base import Command, Event, InternalCommand, WorkItem
@@ -50,32 +50,56 @@ class GetJob(JobCommand):
     job_id: JobId | None = None
 
 
+class PlannedFolder(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    name: str
+    """ours (Unicode)"""
+    source_name: str
+    """the source's (modified UTF-7, as it spells it)"""
+    up_to_date: int | None = None
+    """the source's message count when nothing there is new since the last copy (no step)"""
+
+
+class FolderMark(BaseModel):
+    """A checkpoint: how far a source folder is copied here (services/copyjob/domain/checkpoints.py)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    source_uidvalidity: int
+    source_uidnext: int
+    source_after: int
+    target_uidvalidity: int
+    target_uidnext: int
+    target_messages: int
+
+
 class RecordPlan(InternalCommand):
-    """Internal, from the planning step: the folders to copy, one step each."""
+    """Internal, from the planning step: the folders to copy, one step each (in this order)."""
 
     KEY_FIELD = "address"
     type: Literal["RecordPlan"] = "RecordPlan"
     address: AddressText
     job_id: JobId
-    folders: list[str]
-    """our names (Unicode), in the order the steps go"""
-    source_folders: list[str]
-    """the source's names, index for index"""
+    folders: list[PlannedFolder]
 
 
 class RecordStep(InternalCommand):
-    """Internal, from a copy step: a folder done (or the job failed there)."""
+    """Internal, from a copy step: a chunk of a folder done, with its checkpoint (or the job failed)."""
 
     KEY_FIELD = "address"
     type: Literal["RecordStep"] = "RecordStep"
     address: AddressText
     job_id: JobId
-    folder: str
+    folder: str = ""
+    source_folder: str = ""
+    chunk: int = 0
+    more: bool = False
+    """the folder has more to copy: the next chunk's step follows"""
+    mark: FolderMark | None = None
     copied: int = 0
     already_there: int = 0
     copied_bytes: int = 0
     too_big: list[str] = Field(default_factory=list)
-    """Message-IDs (or source UIDs) of messages over the size limit, skipped"""
+    """folder#UID (size) of messages over the size limit, skipped"""
     failure: FailureReason | None = None
 
 
@@ -87,6 +111,7 @@ class RecordProgress(InternalCommand):
     address: AddressText
     job_id: JobId
     folder: str
+    source_folder: str
     copied: int
     total: int
     """messages the step found missing here, to copy"""
@@ -121,7 +146,7 @@ class PlanCopy(WorkItem):
 
 
 class CopyFolder(WorkItem):
-    """Copy what this folder here lacks from its source folder."""
+    """Copy the next chunk of what this folder here lacks from its source folder."""
 
     QUEUE = "copy"
     type: Literal["CopyFolder"] = "CopyFolder"
@@ -129,6 +154,7 @@ class CopyFolder(WorkItem):
     job_id: JobId
     folder: str
     source_folder: str
+    chunk: int = 0
 
 
 class JobEvent(Event):

@@ -1,10 +1,14 @@
 """The copy workers: PlanCopy lists the source's folders, makes them here (with the subscriptions)
-and records the plan; CopyFolder copies what a folder here lacks. Both run on the kit's work queue
-(any number of worker processes), never in a command's turn, and report back through the account's
-turn. A step redelivered after a crash adds only what is missing (services/copyjob/domain/identity.py).
+and records the plan, leaving out folders with nothing new since their checkpoint; CopyFolder copies
+the next chunk of what a folder here lacks and records it with its checkpoint (the record enqueues
+the next chunk). Both run on the kit's work queue (any number of worker processes), never in a
+command's turn, and report back through the account's turn. A step redelivered after a crash adds
+only what is missing (services/copyjob/domain/identity.py, checkpoints.py).
 A refused login or an unreachable source fails the job at once; a connection lost mid-step is
 retried with backoff and the step goes on from what is already there."""
 
+import asyncio
+import contextlib
 import logging
 import ssl
 import time
@@ -13,12 +17,21 @@ from dataclasses import dataclass
 
 from services.copyjob.adapters.imap import ImapError, Session
 from services.copyjob.adapters.outside import FernetVault
-from services.copyjob.adapters.stored_jobs import running_job
-from services.copyjob.domain.folders import our_name
+from services.copyjob.adapters.stored_jobs import marks_of, running_job
+from services.copyjob.domain.checkpoints import Mailbox, Mark, mark_key, next_chunk, up_to_date, view_from
+from services.copyjob.domain.folders import SourceFolder, our_names
 from services.copyjob.domain.identity import Summary, missing
-from services.copyjob.domain.jobs import Job
+from services.copyjob.domain.jobs import Job, folder_of
 from services.copyjob.settings import CopyJobSettings
-from shared.contracts.copyjob import CopyFolder, PlanCopy, RecordPlan, RecordProgress, RecordStep
+from shared.contracts.copyjob import (
+    CopyFolder,
+    FolderMark,
+    PlanCopy,
+    PlannedFolder,
+    RecordPlan,
+    RecordProgress,
+    RecordStep,
+)
 from shared.messaging.unit_of_work import Doc
 
 log = logging.getLogger(__name__)
@@ -34,6 +47,25 @@ FAIL_AT_ONCE = {"source_login_refused", "source_tls_failed", "quota_exceeded"}
 once it has answered, a step that cannot reach it waits for it)"""
 
 
+@dataclass
+class Progress:
+    """A chunk's progress reports: the first at once (GetJob knows the folder's total early), then
+    at most one per progress interval."""
+
+    copier: "Copier"
+    item: CopyFolder
+    recorded: int
+    total: int
+    last: float = float("-inf")
+
+    async def __call__(self, copied: int) -> None:
+        if time.monotonic() - self.last > self.copier.settings.progress_interval_s:
+            self.last = time.monotonic()
+            await self.copier.send(RecordProgress(address=self.item.address, job_id=self.item.job_id, folder=self.item.folder,
+                                                  source_folder=self.item.source_folder, copied=self.recorded + copied,
+                                                  total=self.total))
+
+
 @dataclass(frozen=True)
 class Copier:
     peek: Peek
@@ -42,38 +74,56 @@ class Copier:
     settings: CopyJobSettings
 
     async def plan(self, item: PlanCopy) -> None:
-        if (found := running_job(await self.peek(item.address), item.job_id)) is None:
+        doc = await self.peek(item.address)
+        if (found := running_job(doc, item.job_id)) is None:
             return
+        job, marks = found[0], marks_of(doc)
         try:
             source = await self._source(item.address, *found)
             try:
                 folders = [f for f in await source.folders() if f.selectable]
                 subscribed = await source.subscribed()
+                names = our_names(folders)
+                marked = {f.name: (mark, await source.status(f.name, raw=True)) for f, name in zip(folders, names, strict=True)
+                          if (mark := marks.get(mark_key(job.source_host, job.source_port, f.name, name)))}
             finally:
                 await source.close()
             target = await self._target(item.address)
             try:
-                for folder in folders:
-                    if (name := our_name(folder)) != "INBOX":
-                        await target.create(name)
-                    if folder.name in subscribed:
-                        await target.subscribe(name)
+                planned = [await self._planned(target, folder, name, folder.name in subscribed, marked.get(folder.name))
+                           for folder, name in zip(folders, names, strict=True)]
             finally:
                 await target.close()
         except ImapError as error:
             await self._failed(item.address, item.job_id, error, planning=True)
             return
-        await self.send(RecordPlan(address=item.address, job_id=item.job_id, folders=[our_name(f) for f in folders],
-                                   source_folders=[f.name for f in folders]))
+        await self.send(RecordPlan(address=item.address, job_id=item.job_id, folders=planned))
+
+    @staticmethod
+    async def _planned(target: Session, folder: SourceFolder, name: str, subscribed: bool,
+                       marked: tuple[Mark, Mailbox] | None) -> PlannedFolder:
+        """Make the folder here (subscribed as at the source); up to date when its checkpoint says so."""
+        if name != "INBOX":
+            await target.create(name)
+        if subscribed:
+            await target.subscribe(name)
+        fresh = marked is not None and up_to_date(marked[0], marked[1], await target.status(name))
+        return PlannedFolder(name=name, source_name=folder.name, up_to_date=marked[1].messages if marked and fresh else None)
 
     async def copy_folder(self, item: CopyFolder) -> None:
-        if (found := running_job(await self.peek(item.address), item.job_id)) is None:
+        doc = await self.peek(item.address)
+        if (found := running_job(doc, item.job_id)) is None:
             return
+        job = found[0]
+        folder = folder_of(job, item.source_folder)
+        if folder is None or folder.state == "done" or folder.chunks > item.chunk:
+            return  # recorded before: a redelivery after the record
+        mark = marks_of(doc).get(mark_key(job.source_host, job.source_port, item.source_folder, item.folder))
         try:
             source = await self._source(item.address, *found)
             target = await self._target(item.address)
             try:
-                record = await self._copy(item, source, target)
+                record = await self._copy(item, folder.copied, mark, source, target)
             finally:
                 await source.close()
                 await target.close()
@@ -83,28 +133,52 @@ class Copier:
         if record is not None:
             await self.send(record)
 
-    async def _copy(self, item: CopyFolder, source: Session, target: Session) -> RecordStep | None:
-        await source.select(item.source_folder, raw=True, readonly=True)
-        await target.select(item.folder)
-        there = await source.summaries()
-        todo = missing(there, await target.summaries())
-        copied = copied_bytes = 0
-        too_big = [f"{item.folder}#{m.uid} ({m.size} bytes)" for m in todo if m.size > self.settings.max_message_bytes]
-        wanted = [m for m in todo if m.size <= self.settings.max_message_bytes]
-        reported = float("-inf")  # the first batch reports at once: GetJob knows the folder's total early
-        for batch in _batches(wanted):
-            if copied and running_job(await self.peek(item.address), item.job_id) is None:
-                return None  # cancelled (or the account went): what was copied stays
-            if time.monotonic() - reported > self.settings.progress_interval_s:
-                reported = time.monotonic()
-                await self.send(RecordProgress(address=item.address, job_id=item.job_id, folder=item.folder,
-                                               copied=copied, total=len(wanted)))
-            bodies = await source.bodies([m.uid for m in batch])
-            present = [m for m in batch if m.uid in bodies]  # gone from the source meanwhile: nothing to copy
-            await target.append_many(item.folder, [(bodies[m.uid], m.flags, m.internaldate) for m in present])
-            copied, copied_bytes = copied + len(present), copied_bytes + sum(len(bodies[m.uid]) for m in present)
-        return RecordStep(address=item.address, job_id=item.job_id, folder=item.folder, copied=copied,
-                          already_there=len(there) - len(todo), copied_bytes=copied_bytes, too_big=too_big)
+    async def _copy(self, item: CopyFolder, recorded: int, mark: Mark | None, source: Session,
+                    target: Session) -> RecordStep | None:
+        """The next chunk of the folder: compare the two sides' views, copy the head of what is
+        missing, and return the record with the new checkpoint (None: cancelled meanwhile)."""
+        there_box = await source.select(item.source_folder, raw=True, readonly=True)
+        view = view_from(mark, there_box, await target.select(item.folder))
+        there = await source.summaries(view.source_after + 1)
+        todo = missing(there, await target.summaries(view.target_since))
+        chunk = next_chunk(there, todo, there_box, max_messages=self.settings.chunk_messages,
+                           max_bytes=self.settings.chunk_bytes, max_message_bytes=self.settings.max_message_bytes)
+        report = Progress(self, item, recorded, recorded + len(todo))
+        copied_bytes = await self._transfer(item, chunk.wanted, source, target, report)
+        if copied_bytes is None:
+            return None
+        here_box = await target.select(item.folder, readonly=True)
+        return RecordStep(address=item.address, job_id=item.job_id, folder=item.folder, source_folder=item.source_folder,
+                          chunk=item.chunk, more=chunk.more, copied=len(chunk.wanted), already_there=chunk.already_there,
+                          copied_bytes=copied_bytes, too_big=[f"{item.folder}#{m.uid} ({m.size} bytes)" for m in chunk.too_big],
+                          mark=FolderMark(source_uidvalidity=there_box.uidvalidity, source_uidnext=there_box.uidnext,
+                                          source_after=chunk.source_after, target_uidvalidity=here_box.uidvalidity,
+                                          target_uidnext=here_box.uidnext, target_messages=here_box.messages))
+
+    async def _transfer(self, item: CopyFolder, wanted: list[Summary], source: Session, target: Session,
+                        report: "Progress") -> int | None:
+        """Batches, each fetched while the one before is appended; the bytes copied, or None when
+        the job was cancelled (what was copied stays)."""
+        batches, copied, copied_bytes = list(_batches(wanted)), 0, 0
+        fetching = asyncio.ensure_future(source.bodies([m.uid for m in batches[0]])) if batches else None
+        try:
+            for number, batch in enumerate(batches):
+                assert fetching is not None
+                bodies = await fetching
+                fetching = (asyncio.ensure_future(source.bodies([m.uid for m in batches[number + 1]]))
+                            if number + 1 < len(batches) else None)
+                if copied and running_job(await self.peek(item.address), item.job_id) is None:
+                    return None
+                await report(copied)
+                present = [m for m in batch if m.uid in bodies]  # gone from the source meanwhile: nothing to copy
+                await target.append_many(item.folder, [(bodies[m.uid], m.flags, m.internaldate) for m in present])
+                copied, copied_bytes = copied + len(present), copied_bytes + sum(len(bodies[m.uid]) for m in present)
+        finally:
+            if fetching is not None:
+                fetching.cancel()
+                with contextlib.suppress(BaseException):
+                    await fetching
+        return copied_bytes
 
     async def _failed(self, address: str, job_id: str, error: ImapError, *, planning: bool = False) -> None:
         if error.category not in FAIL_AT_ONCE and not (planning and error.category == "source_unreachable"):

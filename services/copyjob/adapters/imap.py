@@ -21,6 +21,7 @@ from typing import Any
 
 from aioimaplib import aioimaplib  # type: ignore[import-untyped]
 
+from services.copyjob.domain.checkpoints import Mailbox
 from services.copyjob.domain.folders import SourceFolder, encode_mutf7
 from services.copyjob.domain.identity import IDENTIFYING_FIELDS, Summary
 
@@ -97,6 +98,8 @@ def quoted_raw(name: str) -> str:
 _LIST = re.compile(rb'^\((?P<attrs>[^)]*)\) (?:"(?P<sep>[^"]*)"|NIL) (?P<name>.*)$')
 _UID, _SIZE = re.compile(rb"\bUID (\d+)"), re.compile(rb"\bRFC822\.SIZE (\d+)")
 _FLAGS, _DATE = re.compile(rb"\bFLAGS \(([^)]*)\)"), re.compile(rb'\bINTERNALDATE "([^"]+)"')
+_UIDVALIDITY, _UIDNEXT = re.compile(rb"\bUIDVALIDITY (\d+)"), re.compile(rb"\bUIDNEXT (\d+)")
+_EXISTS, _MESSAGES = re.compile(rb"^(\d+) EXISTS$"), re.compile(rb"\bMESSAGES (\d+)")
 LONG_S = 600.0
 """a FETCH of a whole folder's summaries, or of one message of up to 100 MB, or its APPEND"""
 SUMMARY_ITEMS = f"(UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[HEADER.FIELDS ({IDENTIFYING_FIELDS})])"
@@ -140,6 +143,13 @@ def summary_of(record: _Fetched) -> Summary:
     return Summary(uid=int(uid[1]), internaldate=_epoch(date[1].decode()), size=int(size[1]),
                    fields_digest=sha256(header).hexdigest()[:32],
                    flags=tuple(flags[1].decode().split()) if flags else ())
+
+
+def _mailbox(text: bytes, messages: int) -> Mailbox:
+    validity, uidnext = _UIDVALIDITY.search(text), _UIDNEXT.search(text)
+    if not (validity and uidnext):
+        raise ImapError("source_protocol", "a folder without UIDVALIDITY or UIDNEXT")
+    return Mailbox(uidvalidity=int(validity[1]), uidnext=int(uidnext[1]), messages=messages)
 
 
 async def _start_tls(client: _Client, context: ssl.SSLContext, server_hostname: str | None) -> None:
@@ -218,7 +228,7 @@ class Session:
     async def subscribe(self, name: str) -> None:
         self._ok(await self._call(self.client.protocol.simple_command("SUBSCRIBE", quoted(name))), "SUBSCRIBE")
 
-    async def select(self, name: str, *, raw: bool = False, readonly: bool = False) -> None:
+    async def select(self, name: str, *, raw: bool = False, readonly: bool = False) -> Mailbox:
         mailbox = quoted_raw(name) if raw else quoted(name)
         if readonly:
             response = await self._call(self.client.protocol.execute(
@@ -227,11 +237,23 @@ class Session:
             response = await self._call(self.client.protocol.select(mailbox))
         self._ok(response, "SELECT")
         self.client.protocol.state = aioimaplib.SELECTED  # aioimaplib moves there on its own SELECT only
+        text = b"\n".join(bytes(line) for line in response.lines)
+        exists = next((int(m[1]) for line in response.lines if (m := _EXISTS.match(bytes(line)))), 0)
+        return _mailbox(text, exists)
 
-    async def summaries(self) -> list[Summary]:
-        response = await self._call(self.client.protocol.fetch("1:*", SUMMARY_ITEMS, by_uid=True), LONG_S)
+    async def status(self, name: str, *, raw: bool = False) -> Mailbox:
+        mailbox = quoted_raw(name) if raw else quoted(name)
+        response = await self._call(self.client.protocol.simple_command("STATUS", mailbox, "(MESSAGES UIDNEXT UIDVALIDITY)"))
+        self._ok(response, "STATUS")
+        text = b"\n".join(bytes(line) for line in response.lines)
+        return _mailbox(text, int(found[1]) if (found := _MESSAGES.search(text)) else 0)
+
+    async def summaries(self, from_uid: int = 1) -> list[Summary]:
+        """The selected folder's messages from that UID on (`n:*` also names the last message when
+        it is below n: it is left out)."""
+        response = await self._call(self.client.protocol.fetch(f"{from_uid}:*", SUMMARY_ITEMS, by_uid=True), LONG_S)
         self._ok(response, "FETCH")
-        return [summary_of(record) for record in _fetched(response.lines)]
+        return [s for s in (summary_of(record) for record in _fetched(response.lines)) if s.uid >= from_uid]
 
     async def body(self, uid: int) -> bytes:
         response = await self._call(self.client.protocol.fetch(str(uid), "(UID BODY.PEEK[])", by_uid=True), LONG_S)

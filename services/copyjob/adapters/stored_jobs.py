@@ -1,12 +1,13 @@
 """Jobs as one document per account in the kit's unit of work, `_id` = address: the plan, the
-current job (with the sealed source password and the checked addresses while it runs), and the
-last few finished jobs."""
+current job (with the sealed source password and the checked addresses while it runs), the
+last few finished jobs, and the folders' checkpoints (marks, by mark_key)."""
 
 from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
+from services.copyjob.domain.checkpoints import Mark
 from services.copyjob.domain.jobs import RECENT_JOBS, FolderProgress, Job
 from shared.contracts.base import Event, WorkItem
 from shared.messaging.unit_of_work import Doc, UnitOfWork
@@ -29,6 +30,10 @@ def running_job(doc: Doc | None, job_id: str) -> tuple[Job, str, list[str]] | No
     if not current or current["id"] != job_id or current["state"] != "running" or not doc or not doc.get("secret"):
         return None
     return job_of(current), doc["secret"], list(doc.get("addresses", []))
+
+
+def marks_of(doc: Doc | None) -> dict[str, Mark]:
+    return {key: Mark(**mark) for key, mark in ((doc or {}).get("marks") or {}).items()}
 
 
 class JobsInUnit:
@@ -59,14 +64,16 @@ class JobsInUnit:
 
     def adopt(self, plan: str, generation: datetime) -> None:
         self._unit.stage({"plan": plan, "generation": generation, "current": None, "recent": [], "secret": None,
-                          "addresses": []})
+                          "addresses": [], "marks": {}})
 
     def forget(self) -> None:
-        self._unit.stage({"plan": None, "secret": None, "addresses": []})
+        self._unit.stage({"plan": None, "secret": None, "addresses": [], "marks": {}})
 
     def save(self, job: Job, *, secret: str | None = None, addresses: Sequence[str] = (),
-             events: Sequence[Event] = (), work: Sequence[WorkItem] = ()) -> None:
+             events: Sequence[Event] = (), work: Sequence[WorkItem] = (), marks: dict[str, Mark] | None = None) -> None:
         fields: dict[str, Any] = {"current": job_doc(job)}
+        if marks:
+            fields["marks"] = {**(self._doc.get("marks") or {}), **{key: asdict(m) for key, m in marks.items()}}
         previous = self._doc.get("current")
         if previous and previous["id"] != job.id:
             fields["recent"] = [previous, *self._doc.get("recent", [])][:RECENT_JOBS]

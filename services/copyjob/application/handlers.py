@@ -9,7 +9,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from services.copyjob.application.ports import Jobs, Passwords, Resolver, Vault
-from services.copyjob.domain.jobs import Job, StepResult, cancelled, failed, with_plan, with_progress, with_step
+from services.copyjob.domain.checkpoints import Mark, mark_key
+from services.copyjob.domain.jobs import Job, Planned, StepResult, cancelled, failed, with_plan, with_progress, with_step
 from services.copyjob.domain.source_host import HostRefused, parse_host
 from shared.auth import Actor
 from shared.contracts.base import Accepted, FieldError, Rejected, Reply, rejection
@@ -96,30 +97,37 @@ def _about(job: Job, address: str) -> dict[str, Any]:
 async def record_plan(command: RecordPlan, jobs: Jobs, deps: Deps) -> Accepted:
     job = jobs.find(command.job_id)
     if job and job.running and not job.planned:
-        planned = with_plan(job, command.folders, command.source_folders, deps.clock())
-        steps = [CopyFolder(address=command.address, job_id=job.id, folder=f, source_folder=s)
-                 for f, s in zip(command.folders, command.source_folders, strict=True)]
+        planned = with_plan(job, [Planned(f.name, f.source_name, f.up_to_date) for f in command.folders], deps.clock())
+        steps = [CopyFolder(address=command.address, job_id=job.id, folder=f.name, source_folder=f.source_name)
+                 for f in command.folders if f.up_to_date is None]
         jobs.save(planned, events=_ended(planned, command.address), work=steps)
     return Accepted(command_id=command.message_id)
 
 
 async def record_step(command: RecordStep, jobs: Jobs, deps: Deps) -> Accepted:
     job = jobs.find(command.job_id)
-    if job and job.running:
-        if command.failure:
-            changed = failed(job, command.failure, deps.clock())
-        else:
-            changed = with_step(job, command.folder, StepResult(command.copied, command.already_there, command.copied_bytes,
-                                                                tuple(command.too_big)), deps.clock())
-        if changed != job:
-            jobs.save(changed, events=_ended(changed, command.address))
+    if job is None or not job.running:
+        return Accepted(command_id=command.message_id)
+    if command.failure:
+        changed = failed(job, command.failure, deps.clock())
+        jobs.save(changed, events=_ended(changed, command.address))
+        return Accepted(command_id=command.message_id)
+    result = StepResult(command.copied, command.already_there, command.copied_bytes, tuple(command.too_big))
+    changed = with_step(job, command.source_folder, command.chunk, result, deps.clock(), more=command.more)
+    if changed == job:
+        return Accepted(command_id=command.message_id)  # that chunk was recorded before
+    after = [CopyFolder(address=command.address, job_id=job.id, folder=command.folder, source_folder=command.source_folder,
+                        chunk=command.chunk + 1)] if command.more else []
+    marks = {mark_key(job.source_host, job.source_port, command.source_folder, command.folder):
+             Mark(**command.mark.model_dump())} if command.mark else None
+    jobs.save(changed, events=_ended(changed, command.address), work=after, marks=marks)
     return Accepted(command_id=command.message_id)
 
 
 async def record_progress(command: RecordProgress, jobs: Jobs, deps: Deps) -> Accepted:
     job = jobs.find(command.job_id)
     if job and job.running:
-        changed = with_progress(job, command.folder, command.copied, command.total)
+        changed = with_progress(job, command.source_folder, command.copied, command.total)
         if changed != job:
             jobs.save(changed, events=[JobProgress(**_about(changed, command.address), folder=command.folder,
                                                    folder_copied=command.copied, folder_total=command.total,
@@ -154,6 +162,7 @@ async def end_jobs_of_deleted(command: EndJobsOfDeleted, jobs: Jobs, deps: Deps)
 
 def view(job: Job) -> dict[str, Any]:
     shown = asdict(job)
-    shown["folders"] = [{k: v for k, v in f.items() if k != "source_name"} for f in shown["folders"]]
+    shown["folders"] = [{**{k: v for k, v in f.items() if k not in ("source_name", "progress", "chunks")},
+                         "copied": max(f["copied"], f["progress"])} for f in shown["folders"]]
     return {**shown, "totals": job.totals(), "started_at": job.started_at.isoformat(),
             "ended_at": job.ended_at.isoformat() if job.ended_at else None}

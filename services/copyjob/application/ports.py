@@ -4,6 +4,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
+from services.copyjob.domain.checkpoints import Mark
 from services.copyjob.domain.jobs import Job
 from services.copyjob.domain.source_host import Address, Source
 from shared.contracts.base import Event, Reply, WorkItem
@@ -27,8 +28,9 @@ class Jobs(Protocol):
     def forget(self) -> None: ...
 
     def save(self, job: Job, *, secret: str | None = None, addresses: Sequence[str] = (),
-             events: Sequence[Event] = (), work: Sequence[WorkItem] = ()) -> None:
-        """Stage the job; `secret` is kept only while it runs (its end removes it)."""
+             events: Sequence[Event] = (), work: Sequence[WorkItem] = (), marks: dict[str, Mark] | None = None) -> None:
+        """Stage the job; `secret` is kept only while it runs (its end removes it); `marks` are
+        the folders' checkpoints to keep (by key), beside those already kept."""
 
 
 class Resolver(Protocol):

@@ -57,13 +57,29 @@ class SourceFolder:
         return next((a for a in self.attributes if a in SPECIAL_USE), None)
 
 
-def our_name(folder: SourceFolder) -> str:
+def our_names(folders: list[SourceFolder]) -> list[str]:
+    """Where each source folder goes here (index for index). One source folder per use becomes ours
+    of that use: the one already named so, else the first; a second `\\Sent` keeps its own name
+    rather than pour into the same folder."""
+    chosen: dict[str, SourceFolder] = {}
+    candidates = [f for f in folders if f.special_use and f.name.upper() != "INBOX"]
+    for folder in sorted(candidates, key=lambda f: our_name(f) != own_name(f)):
+        chosen.setdefault(our_name(folder), folder)
+    return [our_name(f, special=chosen.get(our_name(f)) is f) for f in folders]
+
+
+def our_name(folder: SourceFolder, *, special: bool = True) -> str:
     """Where a source folder goes here, in Unicode: INBOX stays INBOX, a special-use folder becomes
-    ours, any other keeps its name and hierarchy, with `/` inside a level (possible when the source
-    separates with `.`) written as a full-width solidus so that it stays one level."""
+    ours (unless not `special`), any other keeps its own name."""
     if folder.name.upper() == "INBOX":
         return "INBOX"
-    if use := folder.special_use:
+    if special and (use := folder.special_use):
         return SPECIAL_USE[use]
+    return own_name(folder)
+
+
+def own_name(folder: SourceFolder) -> str:
+    """The name and hierarchy, with `/` inside a level (possible when the source separates with `.`)
+    written as a full-width solidus so that it stays one level."""
     levels = decode_mutf7(folder.name).split(folder.separator) if folder.separator else [decode_mutf7(folder.name)]
     return OUR_SEPARATOR.join(level.replace(OUR_SEPARATOR, "\uff0f") for level in levels)

@@ -1,5 +1,6 @@
 """A mail copy job and its folders, and how it moves: running -> completed | failed | cancelled.
-One job per account at a time; each folder is recorded once however often its step runs. Pure."""
+One job per account at a time; a folder is copied in one or more chunks, each recorded once however
+often its step runs. Pure."""
 
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -16,11 +17,16 @@ class FolderProgress:
     source_name: str
     state: FolderState = "pending"
     copied: int = 0
+    """as recorded by its chunks"""
     already_there: int = 0
     copied_bytes: int = 0
     too_big: tuple[str, ...] = ()
+    progress: int = 0
+    """copied as last reported by a running chunk (ahead of `copied` while it runs)"""
     total: int | None = None
     """messages its step found missing here (to copy), once it has looked"""
+    chunks: int = 0
+    """chunks recorded: the next step of this folder is chunk number `chunks`"""
 
 
 @dataclass(frozen=True)
@@ -43,7 +49,7 @@ class Job:
 
     @property
     def copied(self) -> int:
-        return sum(f.copied for f in self.folders)
+        return sum(max(f.copied, f.progress) for f in self.folders)
 
     def totals(self) -> dict[str, int]:
         return {"copied": self.copied, "already_there": sum(f.already_there for f in self.folders),
@@ -59,30 +65,47 @@ class StepResult:
     too_big: tuple[str, ...] = field(default=())
 
 
-def with_plan(job: Job, folders: list[str], sources: list[str], now: datetime) -> Job:
+@dataclass(frozen=True)
+class Planned:
+    name: str
+    source_name: str
+    up_to_date: int | None = None
+    """the source's message count when nothing there is new since the last copy: no step"""
+
+
+def with_plan(job: Job, folders: list[Planned], now: datetime) -> Job:
     if job.planned or not job.running:
         return job
-    planned = replace(job, planned=True, folders=tuple(FolderProgress(n, s) for n, s in zip(folders, sources, strict=True)))
-    return _completed_if_done(planned, now)
+    progress = tuple(FolderProgress(f.name, f.source_name) if f.up_to_date is None
+                     else FolderProgress(f.name, f.source_name, state="done", already_there=f.up_to_date, total=0)
+                     for f in folders)
+    return _completed_if_done(replace(job, planned=True, folders=progress), now)
 
 
-def with_step(job: Job, folder: str, result: StepResult, now: datetime) -> Job:
-    """A folder done (recorded once: a redelivered step's second record changes nothing)."""
-    if not job.running:
+def folder_of(job: Job, source_name: str) -> FolderProgress | None:
+    return next((f for f in job.folders if f.source_name == source_name), None)
+
+
+def with_step(job: Job, source_name: str, chunk: int, result: StepResult, now: datetime, *, more: bool = False) -> Job:
+    """A folder's chunk done, the folder with it unless there is `more` (each chunk recorded once:
+    a redelivered step's second record changes nothing)."""
+    folder = folder_of(job, source_name)
+    if not job.running or folder is None or folder.state == "done" or folder.chunks != chunk:
         return job
-    folders = tuple(replace(f, state="done", copied=result.copied, already_there=result.already_there,
-                            copied_bytes=result.copied_bytes, too_big=result.too_big,
-                            total=result.copied + len(result.too_big))
-                    if f.name == folder and f.state == "pending" else f for f in job.folders)
-    return _completed_if_done(replace(job, folders=folders), now)
+    recorded = replace(folder, state="pending" if more else "done", chunks=chunk + 1,
+                       copied=folder.copied + result.copied, already_there=folder.already_there + result.already_there,
+                       copied_bytes=folder.copied_bytes + result.copied_bytes, too_big=folder.too_big + result.too_big)
+    if not more:
+        recorded = replace(recorded, total=recorded.copied + len(recorded.too_big))
+    return _completed_if_done(replace(job, folders=tuple(recorded if f is folder else f for f in job.folders)), now)
 
 
-def with_progress(job: Job, folder: str, copied: int, total: int) -> Job:
+def with_progress(job: Job, source_name: str, copied: int, total: int) -> Job:
     """A folder's step reports how far it is (only while it runs; never backwards)."""
     if not job.running:
         return job
-    folders = tuple(replace(f, copied=max(f.copied, copied), total=total) if f.name == folder and f.state == "pending" else f
-                    for f in job.folders)
+    folders = tuple(replace(f, progress=max(f.progress, copied), total=total)
+                    if f.source_name == source_name and f.state == "pending" else f for f in job.folders)
     return replace(job, folders=folders)
 
 
