@@ -143,13 +143,14 @@ class Copier:
         todo = missing(there, await target.summaries(view.target_since))
         chunk = next_chunk(there, todo, there_box, max_messages=self.settings.chunk_messages,
                            max_bytes=self.settings.chunk_bytes, max_message_bytes=self.settings.max_message_bytes)
+        covered = max(0, there_box.messages - len(there)) if item.chunk == 0 else 0  # an earlier job's mark
         report = Progress(self, item, recorded, recorded + len(todo))
         copied_bytes = await self._transfer(item, chunk.wanted, source, target, report)
         if copied_bytes is None:
             return None
         here_box = await target.select(item.folder, readonly=True)
         return RecordStep(address=item.address, job_id=item.job_id, folder=item.folder, source_folder=item.source_folder,
-                          chunk=item.chunk, more=chunk.more, copied=len(chunk.wanted), already_there=chunk.already_there,
+                          chunk=item.chunk, more=chunk.more, copied=len(chunk.wanted), already_there=covered + chunk.already_there,
                           copied_bytes=copied_bytes, too_big=[f"{item.folder}#{m.uid} ({m.size} bytes)" for m in chunk.too_big],
                           mark=FolderMark(source_uidvalidity=there_box.uidvalidity, source_uidnext=there_box.uidnext,
                                           source_after=chunk.source_after, target_uidvalidity=here_box.uidvalidity,

@@ -100,6 +100,7 @@ _UID, _SIZE = re.compile(rb"\bUID (\d+)"), re.compile(rb"\bRFC822\.SIZE (\d+)")
 _FLAGS, _DATE = re.compile(rb"\bFLAGS \(([^)]*)\)"), re.compile(rb'\bINTERNALDATE "([^"]+)"')
 _UIDVALIDITY, _UIDNEXT = re.compile(rb"\bUIDVALIDITY (\d+)"), re.compile(rb"\bUIDNEXT (\d+)")
 _EXISTS, _MESSAGES = re.compile(rb"^(\d+) EXISTS$"), re.compile(rb"\bMESSAGES (\d+)")
+CLOSE_S = 5.0
 LONG_S = 600.0
 """a FETCH of a whole folder's summaries, or of one message of up to 100 MB, or its APPEND"""
 SUMMARY_ITEMS = f"(UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[HEADER.FIELDS ({IDENTIFYING_FIELDS})])"
@@ -190,8 +191,12 @@ class Session:
         return cls(client)
 
     async def close(self) -> None:
+        """LOGOUT, unless the connection is gone already (a LOGOUT into it would wait out the timeout)."""
+        protocol = self.client.protocol
+        if protocol.state == aioimaplib.LOGOUT or protocol.transport is None or protocol.transport.is_closing():
+            return
         with contextlib.suppress(OSError, TimeoutError, aioimaplib.Abort):
-            await self.client.logout()
+            await asyncio.wait_for(protocol.logout(), CLOSE_S)
 
     async def _call(self, command: Any, timeout: float | None = None) -> Any:
         """One command; a connection gone (BYE, closed, timed out) is `connection_lost`, retried by

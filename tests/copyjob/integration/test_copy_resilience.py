@@ -1,10 +1,12 @@
 """Copy workers scale out and never lose or duplicate a message: three worker processes on several
-jobs, one killed with SIGKILL mid-copy, every job completes exact."""
+jobs, one killed with SIGKILL mid-copy, every job completes exact; so does a job through a broker
+restart and through the source dropping the connection."""
 
 import asyncio
 
 from services.copyjob.adapters.imap import Session
-from shared.contracts.copyjob import SERVICE
+from shared.client import CommandClient
+from shared.contracts.copyjob import SERVICE, GetJob
 from shared.registry import SERVICES
 from tests.copyjob.integration.test_copy_service import (
     SOURCE_PASSWORD,
@@ -14,7 +16,7 @@ from tests.copyjob.integration.test_copy_service import (
     _start,
     _user,
 )
-from tests.support import ServiceProcess, eventually
+from tests.support import ServiceProcess, eventually, rabbitmqctl
 
 
 async def _big_source(address: str, port: int, per_folder: int) -> None:
@@ -97,3 +99,31 @@ async def test_the_source_dropping_the_connection_mid_copy_resumes_the_step(clie
 
 async def _inbox_count_above(address: str, count: int) -> bool:
     return await _inbox_count(address) > count
+
+
+async def test_a_rabbitmq_restart_mid_copy_loses_and_duplicates_nothing(client, admin_token, copyjob_service, amqp_url,
+                                                                        source_server):
+    """Ensure a broker stopped and started while a step copies: the step's item comes back and the
+    job ends exact (a chunk that could not record is copied again from its checkpoint, adding only
+    what the first attempt had not)."""
+    address, token = await _user(client, admin_token, source_server)
+    await _big_source(address, source_server.port, 300)
+    reply = await client.request(SERVICE, _start(token, address, source_server.port))
+    assert reply.status == "accepted", reply
+
+    await eventually(lambda: _inbox_count_above(address, 20), what="the copy under way")
+    query = GetJob(actor_token=token, address=address, job_id=reply.result["job_id"])
+    assert (await client.request(SERVICE, query)).result["state"] == "running"
+    await asyncio.to_thread(rabbitmqctl, "stop_app")
+    await asyncio.to_thread(rabbitmqctl, "start_app")
+
+    after = await CommandClient.connect(amqp_url)
+    try:
+        job = await _finished(after, token, address, reply.result["job_id"])
+    finally:
+        await after.close()
+    assert job["state"] == "completed", job
+    port, master_password, master = _ours()
+    source = await _contents(address, source_server.port, SOURCE_PASSWORD)
+    assert await _contents(address, port, master_password, user=f"{address}*{master}") == source
+    assert copyjob_service.process.returncode is None
