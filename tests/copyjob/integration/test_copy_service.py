@@ -80,14 +80,14 @@ async def _contents(address: str, port: int, password: str, user: str | None = N
     return {name: counts for name, counts in found.items() if counts}
 
 
-async def _finished(client: CommandClient, token: str, address: str, job_id: str) -> dict:
+async def _finished(client: CommandClient, token: str, address: str, job_id: str, timeout: float = 60) -> dict:
     job: dict = {}
 
     async def done() -> bool:
         job.update((await client.request(SERVICE, GetJob(actor_token=token, address=address, job_id=job_id))).result)
         return job["state"] != "running"
 
-    await eventually(done, timeout=60, what="the copy job to end")
+    await eventually(done, timeout=timeout, what="the copy job to end")
     return job
 
 
