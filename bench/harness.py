@@ -9,7 +9,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import aio_pika
@@ -74,6 +74,8 @@ class Bench:
     client: CommandClient
     admin: str
     tap: AppliedTap
+    databases: dict[str, str] = field(default_factory=dict)
+    """each service's database (MONGODB_DB)"""
 
     async def accounts(self, count: int) -> list[str]:
         addresses = [f"rb{uuid.uuid4().hex[:8]}@example.jp" for _ in range(count)]
@@ -112,7 +114,7 @@ async def services(names: tuple[str, ...] = ("account", "rules"), copy_workers: 
         client = await CommandClient.connect(operator.url("mailctl", vhost))
         admin = (await client.request(ACCOUNT, Login(login="benchadmin", password=ADMIN_PASSWORD))).result["token"]
         await tap.open(operator.url(ADMIN, vhost))
-        yield Bench(client, admin, tap)
+        yield Bench(client, admin, tap, {name: f"mailss_bench_{name}_{suffix}" for name in names})
         await client.close()
     finally:
         await tap.close()

@@ -1,13 +1,14 @@
 """Benchmark: mail copy from another IMAP server (a second Dovecot on loopback) into ours.
 
 A generated mailbox (default 5,000 messages in 10 folders: 80% 2-20 KB, 18% 50-500 KB, 2% 1-5 MB)
-is copied by our copy job with 1, 2 and 4 workers (one job), then 4 jobs for 4 accounts at once with
-4 workers; in the same run the same copy with mbsync (Debian's isync, `CopyArrivalDate yes`) when it
-is installed. Exactness is checked after each of our runs (per folder: the multiset of content
-hashes, flags and INTERNALDATE); then a re-run with nothing to copy, which is also what a job that
-lost its records costs (a step compares both sides, it keeps no per-message record).
+is copied, each time into a fresh account: first by the baselines of the same run, mbsync (Debian's
+isync, `CopyArrivalDate yes`) and Dovecot's own `doveadm backup` over imapc (the ceiling); then by
+our copy job with 1, 2 and 4 workers (one job), and 4 jobs for 4 accounts at once with 4 workers.
+After the last single job: its exactness (per folder: the multiset of content hashes, flags and
+INTERNALDATE), a re-run with nothing new (its checkpoints skip every folder), and a re-run whose
+checkpoints were deleted (every folder compared whole: it must copy nothing).
 
-    scripts/stack.sh up && eval "$(scripts/stack.sh env)" && .venv/bin/python bench/mail_copy.py [--messages 5000]
+    scripts/stack.sh up && eval "$(scripts/stack.sh env)" && .venv/bin/python -m bench.mail_copy [--messages 5000]
 """
 
 import argparse
@@ -20,6 +21,7 @@ import time
 import uuid
 from pathlib import Path
 
+import pymongo
 from cryptography.fernet import Fernet
 
 from bench.harness import PASSWORD, Bench, services
@@ -74,7 +76,8 @@ async def account(bench: Bench, server: SourceServer) -> tuple[str, str]:
     return address, login.result["token"]
 
 
-async def copy(bench: Bench, users: list[tuple[str, str]], port: int) -> float:
+async def copy(bench: Bench, users: list[tuple[str, str]], port: int, *, copied: int | None = None) -> float:
+    """Seconds from StartCopy to the last job's end (`copied`: each job must have copied that many)."""
     began = time.perf_counter()
     jobs = []
     for address, token in users:
@@ -88,6 +91,7 @@ async def copy(bench: Bench, users: list[tuple[str, str]], port: int) -> float:
         while (job := (await bench.client.request(SERVICE, query)).result)["state"] == "running":
             await asyncio.sleep(0.05)
         assert job["state"] == "completed", job
+        assert copied is None or job["totals"]["copied"] == copied, job["totals"]
     return time.perf_counter() - began
 
 
@@ -142,9 +146,63 @@ SyncState {folder}/
     return elapsed
 
 
-def line(label: str, seconds: float, messages: int, size: int, baseline_rate: float | None = None) -> str:
-    ratio = f"  {messages / seconds / baseline_rate:5.2f}x mbsync's rate" if baseline_rate else ""
-    return f"{label:<46} {seconds:7.2f} s  {messages / seconds:7.1f} msg/s  {size / seconds / 1e6:6.1f} MB/s{ratio}"
+def doveadm_backup(address: str, port: int) -> float | None:
+    """The ceiling: Dovecot's own dsync pulling over IMAP (imapc) into the account here."""
+    options = {"imapc_host": "127.0.0.1", "imapc_port": str(port), "imapc_user": address, "imapc_password": SOURCE_PASSWORD,
+               "imapc_features": "rfc822.size fetch-headers", "mail_prefetch_count": "20", "imapc_ssl": "no"}
+    command = ["doveadm", "-c", os.environ["DOVECOT_CONF"], *(x for k, v in options.items() for x in ("-o", f"{k}={v}")),
+               "backup", "-R", "-u", address, "imapc:"]
+    began = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True)
+    elapsed = time.perf_counter() - began
+    if done.returncode != 0:
+        print(f"doveadm backup failed ({done.returncode}): {done.stderr[-500:]}")
+        return None
+    return elapsed
+
+
+def line(label: str, seconds: float, messages: int, size: int, baselines: dict[str, float]) -> str:
+    ratios = "".join(f"  {messages / seconds / rate:5.2f}x {name}" for name, rate in baselines.items())
+    return f"{label:<46} {seconds:7.2f} s  {messages / seconds:7.1f} msg/s  {size / seconds / 1e6:6.1f} MB/s{ratios}"
+
+
+
+
+async def _template(bench: Bench, server: SourceServer, messages: int) -> tuple[str, int]:
+    """The generated source mailbox, cloned for every run."""
+    template, _ = await account(bench, server)
+    began = time.perf_counter()
+    size = await generate(template, server.port, messages)
+    print(f"generated {messages} messages, {size / 1e6:.0f} MB, in {time.perf_counter() - began:.0f} s")
+    return template, size
+
+
+async def _baselines(bench: Bench, server: SourceServer, template: str, messages: int, size: int,
+                     baselines: dict[str, float]) -> list[str]:
+    """mbsync and doveadm backup, each into an account of its own; their rates become the ratios' bases."""
+    lines = []
+    for name, tool in (("mbsync", lambda a: mbsync(a, server.port, REPO / ".run" / "bench-mbsync")),
+                       ("doveadm", lambda a: doveadm_backup(a, server.port))):
+        address, _ = await account(bench, server)
+        clone_source(server, template, address)
+        if (seconds := tool(address)) is not None:
+            lines.append(line(f"{name}, one account", seconds, messages, size, {}))
+            baselines[name] = messages / seconds
+    return lines
+
+
+async def _reruns(bench: Bench, server: SourceServer, address: str, token: str, messages: int) -> list[str]:
+    """Exactness, then a re-run with nothing new, then one whose checkpoints were lost (both add nothing)."""
+    port, master = int(os.environ.get("DOVECOT_IMAP_PORT", "10143")), os.environ["DOVECOT_MASTER_USER"]
+    password = Path(os.environ["DOVECOT_MASTER_PASSWORD_FILE"]).read_text().strip()
+    exact = await _contents(address, port, password, user=f"{address}*{master}") == await _contents(
+        address, server.port, SOURCE_PASSWORD)
+    again = await copy(bench, [(address, token)], server.port, copied=0)
+    jobs = pymongo.MongoClient(os.environ["MONGODB_URL"])[bench.databases["copyjob"]]["jobs"]
+    assert jobs.update_one({"_id": address}, {"$set": {"marks": {}}}).matched_count == 1
+    lost = await copy(bench, [(address, token)], server.port, copied=0)
+    return [f"exact copy: {exact}", f"{'re-run with nothing new':<46} {again:7.2f} s",
+            f"{'re-run with its checkpoints lost (0 copied)':<46} {lost:7.2f} s"]
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -153,36 +211,25 @@ async def main(args: argparse.Namespace) -> None:
     env = {"COPY_SECRET_KEY": Fernet.generate_key().decode(), "ALLOWED_SOURCE_NETWORKS": '["127.0.0.1/32"]',
            "ALLOW_PLAIN_SOURCES": "true", "MAX_MESSAGE_BYTES": str(100 * 1024 * 1024)}
     results: list[str] = []
+    baselines: dict[str, float] = {}
     try:
         for workers in args.workers:
             async with services(("account", "copyjob"), copy_workers=workers, extra_env=env) as bench:
-                template, template_token = await account(bench, server)
                 if workers == args.workers[0]:
-                    began = time.perf_counter()
-                    size = await generate(template, server.port, args.messages)
-                    print(f"generated {args.messages} messages, {size / 1e6:.0f} MB, in {time.perf_counter() - began:.0f} s")
-                    base_template = template
-                    mbsync_s = mbsync(template, server.port, REPO / ".run" / "bench-mbsync")
-                    if mbsync_s:
-                        results.append(line("mbsync (isync), one account", mbsync_s, args.messages, size))
-                    template, template_token = await account(bench, server)
-                clone_source(server, base_template, template)
-                seconds = await copy(bench, [(template, template_token)], server.port)
-                rate = args.messages / mbsync_s if mbsync_s else None
-                results.append(line(f"ours, one job, {workers} worker(s)", seconds, args.messages, size, rate))
+                    template, size = await _template(bench, server, args.messages)
+                    results += await _baselines(bench, server, template, args.messages, size, baselines)
+                address, token = await account(bench, server)
+                clone_source(server, template, address)
+                seconds = await copy(bench, [(address, token)], server.port, copied=args.messages)
+                results.append(line(f"ours, one job, {workers} worker(s)", seconds, args.messages, size, baselines))
                 if workers == args.workers[-1]:
-                    port, master = int(os.environ.get("DOVECOT_IMAP_PORT", "10143")), os.environ["DOVECOT_MASTER_USER"]
-                    password = Path(os.environ["DOVECOT_MASTER_PASSWORD_FILE"]).read_text().strip()
-                    exact = await _contents(template, port, password, user=f"{template}*{master}") == await _contents(
-                        template, server.port, SOURCE_PASSWORD)
-                    results.append(f"exact copy: {exact}")
-                    again = await copy(bench, [(template, template_token)], server.port)
-                    results.append(f"{'re-run with nothing to copy':<46} {again:7.2f} s")
+                    results += await _reruns(bench, server, address, token, args.messages)
                     users = [await account(bench, server) for _ in range(4)]
-                    for address, _ in users:
-                        clone_source(server, base_template, address)
-                    seconds = await copy(bench, users, server.port)
-                    results.append(line(f"ours, 4 jobs at once, {workers} workers", seconds, 4 * args.messages, 4 * size, rate))
+                    for user, _ in users:
+                        clone_source(server, template, user)
+                    seconds = await copy(bench, users, server.port, copied=args.messages)
+                    results.append(line(f"ours, 4 jobs at once, {workers} workers", seconds, 4 * args.messages, 4 * size,
+                                        baselines))
     finally:
         server.stop()
     print("\n".join(results))
