@@ -16,9 +16,11 @@ import asyncio
 import os
 import random
 import shutil
+import statistics
 import subprocess
 import time
 import uuid
+from collections import defaultdict
 from pathlib import Path
 
 import pymongo
@@ -162,6 +164,7 @@ def doveadm_backup(address: str, port: int) -> float | None:
 
 
 def line(label: str, seconds: float, messages: int, size: int, baselines: dict[str, float]) -> str:
+    """`baselines`: name -> messages/s."""
     ratios = "".join(f"  {messages / seconds / rate:5.2f}x {name}" for name, rate in baselines.items())
     return f"{label:<46} {seconds:7.2f} s  {messages / seconds:7.1f} msg/s  {size / seconds / 1e6:6.1f} MB/s{ratios}"
 
@@ -177,32 +180,29 @@ async def _template(bench: Bench, server: SourceServer, messages: int) -> tuple[
     return template, size
 
 
-async def _baselines(bench: Bench, server: SourceServer, template: str, messages: int, size: int,
-                     baselines: dict[str, float]) -> list[str]:
-    """mbsync and doveadm backup, each into an account of its own; their rates become the ratios' bases."""
-    lines = []
+async def _baselines(bench: Bench, server: SourceServer, template: str) -> list[tuple[str, float]]:
+    """mbsync and doveadm backup, each into an account of its own."""
+    timed = []
     for name, tool in (("mbsync", lambda a: mbsync(a, server.port, REPO / ".run" / "bench-mbsync")),
                        ("doveadm", lambda a: doveadm_backup(a, server.port))):
         address, _ = await account(bench, server)
         clone_source(server, template, address)
         if (seconds := tool(address)) is not None:
-            lines.append(line(f"{name}, one account", seconds, messages, size, {}))
-            baselines[name] = messages / seconds
-    return lines
+            timed.append((name, seconds))
+    return timed
 
 
-async def _reruns(bench: Bench, server: SourceServer, address: str, token: str, messages: int) -> list[str]:
-    """Exactness, then a re-run with nothing new, then one whose checkpoints were lost (both add nothing)."""
+async def _reruns(bench: Bench, server: SourceServer, address: str, token: str, runs: dict[str, list[float]]) -> list[str]:
+    """Exactness, then a re-run with nothing new, then one whose checkpoints were lost (both copy nothing)."""
     port, master = int(os.environ.get("DOVECOT_IMAP_PORT", "10143")), os.environ["DOVECOT_MASTER_USER"]
     password = Path(os.environ["DOVECOT_MASTER_PASSWORD_FILE"]).read_text().strip()
     exact = await _contents(address, port, password, user=f"{address}*{master}") == await _contents(
         address, server.port, SOURCE_PASSWORD)
-    again = await copy(bench, [(address, token)], server.port, copied=0)
+    runs["re-run with nothing new"].append(await copy(bench, [(address, token)], server.port, copied=0))
     jobs = pymongo.MongoClient(os.environ["MONGODB_URL"])[bench.databases["copyjob"]]["jobs"]
     assert jobs.update_one({"_id": address}, {"$set": {"marks": {}}}).matched_count == 1
-    lost = await copy(bench, [(address, token)], server.port, copied=0)
-    return [f"exact copy: {exact}", f"{'re-run with nothing new':<46} {again:7.2f} s",
-            f"{'re-run with its checkpoints lost (0 copied)':<46} {lost:7.2f} s"]
+    runs["re-run with its checkpoints lost (copies 0)"].append(await copy(bench, [(address, token)], server.port, copied=0))
+    return [f"exact copy: {exact}"]
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -210,33 +210,54 @@ async def main(args: argparse.Namespace) -> None:
     server = await SourceServer.start(REPO / ".run" / "bench-source", ca[1], ca[2])
     env = {"COPY_SECRET_KEY": Fernet.generate_key().decode(), "ALLOWED_SOURCE_NETWORKS": '["127.0.0.1/32"]',
            "ALLOW_PLAIN_SOURCES": "true", "MAX_MESSAGE_BYTES": str(100 * 1024 * 1024)}
-    results: list[str] = []
-    baselines: dict[str, float] = {}
+    runs: dict[str, list[float]] = defaultdict(list)
+    """seconds per run, by what ran (messages copied: the label's factor times --messages)"""
+    checks: list[str] = []
+    template, size = "", 0
     try:
-        for workers in args.workers:
-            async with services(("account", "copyjob"), copy_workers=workers, extra_env=env) as bench:
-                if workers == args.workers[0]:
-                    template, size = await _template(bench, server, args.messages)
-                    results += await _baselines(bench, server, template, args.messages, size, baselines)
-                address, token = await account(bench, server)
-                clone_source(server, template, address)
-                seconds = await copy(bench, [(address, token)], server.port, copied=args.messages)
-                results.append(line(f"ours, one job, {workers} worker(s)", seconds, args.messages, size, baselines))
-                if workers == args.workers[-1]:
-                    results += await _reruns(bench, server, address, token, args.messages)
-                    users = [await account(bench, server) for _ in range(4)]
-                    for user, _ in users:
-                        clone_source(server, template, user)
-                    seconds = await copy(bench, users, server.port, copied=args.messages)
-                    results.append(line(f"ours, 4 jobs at once, {workers} workers", seconds, 4 * args.messages, 4 * size,
-                                        baselines))
+        for round_ in range(args.rounds):  # every tool once per round: a noisy spell hits them alike
+            for workers in args.workers:
+                async with services(("account", "copyjob"), copy_workers=workers, extra_env=env) as bench:
+                    if not template:
+                        template, size = await _template(bench, server, args.messages)
+                    if workers == args.workers[0]:
+                        for name, seconds in await _baselines(bench, server, template):
+                            runs[name].append(seconds)
+                    address, token = await account(bench, server)
+                    clone_source(server, template, address)
+                    runs[f"ours, one job, {workers} worker(s)"].append(
+                        await copy(bench, [(address, token)], server.port, copied=args.messages))
+                    if workers == args.workers[-1]:
+                        checks += await _reruns(bench, server, address, token, runs)
+                        users = [await account(bench, server) for _ in range(4)]
+                        for user, _ in users:
+                            clone_source(server, template, user)
+                        runs[f"ours, 4 jobs at once, {workers} workers"].append(
+                            await copy(bench, users, server.port, copied=args.messages))
+            print(f"round {round_ + 1} of {args.rounds} done", flush=True)
     finally:
         server.stop()
-    print("\n".join(results))
+    print(report(runs, args.messages, size))
+    print("\n".join(checks))
 
+
+def report(runs: dict[str, list[float]], messages: int, size: int) -> str:
+    """Medians, and each rate's ratio to the baselines' median rates."""
+    medians = {name: statistics.median(seconds) for name, seconds in runs.items()}
+    factor = {name: 4 if "4 jobs" in name else 1 for name in runs}
+    baselines = {name: messages / medians[name] for name in ("mbsync", "doveadm") if name in medians}
+    lines = [f"medians of {len(next(iter(runs.values())))} run(s)"]
+    for name, seconds in medians.items():
+        if name.startswith("re-run"):
+            lines.append(f"{name:<46} {seconds:7.2f} s")
+        else:
+            lines.append(line(name, seconds, factor[name] * messages, factor[name] * size,
+                              {} if name in baselines else baselines))
+    return "\n".join(lines)
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=5000)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
+    parser.add_argument("--rounds", type=int, default=3)
     asyncio.run(main(parser.parse_args()))

@@ -1,6 +1,10 @@
 """The copy job service for the kit: its spec and its one composition root."""
 
+import asyncio
+from collections.abc import Awaitable
+
 from services.copyjob.adapters.copier import Copier
+from services.copyjob.adapters.kept_sessions import KeptSessions
 from services.copyjob.adapters.outside import BusPasswords, CheckedResolver, FernetVault
 from services.copyjob.adapters.stored_jobs import JobsInUnit
 from services.copyjob.application.handlers import (
@@ -36,7 +40,8 @@ def compose(settings: CopyJobSettings, kit: Resources) -> Wiring:
     passwords = BusPasswords(settings.amqp_url.get_secret_value())
     deps = Deps(sessions=kit.sessions, resolver=CheckedResolver.allowing(settings.allowed_source_networks),
                 passwords=passwords, vault=vault)
-    copier = Copier(peek=AggregateReader(kit.database[AGGREGATES]).peek, send=kit.send, vault=vault, settings=settings)
+    copier = Copier(peek=AggregateReader(kit.database[AGGREGATES]).peek, send=kit.send, vault=vault, settings=settings,
+                    sessions=(sessions := KeptSessions()))
     handlers = over_units(JobsInUnit, {**dict.fromkeys(CLIENT_COMMANDS, handle), RecordPlan: record_plan,
                                        RecordStep: record_step, RecordProgress: record_progress,
                                        KnowAccount: know_account, EndJobsOfDeleted: end_jobs_of_deleted}, deps=deps)
@@ -47,8 +52,12 @@ def compose(settings: CopyJobSettings, kit: Resources) -> Wiring:
             AccountDeleted: lambda e: [EndJobsOfDeleted(address=e.address, deleted_at=e.occurred_at)],
         },
         work={PlanCopy: copier.plan, CopyFolder: copier.copy_folder},
-        on_close=passwords.close,
+        on_close=lambda: _close_all(passwords.close(), sessions.close()),
     )
+
+
+async def _close_all(*closing: Awaitable[None]) -> None:
+    await asyncio.gather(*closing)
 
 
 SPEC = ServiceSpec(name=SERVICE, settings=CopyJobSettings,

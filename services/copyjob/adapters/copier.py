@@ -13,9 +13,11 @@ import logging
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
 
 from services.copyjob.adapters.imap import ImapError, Session
+from services.copyjob.adapters.kept_sessions import KeptSessions
 from services.copyjob.adapters.outside import FernetVault
 from services.copyjob.adapters.stored_jobs import marks_of, running_job
 from services.copyjob.domain.checkpoints import Mailbox, Mark, mark_key, next_chunk, up_to_date, view_from
@@ -42,6 +44,8 @@ BATCH_MESSAGES = 50
 BATCH_BYTES = 16 * 1024 * 1024
 """messages fetched together and appended together (one round trip each way); a look at whether the
 job was cancelled between two batches"""
+CANCEL_CHECK_S = 1.0
+"""how often a step looks whether its job was cancelled (between two batches)"""
 FAIL_AT_ONCE = {"source_login_refused", "source_tls_failed", "quota_exceeded"}
 """ends the job; anything else is retried with backoff (an unreachable source only ends it while planning:
 once it has answered, a step that cannot reach it waits for it)"""
@@ -72,6 +76,7 @@ class Copier:
     send: Send
     vault: FernetVault
     settings: CopyJobSettings
+    sessions: KeptSessions = field(default_factory=KeptSessions)
 
     async def plan(self, item: PlanCopy) -> None:
         doc = await self.peek(item.address)
@@ -79,21 +84,15 @@ class Copier:
             return
         job, marks = found[0], marks_of(doc)
         try:
-            source = await self._source(item.address, *found)
-            try:
+            async with self._source(item.address, *found) as source:
                 folders = [f for f in await source.folders() if f.selectable]
                 subscribed = await source.subscribed()
                 names = our_names(folders)
                 marked = {f.name: (mark, await source.status(f.name, raw=True)) for f, name in zip(folders, names, strict=True)
                           if (mark := marks.get(mark_key(job.source_host, job.source_port, f.name, name)))}
-            finally:
-                await source.close()
-            target = await self._target(item.address)
-            try:
+            async with self._target(item.address) as target:
                 planned = [await self._planned(target, folder, name, folder.name in subscribed, marked.get(folder.name))
                            for folder, name in zip(folders, names, strict=True)]
-            finally:
-                await target.close()
         except ImapError as error:
             await self._failed(item.address, item.job_id, error, planning=True)
             return
@@ -120,13 +119,8 @@ class Copier:
             return  # recorded before: a redelivery after the record
         mark = marks_of(doc).get(mark_key(job.source_host, job.source_port, item.source_folder, item.folder))
         try:
-            source = await self._source(item.address, *found)
-            target = await self._target(item.address)
-            try:
+            async with self._source(item.address, *found) as source, self._target(item.address) as target:
                 record = await self._copy(item, folder.copied, mark, source, target)
-            finally:
-                await source.close()
-                await target.close()
         except ImapError as error:
             await self._failed(item.address, item.job_id, error)
             return
@@ -160,7 +154,7 @@ class Copier:
                         report: "Progress") -> int | None:
         """Batches, each fetched while the one before is appended; the bytes copied, or None when
         the job was cancelled (what was copied stays)."""
-        batches, copied, copied_bytes = list(_batches(wanted)), 0, 0
+        batches, copied, copied_bytes, looked = list(_batches(wanted)), 0, 0, time.monotonic()
         fetching = asyncio.ensure_future(source.bodies([m.uid for m in batches[0]])) if batches else None
         try:
             for number, batch in enumerate(batches):
@@ -168,8 +162,12 @@ class Copier:
                 bodies = await fetching
                 fetching = (asyncio.ensure_future(source.bodies([m.uid for m in batches[number + 1]]))
                             if number + 1 < len(batches) else None)
-                if copied and running_job(await self.peek(item.address), item.job_id) is None:
-                    return None
+                if time.monotonic() - looked > CANCEL_CHECK_S:
+                    looked = time.monotonic()
+                    if await self._cancelled(item):
+                        if fetching is not None:
+                            await fetching  # its answer read in full: the session can be kept
+                        return None
                 await report(copied)
                 present = [m for m in batch if m.uid in bodies]  # gone from the source meanwhile: nothing to copy
                 await target.append_many(item.folder, [(bodies[m.uid], m.flags, m.internaldate) for m in present])
@@ -181,13 +179,23 @@ class Copier:
                     await fetching
         return copied_bytes
 
+    async def _cancelled(self, item: CopyFolder) -> bool:
+        """The job ended meanwhile (cancelled, or the account went)."""
+        return running_job(await self.peek(item.address), item.job_id) is None
+
     async def _failed(self, address: str, job_id: str, error: ImapError, *, planning: bool = False) -> None:
         if error.category not in FAIL_AT_ONCE and not (planning and error.category == "source_unreachable"):
             raise ConnectionError(f"{error.category}: {error}")  # the kit retries with backoff
         log.info("copy job %s failed: %s", job_id, error.category)
         await self.send(RecordStep(address=address, job_id=job_id, folder="", failure=error.category))
 
-    async def _source(self, address: str, job: Job, sealed: str, addresses: list[str]) -> Session:
+    def _source(self, address: str, job: Job, sealed: str, addresses: list[str]) -> AbstractAsyncContextManager[Session]:
+        return self.sessions.session(("source", job.id), lambda: self._open_source(address, job, sealed, addresses))
+
+    def _target(self, address: str) -> AbstractAsyncContextManager[Session]:
+        return self.sessions.session(("target", address), lambda: self._open_target(address))
+
+    async def _open_source(self, address: str, job: Job, sealed: str, addresses: list[str]) -> Session:
         tls = None if job.source_security == "plain" else self._tls()
         if tls is None and not self.settings.allow_plain_sources:
             raise ImapError("source_tls_failed", "plain IMAP to a source is not allowed here")
@@ -203,7 +211,7 @@ class Copier:
                 last = error
         raise last or ImapError("source_unreachable", "no address to connect to")
 
-    async def _target(self, address: str) -> Session:
+    async def _open_target(self, address: str) -> Session:
         settings = self.settings
         try:
             return await Session.open(settings.dovecot_imap_host, settings.dovecot_imap_port, tls=None, server_hostname=None,

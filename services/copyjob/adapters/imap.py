@@ -1,7 +1,7 @@
 """IMAP sessions for the copy, on aioimaplib, extended where it falls short:
 
 - its response parser recurses once per line (RecursionError on a large FETCH, its issue #118):
-  `_Protocol` parses iteratively, the same way;
+  `_Protocol` parses iteratively, the same way, and without formatting every byte for a debug line;
 - it connects TLS to the host it is given: we connect to the checked address and verify the
   certificate against the name the user gave (`server_hostname`);
 - it sends mailbox names as given: we quote them (and encode them in modified UTF-7);
@@ -35,6 +35,18 @@ class ImapError(Exception):
 
 
 class _Protocol(aioimaplib.IMAP4ClientProtocol):  # type: ignore[misc]
+    def data_received(self, d: bytes) -> None:
+        """aioimaplib's, less its debug line, which formats every byte received (at any log level):
+        most of a FETCH's CPU time."""
+        try:
+            pending: bytes = self.incomplete_line  # type: ignore[has-type]
+            self._handle_responses(pending + d, self._handle_line, self.current_command)  # type: ignore[has-type]
+            self.incomplete_line = b""
+            self.current_command = None
+        except aioimaplib.IncompleteRead as incomplete_read:
+            self.current_command = incomplete_read.cmd
+            self.incomplete_line = incomplete_read.data
+
     def connection_lost(self, exc: Exception | None) -> None:
         """aioimaplib leaves pending commands waiting forever when the server goes: end them (BYE)."""
         super().connection_lost(exc)
@@ -190,11 +202,16 @@ class Session:
             raise ImapError("source_login_refused", "login refused")
         return cls(client)
 
+    @property
+    def alive(self) -> bool:
+        protocol = self.client.protocol
+        return not (protocol.state == aioimaplib.LOGOUT or protocol.transport is None or protocol.transport.is_closing())
+
     async def close(self) -> None:
         """LOGOUT, unless the connection is gone already (a LOGOUT into it would wait out the timeout)."""
-        protocol = self.client.protocol
-        if protocol.state == aioimaplib.LOGOUT or protocol.transport is None or protocol.transport.is_closing():
+        if not self.alive:
             return
+        protocol = self.client.protocol
         with contextlib.suppress(OSError, TimeoutError, aioimaplib.Abort):
             await asyncio.wait_for(protocol.logout(), CLOSE_S)
 

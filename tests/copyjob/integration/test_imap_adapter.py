@@ -72,3 +72,28 @@ async def test_a_fetch_answer_of_thousands_of_lines_is_parsed(client, admin_toke
         assert len(summaries) == 1500 and len({s.key for s in summaries}) == 1500
     finally:
         await session.close()
+
+
+async def test_multiappend_writes_a_batch_at_once_and_select_and_status_tell_the_uids(client, admin_token):
+    """aioimaplib has neither MULTIAPPEND nor LITERAL+, quotes no names, and drops SELECT's and
+    STATUS's untagged answers: the adapter adds them, and `n:*` never brings back a message below n."""
+    address = await _account(client, admin_token)
+    session = await _open(address)
+    name = 'Quoted "name" \\ & 日本'
+    try:
+        await session.create(name)
+        empty = await session.status(name)
+        batch = [(b"Subject: b%d\r\nMessage-ID: <b%d@x>\r\n\r\n" % (n, n) + b"x" * 5000 * n + b"\r\n", ("$Kw", "\\Seen"),
+                  str(1500000000 + n)) for n in range(1, 4)]
+        await session.append_many(name, batch)
+
+        selected = await session.select(name, readonly=True)
+        assert (selected.messages, selected.uidnext, selected.uidvalidity) == (3, empty.uidnext + 3, empty.uidvalidity)
+        summaries = await session.summaries()
+        assert [s.internaldate for s in summaries] == [date for _, _, date in batch]
+        assert all(set(s.flags) >= {"$Kw", "\\Seen"} for s in summaries)
+        assert [await session.body(s.uid) for s in summaries] == [body for body, _, _ in batch]
+        assert [s.uid for s in await session.summaries(summaries[1].uid)] == [s.uid for s in summaries[1:]]
+        assert await session.summaries(selected.uidnext) == []  # `n:*` names the last message too: left out
+    finally:
+        await session.close()
