@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from services.copyjob.domain.checkpoints import Mailbox
-from services.copyjob.domain.folders import SPECIAL_USE, OUR_SEPARATOR
+from services.copyjob.domain.folders import OUR_SEPARATOR, SPECIAL_USE
 
 EXPUNGE_BATCH = 2000
 """UIDs flagged and expunged per command pair: a progress report and a bounded command between"""
