@@ -25,7 +25,7 @@ from shared.contracts.account import (
 )
 from shared.contracts.base import Accepted, AnonymousCommand, Command, Rejected
 from shared.contracts.copyjob import SERVICE as COPYJOB
-from shared.contracts.copyjob import CancelJob, GetJob, StartCopy
+from shared.contracts.copyjob import CancelJob, GetJob, GetRetention, PurgeMailbox, StartCopy
 from shared.contracts.rules import SERVICE as RULES
 from shared.contracts.rules import (
     AddForwarding,
@@ -48,6 +48,8 @@ forward_app = typer.Typer(help="Forwarding: all mail, or mail whose From or Subj
                           no_args_is_help=True)
 copy_app = typer.Typer(help="Copy your mail in from another IMAP server (business-standard, kwc).", no_args_is_help=True)
 app.add_typer(copy_app, name="copy")
+mail_app = typer.Typer(help="Your mailbox itself.", no_args_is_help=True)
+app.add_typer(mail_app, name="mail")
 rules_app.add_typer(autoreply_app, name="autoreply")
 rules_app.add_typer(forward_app, name="forward")
 app.add_typer(account_app, name="account")
@@ -301,19 +303,30 @@ def copy_start(host: Annotated[str, typer.Argument(help="the other server's IMAP
 def copy_status(job_id: Annotated[str | None, typer.Argument(help="default: the current or last job")] = None,
                 address: Address = None,
                 follow: Annotated[bool, typer.Option(help="show the progress until the job ends")] = False) -> None:
-    """Show a copy job: state, folders, counts."""
+    """Show a copy or purge job: state, folders, counts."""
     job = send(GetJob(actor_token=token(), address=target(address), job_id=job_id), COPYJOB).result
     if follow and job["state"] == "running":
         _follow(token(), target(address), job["id"])
         job = send(GetJob(actor_token=token(), address=target(address), job_id=job["id"]), COPYJOB).result
-    table = Table("folder", "state", "copied", "already there", "too big", header_style="bold",
-                  title=f"job {job['id']}: {job['state']}" + (f" ({job['reason']})" if job["reason"] else ""))
+    console.print(_job_table(job))
+
+
+def _job_table(job: dict[str, Any]) -> Table:
+    """A copy's folders with copied, already there and too big; a purge's with what it removed."""
+    title = f"{job['kind']} job {job['id']}: {job['state']}" + (f" ({job['reason']})" if job["reason"] else "")
+    totals = job["totals"]
+    if job["kind"] == "purge":
+        table = Table("folder", "state", "removed", header_style="bold", title=title)
+        for folder in job["folders"]:
+            table.add_row(folder["name"], folder["state"], str(folder["copied"]))
+        table.add_row("total", f"{totals['folders_removed']} of your folders removed", str(totals["removed"]))
+        return table
+    table = Table("folder", "state", "copied", "already there", "too big", header_style="bold", title=title)
     for folder in job["folders"]:
         table.add_row(folder["name"], folder["state"], str(folder["copied"]), str(folder["already_there"]),
                       str(len(folder["too_big"])))
-    totals = job["totals"]
     table.add_row("total", "", str(totals["copied"]), str(totals["already_there"]), str(totals["skipped_too_big"]))
-    console.print(table)
+    return table
 
 
 @copy_app.command("cancel")
@@ -321,6 +334,34 @@ def copy_cancel(job_id: str, address: Address = None) -> None:
     """Stop a running copy job (what was copied stays)."""
     job = send(CancelJob(actor_token=token(), address=target(address), job_id=job_id), COPYJOB).result
     accepted(Accepted(result=job), f"job {job_id} is {job['state']}")
+
+
+@account_app.command("retention")
+def account_retention(address: str) -> None:
+    """Admin: the account's last retention pass (INBOX mail over 180 days to Archive, Trash over 31 days deleted)."""
+    shown = send(GetRetention(actor_token=token(), address=address.lower()), COPYJOB).result
+    if not shown["applies"]:
+        console.print(f"{address}: no retention on its plan")
+    elif (last := shown["last"]) is None:
+        console.print(f"{address}: no pass yet")
+    else:
+        console.print(f"{address}: {shown['passes']} pass(es); the last at {last['ran_at']} (as of {last['as_of']}): "
+                      f"{last['archived']} moved to Archive, {last['expunged']} deleted from Trash")
+
+
+@mail_app.command("purge")
+def mail_purge(address: Address = None,
+               yes: Annotated[bool, typer.Option("--yes", help="do not ask for confirmation")] = False,
+               follow: Annotated[bool, typer.Option(help="show the progress until the job ends")] = True) -> None:
+    """Delete every message in the mailbox, and your own folders (INBOX and Sent, Drafts, Trash,
+    Junk, Archive stay, and so does mail arriving meanwhile). It cannot be undone."""
+    whose = target(address)
+    if not yes and not typer.confirm(f"Delete all mail of {whose} for good?", default=False):
+        raise typer.Exit(1)
+    reply = send(PurgeMailbox(actor_token=token(), address=whose), COPYJOB)
+    console.print(f"[green]accepted[/]: job {reply.result['job_id']}")
+    if follow:
+        _follow(token(), whose, reply.result["job_id"])
 
 
 def _follow(actor_token: str, address: str, job_id: str) -> None:

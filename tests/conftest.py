@@ -172,7 +172,8 @@ def copyjob_env(service_env: dict[str, str], operator: Broker, vhost: str, test_
             "AMQP_URL": operator.url("copyjob", vhost), "MONGODB_DB": f"mailss_copy_{uuid.uuid4().hex[:8]}",
             "DOVECOT_MASTER_PASSWORD": Path(stack_env("DOVECOT_MASTER_PASSWORD_FILE")).read_text().strip(),
             "COPY_SECRET_KEY": Fernet.generate_key().decode(), "ALLOWED_SOURCE_NETWORKS": '["127.0.0.1/32", "::1/128"]',
-            "ALLOW_PLAIN_SOURCES": "true", "PROGRESS_INTERVAL_S": "0.3", "CHUNK_MESSAGES": "40"}
+            "ALLOW_PLAIN_SOURCES": "true", "PROGRESS_INTERVAL_S": "0.3", "CHUNK_MESSAGES": "40",
+            "PURGE_BATCH": "100"}
 
 
 @pytest.fixture(scope="session")

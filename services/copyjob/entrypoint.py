@@ -6,14 +6,20 @@ from collections.abc import Awaitable
 from services.copyjob.adapters.copier import Copier
 from services.copyjob.adapters.kept_sessions import KeptSessions
 from services.copyjob.adapters.outside import BusPasswords, CheckedResolver, FernetVault
+from services.copyjob.adapters.purger import Purger
+from services.copyjob.adapters.retainer import Retainer, retention_sweep
 from services.copyjob.adapters.stored_jobs import JobsInUnit
 from services.copyjob.application.handlers import (
     Deps,
+    due_retention,
     end_jobs_of_deleted,
     handle,
     know_account,
     record_plan,
     record_progress,
+    record_purge_plan,
+    record_removed,
+    record_retention,
     record_step,
 )
 from services.copyjob.settings import CopyJobSettings
@@ -22,14 +28,20 @@ from shared.contracts.copyjob import (
     CLIENT_COMMANDS,
     SERVICE,
     CopyFolder,
+    DueRetention,
     EndJobsOfDeleted,
     KnowAccount,
     PlanCopy,
+    PurgeStep,
     RecordPlan,
     RecordProgress,
+    RecordPurgePlan,
+    RecordRemoved,
+    RecordRetention,
     RecordStep,
+    RetainMailbox,
 )
-from shared.messaging.service import Resources, ServiceSpec, Wiring, over_units
+from shared.messaging.service import Resources, ServiceSpec, Sweep, Wiring, over_units
 from shared.messaging.unit_of_work import AggregateReader
 
 AGGREGATES = "jobs"
@@ -40,10 +52,15 @@ def compose(settings: CopyJobSettings, kit: Resources) -> Wiring:
     passwords = BusPasswords(settings.amqp_url.get_secret_value())
     deps = Deps(sessions=kit.sessions, resolver=CheckedResolver.allowing(settings.allowed_source_networks),
                 passwords=passwords, vault=vault)
-    copier = Copier(peek=AggregateReader(kit.database[AGGREGATES]).peek, send=kit.send, vault=vault, settings=settings,
-                    sessions=(sessions := KeptSessions()))
+    stored, sessions = AggregateReader(kit.database[AGGREGATES]), KeptSessions()
+    peek = stored.peek
+    copier = Copier(peek=peek, send=kit.send, vault=vault, settings=settings, sessions=sessions)
+    purger = Purger(peek=peek, send=kit.send, settings=settings, sessions=sessions)
+    retainer = Retainer(peek=peek, send=kit.send, settings=settings, sessions=sessions)
     handlers = over_units(JobsInUnit, {**dict.fromkeys(CLIENT_COMMANDS, handle), RecordPlan: record_plan,
                                        RecordStep: record_step, RecordProgress: record_progress,
+                                       RecordPurgePlan: record_purge_plan, RecordRemoved: record_removed,
+                                       DueRetention: due_retention, RecordRetention: record_retention,
                                        KnowAccount: know_account, EndJobsOfDeleted: end_jobs_of_deleted}, deps=deps)
     return Wiring(
         handlers=handlers, aggregates=AGGREGATES,
@@ -51,7 +68,8 @@ def compose(settings: CopyJobSettings, kit: Resources) -> Wiring:
             AccountCreated: lambda e: [KnowAccount(address=e.address, plan=e.plan, generation=e.occurred_at)],
             AccountDeleted: lambda e: [EndJobsOfDeleted(address=e.address, deleted_at=e.occurred_at)],
         },
-        work={PlanCopy: copier.plan, CopyFolder: copier.copy_folder},
+        work={PlanCopy: copier.plan, CopyFolder: copier.copy_folder, PurgeStep: purger, RetainMailbox: retainer},
+        sweeps=(Sweep(settings.retention_sweep_s, retention_sweep(stored.every, settings)),),
         on_close=lambda: _close_all(passwords.close(), sessions.close()),
     )
 
@@ -61,5 +79,6 @@ async def _close_all(*closing: Awaitable[None]) -> None:
 
 
 SPEC = ServiceSpec(name=SERVICE, settings=CopyJobSettings,
-                   commands=(*CLIENT_COMMANDS, RecordPlan, RecordStep, RecordProgress, KnowAccount, EndJobsOfDeleted),
+                   commands=(*CLIENT_COMMANDS, RecordPlan, RecordStep, RecordProgress, RecordPurgePlan, RecordRemoved,
+                             DueRetention, RecordRetention, KnowAccount, EndJobsOfDeleted),
                    compose=compose)

@@ -24,6 +24,18 @@ class CopyJobSettings(ServiceSettings):
     chunk_bytes: int = Field(default=1024 * 1024 * 1024, gt=0)
     """a copy step takes at most this much of a folder, then checkpoints (far below the broker's
     consumer timeout at any rate a source is likely to serve)"""
+    purge_batch: int = Field(default=2000, gt=0)
+    """UIDs a purge flags and expunges per command pair (a progress report between two)"""
+    retention_period_s: int = Field(default=86400, gt=0)
+    """one retention pass per account per period"""
+    retention_spread_s: int = Field(default=86400, ge=0)
+    """accounts' passes spread over this much of each period (at most the period)"""
+    retention_sweep_s: float = Field(default=60.0, gt=0)
+    """how often an instance looks for passes due"""
+    retention_batch: int = Field(default=500, gt=0)
+    """messages per MOVE or expunge of a pass: a big INBOX is many short commands"""
+    retention_clock_shift_days: int = Field(default=0, ge=0)
+    """tests and drills only: retention acts as if this many days later"""
     progress_interval_s: float = Field(default=2.0, gt=0)
     """a copy step reports how far it is at most this often (GetJob, the progress bar, JobProgress)"""
     dovecot_imap_host: str = "127.0.0.1"

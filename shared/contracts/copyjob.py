@@ -1,5 +1,5 @@
-"""Commands and events owned by the copy job service (mail copy from another IMAP server; purge
-and retention come in part 2). The notifier consumes the job events."""
+"""Commands and events owned by the copy job service: mail copy from another IMAP server, mailbox
+purge, and retention. The notifier consumes the job events."""
 
 from datetime import datetime
 from typing import Annotated, Literal
@@ -11,7 +11,7 @@ from shared.contracts.base import Command, Event, InternalCommand, WorkItem
 
 SERVICE = "copyjob"
 
-JobKind = Literal["copy"]
+JobKind = Literal["copy", "purge"]
 JobState = Literal["running", "completed", "failed", "cancelled"]
 FailureReason = Literal["source_login_refused", "source_unreachable", "source_tls_failed", "source_protocol",
                         "quota_exceeded", "account_deleted", "internal"]
@@ -36,6 +36,14 @@ class StartCopy(JobCommand):
     source_security: Literal["imaps", "starttls", "plain"] = "imaps"
     source_password: PasswordText
     notification_address: AddressText
+
+
+class PurgeMailbox(JobCommand):
+    """By the user for their own address, or an admin of its domain: remove every message that is
+    in the mailbox now, and the user's own folders; INBOX, the special-use folders, the account and
+    its settings stay, and so does mail that arrives while it runs. Irreversible."""
+
+    type: Literal["PurgeMailbox"] = "PurgeMailbox"
 
 
 class CancelJob(JobCommand):
@@ -117,6 +125,69 @@ class RecordProgress(InternalCommand):
     """messages the step found missing here, to copy"""
 
 
+class PurgePlanned(BaseModel):
+    """A folder here as the purge found it at its start (services/copyjob/domain/purge.py)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    name: str
+    """as our server spells it (modified UTF-7)"""
+    uidvalidity: int
+    below_uid: int
+    messages: int
+    remove: bool
+
+
+class GetRetention(JobCommand):
+    """Admin: the account's last retention pass (when, as of when, what moved and went)."""
+
+    type: Literal["GetRetention"] = "GetRetention"
+
+
+class DueRetention(InternalCommand):
+    """Internal, from the retention sweep of any instance: the account's pass of this period is
+    due. Decided in the account's turn, so a pass is queued once per period however many send it."""
+
+    KEY_FIELD = "address"
+    type: Literal["DueRetention"] = "DueRetention"
+    address: AddressText
+    period: int
+    as_of: datetime
+
+
+class RecordRetention(InternalCommand):
+    """Internal, from the retention worker: the pass done."""
+
+    KEY_FIELD = "address"
+    type: Literal["RecordRetention"] = "RecordRetention"
+    address: AddressText
+    period: int
+    as_of: datetime
+    archived: int
+    expunged: int
+
+
+class RecordPurgePlan(InternalCommand):
+    """Internal, from the purge's planning step: every folder with what goes from it."""
+
+    KEY_FIELD = "address"
+    type: Literal["RecordPurgePlan"] = "RecordPurgePlan"
+    address: AddressText
+    job_id: JobId
+    folders: list[PurgePlanned]
+
+
+class RecordRemoved(InternalCommand):
+    """Internal, from the purge's last step: the user's folders removed (emptied ones only)."""
+
+    KEY_FIELD = "address"
+    type: Literal["RecordRemoved"] = "RecordRemoved"
+    address: AddressText
+    job_id: JobId
+    removed: list[str]
+    kept: list[str] = Field(default_factory=list)
+    """folders of the user's that mail reached while the purge ran: kept with that mail"""
+
+
 class KnowAccount(InternalCommand):
     """Internal, from AccountCreated: the account's plan (mail copy is for business-standard and kwc)."""
 
@@ -157,6 +228,29 @@ class CopyFolder(WorkItem):
     chunk: int = 0
 
 
+class PurgeStep(WorkItem):
+    """One step of a purge: `plan` (list the folders, fix what goes), `empty` (one folder), `remove`
+    (the user's emptied folders, children first, once every folder is empty)."""
+
+    QUEUE = "purge"
+    type: Literal["PurgeStep"] = "PurgeStep"
+    address: AddressText
+    job_id: JobId
+    step: Literal["plan", "empty", "remove"]
+    folder: str = ""
+
+
+class RetainMailbox(WorkItem):
+    """One account's retention pass: INBOX mail saved before the cut-off to Archive, Trash mail
+    saved before its cut-off expunged."""
+
+    QUEUE = "retention"
+    type: Literal["RetainMailbox"] = "RetainMailbox"
+    address: AddressText
+    period: int
+    as_of: datetime
+
+
 class JobEvent(Event):
     job_id: str
     kind: JobKind = "copy"
@@ -183,23 +277,26 @@ class JobProgress(JobEvent):
 class JobCompleted(JobEvent):
     ROUTING_KEY = "copyjob.job.completed"
     type: Literal["JobCompleted"] = "JobCompleted"
-    copied: int
-    already_there: int
-    copied_bytes: int
-    skipped_too_big: int
+    copied: int = 0
+    already_there: int = 0
+    copied_bytes: int = 0
+    skipped_too_big: int = 0
+    removed: int = 0
+    """a purge's: messages removed"""
+    folders_removed: int = 0
 
 
 class JobFailed(JobEvent):
     ROUTING_KEY = "copyjob.job.failed"
     type: Literal["JobFailed"] = "JobFailed"
     reason: FailureReason
-    copied: int
+    copied: int = 0
 
 
 class JobCancelled(JobEvent):
     ROUTING_KEY = "copyjob.job.cancelled"
     type: Literal["JobCancelled"] = "JobCancelled"
-    copied: int
+    copied: int = 0
 
 
-CLIENT_COMMANDS = (StartCopy, CancelJob, GetJob)
+CLIENT_COMMANDS = (StartCopy, PurgeMailbox, CancelJob, GetJob, GetRetention)

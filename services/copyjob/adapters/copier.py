@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from services.copyjob.adapters.imap import ImapError, Session
 from services.copyjob.adapters.kept_sessions import KeptSessions
+from services.copyjob.adapters.ours import open_ours
 from services.copyjob.adapters.outside import FernetVault
 from services.copyjob.adapters.stored_jobs import marks_of, running_job
 from services.copyjob.domain.checkpoints import Mailbox, Mark, mark_key, next_chunk, up_to_date, view_from
@@ -25,6 +26,7 @@ from services.copyjob.domain.folders import SourceFolder, our_names
 from services.copyjob.domain.identity import Summary, missing
 from services.copyjob.domain.jobs import Job, folder_of
 from services.copyjob.settings import CopyJobSettings
+from shared.contracts.base import InternalCommand
 from shared.contracts.copyjob import (
     CopyFolder,
     FolderMark,
@@ -39,7 +41,7 @@ from shared.messaging.unit_of_work import Doc
 log = logging.getLogger(__name__)
 
 Peek = Callable[[str], Awaitable[Doc | None]]
-Send = Callable[[RecordPlan | RecordStep | RecordProgress], Awaitable[None]]
+Send = Callable[[InternalCommand], Awaitable[None]]
 BATCH_MESSAGES = 50
 BATCH_BYTES = 16 * 1024 * 1024
 """messages fetched together and appended together (one round trip each way); a look at whether the
@@ -53,21 +55,25 @@ once it has answered, a step that cannot reach it waits for it)"""
 
 @dataclass
 class Progress:
-    """A chunk's progress reports: the first at once (GetJob knows the folder's total early), then
-    at most one per progress interval."""
+    """A step's progress reports: the first at once (GetJob knows the folder's total early), then
+    at most one per `interval_s`."""
 
-    copier: "Copier"
-    item: CopyFolder
+    send: Send
+    interval_s: float
+    address: str
+    job_id: str
+    folder: str
+    source_folder: str
     recorded: int
+    """done by the folder's earlier chunks"""
     total: int
     last: float = float("-inf")
 
-    async def __call__(self, copied: int) -> None:
-        if time.monotonic() - self.last > self.copier.settings.progress_interval_s:
+    async def __call__(self, done: int) -> None:
+        if time.monotonic() - self.last > self.interval_s:
             self.last = time.monotonic()
-            await self.copier.send(RecordProgress(address=self.item.address, job_id=self.item.job_id, folder=self.item.folder,
-                                                  source_folder=self.item.source_folder, copied=self.recorded + copied,
-                                                  total=self.total))
+            await self.send(RecordProgress(address=self.address, job_id=self.job_id, folder=self.folder,
+                                           source_folder=self.source_folder, copied=self.recorded + done, total=self.total))
 
 
 @dataclass(frozen=True)
@@ -138,7 +144,8 @@ class Copier:
         chunk = next_chunk(there, todo, there_box, max_messages=self.settings.chunk_messages,
                            max_bytes=self.settings.chunk_bytes, max_message_bytes=self.settings.max_message_bytes)
         covered = max(0, there_box.messages - len(there)) if item.chunk == 0 else 0  # an earlier job's mark
-        report = Progress(self, item, recorded, recorded + len(todo))
+        report = Progress(self.send, self.settings.progress_interval_s, item.address, item.job_id, item.folder,
+                          item.source_folder, recorded, recorded + len(todo))
         copied_bytes = await self._transfer(item, chunk.wanted, source, target, report)
         if copied_bytes is None:
             return None
@@ -193,7 +200,7 @@ class Copier:
         return self.sessions.session(("source", job.id), lambda: self._open_source(address, job, sealed, addresses))
 
     def _target(self, address: str) -> AbstractAsyncContextManager[Session]:
-        return self.sessions.session(("target", address), lambda: self._open_target(address))
+        return self.sessions.session(("target", address), lambda: open_ours(self.settings, address))
 
     async def _open_source(self, address: str, job: Job, sealed: str, addresses: list[str]) -> Session:
         tls = None if job.source_security == "plain" else self._tls()
@@ -210,15 +217,6 @@ class Copier:
                     raise
                 last = error
         raise last or ImapError("source_unreachable", "no address to connect to")
-
-    async def _open_target(self, address: str) -> Session:
-        settings = self.settings
-        try:
-            return await Session.open(settings.dovecot_imap_host, settings.dovecot_imap_port, tls=None, server_hostname=None,
-                                      user=f"{address}*{settings.dovecot_master_user}",
-                                      password=settings.dovecot_master_password.get_secret_value())
-        except ImapError as error:
-            raise ConnectionError(f"our Dovecot: {error.category}") from None
 
     def _tls(self) -> ssl.SSLContext:
         context = ssl.create_default_context(cafile=self.settings.source_ca_file)

@@ -270,6 +270,37 @@ class Session:
         text = b"\n".join(bytes(line) for line in response.lines)
         return _mailbox(text, int(found[1]) if (found := _MESSAGES.search(text)) else 0)
 
+    async def uids(self, *criteria: str) -> list[int]:
+        """UID SEARCH in the selected folder."""
+        response = await self._call(self.client.protocol.search(*criteria, charset=None, by_uid=True), LONG_S)
+        self._ok(response, "SEARCH")
+        found: list[int] = []
+        for line in response.lines[:-1]:  # aioimaplib hands over `* SEARCH 1 2 3` as `1 2 3`
+            words = bytes(line).split()
+            words = words[1:] if words[:1] == [b"SEARCH"] else words
+            if words and all(word.isdigit() for word in words):
+                found += [int(word) for word in words]
+        return found
+
+    async def expunge(self, uid_set: str) -> None:
+        """Those messages of the selected folder gone for good (UIDPLUS: only those, whatever else
+        is flagged \\Deleted)."""
+        protocol = self.client.protocol
+        self._ok(await self._call(protocol.store(uid_set, "+FLAGS.SILENT", "(\\Deleted)", by_uid=True), LONG_S), "STORE")
+        self._ok(await self._call(protocol.expunge(uid_set, by_uid=True), LONG_S), "EXPUNGE")
+
+    async def move(self, uid_set: str, folder: str) -> None:
+        """MOVE (RFC 6851): copied and expunged as one operation of the server's."""
+        self._ok(await self._call(self.client.protocol.move(uid_set, quoted(folder), by_uid=True), LONG_S), "MOVE")
+
+    async def delete(self, name: str) -> bool:
+        """A folder (as the server spells it) removed, and unsubscribed; False when the server keeps it."""
+        response = await self._call(self.client.protocol.simple_command("DELETE", quoted_raw(name)))
+        if response.result != "OK":
+            return False
+        await self._call(self.client.protocol.simple_command("UNSUBSCRIBE", quoted_raw(name)))
+        return True
+
     async def summaries(self, from_uid: int = 1) -> list[Summary]:
         """The selected folder's messages from that UID on (`n:*` also names the last message when
         it is below n: it is left out)."""

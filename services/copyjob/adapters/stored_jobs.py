@@ -9,6 +9,8 @@ from typing import Any
 
 from services.copyjob.domain.checkpoints import Mark
 from services.copyjob.domain.jobs import RECENT_JOBS, FolderProgress, Job
+from services.copyjob.domain.purge import PurgeFolder
+from services.copyjob.domain.retention import RetentionPass, RetentionState
 from shared.contracts.base import Event, WorkItem
 from shared.messaging.unit_of_work import Doc, UnitOfWork
 
@@ -21,15 +23,25 @@ def job_doc(job: Job) -> dict[str, Any]:
 
 def job_of(doc: dict[str, Any]) -> Job:
     folders = tuple(FolderProgress(**{**f, "too_big": tuple(f["too_big"])}) for f in doc["folders"])
-    return Job(**{**doc, "folders": folders})
+    purge = tuple(PurgeFolder(**f) for f in doc.get("purge") or ())
+    removed = doc.get("removed_folders")
+    return Job(**{**doc, "folders": folders, "purge": purge,
+                  "removed_folders": tuple(removed) if removed is not None else None})
+
+
+def running(doc: Doc | None, job_id: str) -> Job | None:
+    """For a worker: the job if it is the account's running one."""
+    current = (doc or {}).get("current")
+    if not current or current["id"] != job_id or current["state"] != "running":
+        return None
+    return job_of(current)
 
 
 def running_job(doc: Doc | None, job_id: str) -> tuple[Job, str, list[str]] | None:
-    """For a worker: the job if it is the account's running one, its sealed secret and addresses."""
-    current = (doc or {}).get("current")
-    if not current or current["id"] != job_id or current["state"] != "running" or not doc or not doc.get("secret"):
+    """For a copy worker: the running job, its sealed secret and checked addresses."""
+    if (job := running(doc, job_id)) is None or not doc or not doc.get("secret"):
         return None
-    return job_of(current), doc["secret"], list(doc.get("addresses", []))
+    return job, doc["secret"], list(doc.get("addresses", []))
 
 
 def marks_of(doc: Doc | None) -> dict[str, Mark]:
@@ -62,12 +74,21 @@ class JobsInUnit:
                 return job_of(doc)
         return None
 
+    def retention(self) -> RetentionState:
+        stored = self._doc.get("retention") or {}
+        last = stored.get("last")
+        return RetentionState(queued_period=stored.get("queued_period"), passes=stored.get("passes", 0),
+                              last=RetentionPass(**last) if last else None)
+
+    def save_retention(self, state: RetentionState, *, work: Sequence[WorkItem] = ()) -> None:
+        self._unit.stage({"retention": asdict(state)}, work=work)
+
     def adopt(self, plan: str, generation: datetime) -> None:
         self._unit.stage({"plan": plan, "generation": generation, "current": None, "recent": [], "secret": None,
-                          "addresses": [], "marks": {}})
+                          "addresses": [], "marks": {}, "retention": {}})
 
     def forget(self) -> None:
-        self._unit.stage({"plan": None, "secret": None, "addresses": [], "marks": {}})
+        self._unit.stage({"plan": None, "secret": None, "addresses": [], "marks": {}, "retention": {}})
 
     def save(self, job: Job, *, secret: str | None = None, addresses: Sequence[str] = (),
              events: Sequence[Event] = (), work: Sequence[WorkItem] = (), marks: dict[str, Mark] | None = None) -> None:

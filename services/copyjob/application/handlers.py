@@ -1,24 +1,40 @@
-"""Copy job command handlers: authorize, check the source and the user's own password, start the
-job (its planning step goes to the work queue), and bring the workers' outcomes into the account's
-turn. Nothing here talks IMAP."""
+"""Copy job command handlers: authorize, check the source and the user's own password, start a
+copy or a purge (its planning step goes to the work queue), and bring the workers' outcomes into
+the account's turn. Nothing here talks IMAP."""
 
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from services.copyjob.application.ports import Jobs, Passwords, Resolver, Vault
 from services.copyjob.domain.checkpoints import Mark, mark_key
-from services.copyjob.domain.jobs import Job, Planned, StepResult, cancelled, failed, with_plan, with_progress, with_step
+from services.copyjob.domain.jobs import (
+    Job,
+    Planned,
+    StepResult,
+    cancelled,
+    failed,
+    removing_folders,
+    with_folders_removed,
+    with_plan,
+    with_progress,
+    with_purge_plan,
+    with_step,
+)
+from services.copyjob.domain.purge import PurgeFolder
+from services.copyjob.domain.retention import RetentionPass, applies
 from services.copyjob.domain.source_host import HostRefused, parse_host
 from shared.auth import Actor
 from shared.contracts.base import Accepted, FieldError, Rejected, Reply, rejection
 from shared.contracts.copyjob import (
     CancelJob,
     CopyFolder,
+    DueRetention,
     EndJobsOfDeleted,
     GetJob,
+    GetRetention,
     JobCancelled,
     JobCommand,
     JobCompleted,
@@ -27,9 +43,15 @@ from shared.contracts.copyjob import (
     JobStarted,
     KnowAccount,
     PlanCopy,
+    PurgeMailbox,
+    PurgeStep,
     RecordPlan,
     RecordProgress,
+    RecordPurgePlan,
+    RecordRemoved,
+    RecordRetention,
     RecordStep,
+    RetainMailbox,
     StartCopy,
 )
 from shared.generations import of_earlier_generation
@@ -54,10 +76,16 @@ async def handle(command: JobCommand, jobs: Jobs, deps: Deps) -> Reply:
         return await _start(command, actor, address, jobs, deps)
     if not actor.may_act_on(address):
         return rejection(command, "forbidden", f"{actor.subject} may not see or change the jobs of {address}")
+    if isinstance(command, PurgeMailbox):
+        return _start_purge(command, address, jobs, deps)
+    if isinstance(command, GetRetention):
+        return _retention(command, actor, address, jobs)
     job_id = command.job_id if isinstance(command, CancelJob | GetJob) else None
     job = jobs.find(job_id) if job_id else jobs.current()
     if job is None:
         return rejection(command, "not_found", f"{address} has no such job")
+    if isinstance(command, CancelJob) and job.running and job.kind == "purge":
+        return rejection(command, "not_cancellable", "a purge runs to its end: a mailbox is never left half purged")
     if isinstance(command, CancelJob) and job.running:
         job = cancelled(job, deps.clock())
         jobs.save(job, events=[JobCancelled(**_about(job, address), copied=job.copied)])
@@ -90,8 +118,52 @@ async def _start(command: StartCopy, actor: Actor, address: str, jobs: Jobs, dep
     return Accepted(command_id=command.message_id, result={"job_id": job.id, "state": job.state})
 
 
+def _start_purge(command: PurgeMailbox, address: str, jobs: Jobs, deps: Deps) -> Reply:
+    if (plan := jobs.plan()) is None:
+        return rejection(command, "not_found", f"{address} has no mail account")
+    if not allows(Plan(plan), Capability.MAIL_PURGE):
+        return rejection(command, "not_allowed_on_plan", f"purge is not available on the {plan} plan")
+    if (current := jobs.current()) and current.running:
+        return rejection(command, "already_running", f"job {current.id} is still running for {address}")
+    job = Job(id=uuid.uuid4().hex, started_at=deps.clock(), kind="purge", notification_address=address)
+    jobs.save(job, events=[JobStarted(**_about(job, address))], work=[PurgeStep(address=address, job_id=job.id, step="plan")])
+    return Accepted(command_id=command.message_id, result={"job_id": job.id, "state": job.state})
+
+
+def _retention(command: GetRetention, actor: Actor, address: str, jobs: Jobs) -> Reply:
+    if not actor.is_admin:
+        return rejection(command, "forbidden", "retention passes are shown to admins")
+    if (plan := jobs.plan()) is None:
+        return rejection(command, "not_found", f"{address} has no mail account")
+    state = jobs.retention()
+    return Accepted(command_id=command.message_id, result={
+        "applies": applies(plan), "passes": state.passes, "queued_period": state.queued_period,
+        "last": {**asdict(state.last), "as_of": state.last.as_of.isoformat(), "ran_at": state.last.ran_at.isoformat()}
+        if state.last else None})
+
+
+async def due_retention(command: DueRetention, jobs: Jobs, deps: Deps) -> Accepted:
+    """Queue the pass once per period; never beside a running purge (a message moved to Archive
+    while it runs would escape it): the next sweep asks again."""
+    state, current = jobs.retention(), jobs.current()
+    if applies(jobs.plan()) and state.queued_period != command.period and not (current and current.running
+                                                                                and current.kind == "purge"):
+        jobs.save_retention(replace(state, queued_period=command.period), work=[
+            RetainMailbox(address=command.address, period=command.period, as_of=command.as_of)])
+    return Accepted(command_id=command.message_id)
+
+
+async def record_retention(command: RecordRetention, jobs: Jobs, deps: Deps) -> Accepted:
+    state = jobs.retention()
+    if state.queued_period == command.period and (state.last is None or state.last.period != command.period):
+        done = RetentionPass(period=command.period, as_of=command.as_of, ran_at=deps.clock(), archived=command.archived,
+                             expunged=command.expunged)
+        jobs.save_retention(replace(state, last=done, passes=state.passes + 1))
+    return Accepted(command_id=command.message_id)
+
+
 def _about(job: Job, address: str) -> dict[str, Any]:
-    return {"job_id": job.id, "address": address, "notification_address": job.notification_address}
+    return {"job_id": job.id, "kind": job.kind, "address": address, "notification_address": job.notification_address}
 
 
 async def record_plan(command: RecordPlan, jobs: Jobs, deps: Deps) -> Accepted:
@@ -120,8 +192,33 @@ async def record_step(command: RecordStep, jobs: Jobs, deps: Deps) -> Accepted:
                         chunk=command.chunk + 1)] if command.more else []
     marks = {mark_key(job.source_host, job.source_port, command.source_folder, command.folder):
              Mark(**command.mark.model_dump())} if command.mark else None
-    jobs.save(changed, events=_ended(changed, command.address), work=after, marks=marks)
+    jobs.save(changed, events=_ended(changed, command.address), work=[*after, *_removal(changed, command.address)],
+              marks=marks)
     return Accepted(command_id=command.message_id)
+
+
+async def record_purge_plan(command: RecordPurgePlan, jobs: Jobs, deps: Deps) -> Accepted:
+    job = jobs.find(command.job_id)
+    if job and job.running and not job.planned:
+        plan = [PurgeFolder(**f.model_dump()) for f in command.folders]
+        planned = with_purge_plan(job, plan, deps.clock())
+        steps = [PurgeStep(address=command.address, job_id=job.id, step="empty", folder=f.source_name)
+                 for f in planned.folders if f.state == "pending"]
+        jobs.save(planned, events=_ended(planned, command.address), work=steps + _removal(planned, command.address))
+    return Accepted(command_id=command.message_id)
+
+
+async def record_removed(command: RecordRemoved, jobs: Jobs, deps: Deps) -> Accepted:
+    job = jobs.find(command.job_id)
+    if job and removing_folders(job):
+        done = with_folders_removed(job, command.removed, deps.clock())
+        jobs.save(done, events=_ended(done, command.address))
+    return Accepted(command_id=command.message_id)
+
+
+def _removal(job: Job, address: str) -> list[PurgeStep]:
+    """The purge's last step, once its every folder is empty (staged with the record that made it so)."""
+    return [PurgeStep(address=address, job_id=job.id, step="remove")] if removing_folders(job) else []
 
 
 async def record_progress(command: RecordProgress, jobs: Jobs, deps: Deps) -> Accepted:

@@ -6,6 +6,7 @@ from typing import Protocol
 
 from services.copyjob.domain.checkpoints import Mark
 from services.copyjob.domain.jobs import Job
+from services.copyjob.domain.retention import RetentionState
 from services.copyjob.domain.source_host import Address, Source
 from shared.contracts.base import Event, Reply, WorkItem
 
@@ -31,6 +32,11 @@ class Jobs(Protocol):
              events: Sequence[Event] = (), work: Sequence[WorkItem] = (), marks: dict[str, Mark] | None = None) -> None:
         """Stage the job; `secret` is kept only while it runs (its end removes it); `marks` are
         the folders' checkpoints to keep (by key), beside those already kept."""
+
+
+    def retention(self) -> RetentionState: ...
+
+    def save_retention(self, state: RetentionState, *, work: Sequence[WorkItem] = ()) -> None: ...
 
 
 class Resolver(Protocol):

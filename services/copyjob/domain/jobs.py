@@ -6,6 +6,9 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Literal
 
+from services.copyjob.domain.folders import decode_mutf7
+from services.copyjob.domain.purge import PurgeFolder
+
 FolderState = Literal["pending", "done"]
 RECENT_JOBS = 5
 """finished jobs GetJob can still show per account"""
@@ -33,15 +36,20 @@ class FolderProgress:
 class Job:
     id: str
     started_at: datetime
-    source_host: str
-    source_port: int
-    source_security: str
     notification_address: str
+    kind: Literal["copy", "purge"] = "copy"
+    source_host: str = ""
+    source_port: int = 0
+    source_security: str = ""
     state: Literal["running", "completed", "failed", "cancelled"] = "running"
     planned: bool = False
     folders: tuple[FolderProgress, ...] = ()
     reason: str | None = None
     ended_at: datetime | None = None
+    purge: tuple[PurgeFolder, ...] = ()
+    """a purge's plan: per folder, what goes"""
+    removed_folders: tuple[str, ...] | None = None
+    """a purge's last step, once done: the user's folders it removed"""
 
     @property
     def running(self) -> bool:
@@ -52,6 +60,8 @@ class Job:
         return sum(max(f.copied, f.progress) for f in self.folders)
 
     def totals(self) -> dict[str, int]:
+        if self.kind == "purge":
+            return {"removed": self.copied, "folders_removed": len(self.removed_folders or ())}
         return {"copied": self.copied, "already_there": sum(f.already_there for f in self.folders),
                 "copied_bytes": sum(f.copied_bytes for f in self.folders),
                 "skipped_too_big": sum(len(f.too_big) for f in self.folders)}
@@ -80,6 +90,27 @@ def with_plan(job: Job, folders: list[Planned], now: datetime) -> Job:
                      else FolderProgress(f.name, f.source_name, state="done", already_there=f.up_to_date, total=0)
                      for f in folders)
     return _completed_if_done(replace(job, planned=True, folders=progress), now)
+
+
+def with_purge_plan(job: Job, plan: list[PurgeFolder], now: datetime) -> Job:
+    """Every folder with messages gets a step; the empty ones are done at once."""
+    if job.planned or not job.running:
+        return job
+    folders = tuple(FolderProgress(decode_mutf7(f.name), f.name) if f.messages and f.below_uid > 1
+                    else FolderProgress(decode_mutf7(f.name), f.name, state="done", total=0) for f in plan)
+    return _completed_if_done(replace(job, planned=True, folders=folders, purge=tuple(plan)), now)
+
+
+def removing_folders(job: Job) -> bool:
+    """A purge whose folders are all empty now, its user's folders still to remove."""
+    return (job.kind == "purge" and job.running and job.planned and job.removed_folders is None
+            and all(f.state == "done" for f in job.folders))
+
+
+def with_folders_removed(job: Job, removed: list[str], now: datetime) -> Job:
+    if not removing_folders(job):
+        return job
+    return _completed_if_done(replace(job, removed_folders=tuple(removed)), now)
 
 
 def folder_of(job: Job, source_name: str) -> FolderProgress | None:
@@ -118,6 +149,6 @@ def cancelled(job: Job, now: datetime, reason: str | None = None) -> Job:
 
 
 def _completed_if_done(job: Job, now: datetime) -> Job:
-    if job.planned and all(f.state == "done" for f in job.folders):
+    if job.planned and all(f.state == "done" for f in job.folders) and not removing_folders(job):
         return replace(job, state="completed", ended_at=now)
     return job

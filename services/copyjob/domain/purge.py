@@ -9,9 +9,6 @@ from dataclasses import dataclass
 from services.copyjob.domain.checkpoints import Mailbox
 from services.copyjob.domain.folders import OUR_SEPARATOR, SPECIAL_USE
 
-EXPUNGE_BATCH = 2000
-"""UIDs flagged and expunged per command pair: a progress report and a bounded command between"""
-
 
 @dataclass(frozen=True)
 class Listed:
@@ -49,10 +46,13 @@ def removal_order(names: list[str]) -> list[str]:
     return sorted(names, key=lambda name: (-name.count(OUR_SEPARATOR), name))
 
 
-def uid_sets(uids: list[int], size: int = EXPUNGE_BATCH) -> Iterator[str]:
-    """IMAP sets of at most `size` UIDs each, in ranges (`4:9,12`) as short as the UIDs allow."""
-    for start in range(0, len(uids), size):
-        yield _ranges(sorted(uids[start:start + size]))
+def uid_sets(uids: list[int], size: int) -> Iterator[tuple[str, int]]:
+    """IMAP sets of at most `size` UIDs each, in ranges (`4:9,12`) as short as the UIDs allow, with
+    how many UIDs each names."""
+    ordered = sorted(uids)
+    for start in range(0, len(ordered), size):
+        batch = ordered[start:start + size]
+        yield _ranges(batch), len(batch)
 
 
 def _ranges(uids: list[int]) -> str:

@@ -15,6 +15,23 @@ TRASH_DAYS = 31
 
 
 @dataclass(frozen=True)
+class RetentionPass:
+    period: int
+    as_of: datetime
+    ran_at: datetime
+    archived: int
+    expunged: int
+
+
+@dataclass(frozen=True)
+class RetentionState:
+    queued_period: int | None = None
+    """the period whose pass was queued last (once queued, not again in that period)"""
+    last: RetentionPass | None = None
+    passes: int = 0
+
+
+@dataclass(frozen=True)
 class Cutoffs:
     """SEARCH SAVEDBEFORE dates: a message saved on a day before this has been there long enough
     (day by day, as IMAP dates go: saved 181 days before `as_of` qualifies, 180 does not)."""
@@ -28,20 +45,31 @@ def cutoffs(as_of: datetime) -> Cutoffs:
     return Cutoffs(inbox=today - timedelta(days=INBOX_DAYS), trash=today - timedelta(days=TRASH_DAYS))
 
 
+PLANS = frozenset(plan.value for plan in Plan if allows(plan, Capability.RETENTION))
+
+
 def applies(plan: str | None) -> bool:
-    return plan is not None and allows(Plan(plan), Capability.RETENTION)
+    return plan in PLANS
 
 
 def period_of(now: datetime, period_s: int) -> int:
     return int(now.timestamp()) // period_s
 
 
-def due(address: str, now: datetime, period_s: int, last_period: int | None) -> bool:
-    """The account's pass of this period has not run and its offset into the period has passed."""
+def due(address: str, now: datetime, period_s: int, spread_s: int, queued_period: int | None) -> bool:
+    """The account's pass of this period is not queued yet and its offset into the period has passed."""
     period = period_of(now, period_s)
-    return last_period != period and int(now.timestamp()) - period * period_s >= offset(address, period_s)
+    return queued_period != period and int(now.timestamp()) - period * period_s >= offset(address, min(spread_s, period_s))
 
 
-def offset(address: str, period_s: int) -> int:
+def offset(address: str, spread_s: int) -> int:
     """Where in each period the account's pass comes: fixed per address, spread evenly."""
-    return int.from_bytes(hashlib.sha256(address.encode()).digest()[:8], "big") % period_s
+    return int.from_bytes(hashlib.sha256(address.encode()).digest()[:8], "big") % spread_s if spread_s else 0
+
+
+def imap_date(day: date) -> str:
+    """RFC 3501 date-text (`7-Mar-2026`), in English whatever the locale."""
+    return f"{day.day}-{MONTHS[day.month - 1]}-{day.year}"
+
+
+MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")

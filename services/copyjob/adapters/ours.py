@@ -1,0 +1,14 @@
+"""Sessions on our Dovecot: an account's mailbox, written through the master user."""
+
+from services.copyjob.adapters.imap import ImapError, Session
+from services.copyjob.settings import CopyJobSettings
+
+
+async def open_ours(settings: CopyJobSettings, address: str) -> Session:
+    """A failure here is ours, never the user's: the step is retried (ConnectionError)."""
+    try:
+        return await Session.open(settings.dovecot_imap_host, settings.dovecot_imap_port, tls=None, server_hostname=None,
+                                  user=f"{address}*{settings.dovecot_master_user}",
+                                  password=settings.dovecot_master_password.get_secret_value())
+    except ImapError as error:
+        raise ConnectionError(f"our Dovecot: {error.category}") from None
