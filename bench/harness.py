@@ -76,6 +76,8 @@ class Bench:
     tap: AppliedTap
     databases: dict[str, str] = field(default_factory=dict)
     """each service's database (MONGODB_DB)"""
+    urls: dict[str, str] = field(default_factory=dict)
+    """each service's own AMQP URL (its internal exchange, for a bench that stands in for a sweep)"""
 
     async def accounts(self, count: int) -> list[str]:
         addresses = [f"rb{uuid.uuid4().hex[:8]}@example.jp" for _ in range(count)]
@@ -114,7 +116,8 @@ async def services(names: tuple[str, ...] = ("account", "rules"), copy_workers: 
         client = await CommandClient.connect(operator.url("mailctl", vhost))
         admin = (await client.request(ACCOUNT, Login(login="benchadmin", password=ADMIN_PASSWORD))).result["token"]
         await tap.open(operator.url(ADMIN, vhost))
-        yield Bench(client, admin, tap, {name: f"mailss_bench_{name}_{suffix}" for name in names})
+        yield Bench(client, admin, tap, {name: f"mailss_bench_{name}_{suffix}" for name in names},
+                    {name: operator.url(name, vhost) for name in names})
         await client.close()
     finally:
         await tap.close()
