@@ -187,9 +187,9 @@ async def fill_retention_trash(addresses: list[str]) -> None:
 async def main(args: argparse.Namespace) -> None:
     env = {"COPY_SECRET_KEY": Fernet.generate_key().decode(), "RETENTION_SWEEP_S": "86400"}
     async with services(("account", "copyjob"), copy_workers=args.workers, extra_env=env) as bench:
-        lines = await purge_rounds(bench, args.rounds, args.messages)
+        lines = await purge_rounds(bench, args.rounds, args.messages) if "purge" in args.only else []
         print("\n".join(lines), flush=True)
-        lines += await retention(bench, args.accounts)
+        lines += await retention(bench, args.accounts) if "retention" in args.only else []
     print("\n".join(lines))
 
 
@@ -199,4 +199,5 @@ if __name__ == "__main__":
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--accounts", type=int, default=1000)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--only", nargs="+", choices=["purge", "retention"], default=["purge", "retention"])
     asyncio.run(main(parser.parse_args()))

@@ -17,6 +17,7 @@ const SERVICE_USERS = [
   { user: 'account', db: 'mailss_account', passwordVariable: 'MONGO_ACCOUNT_PASSWORD' },
   { user: 'rules', db: 'mailss_rules', passwordVariable: 'MONGO_RULES_PASSWORD' },
   { user: 'copyjob', db: 'mailss_copyjob', passwordVariable: 'MONGO_COPYJOB_PASSWORD' },
+  { user: 'notifier', db: 'mailss_notifier', passwordVariable: 'MONGO_NOTIFIER_PASSWORD' },
 ];
 
 function required(name) {

@@ -26,6 +26,8 @@ from shared.contracts.account import (
 from shared.contracts.base import Accepted, AnonymousCommand, Command, Rejected
 from shared.contracts.copyjob import SERVICE as COPYJOB
 from shared.contracts.copyjob import CancelJob, GetJob, GetRetention, PurgeMailbox, StartCopy
+from shared.contracts.notifier import SERVICE as NOTIFIER
+from shared.contracts.notifier import GetNotifications
 from shared.contracts.rules import SERVICE as RULES
 from shared.contracts.rules import (
     AddForwarding,
@@ -327,6 +329,17 @@ def _job_table(job: dict[str, Any]) -> Table:
                       str(len(folder["too_big"])))
     table.add_row("total", "", str(totals["copied"]), str(totals["already_there"]), str(totals["skipped_too_big"]))
     return table
+
+
+@copy_app.command("notifications")
+def copy_notifications(job_id: Annotated[str | None, typer.Argument(help="default: every notification kept")] = None,
+                       address: Address = None) -> None:
+    """The notification mails of your jobs (and password changes): state, attempts, last error."""
+    shown = send(GetNotifications(actor_token=token(), address=target(address), job_id=job_id), NOTIFIER).result
+    table = Table("kind", "to", "job", "state", "attempts", "last error", header_style="bold")
+    for n in shown["notifications"]:
+        table.add_row(n["kind"], n["to"], n["job_id"] or "", n["state"], str(n["attempts"]), n["last_error"] or "")
+    console.print(table)
 
 
 @copy_app.command("cancel")

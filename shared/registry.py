@@ -46,6 +46,10 @@ SERVICES: Mapping[str, ServiceEntry] = MappingProxyType({
         secrets=("AMQP_URL", "MONGODB_URL", "DOVECOT_MASTER_PASSWORD", "COPY_SECRET_KEY"), reacts_to=("account",),
         commands_to=("account",),
     ),
+    "notifier": ServiceEntry(
+        name="notifier", module="services.notifier", settings="services.notifier.settings:NotifierSettings",
+        secrets=("AMQP_URL", "MONGODB_URL"), reacts_to=("account", "copyjob"),
+    ),
 })
 
 

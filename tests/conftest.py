@@ -186,3 +186,16 @@ async def copyjob_service(copyjob_env: dict[str, str], amqp_url: str, account_se
 async def rules_service(rules_env: dict[str, str], amqp_url: str, account_service) -> AsyncIterator[ServiceProcess]:
     async for service in running_service("rules", rules_env, amqp_url):
         yield service
+
+
+@pytest.fixture(scope="session")
+def notifier_env(service_env: dict[str, str], operator: Broker, vhost: str) -> dict[str, str]:
+    return {**service_env, "AMQP_URL": operator.url("notifier", vhost), "MONGODB_DB": f"mailss_notif_{uuid.uuid4().hex[:8]}",
+            "SMTP_PORT": stack_env("POSTFIX_SMTP_PORT"), "MAIL_FROM": "noreply@example.jp", "BRAND": "CPI",
+            "FAQ_URL": "https://faq.example.jp/3661/", "RETRY_SWEEP_S": "0.3", "RETRY_FIRST_PAUSE_S": "0.5"}
+
+
+@pytest.fixture(scope="session")
+async def notifier_service(notifier_env: dict[str, str], amqp_url: str, account_service, smtp_sink) -> AsyncIterator[ServiceProcess]:
+    async for service in running_service("notifier", notifier_env, amqp_url):
+        yield service

@@ -6,6 +6,7 @@ import imaplib
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import uuid
@@ -106,6 +107,13 @@ async def consumer_count(amqp_url: str, queue: str) -> int:
         except aio_pika.exceptions.ChannelClosed:
             return 0
         return declared.declaration_result.consumer_count
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on (for a test's own server, started when the test wants)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def new_address(domain: str = ADMIN_DOMAIN) -> str:

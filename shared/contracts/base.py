@@ -75,6 +75,9 @@ class WorkItem(Message):
     service that publishes it). At-least-once: a handler checkpoints by `message_id`."""
 
     QUEUE: ClassVar[str]
+    CONCURRENCY: ClassVar[int | None] = None
+    """items of this kind one worker runs at once (None: the service's WORK_PREFETCH): more for
+    short independent items (a retention pass, a mail), 1 for long ones that should spread"""
 
 
 class FieldError(BaseModel):

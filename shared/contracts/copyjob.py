@@ -245,6 +245,7 @@ class RetainMailbox(WorkItem):
     saved before its cut-off expunged."""
 
     QUEUE = "retention"
+    CONCURRENCY = 8
     type: Literal["RetainMailbox"] = "RetainMailbox"
     address: AddressText
     period: int

@@ -221,10 +221,11 @@ def _subscribe_all(spec: ServiceSpec, settings: ServiceSettings, broker: RabbitB
         queue = topology.work_queue(kind.QUEUE)
         if queue in subscribers:
             raise ValueError(f"{kind.__name__} shares the work queue {queue!r}: one work item type per queue")
-        subscribers[queue] = subscribe(broker, queue, prefetch=settings.work_prefetch, consume=WorkConsumer(
+        at_once = kind.CONCURRENCY or settings.work_prefetch
+        subscribers[queue] = subscribe(broker, queue, prefetch=at_once, consume=WorkConsumer(
             queue=queue, broker=broker, item_type=kind, handle=handle,
             transient_errors=TRANSIENT_ERRORS, delivery_limit=settings.delivery_limit, redact=redact,
-            concurrency=settings.work_prefetch,
+            concurrency=at_once,
         ))
     return subscribers
 

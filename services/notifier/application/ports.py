@@ -1,0 +1,22 @@
+"""What the notifier's handlers need from the outside world."""
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from services.notifier.domain.notifications import Notification
+from shared.contracts.base import Event, WorkItem
+
+
+class Notifications(Protocol):
+    """The one account of the command being handled: its notifications."""
+
+    def known(self, notification_id: str) -> bool:
+        """An event already turned into a notification (even one no longer kept on record)."""
+
+    def find(self, notification_id: str) -> Notification | None: ...
+
+    def all(self) -> list[Notification]: ...
+
+    def save(self, notification: Notification, *, events: Sequence[Event] = (), work: Sequence[WorkItem] = ()) -> None: ...
+
+    def forget(self) -> None: ...
