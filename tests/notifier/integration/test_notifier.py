@@ -194,7 +194,9 @@ async def test_a_line_break_in_an_address_is_refused_and_sends_nothing(client, a
 
 
 async def test_a_real_purge_and_password_change_are_told_to_the_account_and_deletion_erases_it(
-        client, admin_token, copyjob_service, notifier_service):
+        tmp_path, client, admin_token, client_url, copyjob_service, notifier_service):
+    from tests.mailctl.test_cli import run
+
     address = new_address()
     assert (await client.request(ACCOUNT, CreateAccount(actor_token=admin_token, address=address, plan="kwc",
                                                         initial_password=PASSWORD))).status == "accepted"
@@ -209,6 +211,9 @@ async def test_a_real_purge_and_password_change_are_told_to_the_account_and_dele
 
     await eventually(both_in_the_inbox, timeout=60, what="both notices delivered to the account")
     assert len(await _notifications(client, admin_token, address)) == 2
+    assert (await run(tmp_path, client_url, "login", address, "--password-stdin", stdin="Another-Passw0rd!\n")).returncode == 0
+    shown = await run(tmp_path, client_url, "copy", "notifications")
+    assert shown.returncode == 0 and "purge_completed" in shown.stdout and "password_changed" in shown.stdout, shown.stdout
     assert (await client.request(ACCOUNT, DeleteAccount(actor_token=admin_token, address=address))).status == "accepted"
 
     async def erased() -> bool:
