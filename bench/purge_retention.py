@@ -124,13 +124,14 @@ async def purge_rounds(bench: Bench, rounds: int, messages: int) -> list[str]:
             f"  ours / doveadm                          {ours_m / floor_m:6.2f}x the time"]
 
 
-async def fill_retention(addresses: list[str]) -> None:
+async def fill_retention(addresses: list[str], inbox: int = 40, trash: int = 10) -> None:
     async def one(address: str) -> None:
         session = await ours(address)
         try:
-            for folder, count in (("INBOX", 40), ("Trash", 10)):
-                await session.append_many(folder, [(b"Subject: r %d\r\n\r\n" % n + b"x" * 2000 + b"\r\n", (), "1300000000")
-                                                   for n in range(count)])
+            for folder, count in (("INBOX", inbox), ("Trash", trash)):
+                if count:
+                    await session.append_many(folder, [(b"Subject: r %d\r\n\r\n" % n + b"x" * 2000 + b"\r\n", (),
+                                                        "1300000000") for n in range(count)])
         finally:
             await session.close()
 
@@ -150,7 +151,7 @@ async def retention(bench: Bench, count: int) -> list[str]:
         doveadm("expunge", "-F", users.name, "mailbox", "Trash", "savedbefore", tomorrow)
         floor = time.perf_counter() - began
         doveadm("move", "-F", users.name, "INBOX", "mailbox", "Archive", "all")  # back, for our pass
-    await fill_retention_trash(addresses)
+    await fill_retention(addresses, inbox=0)  # Trash again, for our pass
     jobs = pymongo.MongoClient(os.environ["MONGODB_URL"])[bench.databases["copyjob"]]["jobs"]
     broker = RabbitBroker(bench.urls["copyjob"])
     await broker.connect()
@@ -170,18 +171,6 @@ async def retention(bench: Bench, count: int) -> list[str]:
             f"  ours (DueRetention to the last pass recorded)  {seconds:6.2f} s  {count / seconds:7.1f} accounts/s",
             f"  doveadm move + expunge savedbefore, one -F run  {floor:6.2f} s  {count / floor:7.1f} accounts/s",
             f"  ours / doveadm                                   {seconds / floor:6.2f}x the time"]
-
-
-async def fill_retention_trash(addresses: list[str]) -> None:
-    async def one(address: str) -> None:
-        session = await ours(address)
-        try:
-            await session.append_many("Trash", [(b"Subject: t %d\r\n\r\nx\r\n" % n, (), "1300000000") for n in range(10)])
-        finally:
-            await session.close()
-
-    for start in range(0, len(addresses), 8):
-        await asyncio.gather(*(one(a) for a in addresses[start:start + 8]))
 
 
 async def main(args: argparse.Namespace) -> None:

@@ -88,6 +88,15 @@ class SessionGuard:
         except InvalidToken:
             return rejection(command, "unauthenticated", "the session token is missing, invalid or ended")
 
+    async def actor_on(self, command: Command, what: str) -> Actor | Rejected:
+        """`actor_of`, and `forbidden` unless the actor may act on the command's address (its own,
+        or one of its domains for an admin); `what` names what is refused, e.g. "the rules"."""
+        if isinstance(actor := await self.actor_of(command), Rejected):
+            return actor
+        if not actor.may_act_on(address := command.subject_key()):
+            return rejection(command, "forbidden", f"{actor.subject} may not act on {what} of {address}")
+        return actor
+
     async def actor(self, token: str) -> Actor:
         actor = self.verifier.verify(token)
         limit = await self.limits.limit_of(actor.subject)

@@ -9,7 +9,7 @@ from typing import Any
 
 from services.notifier.application.ports import Notifications
 from services.notifier.domain.notifications import Notification, deferred, refused, sent
-from shared.contracts.base import Accepted, Rejected, Reply, rejection
+from shared.contracts.base import Accepted, Rejected, Reply
 from shared.contracts.notifier import (
     ForgetNotifications,
     GetNotifications,
@@ -32,11 +32,8 @@ class Deps:
 
 
 async def get_notifications(command: GetNotifications, box: Notifications, deps: Deps) -> Reply:
-    if isinstance(actor := await deps.sessions.actor_of(command), Rejected):
+    if isinstance(actor := await deps.sessions.actor_on(command, "the notifications"), Rejected):
         return actor
-    address = command.subject_key()
-    if not actor.may_act_on(address):
-        return rejection(command, "forbidden", f"{actor.subject} may not see the notifications of {address}")
     shown = [view(n) for n in box.all() if command.job_id is None or n.job_id == command.job_id]
     return Accepted(command_id=command.message_id, result={"notifications": shown})
 

@@ -67,11 +67,9 @@ FORWARD_TOKEN_HEX = 16
 
 
 async def handle(command: RulesCommand, store: RuleSets, deps: Deps) -> Reply:
-    if isinstance(actor := await deps.sessions.actor_of(command), Rejected):
+    if isinstance(actor := await deps.sessions.actor_on(command, "the rules"), Rejected):
         return actor
     address = command.subject_key()
-    if not actor.may_act_on(address):
-        return rejection(command, "forbidden", f"{actor.subject} may not act on the rules of {address}")
     if (rules := store.current()) is None:
         return rejection(command, "not_found", f"{address} has no mail account")
     if isinstance(command, GetRules):

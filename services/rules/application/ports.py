@@ -43,3 +43,6 @@ class RuleSets(Protocol):
 class Sessions(Protocol):
     async def actor_of(self, command: Command) -> Actor | Rejected:
         """Who sent `command`, or the `unauthenticated` reply when its token is not a live session."""
+
+    async def actor_on(self, command: Command, what: str) -> Actor | Rejected:
+        """`actor_of`, or `forbidden` unless the actor may act on the command's address."""
