@@ -35,17 +35,17 @@ AGGREGATES = "notifications"
 
 def on_job_completed(event: JobCompleted) -> list[Notify]:
     return [Notify(address=event.address, event_id=str(event.message_id), kind=f"{event.kind}_completed",
-                   to=event.notification_address, job_id=event.job_id)]
+                   to=event.notification_address, job_id=event.job_id, occurred_at=event.occurred_at)]
 
 
 def on_job_failed(event: JobFailed) -> list[Notify]:
     return [Notify(address=event.address, event_id=str(event.message_id), kind=f"{event.kind}_failed",
-                   to=event.notification_address, job_id=event.job_id, reason=event.reason)]
+                   to=event.notification_address, job_id=event.job_id, reason=event.reason, occurred_at=event.occurred_at)]
 
 
 def on_password_changed(event: PasswordChanged, *, enabled: bool) -> list[Notify]:
     return [Notify(address=event.address, event_id=str(event.message_id), kind="password_changed",
-                   to=event.address)] if enabled else []
+                   to=event.address, occurred_at=event.occurred_at)] if enabled else []
 
 
 def compose(settings: NotifierSettings, kit: Resources) -> Wiring:

@@ -36,6 +36,8 @@ class Notify(InternalCommand):
     job_id: str | None = None
     reason: str | None = None
     """a failure's category (never the server's words)"""
+    occurred_at: datetime
+    """the event's: one from before the account was deleted is not notified after"""
 
 
 class RecordDelivery(InternalCommand):

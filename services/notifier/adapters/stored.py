@@ -1,6 +1,6 @@
 """Notifications as one document per account in the kit's unit of work, `_id` = address: the
-recent notifications, the ids of the events already notified, and the earliest retry due (for the
-retry sweep's query)."""
+recent notifications, the ids of the events already notified, the earliest retry due (for the
+retry sweep's query), and when the account was last deleted."""
 
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -41,8 +41,12 @@ class NotificationsInUnit:
                                   "retry_at": _earliest(kept)}
         self._unit.stage(fields, events=events, work=work)
 
-    def forget(self) -> None:
-        self._unit.remove()
+    def deleted_at(self) -> datetime | None:
+        deleted: datetime | None = self._doc.get("deleted_at")
+        return deleted
+
+    def forget(self, deleted_at: datetime) -> None:
+        self._unit.stage({"notifications": [], "notified": [], "retry_at": None, "deleted_at": deleted_at})
 
 
 def _earliest(notifications: list[Notification]) -> datetime | None:

@@ -20,6 +20,7 @@ from shared.contracts.notifier import (
     RetryNotification,
     SendNotification,
 )
+from shared.generations import of_earlier_generation
 from shared.sessions import SessionGuard
 
 
@@ -39,7 +40,7 @@ async def get_notifications(command: GetNotifications, box: Notifications, deps:
 
 
 async def notify(command: Notify, box: Notifications, deps: Deps) -> Accepted:
-    if not box.known(command.event_id):
+    if not box.known(command.event_id) and not of_earlier_generation(command.occurred_at, box.deleted_at()):
         notification = Notification(id=command.event_id, kind=command.kind, to=command.to, created_at=deps.clock(),
                                     job_id=command.job_id, reason=command.reason)
         box.save(notification, work=[SendNotification(address=command.address, notification_id=notification.id)])
@@ -66,7 +67,7 @@ async def retry_notification(command: RetryNotification, box: Notifications, dep
 
 
 async def forget_notifications(command: ForgetNotifications, box: Notifications, deps: Deps) -> Accepted:
-    box.forget()
+    box.forget(command.deleted_at)
     return Accepted(command_id=command.message_id)
 
 

@@ -1,6 +1,7 @@
 """What the notifier's handlers need from the outside world."""
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Protocol
 
 from services.notifier.domain.notifications import Notification
@@ -19,4 +20,8 @@ class Notifications(Protocol):
 
     def save(self, notification: Notification, *, events: Sequence[Event] = (), work: Sequence[WorkItem] = ()) -> None: ...
 
-    def forget(self) -> None: ...
+    def deleted_at(self) -> datetime | None:
+        """When the account was last deleted (its records went then)."""
+
+    def forget(self, deleted_at: datetime) -> None:
+        """Erase the records; keep only when, so that a late event of the old account sends nothing."""

@@ -8,6 +8,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from email import message_from_bytes
 from email.policy import default
 
@@ -194,7 +195,7 @@ async def test_a_line_break_in_an_address_is_refused_and_sends_nothing(client, a
 
 
 async def test_a_real_purge_and_password_change_are_told_to_the_account_and_deletion_erases_it(
-        tmp_path, client, admin_token, client_url, copyjob_service, notifier_service):
+        tmp_path, client, admin_token, client_url, amqp_url, copyjob_service, notifier_service):
     from tests.mailctl.test_cli import run
 
     address = new_address()
@@ -220,3 +221,12 @@ async def test_a_real_purge_and_password_change_are_told_to_the_account_and_dele
         return await _notifications(client, admin_token, address) == []
 
     await eventually(erased, what="the records erased")
+    late = _completed(address, "late@example.net").model_copy(update={"occurred_at": datetime.now(UTC) - timedelta(minutes=1)})
+    after = _completed(address, "after@example.net")  # as if the address were made anew and used
+    await publish(amqp_url, late)
+    await publish(amqp_url, after)
+
+    async def only_the_newer() -> bool:
+        return [n["to"] for n in await _notifications(client, admin_token, address)] == ["after@example.net"]
+
+    await eventually(only_the_newer, what="the newer event's notification alone")
