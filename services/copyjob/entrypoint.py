@@ -11,7 +11,6 @@ from services.copyjob.adapters.retainer import Retainer, retention_sweep
 from services.copyjob.adapters.stored_jobs import JobsInUnit
 from services.copyjob.application.handlers import (
     Deps,
-    due_retention,
     end_jobs_of_deleted,
     handle,
     know_account,
@@ -19,9 +18,9 @@ from services.copyjob.application.handlers import (
     record_progress,
     record_purge_plan,
     record_removed,
-    record_retention,
     record_step,
 )
+from services.copyjob.application.retention import due_retention, get_retention, record_retention
 from services.copyjob.settings import CopyJobSettings
 from shared.contracts.account import AccountCreated, AccountDeleted
 from shared.contracts.copyjob import (
@@ -30,6 +29,7 @@ from shared.contracts.copyjob import (
     CopyFolder,
     DueRetention,
     EndJobsOfDeleted,
+    GetRetention,
     KnowAccount,
     PlanCopy,
     PurgeStep,
@@ -60,7 +60,8 @@ def compose(settings: CopyJobSettings, kit: Resources) -> Wiring:
     handlers = over_units(JobsInUnit, {**dict.fromkeys(CLIENT_COMMANDS, handle), RecordPlan: record_plan,
                                        RecordStep: record_step, RecordProgress: record_progress,
                                        RecordPurgePlan: record_purge_plan, RecordRemoved: record_removed,
-                                       DueRetention: due_retention, RecordRetention: record_retention,
+                                       GetRetention: get_retention, DueRetention: due_retention,
+                                       RecordRetention: record_retention,
                                        KnowAccount: know_account, EndJobsOfDeleted: end_jobs_of_deleted}, deps=deps)
     return Wiring(
         handlers=handlers, aggregates=AGGREGATES,

@@ -4,7 +4,7 @@ the account's turn. Nothing here talks IMAP."""
 
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,17 +24,14 @@ from services.copyjob.domain.jobs import (
     with_step,
 )
 from services.copyjob.domain.purge import PurgeFolder
-from services.copyjob.domain.retention import RetentionPass, applies
 from services.copyjob.domain.source_host import HostRefused, parse_host
 from shared.auth import Actor
 from shared.contracts.base import Accepted, FieldError, Rejected, Reply, rejection
 from shared.contracts.copyjob import (
     CancelJob,
     CopyFolder,
-    DueRetention,
     EndJobsOfDeleted,
     GetJob,
-    GetRetention,
     JobCancelled,
     JobCommand,
     JobCompleted,
@@ -49,9 +46,7 @@ from shared.contracts.copyjob import (
     RecordProgress,
     RecordPurgePlan,
     RecordRemoved,
-    RecordRetention,
     RecordStep,
-    RetainMailbox,
     StartCopy,
 )
 from shared.generations import of_earlier_generation
@@ -78,8 +73,6 @@ async def handle(command: JobCommand, jobs: Jobs, deps: Deps) -> Reply:
         return rejection(command, "forbidden", f"{actor.subject} may not see or change the jobs of {address}")
     if isinstance(command, PurgeMailbox):
         return _start_purge(command, address, jobs, deps)
-    if isinstance(command, GetRetention):
-        return _retention(command, actor, address, jobs)
     job_id = command.job_id if isinstance(command, CancelJob | GetJob) else None
     job = jobs.find(job_id) if job_id else jobs.current()
     if job is None:
@@ -128,38 +121,6 @@ def _start_purge(command: PurgeMailbox, address: str, jobs: Jobs, deps: Deps) ->
     job = Job(id=uuid.uuid4().hex, started_at=deps.clock(), kind="purge", notification_address=address)
     jobs.save(job, events=[JobStarted(**_about(job, address))], work=[PurgeStep(address=address, job_id=job.id, step="plan")])
     return Accepted(command_id=command.message_id, result={"job_id": job.id, "state": job.state})
-
-
-def _retention(command: GetRetention, actor: Actor, address: str, jobs: Jobs) -> Reply:
-    if not actor.is_admin:
-        return rejection(command, "forbidden", "retention passes are shown to admins")
-    if (plan := jobs.plan()) is None:
-        return rejection(command, "not_found", f"{address} has no mail account")
-    state = jobs.retention()
-    return Accepted(command_id=command.message_id, result={
-        "applies": applies(plan), "passes": state.passes, "queued_period": state.queued_period,
-        "last": {**asdict(state.last), "as_of": state.last.as_of.isoformat(), "ran_at": state.last.ran_at.isoformat()}
-        if state.last else None})
-
-
-async def due_retention(command: DueRetention, jobs: Jobs, deps: Deps) -> Accepted:
-    """Queue the pass once per period; never beside a running purge (a message moved to Archive
-    while it runs would escape it): the next sweep asks again."""
-    state, current = jobs.retention(), jobs.current()
-    if applies(jobs.plan()) and state.queued_period != command.period and not (current and current.running
-                                                                                and current.kind == "purge"):
-        jobs.save_retention(replace(state, queued_period=command.period), work=[
-            RetainMailbox(address=command.address, period=command.period, as_of=command.as_of)])
-    return Accepted(command_id=command.message_id)
-
-
-async def record_retention(command: RecordRetention, jobs: Jobs, deps: Deps) -> Accepted:
-    state = jobs.retention()
-    if state.queued_period == command.period and (state.last is None or state.last.period != command.period):
-        done = RetentionPass(period=command.period, as_of=command.as_of, ran_at=deps.clock(), archived=command.archived,
-                             expunged=command.expunged)
-        jobs.save_retention(replace(state, last=done, passes=state.passes + 1))
-    return Accepted(command_id=command.message_id)
 
 
 def _about(job: Job, address: str) -> dict[str, Any]:
