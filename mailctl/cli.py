@@ -388,8 +388,10 @@ def _follow(actor_token: str, address: str, job_id: str) -> None:
             job = send(GetJob(actor_token=actor_token, address=address, job_id=job_id), COPYJOB).result
             folders = job["folders"]
             known = bool(folders) and all(f["total"] is not None for f in folders)
-            progress.update(task, total=sum(f["total"] for f in folders) if known else None,
-                            completed=sum(f["copied"] for f in folders),
+            total, done = (sum(f["total"] for f in folders) if known else None), sum(f["copied"] for f in folders)
+            if job["state"] == "completed":
+                total = done = max(total or 0, done, 1)  # a job with nothing to do ends at 100%, not 0%
+            progress.update(task, total=total, completed=done,
                             description=f"{job['state']}: {sum(f['state'] == 'done' for f in folders)}/{len(folders)} folders")
             if job["state"] != "running":
                 break
