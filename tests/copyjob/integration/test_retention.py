@@ -10,7 +10,7 @@ from services.copyjob.adapters.retainer import retention_pass
 from shared.contracts.copyjob import SERVICE, GetRetention
 from shared.registry import SERVICES
 from tests.copyjob.integration.test_purge import _account, _folders, _ours_session
-from tests.support import ServiceProcess, eventually
+from tests.support import ADMIN_LOGIN, ADMIN_PASSWORD, ServiceProcess, eventually
 
 OLD = str(int((datetime.now(UTC) - timedelta(days=400)).timestamp()))
 """an INTERNALDATE 400 days back: mail copied from elsewhere"""
@@ -44,8 +44,8 @@ async def test_a_pass_goes_by_time_in_the_folder_at_both_boundaries(client, admi
     assert {k: v for k, v in (await _folders(address)).items() if v} == {"Archive": 3}
 
 
-async def test_passes_run_once_per_period_survive_killed_workers_and_skip_sv_basic(client, admin_token, copyjob_service,
-                                                                                  copyjob_env, amqp_url):
+async def test_passes_run_once_per_period_survive_killed_workers_and_skip_sv_basic(tmp_path, client, admin_token, client_url,
+                                                                                  copyjob_service, copyjob_env, amqp_url):
     big, big_token = await _account(client, admin_token)
     basic, _ = await _account(client, admin_token, plan="sv-basic")
     trash, _ = await _account(client, admin_token, plan="business-standard")
@@ -91,6 +91,11 @@ async def test_passes_run_once_per_period_survive_killed_workers_and_skip_sv_bas
     assert (shown["applies"], shown["last"]) == (False, None)
     refused = await client.request(SERVICE, GetRetention(actor_token=big_token, address=big))
     assert refused.code == "forbidden"
+    from tests.mailctl.test_cli import run
+
+    assert (await run(tmp_path, client_url, "login", ADMIN_LOGIN, "--password-stdin", stdin=ADMIN_PASSWORD + "\n")).returncode == 0
+    shown_by_mailctl = await run(tmp_path, client_url, "account", "retention", big)
+    assert "1 pass(es)" in shown_by_mailctl.stdout and "moved to Archive" in shown_by_mailctl.stdout, shown_by_mailctl.stdout
 
 
 async def _passed(client, admin_token: str, address: str) -> bool:
