@@ -45,6 +45,10 @@ class WorkConsumer:
     one message at a time, so each runs in its own task while a slot is free"""
     _slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(1), compare=False)
     _running: set[asyncio.Task[None]] = field(default_factory=set, compare=False)
+    _items: dict[str, tuple[asyncio.Lock, int]] = field(default_factory=dict, compare=False)
+    """items being handled here, by message_id: a second delivery of one of them (seen when a
+    consumer starts on a queue that holds a redelivered item) waits for the first, then finds its
+    work done, instead of doing it beside it"""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_slots", asyncio.Semaphore(self.concurrency))
@@ -66,10 +70,20 @@ class WorkConsumer:
         parse = TypeAdapter(self.item_type).validate_json
         item = parse_once_more(delivery, parse, delivery_limit=self.delivery_limit,
                                through=internal_exchange(service_of(self.queue)))
+        key = str(item.message_id)
+        lock, users = self._items.get(key, (asyncio.Lock(), 0))
+        self._items[key] = (lock, users + 1)
         try:
-            await delivery.patiently(lambda: self.handle(item))
+            async with lock:
+                await delivery.patiently(lambda: self.handle(item))
         except (SetAside, DeliveryLost):
             raise
         except Exception as error:
             log.exception("work item %s failed", item.message_id)
             raise SetAside(f"unhandled {type(error).__name__}") from error
+        finally:
+            lock, users = self._items[key]
+            if users == 1:
+                del self._items[key]
+            else:
+                self._items[key] = (lock, users - 1)

@@ -290,8 +290,11 @@ class Session:
         self._ok(await self._call(protocol.expunge(uid_set, by_uid=True), LONG_S), "EXPUNGE")
 
     async def move(self, uid_set: str, folder: str) -> None:
-        """MOVE (RFC 6851): copied and expunged as one operation of the server's."""
-        self._ok(await self._call(self.client.protocol.move(uid_set, quoted(folder), by_uid=True), LONG_S), "MOVE")
+        """MOVE (RFC 6851). Messages expunged meanwhile by another session (EXPUNGEISSUED) are not
+        an error: they are gone from here, which is what a move wants."""
+        response = await self._call(self.client.protocol.move(uid_set, quoted(folder), by_uid=True), LONG_S)
+        if response.result != "OK" and b"EXPUNGEISSUED" not in bytes(response.lines[-1]):
+            self._ok(response, "MOVE")
 
     async def delete(self, name: str) -> bool:
         """A folder (as the server spells it) removed, and unsubscribed; False when the server keeps it."""
@@ -307,6 +310,16 @@ class Session:
         response = await self._call(self.client.protocol.fetch(f"{from_uid}:*", SUMMARY_ITEMS, by_uid=True), LONG_S)
         self._ok(response, "FETCH")
         return [s for s in (summary_of(record) for record in _fetched(response.lines)) if s.uid >= from_uid]
+
+    async def summaries_of(self, uids: list[int]) -> list[Summary]:
+        """Those messages of the selected folder (in batches of 1,000 UIDs a command)."""
+        found: list[Summary] = []
+        for start in range(0, len(uids), 1000):
+            wanted = ",".join(map(str, uids[start:start + 1000]))
+            response = await self._call(self.client.protocol.fetch(wanted, SUMMARY_ITEMS, by_uid=True), LONG_S)
+            self._ok(response, "FETCH")
+            found += [summary_of(record) for record in _fetched(response.lines)]
+        return found
 
     async def body(self, uid: int) -> bytes:
         response = await self._call(self.client.protocol.fetch(str(uid), "(UID BODY.PEEK[])", by_uid=True), LONG_S)

@@ -44,6 +44,25 @@ async def test_a_pass_goes_by_time_in_the_folder_at_both_boundaries(client, admi
     assert {k: v for k, v in (await _folders(address)).items() if v} == {"Archive": 3}
 
 
+async def test_a_move_cut_off_between_its_copy_and_its_expunge_is_finished_not_repeated(client, admin_token,
+                                                                                     copyjob_service):
+    """What a worker killed inside MOVE leaves (Dovecot copies, then expunges): some messages in both
+    INBOX and Archive. The next pass expunges those from INBOX and moves the rest."""
+    address, _ = await _account(client, admin_token)
+    await _put(address, "INBOX", 30)
+    await _put(address, "Archive", 1)  # the user's own, older: not a leftover
+    ours = await _ours_session(address)
+    try:
+        await ours.create("Archive")
+        await ours.select("INBOX")
+        copied = await ours.client.protocol.copy("1:12", '"Archive"', by_uid=True)
+        assert copied.result == "OK"
+        assert await retention_pass(ours, datetime.now(UTC) + timedelta(days=181), 5) == (30, 0)
+    finally:
+        await ours.close()
+    assert {k: v for k, v in (await _folders(address)).items() if v} == {"Archive": 31}
+
+
 async def test_passes_run_once_per_period_survive_killed_workers_and_skip_sv_basic(tmp_path, client, admin_token, client_url,
                                                                                   copyjob_service, copyjob_env, amqp_url):
     big, big_token = await _account(client, admin_token)
