@@ -11,6 +11,7 @@ checkpoint and enqueue the next step.
 
 import asyncio
 import logging
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +27,8 @@ from shared.topology import internal_exchange, service_of
 
 log = logging.getLogger(__name__)
 
+DONE_REMEMBERED = 1000
+"""item ids a process remembers having completed (a second delivery of one is acked at once)"""
 MAX_ITEM_MINUTES = 25
 """What an item may take: under the broker's 30-minute consumer_timeout, with margin."""
 WorkHandler = Callable[[Any], Awaitable[None]]
@@ -47,8 +50,10 @@ class WorkConsumer:
     _running: set[asyncio.Task[None]] = field(default_factory=set, compare=False)
     _items: dict[str, tuple[asyncio.Lock, int]] = field(default_factory=dict, compare=False)
     """items being handled here, by message_id: a second delivery of one of them (seen when a
-    consumer starts on a queue that holds a redelivered item) waits for the first, then finds its
-    work done, instead of doing it beside it"""
+    consumer starts on a queue that holds a redelivered item) waits for the first instead of doing
+    its work beside it, and then is acked without running (`_done`): the handler's own check may
+    not see the first's record yet"""
+    _done: OrderedDict[str, None] = field(default_factory=OrderedDict, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_slots", asyncio.Semaphore(self.concurrency))
@@ -66,6 +71,11 @@ class WorkConsumer:
         finally:
             self._slots.release()
 
+    def _remember(self, key: str) -> None:
+        self._done[key] = None
+        if len(self._done) > DONE_REMEMBERED:
+            self._done.popitem(last=False)
+
     async def _work(self, delivery: Delivery) -> None:
         parse = TypeAdapter(self.item_type).validate_json
         item = parse_once_more(delivery, parse, delivery_limit=self.delivery_limit,
@@ -75,7 +85,9 @@ class WorkConsumer:
         self._items[key] = (lock, users + 1)
         try:
             async with lock:
-                await delivery.patiently(lambda: self.handle(item))
+                if key not in self._done:
+                    await delivery.patiently(lambda: self.handle(item))
+                    self._remember(key)
         except (SetAside, DeliveryLost):
             raise
         except Exception as error:

@@ -57,6 +57,19 @@ async def _folders(address: str) -> dict[str, int]:
         await ours.close()
 
 
+def _old_left(address: str) -> int:
+    """Messages _fill put there still present (the notifier's notice of the purge may be there too)."""
+    return sum(1 for folder in [*SPECIAL, *MINE] for subject in _subjects_if_any(address, folder)
+               if subject.startswith("old "))
+
+
+def _subjects_if_any(address: str, folder: str) -> list[str]:
+    try:
+        return subjects_in(address, folder)
+    except Exception:  # a folder the purge removed
+        return []
+
+
 async def test_a_purge_killed_midway_finishes_and_spares_mail_delivered_meanwhile(client, admin_token, copyjob_service):
     address, token = await _account(client, admin_token)
     total = await _fill(address, 4000)
@@ -78,8 +91,8 @@ async def test_a_purge_killed_midway_finishes_and_spares_mail_delivered_meanwhil
 
     assert (job["state"], job["totals"]) == ("completed", {"removed": total, "folders_removed": 3}), job
     assert refused.code == "not_cancellable" if refused.status == "rejected" else refused.result["state"] == "completed"
-    assert await _folders(address) == {**dict.fromkeys(SPECIAL, 0), "INBOX": 1}
-    assert subjects_in(address, "INBOX") == ["arrived during the purge"]
+    assert set(await _folders(address)) == SPECIAL and _old_left(address) == 0
+    assert [s for s in subjects_in(address, "INBOX") if not s.startswith("【重要】")] == ["arrived during the purge"]
     assert (await client.request(ACCOUNT, Login(login=address, password=PASSWORD))).status == "accepted"
 
 
@@ -97,7 +110,7 @@ async def test_a_purge_is_the_owners_or_their_admins_on_every_plan(client, admin
     assert by_admin.status == "accepted", by_admin
     job = await _finished(client, token, address, by_admin.result["job_id"])
     assert job["state"] == "completed" and job["kind"] == "purge", job
-    assert sum((await _folders(address)).values()) == 0
+    assert set(await _folders(address)) == SPECIAL and _old_left(address) == 0
     assert sum((await _folders(other)).values()) == others
 
 
@@ -114,4 +127,4 @@ async def test_mailctl_mail_purge_asks_first_and_follows_the_job(tmp_path, clien
     assert purged.returncode == 0 and "completed" in purged.stdout, purged.stdout + purged.stderr
     status = await run(tmp_path, client_url, "copy", "status")
     assert "purge job" in status.stdout and str(total) in status.stdout, status.stdout
-    assert sum((await _folders(address)).values()) == 0
+    assert set(await _folders(address)) == SPECIAL and _old_left(address) == 0
