@@ -1,7 +1,5 @@
 """The copy job service for the kit: its spec and its one composition root."""
 
-import asyncio
-from collections.abc import Awaitable
 
 from services.copyjob.adapters.copier import Copier
 from services.copyjob.adapters.kept_sessions import KeptSessions
@@ -71,12 +69,8 @@ def compose(settings: CopyJobSettings, kit: Resources) -> Wiring:
         },
         work={PlanCopy: copier.plan, CopyFolder: copier.copy_folder, PurgeStep: purger, RetainMailbox: retainer},
         sweeps=(Sweep(settings.retention_sweep_s, retention_sweep(stored.every, settings)),),
-        on_close=lambda: _close_all(passwords.close(), sessions.close()),
+        on_close=(passwords.close, sessions.close),
     )
-
-
-async def _close_all(*closing: Awaitable[None]) -> None:
-    await asyncio.gather(*closing)
 
 
 SPEC = ServiceSpec(name=SERVICE, settings=CopyJobSettings,

@@ -58,7 +58,7 @@ def compose(settings: RulesSettings, kit: Resources) -> Wiring:
                                     forward_domain=settings.forward_domain),
               PruneForwards: Pruner(forward_map)},
         sweeps=(Sweep(settings.reconcile_interval_s, behind, first_after_s=RECONCILE_AT_START_S),),
-        on_close=sieve.close,
+        on_close=(sieve.close,),
     )
 
 

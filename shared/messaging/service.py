@@ -112,7 +112,8 @@ class Wiring:
     background: Sequence[Callable[[], Coroutine[Any, Any, None]]] = ()
     """long-running work beside the shards (e.g. reconcilers), started once the service consumes"""
     sweeps: Sequence[Sweep] = ()
-    on_close: Callable[[], Awaitable[None]] | None = None
+    on_close: Sequence[Callable[[], Awaitable[None]]] = ()
+    """what the service closes when it stops (clients, kept connections), all at once"""
 
 
 @dataclass(frozen=True)
@@ -185,8 +186,7 @@ def create_app(spec: ServiceSpec, settings: ServiceSettings | None = None) -> Fa
         for task in background:
             task.cancel()
         reporter.remove()
-        if wiring.on_close:
-            await wiring.on_close()
+        await asyncio.gather(*(close_one() for close_one in wiring.on_close))
         await mongo.close()
 
     return FastStream(broker, on_startup=[prepare], after_startup=[start_background], after_shutdown=[close])

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from services.copyjob.adapters.imap import ImapError, Session
 from services.copyjob.adapters.kept_sessions import KeptSessions
-from services.copyjob.adapters.ours import open_ours
+from services.copyjob.adapters.ours import kept_ours
 from services.copyjob.adapters.outside import FernetVault
 from services.copyjob.adapters.stored_jobs import marks_of, running_job
 from services.copyjob.domain.checkpoints import Mailbox, Mark, mark_key, next_chunk, up_to_date, view_from
@@ -200,7 +200,7 @@ class Copier:
         return self.sessions.session(("source", job.id), lambda: self._open_source(address, job, sealed, addresses))
 
     def _target(self, address: str) -> AbstractAsyncContextManager[Session]:
-        return self.sessions.session(("target", address), lambda: open_ours(self.settings, address))
+        return kept_ours(self.sessions, self.settings, address)
 
     async def _open_source(self, address: str, job: Job, sealed: str, addresses: list[str]) -> Session:
         tls = None if job.source_security == "plain" else self._tls()

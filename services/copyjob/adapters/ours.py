@@ -1,7 +1,15 @@
 """Sessions on our Dovecot: an account's mailbox, written through the master user."""
 
+from contextlib import AbstractAsyncContextManager
+
 from services.copyjob.adapters.imap import ImapError, Session
+from services.copyjob.adapters.kept_sessions import KeptSessions
 from services.copyjob.settings import CopyJobSettings
+
+
+def kept_ours(sessions: KeptSessions, settings: CopyJobSettings, address: str) -> AbstractAsyncContextManager[Session]:
+    """The account's kept session on our Dovecot, or a new one."""
+    return sessions.session(("target", address), lambda: open_ours(settings, address))
 
 
 async def open_ours(settings: CopyJobSettings, address: str) -> Session:

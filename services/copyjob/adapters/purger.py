@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass
 from services.copyjob.adapters.copier import Peek, Progress, Send
 from services.copyjob.adapters.imap import ImapError, Session
 from services.copyjob.adapters.kept_sessions import KeptSessions
-from services.copyjob.adapters.ours import open_ours
+from services.copyjob.adapters.ours import kept_ours
 from services.copyjob.adapters.stored_jobs import running
 from services.copyjob.domain.folders import decode_mutf7
 from services.copyjob.domain.jobs import Job, folder_of
@@ -31,7 +31,7 @@ class Purger:
             return
         steps = {"plan": self._plan, "empty": self._empty, "remove": self._remove}
         try:
-            async with self.sessions.session(("target", item.address), lambda: open_ours(self.settings, item.address)) as ours:
+            async with kept_ours(self.sessions, self.settings, item.address) as ours:
                 record = await steps[item.step](item, job, ours)
         except ImapError as error:  # our Dovecot, never the user's doing: the step is retried until it passes
             raise ConnectionError(f"purge step {item.step}: {error.category}") from None

@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime, timedelta
 from services.copyjob.adapters.copier import Peek, Send
 from services.copyjob.adapters.imap import ImapError, Session
 from services.copyjob.adapters.kept_sessions import KeptSessions
-from services.copyjob.adapters.ours import open_ours
+from services.copyjob.adapters.ours import kept_ours
 from services.copyjob.adapters.stored_jobs import job_of
 from services.copyjob.domain.purge import uid_sets
 from services.copyjob.domain.retention import PLANS, applies, cutoffs, due, imap_date, period_of
@@ -38,7 +38,7 @@ class Retainer:
             raise ConnectionError("a purge runs: the pass waits for its end")  # retried with backoff
         log.info("retention pass %s of period %d begins", item.message_id, item.period)
         try:
-            async with self.sessions.session(("target", item.address), lambda: open_ours(self.settings, item.address)) as ours:
+            async with kept_ours(self.sessions, self.settings, item.address) as ours:
                 archived, expunged = await retention_pass(ours, item.as_of, self.settings.retention_batch)
         except ImapError as error:  # our Dovecot's: the pass is retried (it finishes what an attempt left)
             raise ConnectionError(f"retention pass: {error.category}") from None
