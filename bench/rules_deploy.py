@@ -21,9 +21,10 @@ from pathlib import Path
 
 from sievelib.managesieve import Client  # type: ignore[import-untyped]
 
-from bench.harness import burst, line, one_at_a_time, pct, services
+from bench.harness import broker_floor, burst, line, one_at_a_time, pct, services
 from services.rules.domain.rules import RuleSet
 from services.rules.domain.sieve import compile_sieve
+from shared.broker_access import ADMIN
 from shared.contracts.rules import SetSpamTag
 from shared.plans import Plan
 
@@ -57,6 +58,7 @@ async def main(args: argparse.Namespace) -> None:
     async with services() as bench:
         *addresses, spare = await bench.accounts(args.accounts + 1)
         puts, logins = await asyncio.to_thread(sieve_floor, addresses[0], args.floor)
+        transport = await broker_floor(bench.urls[ADMIN], args.floor)
         def on(n: int) -> SetSpamTag:  # each address once: every change changes
             return SetSpamTag(actor_token=bench.admin, address=addresses[n % len(addresses)], on=True)
 
@@ -75,6 +77,7 @@ async def main(args: argparse.Namespace) -> None:
         print(f"accounts={args.accounts} changes={args.changes} client concurrency={args.concurrency}")
         print(line("floor: PUTSCRIPT+SETACTIVE, open connection", puts))
         print(line("connect + master-user login + logout", logins))
+        print(line("broker alone: durable request -> reply", transport, "  (quorum queue, persistent, confirmed)"))
         print(line("one change at a time: command -> RulesApplied", alone, "  (a new account each: a login each)"))
         print(line("one account, one change at a time: -> reply", answered))
         print(line("one account, one change at a time: -> Applied", solo, "  (its connection kept)"))
@@ -85,6 +88,8 @@ async def main(args: argparse.Namespace) -> None:
               f"  (goal <= 2x); "
               f"p50 {statistics.median(ms) / statistics.median(puts):6.2f}x and "
               f"{statistics.median(alone) / statistics.median(puts):6.2f}x")
+        print(f"the durable transport alone, one request and its reply: p99 {pct(transport, 99) / pct(puts, 99):6.2f}x "
+              f"the floor's p99, p50 {statistics.median(transport) / statistics.median(puts):6.2f}x")
 
 
 if __name__ == "__main__":
