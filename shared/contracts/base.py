@@ -78,6 +78,9 @@ class WorkItem(Message):
     CONCURRENCY: ClassVar[int | None] = None
     """items of this kind one worker runs at once (None: the service's WORK_PREFETCH): more for
     short independent items (a retention pass, a mail), 1 for long ones that should spread"""
+    OVERLAP_SAFE: ClassVar[bool] = False
+    """True: two copies of one item may run at the same time (its effect is idempotent even side by
+    side), so it skips the work lease (shared/messaging/leases.py) and its database writes"""
 
 
 class FieldError(BaseModel):

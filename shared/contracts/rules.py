@@ -114,6 +114,7 @@ class PruneForwards(WorkItem):
     """Remove forwarding addresses no deployed script can redirect to any more (never used again)."""
 
     QUEUE = "prune"
+    OVERLAP_SAFE = True
     type: Literal["PruneForwards"] = "PruneForwards"
     address: AddressText
     keys: list[str]
@@ -124,6 +125,7 @@ class DeployRules(WorkItem):
     them its active Sieve script (ManageSieve)."""
 
     QUEUE = "deploy"
+    OVERLAP_SAFE = True
     type: Literal["DeployRules"] = "DeployRules"
     address: AddressText
     version: int

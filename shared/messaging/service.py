@@ -24,6 +24,7 @@ from shared.health import HealthReporter, report_path
 from shared.messaging.broker import TRANSIENT_ERRORS, make_broker, send_internal, subscribe
 from shared.messaging.commands import CommandConsumer, Follow, Handler
 from shared.messaging.events import EventConsumer, Reaction, event_parser
+from shared.messaging.leases import LEASES, WorkLeases, new_holder
 from shared.messaging.outbox import OutboxRelay, OutboxSweeper
 from shared.messaging.redaction import Redactor
 from shared.messaging.unit_of_work import AggregateReader, ShardAggregates, UnitOfWork
@@ -37,6 +38,8 @@ from shared.telemetry import make_tracer_provider
 from shared.topology import ServiceTopology, declare
 
 log = logging.getLogger(__name__)
+
+LEASE_CLEAN_UP_S = 3600.0
 
 
 @dataclass(frozen=True)
@@ -164,7 +167,8 @@ def create_app(spec: ServiceSpec, settings: ServiceSettings | None = None) -> Fa
     wiring = spec.compose(settings, Resources(settings, broker, database, sessions, spec.name))
     topology = topology_of(spec, settings, wiring)
     shards = {queue: ShardAggregates(database[wiring.aggregates], service=spec.name) for queue in topology.shard_queues()}
-    reporter.subscribers.update(_subscribe_all(spec, settings, broker, shards, wiring, topology, limits))
+    leases = WorkLeases(database[LEASES], new_holder(settings.instance), settings.work_lease_s)
+    reporter.subscribers.update(_subscribe_all(spec, settings, broker, shards, wiring, topology, limits, leases))
     sweeper = OutboxSweeper(broker=broker, service=spec.name,
                             stale_keys=AggregateReader(database[wiring.aggregates]).stale_keys,
                             interval_s=settings.outbox_sweep_interval_s, stale_after_s=settings.outbox_stale_after_s)
@@ -181,6 +185,8 @@ def create_app(spec: ServiceSpec, settings: ServiceSettings | None = None) -> Fa
         background.extend([asyncio.create_task(sweeper.run()), asyncio.create_task(reporter.run()),
                            *(asyncio.create_task(run()) for run in wiring.background),
                            *(asyncio.create_task(sweep.run(broker, spec.name)) for sweep in wiring.sweeps)])
+        if any(not kind.OVERLAP_SAFE for kind in wiring.work):
+            background.append(asyncio.create_task(leases.clean_up_every(LEASE_CLEAN_UP_S)))
 
     async def close() -> None:
         for task in background:
@@ -193,7 +199,8 @@ def create_app(spec: ServiceSpec, settings: ServiceSettings | None = None) -> Fa
 
 
 def _subscribe_all(spec: ServiceSpec, settings: ServiceSettings, broker: RabbitBroker, shards: Mapping[str, ShardAggregates],
-                   wiring: Wiring, topology: ServiceTopology, limits: SessionLimits) -> dict[str, RabbitSubscriber]:
+                   wiring: Wiring, topology: ServiceTopology, limits: SessionLimits,
+                   leases: WorkLeases) -> dict[str, RabbitSubscriber]:
     """Every consumer of the service, by queue."""
     subscribers = {}
     handlers: dict[type, Handler] = {**wiring.handlers}
@@ -225,7 +232,7 @@ def _subscribe_all(spec: ServiceSpec, settings: ServiceSettings, broker: RabbitB
         subscribers[queue] = subscribe(broker, queue, prefetch=at_once, consume=WorkConsumer(
             queue=queue, broker=broker, item_type=kind, handle=handle,
             transient_errors=TRANSIENT_ERRORS, delivery_limit=settings.delivery_limit, redact=redact,
-            concurrency=at_once,
+            leases=leases, concurrency=at_once,
         ))
     return subscribers
 

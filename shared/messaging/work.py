@@ -21,7 +21,8 @@ from faststream.rabbit.message import RabbitMessage
 from pydantic import TypeAdapter
 
 from shared.contracts.base import WorkItem
-from shared.messaging.delivery import Delivery, DeliveryLost, SetAside, ack_or_set_aside, parse_once_more
+from shared.messaging.delivery import Delivery, DeliveryLost, SetAside, ack_or_set_aside, alive, parse_once_more
+from shared.messaging.leases import NoLongerWanted, Superseded, WorkLeases
 from shared.messaging.redaction import Redactor
 from shared.topology import internal_exchange, service_of
 
@@ -43,6 +44,8 @@ class WorkConsumer:
     transient_errors: tuple[type[BaseException], ...]
     delivery_limit: int
     redact: Redactor
+    leases: WorkLeases | None = None
+    """so that two copies of one item never run at once in different processes (kinds not OVERLAP_SAFE)"""
     concurrency: int = 1
     """items this process runs at once (the channel's prefetch matches): FastStream hands a subscriber
     one message at a time, so each runs in its own task while a slot is free"""
@@ -86,7 +89,7 @@ class WorkConsumer:
         try:
             async with lock:
                 if key not in self._done:
-                    await delivery.patiently(lambda: self.handle(item))
+                    await self._run(delivery, item)
                     self._remember(key)
         except (SetAside, DeliveryLost):
             raise
@@ -99,3 +102,23 @@ class WorkConsumer:
                 del self._items[key]
             else:
                 self._items[key] = (lock, users - 1)
+
+    async def _run(self, delivery: Delivery, item: WorkItem) -> None:
+        """The handler, under the item's lease unless its kind may overlap."""
+        if self.leases is None or type(item).OVERLAP_SAFE:
+            await delivery.patiently(lambda: self.handle(item))
+            return
+        key, leases = str(item.message_id), self.leases
+        try:
+            lease = await delivery.patiently(lambda: leases.acquire(key, wanted=lambda: alive(delivery.message)))
+        except NoLongerWanted:
+            raise DeliveryLost from None
+        if lease is None:
+            log.info("work item %s was done by another worker; this copy is acked", key)
+            return
+        try:
+            await lease.hold(lambda: delivery.patiently(lambda: self.handle(item)))
+        except Superseded:
+            log.warning("work item %s went on elsewhere after this worker stalled; this copy is acked", key)
+            return
+        await delivery.patiently(lease.done)

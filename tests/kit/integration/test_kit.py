@@ -12,7 +12,7 @@ from shared.contracts.account import AccountCreated, AccountDeleted, PasswordCha
 from shared.contracts.base import Event
 from shared.health import HealthSettings, check
 from tests.kit.service import KIT_SERVICE
-from tests.kit.service.contracts import SERVICE, Bump, Enqueue, NoteDeletion, Rename, Whoami
+from tests.kit.service.contracts import SERVICE, Bump, Enqueue, NoteDeletion, Rename, SlowEffect, Whoami
 from tests.support import ServiceProcess, close_connections_named, eventually, holds, mint, new_address, rabbitmqctl, stack
 
 TOKEN_SUBJECT = "someone@example.jp"
@@ -189,6 +189,38 @@ async def test_a_worker_runs_as_many_items_at_once_as_its_prefetch(kit_client, k
     await eventually(lambda: holds(kit_db["effects"].count_documents({"_id": {"$in": items}}) == 8),
                      timeout=60, what="every item's effect")
     assert all(kit_db["effects"].count_documents({"_id": item}) == 1 for item in items)
+
+
+async def test_two_copies_of_an_item_taken_by_two_workers_run_once(kit_service, kit_db, kit_env, amqp_url, vhost,
+                                                                  instances):
+    """Ensure an item that is in its queue twice (a dead worker's delivery handed back beside the
+    outbox relaying it again), taken by two workers at the same moment, runs once: the second copy
+    waits on the item's lease, then is acked without running."""
+    twin = ServiceProcess(KIT_SERVICE, kit_env, amqp_url, instance="kit-twin")
+    await twin.start()
+    instances.append(twin)
+    item = SlowEffect(address=new_address(), seconds=2.0)
+
+    for _ in range(2):
+        await publish_work(kit_env["AMQP_URL"], item)
+    await eventually(lambda: holds(kit_db["effects"].count_documents({"_id": str(item.message_id)}) == 1),
+                     what="the item's effect")
+    await eventually(lambda: holds(queue_depth(vhost, "kitsvc.work.effects") == 0), what="both copies acked")
+
+    assert [d["instance"] for d in kit_db["deliveries"].find({"item": str(item.message_id)})] in (
+        ["kit-a"], ["kit-twin"])
+    assert kit_db["work_leases"].find_one({"_id": f"{item.message_id}#0"})["state"] == "done"
+
+
+async def publish_work(url: str, item: SlowEffect) -> None:
+    """As the service's outbox relay would: persistent, confirmed, on its internal exchange."""
+    connection = await aio_pika.connect(url)
+    async with connection:
+        channel = await connection.channel(publisher_confirms=True)
+        exchange = await channel.get_exchange(f"{SERVICE}.internal", ensure=False)
+        await exchange.publish(aio_pika.Message(
+            item.model_dump_json().encode(), message_id=str(item.message_id), content_type="application/json",
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT), routing_key=f"work.{SlowEffect.QUEUE}", mandatory=True)
 
 
 def _unfinished(kit_db, instance: str, items: list[str]) -> list[str]:
