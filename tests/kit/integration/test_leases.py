@@ -3,10 +3,11 @@
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shared.messaging.leases import LEASES, NoLongerWanted, Superseded, WorkLeases, new_holder
+from shared.messaging.leases import KEPT_FOR, LEASES, NoLongerWanted, Superseded, WorkLeases, new_holder
 from shared.mongo import make_client
 from tests.support import eventually
 
@@ -116,3 +117,15 @@ async def test_a_copy_whose_delivery_is_gone_stops_waiting(leases):
 async def _released(leases: WorkLeases, item: str) -> bool:
     row = await leases.collection.find_one({"_id": f"{item}#0"})
     return row is not None and row["state"] == "released"
+
+
+async def test_rows_untouched_for_a_day_are_cleaned_up(leases):
+    """Ensure the hourly clean-up removes only rows older than a day (a live holder's row is fresh)."""
+    a, _ = leases
+    old, fresh = str(uuid.uuid4()), str(uuid.uuid4())
+    await a.collection.insert_one({"_id": f"{old}#0", "state": "done", "beat": 0,
+                                   "at": datetime.now(UTC) - KEPT_FOR - timedelta(minutes=1)})
+    assert await a.acquire(fresh, wanted=always) is not None
+
+    assert await a.remove_old() == 1
+    assert [row["_id"] async for row in a.collection.find({})] == [f"{fresh}#0"]
