@@ -81,6 +81,10 @@ class WorkItem(Message):
     OVERLAP_SAFE: ClassVar[bool] = False
     """True: two copies of one item may run at the same time (its effect is idempotent even side by
     side), so it skips the work lease (shared/messaging/leases.py) and its database writes"""
+    EAGER: ClassVar[bool] = False
+    """True: the process whose command staged it starts it as soon as the command's write is stored,
+    without waiting for the queue (the queued copy, still the one that counts, then finds it done):
+    for short items someone waits on. Only for OVERLAP_SAFE kinds."""
 
 
 class FieldError(BaseModel):

@@ -126,6 +126,7 @@ class DeployRules(WorkItem):
 
     QUEUE = "deploy"
     OVERLAP_SAFE = True
+    EAGER = True
     type: Literal["DeployRules"] = "DeployRules"
     address: AddressText
     version: int

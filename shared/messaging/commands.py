@@ -23,7 +23,7 @@ from faststream.rabbit import RabbitBroker
 from faststream.rabbit.message import RabbitMessage
 from pydantic import ValidationError
 
-from shared.contracts.base import Accepted, FlushOutbox, InternalCommand, Keyed, Rejected
+from shared.contracts.base import Accepted, FlushOutbox, InternalCommand, Keyed, Rejected, WorkItem
 from shared.messaging.delivery import (
     Delivery,
     DeliveryLost,
@@ -47,6 +47,8 @@ UNAVAILABLE = Rejected(code="unavailable", message="the command could not be pro
 Reply = Accepted | Rejected
 Handler = Callable[[Any, UnitOfWork], Awaitable[Reply]]
 Follow = Callable[[str, Doc | None], Awaitable[None]]
+StartNow = Callable[[WorkItem], None]
+"""Starts an EAGER work item in this process (shared/messaging/work.py)."""
 """Makes the outside world (e.g. the mail server) match an aggregate's stored state; idempotent."""
 
 
@@ -75,6 +77,7 @@ class CommandConsumer:
     delivery_limit: int
     redact: Redactor
     follow: Follow | None = None
+    start_now: StartNow | None = None
     relaying: asyncio.Lock = field(default_factory=asyncio.Lock, compare=False)
 
     async def __call__(self, message: RabbitMessage) -> None:
@@ -171,7 +174,15 @@ class CommandConsumer:
             raise DeliveryLost
         record = Applied(message_id, digest(delivery.message.body, self.redact), reply) if command.REPLAYABLE and unit.staged else None
         await self.aggregates.commit(unit, record)
+        self._start_eager(unit)
         turn.reply, turn.state, turn.changed = reply, unit.state, unit.staged
+
+    def _start_eager(self, unit: UnitOfWork) -> None:
+        """Stored with the outbox: the queued copies are safe, so starting early loses nothing."""
+        if self.start_now is not None:
+            for item in unit.work:
+                if type(item).EAGER:
+                    self.start_now(item)
 
     def _replayed(self, command: Keyed, applied: Applied, body: bytes, unit: UnitOfWork) -> tuple[Reply, Doc | None, bool]:
         if applied.digest != digest(body, self.redact):

@@ -209,12 +209,15 @@ def _subscribe_all(spec: ServiceSpec, settings: ServiceSettings, broker: RabbitB
     kinds = (*spec.commands, FlushOutbox, *((LimitSessions,) if spec.keeps_sessions else ()))
     parse, relay = command_parser(kinds), OutboxRelay()
     redact = Redactor.for_messages((*kinds, *_reactions(spec, wiring), *wiring.work))
+    workers = _work_consumers(settings, broker, wiring, topology, leases, redact)
+    eager = {kind: worker for kind, worker in workers.items() if kind.EAGER}
     for queue in topology.shard_queues():
         consumer = CommandConsumer(
             queue=queue, broker=broker, internal_exchange=topology.internal_exchange, parse=parse,
             handlers=handlers, aggregates=shards[queue],
             relay=relay, transient_errors=TRANSIENT_ERRORS, delivery_limit=settings.delivery_limit,
             redact=redact, follow=wiring.follow,
+            start_now=(lambda item: eager[type(item)].start_now(item)) if eager else None,
         )
         subscribers[queue] = subscribe(broker, queue, prefetch=1, consume=consumer)  # one command of a shard at a time
     if topology.event_queue:
@@ -224,17 +227,25 @@ def _subscribe_all(spec: ServiceSpec, settings: ServiceSettings, broker: RabbitB
             parse=event_parser(reactions), reactions=reactions,
             transient_errors=TRANSIENT_ERRORS, delivery_limit=settings.delivery_limit, redact=redact,
         ))
-    for kind, handle in wiring.work.items():
-        queue = topology.work_queue(kind.QUEUE)
-        if queue in subscribers:
-            raise ValueError(f"{kind.__name__} shares the work queue {queue!r}: one work item type per queue")
-        at_once = kind.CONCURRENCY or settings.work_prefetch
-        subscribers[queue] = subscribe(broker, queue, prefetch=at_once, consume=WorkConsumer(
-            queue=queue, broker=broker, item_type=kind, handle=handle,
-            transient_errors=TRANSIENT_ERRORS, delivery_limit=settings.delivery_limit, redact=redact,
-            leases=leases, concurrency=at_once,
-        ))
+    for worker in workers.values():
+        if worker.queue in subscribers:
+            raise ValueError(f"{worker.item_type.__name__} shares the work queue {worker.queue!r}: one work item type per queue")
+        subscribers[worker.queue] = subscribe(broker, worker.queue, prefetch=worker.concurrency, consume=worker)
     return subscribers
+
+
+def _work_consumers(settings: ServiceSettings, broker: RabbitBroker, wiring: Wiring, topology: ServiceTopology,
+                    leases: WorkLeases, redact: Redactor) -> dict[type[WorkItem], WorkConsumer]:
+    workers = {}
+    for kind, handle in wiring.work.items():
+        if kind.EAGER and not kind.OVERLAP_SAFE:
+            raise ValueError(f"{kind.__name__} is EAGER but not OVERLAP_SAFE: its early run would skip the lease")
+        workers[kind] = WorkConsumer(
+            queue=topology.work_queue(kind.QUEUE), broker=broker, item_type=kind, handle=handle,
+            transient_errors=TRANSIENT_ERRORS, delivery_limit=settings.delivery_limit, redact=redact,
+            leases=leases, concurrency=kind.CONCURRENCY or settings.work_prefetch,
+        )
+    return workers
 
 
 async def _declare_and_send(settings: ServiceSettings, topology: ServiceTopology,

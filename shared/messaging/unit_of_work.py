@@ -77,6 +77,7 @@ class UnitOfWork:
         self._service = service
         self.fields: Doc = {}
         self.entries: list[Entry] = []
+        self.work: list[WorkItem] = []
         self.removing = False
 
     @property
@@ -92,6 +93,7 @@ class UnitOfWork:
             raise ValueError(f"fields reserved by the kit: {sorted(KIT_FIELDS & fields.keys())}")
         self.fields.update(fields)
         self.entries += [event_entry(e) for e in events] + [work_entry(self._service, w) for w in work]
+        self.work += work
 
     def remove(self) -> None:
         """Forget the aggregate altogether (with its replay records): the commit deletes its document,

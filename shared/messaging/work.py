@@ -83,19 +83,41 @@ class WorkConsumer:
         parse = TypeAdapter(self.item_type).validate_json
         item = parse_once_more(delivery, parse, delivery_limit=self.delivery_limit,
                                through=internal_exchange(service_of(self.queue)))
-        key = str(item.message_id)
-        lock, users = self._items.get(key, (asyncio.Lock(), 0))
-        self._items[key] = (lock, users + 1)
         try:
-            async with lock:
-                if key not in self._done:
-                    await self._run(delivery, item)
-                    self._remember(key)
+            await self._once_here(str(item.message_id), lambda: self._run(delivery, item))
         except (SetAside, DeliveryLost):
             raise
         except Exception as error:
             log.exception("work item %s failed", item.message_id)
             raise SetAside(f"unhandled {type(error).__name__}") from error
+
+    def start_now(self, item: WorkItem) -> None:
+        """An EAGER item, right after the command that staged it was stored: its queued copy then
+        finds it done here (or, elsewhere, runs it again harmlessly: EAGER kinds are OVERLAP_SAFE)."""
+        task = asyncio.create_task(self._eagerly(item))
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+
+    async def _eagerly(self, item: WorkItem) -> None:
+        async with self._slots:
+            try:
+                await self._once_here(str(item.message_id), lambda: self.handle(item))
+            except self.transient_errors as error:
+                log.info("work item %s started early: %s; its queued copy tries again", item.message_id,
+                         type(error).__name__)
+            except Exception:
+                log.warning("work item %s started early failed; its queued copy tries again", item.message_id,
+                            exc_info=True)
+
+    async def _once_here(self, key: str, run: Callable[[], Awaitable[None]]) -> None:
+        """One copy of an item at a time in this process, and none again once one is done here."""
+        lock, users = self._items.get(key, (asyncio.Lock(), 0))
+        self._items[key] = (lock, users + 1)
+        try:
+            async with lock:
+                if key not in self._done:
+                    await run()
+                    self._remember(key)
         finally:
             lock, users = self._items[key]
             if users == 1:

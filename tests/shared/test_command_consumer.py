@@ -4,13 +4,14 @@ one reply, at most one state change, its events relayed, and exactly one ack."""
 import asyncio
 import copy
 import json
+from typing import Literal
 
 import pytest
 from pydantic import TypeAdapter
 
 from services.account.entrypoint import CLIENT_COMMANDS
 from shared.contracts.account import ChangeComment, ChangeQuota, Login, SetFirstAdmin
-from shared.contracts.base import Accepted, FlushOutbox, Rejected
+from shared.contracts.base import Accepted, FlushOutbox, Rejected, WorkItem
 from shared.messaging.commands import CommandConsumer
 from shared.messaging.delivery import REASON_HEADER
 from shared.messaging.outbox import OutboxRelay
@@ -631,3 +632,44 @@ async def test_an_aggregate_with_messages_still_to_publish_is_kept(consumer, bro
     await consumer(deliver(ChangeQuota(actor_token=TOKEN, address=ADDRESS, quota_mb=1)))
 
     assert len(collection.docs[ADDRESS]["outbox"]) == 1
+
+
+class EagerItem(WorkItem):
+    QUEUE = "eager"
+    OVERLAP_SAFE = True
+    EAGER = True
+    type: Literal["EagerItem"] = "EagerItem"
+
+
+class QueuedItem(WorkItem):
+    QUEUE = "queued"
+    type: Literal["QueuedItem"] = "QueuedItem"
+
+
+async def test_an_eager_work_item_starts_right_after_the_write_that_stores_it(broker, aggregates, collection, deliver,
+                                                                             journal):
+    """Ensure an EAGER item is started in the process once its command's write is stored (a failed
+    write starts nothing), before the reply; a plain item only goes through the queue, and both are
+    relayed there."""
+    async def stage_both(command, unit):
+        journal.append(("handle", unit.key))
+        unit.stage({"comment": command.comment}, work=[EagerItem(), QueuedItem()])
+        return Accepted(command_id=command.message_id)
+
+    consumer = CommandConsumer(
+        queue="account.commands.0", broker=broker, internal_exchange="account.internal",
+        parse=command_parser((ChangeComment,)), handlers={ChangeComment: stage_both}, aggregates=aggregates,
+        relay=OutboxRelay(), transient_errors=(ConnectionError,), delivery_limit=5,
+        redact=Redactor.for_messages((ChangeComment,)),
+        start_now=lambda item: journal.append(("start now", type(item).__name__)),
+    )
+    collection.fail_next(ConnectionError("database away"))
+    message = deliver(change_comment())
+
+    await consumer(message)
+
+    started = [step for step in journal if step[0] == "start now"]
+    assert started == [("start now", "EagerItem")]
+    assert journal.index(started[0]) == journal.index(("insert", ADDRESS)) + 1
+    assert journal.index(started[0]) < journal.index(("ack",))
+    assert sorted(json.loads(body)["type"] for body, _ in broker.to("account.internal")) == ["EagerItem", "QueuedItem"]

@@ -1,0 +1,71 @@
+"""WorkConsumer over the hand-written fakes in conftest.py: an item started early (EAGER) runs once,
+however its queued copy comes, and a failed early run leaves the item to that copy."""
+
+import asyncio
+from typing import Literal
+
+from shared.contracts.base import WorkItem
+from shared.messaging.redaction import Redactor
+from shared.messaging.work import WorkConsumer
+
+
+class Quick(WorkItem):
+    QUEUE = "quick"
+    OVERLAP_SAFE = True
+    EAGER = True
+    type: Literal["Quick"] = "Quick"
+
+
+def worker(broker, handle) -> WorkConsumer:
+    return WorkConsumer(queue="account.work.quick", broker=broker, item_type=Quick, handle=handle,
+                        transient_errors=(ConnectionError,), delivery_limit=5, redact=Redactor.for_messages((Quick,)))
+
+
+def queued_copy(deliver, item: Quick):
+    return deliver(item, exchange="account.internal", reply_to=None, headers={})
+
+
+async def _let_others_run() -> None:
+    for _ in range(50):
+        await asyncio.sleep(0)
+
+
+async def test_an_item_started_early_runs_once_and_its_queued_copy_is_acked(broker, deliver):
+    """Ensure the queued copy of an item started early waits for that run, then is acked without running."""
+    runs, finish = [], asyncio.Event()
+
+    async def handle(item: Quick) -> None:
+        runs.append(item.message_id)
+        await finish.wait()
+
+    consumer, item = worker(broker, handle), Quick()
+    consumer.start_now(item)
+    message = queued_copy(deliver, item)
+    await consumer(message)
+    await _let_others_run()
+    assert runs == [item.message_id] and message.acks == 0
+
+    finish.set()
+    await _let_others_run()
+
+    assert runs == [item.message_id] and message.acks == 1 and broker.set_aside == []
+
+
+async def test_an_early_run_that_fails_leaves_the_item_to_its_queued_copy(broker, deliver):
+    """Ensure a failed early run (the mail server away) is neither remembered as done nor set aside:
+    the queued copy runs the item again and is acked."""
+    attempts = []
+
+    async def handle(item: Quick) -> None:
+        attempts.append(item.message_id)
+        if len(attempts) == 1:
+            raise ConnectionError("ManageSieve away")
+
+    consumer, item = worker(broker, handle), Quick()
+    consumer.start_now(item)
+    await _let_others_run()
+    message = queued_copy(deliver, item)
+    await consumer(message)
+    await _let_others_run()
+
+    assert attempts == [item.message_id] * 2 and message.acks == 1 and broker.set_aside == []
