@@ -47,9 +47,9 @@ UNAVAILABLE = Rejected(code="unavailable", message="the command could not be pro
 Reply = Accepted | Rejected
 Handler = Callable[[Any, UnitOfWork], Awaitable[Reply]]
 Follow = Callable[[str, Doc | None], Awaitable[None]]
+"""Makes the outside world (e.g. the mail server) match an aggregate's stored state; idempotent."""
 StartNow = Callable[[WorkItem], None]
 """Starts an EAGER work item in this process (shared/messaging/work.py)."""
-"""Makes the outside world (e.g. the mail server) match an aggregate's stored state; idempotent."""
 
 
 @dataclass
@@ -178,11 +178,16 @@ class CommandConsumer:
         turn.reply, turn.state, turn.changed = reply, unit.state, unit.staged
 
     def _start_eager(self, unit: UnitOfWork) -> None:
-        """Stored with the outbox: the queued copies are safe, so starting early loses nothing."""
-        if self.start_now is not None:
-            for item in unit.work:
-                if type(item).EAGER:
+        """Stored with the outbox: the queued copies are safe, so starting early loses nothing, and
+        nothing here may fail the command."""
+        if self.start_now is None or unit.removing:
+            return
+        for item in unit.work:
+            if type(item).EAGER:
+                try:
                     self.start_now(item)
+                except Exception:
+                    log.exception("could not start work item %s early; its queued copy runs it", item.message_id)
 
     def _replayed(self, command: Keyed, applied: Applied, body: bytes, unit: UnitOfWork) -> tuple[Reply, Doc | None, bool]:
         if applied.digest != digest(body, self.redact):

@@ -22,7 +22,7 @@ from shared.auth import TokenVerifier, load_public_key
 from shared.contracts.base import Event, FlushOutbox, InternalCommand, Keyed, WorkItem
 from shared.health import HealthReporter, report_path
 from shared.messaging.broker import TRANSIENT_ERRORS, make_broker, send_internal, subscribe
-from shared.messaging.commands import CommandConsumer, Follow, Handler
+from shared.messaging.commands import CommandConsumer, Follow, Handler, StartNow
 from shared.messaging.events import EventConsumer, Reaction, event_parser
 from shared.messaging.leases import LEASES, WorkLeases, new_holder
 from shared.messaging.outbox import OutboxRelay, OutboxSweeper
@@ -210,14 +210,13 @@ def _subscribe_all(spec: ServiceSpec, settings: ServiceSettings, broker: RabbitB
     parse, relay = command_parser(kinds), OutboxRelay()
     redact = Redactor.for_messages((*kinds, *_reactions(spec, wiring), *wiring.work))
     workers = _work_consumers(settings, broker, wiring, topology, leases, redact)
-    eager = {kind: worker for kind, worker in workers.items() if kind.EAGER}
     for queue in topology.shard_queues():
         consumer = CommandConsumer(
             queue=queue, broker=broker, internal_exchange=topology.internal_exchange, parse=parse,
             handlers=handlers, aggregates=shards[queue],
             relay=relay, transient_errors=TRANSIENT_ERRORS, delivery_limit=settings.delivery_limit,
             redact=redact, follow=wiring.follow,
-            start_now=(lambda item: eager[type(item)].start_now(item)) if eager else None,
+            start_now=_early_starter(workers),
         )
         subscribers[queue] = subscribe(broker, queue, prefetch=1, consume=consumer)  # one command of a shard at a time
     if topology.event_queue:
@@ -232,6 +231,16 @@ def _subscribe_all(spec: ServiceSpec, settings: ServiceSettings, broker: RabbitB
             raise ValueError(f"{worker.item_type.__name__} shares the work queue {worker.queue!r}: one work item type per queue")
         subscribers[worker.queue] = subscribe(broker, worker.queue, prefetch=worker.concurrency, consume=worker)
     return subscribers
+
+
+def _early_starter(workers: Mapping[type[WorkItem], WorkConsumer]) -> StartNow | None:
+    eager = {kind: worker for kind, worker in workers.items() if kind.EAGER}
+
+    def start_now(item: WorkItem) -> None:
+        if (worker := eager.get(type(item))) is not None:
+            worker.start_now(item)
+
+    return start_now if eager else None
 
 
 def _work_consumers(settings: ServiceSettings, broker: RabbitBroker, wiring: Wiring, topology: ServiceTopology,

@@ -52,10 +52,7 @@ class WorkConsumer:
     _slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(1), compare=False)
     _running: set[asyncio.Task[None]] = field(default_factory=set, compare=False)
     _items: dict[str, tuple[asyncio.Lock, int]] = field(default_factory=dict, compare=False)
-    """items being handled here, by message_id: a second delivery of one of them (seen when a
-    consumer starts on a queue that holds a redelivered item) waits for the first instead of doing
-    its work beside it, and then is acked without running (`_done`): the handler's own check may
-    not see the first's record yet"""
+    """items being handled here, by message_id: a second copy waits for the first (`_once_here`)"""
     _done: OrderedDict[str, None] = field(default_factory=OrderedDict, compare=False)
 
     def __post_init__(self) -> None:
@@ -93,7 +90,10 @@ class WorkConsumer:
 
     def start_now(self, item: WorkItem) -> None:
         """An EAGER item, right after the command that staged it was stored: its queued copy then
-        finds it done here (or, elsewhere, runs it again harmlessly: EAGER kinds are OVERLAP_SAFE)."""
+        finds it done here (or, elsewhere, runs it again harmlessly: EAGER kinds are OVERLAP_SAFE).
+        With every slot busy it is left to the queue."""
+        if self._slots.locked():
+            return
         task = asyncio.create_task(self._eagerly(item))
         self._running.add(task)
         task.add_done_callback(self._running.discard)
@@ -101,22 +101,24 @@ class WorkConsumer:
     async def _eagerly(self, item: WorkItem) -> None:
         async with self._slots:
             try:
-                await self._once_here(str(item.message_id), lambda: self.handle(item))
-            except self.transient_errors as error:
-                log.info("work item %s started early: %s; its queued copy tries again", item.message_id,
-                         type(error).__name__)
-            except Exception:
-                log.warning("work item %s started early failed; its queued copy tries again", item.message_id,
-                            exc_info=True)
+                await self._once_here(str(item.message_id), lambda: self._handled(item))
+            except Exception as error:
+                transient = isinstance(error, self.transient_errors)
+                log.log(logging.INFO if transient else logging.WARNING, "work item %s started early failed (%s); "
+                        "its queued copy tries again", item.message_id, type(error).__name__, exc_info=not transient)
 
-    async def _once_here(self, key: str, run: Callable[[], Awaitable[None]]) -> None:
-        """One copy of an item at a time in this process, and none again once one is done here."""
+    async def _handled(self, item: WorkItem) -> bool:
+        await self.handle(item)
+        return True
+
+    async def _once_here(self, key: str, run: Callable[[], Awaitable[bool]]) -> None:
+        """One copy of an item at a time in this process; once `run` says the item is done (here or
+        elsewhere), a later copy here is acked without running."""
         lock, users = self._items.get(key, (asyncio.Lock(), 0))
         self._items[key] = (lock, users + 1)
         try:
             async with lock:
-                if key not in self._done:
-                    await run()
+                if key not in self._done and await run():
                     self._remember(key)
         finally:
             lock, users = self._items[key]
@@ -125,22 +127,26 @@ class WorkConsumer:
             else:
                 self._items[key] = (lock, users - 1)
 
-    async def _run(self, delivery: Delivery, item: WorkItem) -> None:
-        """The handler, under the item's lease unless its kind may overlap."""
+    async def _run(self, delivery: Delivery, item: WorkItem) -> bool:
+        """The handler, under the item's lease unless its kind may overlap; -> whether it is done."""
         if self.leases is None or type(item).OVERLAP_SAFE:
-            await delivery.patiently(lambda: self.handle(item))
-            return
-        key, leases = str(item.message_id), self.leases
+            return await delivery.patiently(lambda: self._handled(item))
         try:
-            lease = await delivery.patiently(lambda: leases.acquire(key, wanted=lambda: alive(delivery.message)))
+            return await delivery.patiently(lambda: self._leased(delivery, item))
         except NoLongerWanted:
             raise DeliveryLost from None
+
+    async def _leased(self, delivery: Delivery, item: WorkItem) -> bool:
+        assert self.leases is not None
+        key, wanted = str(item.message_id), lambda: alive(delivery.message)
+        lease = await self.leases.acquire(key, wanted=wanted)
         if lease is None:
             log.info("work item %s was done by another worker; this copy is acked", key)
-            return
+            return True
         try:
-            await lease.hold(lambda: delivery.patiently(lambda: self.handle(item)))
+            await lease.hold(lambda: delivery.patiently(lambda: self.handle(item)), wanted=wanted)
         except Superseded:
-            log.warning("work item %s went on elsewhere after this worker stalled; this copy is acked", key)
-            return
+            log.warning("work item %s went on in another worker after this one stalled; this copy is acked", key)
+            return False
         await delivery.patiently(lease.done)
+        return True

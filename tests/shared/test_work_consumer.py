@@ -40,12 +40,15 @@ async def test_an_item_started_early_runs_once_and_its_queued_copy_is_acked(brok
 
     consumer, item = worker(broker, handle), Quick()
     consumer.start_now(item)
+    await _let_others_run()
+    assert runs == [item.message_id]  # the early run, before any queued copy came
     message = queued_copy(deliver, item)
-    await consumer(message)
+    arriving = asyncio.create_task(consumer(message))  # waits for the slot the early run holds
     await _let_others_run()
     assert runs == [item.message_id] and message.acks == 0
 
     finish.set()
+    await arriving
     await _let_others_run()
 
     assert runs == [item.message_id] and message.acks == 1 and broker.set_aside == []
@@ -64,8 +67,32 @@ async def test_an_early_run_that_fails_leaves_the_item_to_its_queued_copy(broker
     consumer, item = worker(broker, handle), Quick()
     consumer.start_now(item)
     await _let_others_run()
+    assert attempts == [item.message_id]
     message = queued_copy(deliver, item)
     await consumer(message)
     await _let_others_run()
 
     assert attempts == [item.message_id] * 2 and message.acks == 1 and broker.set_aside == []
+
+
+async def test_with_every_slot_busy_an_item_is_left_to_its_queue(broker, deliver):
+    """Ensure early runs never pile up beyond the worker's slots (a burst of commands): with every
+    slot taken the item is not started early, and its queued copy runs it."""
+    runs, finish = [], asyncio.Event()
+
+    async def handle(item: Quick) -> None:
+        runs.append(item.message_id)
+        await finish.wait()
+
+    consumer, busy, item = worker(broker, handle), Quick(), Quick()
+    await consumer(queued_copy(deliver, busy))
+    await _let_others_run()
+
+    consumer.start_now(item)
+    await _let_others_run()
+    assert runs == [busy.message_id]
+
+    finish.set()
+    await consumer(queued_copy(deliver, item))
+    await _let_others_run()
+    assert runs == [busy.message_id, item.message_id]

@@ -13,7 +13,7 @@ from shared.contracts.base import Event
 from shared.health import HealthSettings, check
 from tests.kit.service import KIT_SERVICE
 from tests.kit.service.contracts import SERVICE, Bump, Enqueue, NoteDeletion, Rename, SlowEffect, Whoami
-from tests.support import ServiceProcess, close_connections_named, eventually, holds, mint, new_address, rabbitmqctl, stack
+from tests.support import ServiceProcess, close_connections_named, consumer_count, eventually, holds, mint, new_address, rabbitmqctl, stack
 
 TOKEN_SUBJECT = "someone@example.jp"
 
@@ -200,16 +200,31 @@ async def test_two_copies_of_an_item_taken_by_two_workers_run_once(kit_service, 
     await twin.start()
     instances.append(twin)
     item = SlowEffect(address=new_address(), seconds=2.0)
+    await eventually(lambda: _consumers_are(amqp_url, "kitsvc.work.effects", 2), what="both workers on the queue")
 
-    for _ in range(2):
-        await publish_work(kit_env["AMQP_URL"], item)
+    await publish_work(kit_env["AMQP_URL"], item)
+    await eventually(lambda: holds(kit_db["deliveries"].count_documents({"item": str(item.message_id)}) == 1),
+                     what="the first copy under way")
+    await publish_work(kit_env["AMQP_URL"], item)  # its worker's one slot is taken: the other worker gets it
     await eventually(lambda: holds(kit_db["effects"].count_documents({"_id": str(item.message_id)}) == 1),
                      what="the item's effect")
     await eventually(lambda: holds(queue_depth(vhost, "kitsvc.work.effects") == 0), what="both copies acked")
 
-    assert [d["instance"] for d in kit_db["deliveries"].find({"item": str(item.message_id)})] in (
-        ["kit-a"], ["kit-twin"])
-    assert kit_db["work_leases"].find_one({"_id": f"{item.message_id}#0"})["state"] == "done"
+    ran = [d["instance"] for d in kit_db["deliveries"].find({"item": str(item.message_id)})]
+    assert ran in (["kit-a"], ["kit-twin"])
+    waited = next(p for p in (kit_service, twin) if p.instance not in ran)
+    assert f"work item {item.message_id} was done by another worker" in _log_since_start(waited)
+    assert kit_db["work_leases"].find_one({"_id": f"{item.message_id}#0.end"})["state"] == "done"
+
+
+async def _consumers_are(amqp_url: str, queue: str, count: int) -> bool:
+    return await consumer_count(amqp_url, queue) == count
+
+
+def _log_since_start(process: ServiceProcess) -> str:
+    with process.log_path.open() as log:
+        log.seek(process.log_start)
+        return log.read()
 
 
 async def publish_work(url: str, item: SlowEffect) -> None:
