@@ -28,7 +28,7 @@ class ServiceSettings(BaseSettings):
     delivery_limit: int = Field(default=5, ge=2, le=50)
     work_lease_s: float = Field(default=6.0, ge=1.0, le=300.0)
     """how long a worker that stopped beating still holds its work item (a killed worker's item
-    waits this long for another); it beats every third of it"""
+    waits this long for another); it beats every sixth of it (shared/messaging/leases.py)"""
     outbox_sweep_interval_s: float = Field(default=30.0, gt=0)
     outbox_stale_after_s: float = Field(default=60.0, gt=0)
     health_dir: Path = Path(tempfile.gettempdir()) / "mailss-health"
