@@ -1,11 +1,16 @@
 """WorkConsumer over the hand-written fakes in conftest.py: an item started early (EAGER) runs once,
-however its queued copy comes, and a failed early run leaves the item to that copy."""
+however its queued copy comes, a failed early run leaves the item to that copy, and the kit refuses
+an EAGER kind that is not OVERLAP_SAFE."""
 
 import asyncio
+from types import SimpleNamespace
 from typing import Literal
+
+import pytest
 
 from shared.contracts.base import WorkItem
 from shared.messaging.redaction import Redactor
+from shared.messaging.service import _work_consumers
 from shared.messaging.work import WorkConsumer
 
 
@@ -96,3 +101,24 @@ async def test_with_every_slot_busy_an_item_is_left_to_its_queue(broker, deliver
     await consumer(queued_copy(deliver, item))
     await _let_others_run()
     assert runs == [busy.message_id, item.message_id]
+
+
+class EagerButExclusive(WorkItem):
+    QUEUE = "wrong"
+    EAGER = True
+    type: Literal["EagerButExclusive"] = "EagerButExclusive"
+
+
+def test_an_eager_kind_that_may_not_overlap_is_refused_at_start():
+    """Ensure a service cannot declare a kind both EAGER and under the lease: its early run would
+    skip the lease and could run beside a copy that holds it."""
+    settings = SimpleNamespace(delivery_limit=5, work_prefetch=1)
+    topology = SimpleNamespace(work_queue=lambda name: f"account.work.{name}")
+
+    async def handle(item: WorkItem) -> None: ...
+
+    with pytest.raises(ValueError, match="EAGER but not OVERLAP_SAFE"):
+        _work_consumers(settings, None, SimpleNamespace(work={EagerButExclusive: handle}),  # type: ignore[arg-type]
+                        topology, None, None)  # type: ignore[arg-type]
+    assert list(_work_consumers(settings, None, SimpleNamespace(work={Quick: handle}),  # type: ignore[arg-type]
+                                topology, None, None)) == [Quick]  # type: ignore[arg-type]
