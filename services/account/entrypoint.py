@@ -24,7 +24,7 @@ from services.account.application.handlers import Deps, complete_deletion, follo
 from services.account.application.tombstones import forget_deleted_account, tombstones_due
 from services.account.domain.guessing import FailureCounters
 from services.account.settings import AccountSettings
-from shared.auth import TokenIssuer, TokenVerifier, load_private_key, load_public_key
+from shared.auth import TokenIssuer, load_private_key
 from shared.contracts.account import (
     SERVICE,
     ChangeComment,
@@ -103,7 +103,7 @@ def _deps(settings: AccountSettings, kit: Resources, admins: StoredAdmins, passw
         mail_logins=passwd_files,
         issuer=TokenIssuer(load_private_key(settings.session_private_key.get_secret_value()),
                            timedelta(minutes=settings.session_lifetime_minutes)),
-        verifier=TokenVerifier(load_public_key(settings.session_public_key)),
+        verifier=kit.sessions.verifier,
         clock=partial(datetime.now, UTC), lockout=settings.lockout,
         dummy_hash=hasher.hash_now("dummy password never used"), new_home_id=new_home_id,
         unknown_logins=FailureCounters(settings.lockout, max_keys=settings.unknown_login_memory),
