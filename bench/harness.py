@@ -178,34 +178,3 @@ async def burst(bench: Bench, count: int, concurrency: int, command: Callable[[i
     done_in = max(bench.tap.when(a, v) or deadline for a, v, _ in sent) - began
     return Burst(applied, replied, sent_in, done_in)
 
-
-async def broker_floor(url: str, count: int) -> list[float]:
-    """The durable transport alone: a persistent, mandatory, confirmed request into a quorum queue,
-    consumed, answered on direct reply-to (what every command pays before its handler runs)."""
-    queue_name = f"bench.echo.{uuid.uuid4().hex[:6]}"
-    async with await aio_pika.connect(url) as server, await aio_pika.connect(url) as client:
-        serving = await server.channel()
-        queue = await serving.declare_queue(queue_name, durable=True, arguments={"x-queue-type": "quorum"})
-
-        async def echo(message: aio_pika.abc.AbstractIncomingMessage) -> None:
-            await serving.default_exchange.publish(
-                aio_pika.Message(b"{}", correlation_id=message.correlation_id), routing_key=message.reply_to or "")
-            await message.ack()
-
-        serving_tag = await queue.consume(echo)
-        asking = await client.channel(publisher_confirms=True, on_return_raises=True)
-        answers: asyncio.Queue[str] = asyncio.Queue()
-        reply_queue = await asking.get_queue("amq.rabbitmq.reply-to", ensure=False)
-        await reply_queue.consume(lambda m: answers.put(m.correlation_id or ""), no_ack=True)
-        took = []
-        for n in range(count):
-            start = time.perf_counter()
-            await asking.default_exchange.publish(aio_pika.Message(
-                b"{}", delivery_mode=aio_pika.DeliveryMode.PERSISTENT, correlation_id=str(n),
-                reply_to="amq.rabbitmq.reply-to"), routing_key=queue_name, mandatory=True)
-            while await answers.get() != str(n):
-                pass
-            took.append((time.perf_counter() - start) * 1000)
-        await queue.cancel(serving_tag)
-        await queue.delete(if_unused=False, if_empty=False)
-    return took

@@ -21,7 +21,8 @@ from pathlib import Path
 
 from sievelib.managesieve import Client  # type: ignore[import-untyped]
 
-from bench.harness import broker_floor, burst, line, one_at_a_time, pct, services
+from bench.change_password import EchoClient, EchoServer, sequential
+from bench.harness import burst, line, one_at_a_time, pct, services
 from services.rules.domain.rules import RuleSet
 from services.rules.domain.sieve import compile_sieve
 from shared.broker_access import ADMIN
@@ -52,6 +53,19 @@ def sieve_floor(address: str, count: int) -> tuple[list[float], list[float]]:
         other.logout()
         logins.append((time.perf_counter() - start) * 1000)
     return puts, logins
+
+
+async def broker_floor(url: str, count: int) -> list[float]:
+    """The durable transport alone, in ms: change_password's echo (a persistent, confirmed request into
+    a quorum queue, answered on direct reply-to), one request at a time."""
+    server, client = EchoServer(), EchoClient()
+    await server.start(url, prefetch=1)
+    await client.start(url)
+    try:
+        return [seconds * 1000 for seconds in await sequential(client.request, count)]
+    finally:
+        await client.connection.close()
+        await server.connection.close()
 
 
 async def main(args: argparse.Namespace) -> None:
