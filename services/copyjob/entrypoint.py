@@ -1,5 +1,6 @@
 """The copy job service for the kit: its spec and its one composition root."""
 
+from functools import partial
 
 from services.copyjob.adapters.copier import Copier
 from services.copyjob.adapters.kept_sessions import KeptSessions
@@ -68,7 +69,7 @@ def compose(settings: CopyJobSettings, kit: Resources) -> Wiring:
             AccountDeleted: lambda e: [EndJobsOfDeleted(address=e.address, deleted_at=e.occurred_at)],
         },
         work={PlanCopy: copier.plan, CopyFolder: copier.copy_folder, PurgeStep: purger, RetainMailbox: retainer},
-        sweeps=(Sweep(settings.retention_sweep_s, retention_sweep(stored.every, settings)),),
+        sweeps=(Sweep(settings.retention_sweep_s, retention_sweep(partial(stored.every, fields=("retention",)), settings)),),
         on_close=(passwords.close, sessions.close),
     )
 

@@ -37,8 +37,8 @@ log = logging.getLogger(__name__)
 
 LEASES = "work_leases"
 KEPT_FOR = timedelta(days=1)
-"""an item's rows go once its newest generation is this old (a copy later still runs again:
-handlers are idempotent one after another)"""
+"""an item's rows go once none was touched for this long (a copy later still runs again: handlers
+are idempotent one after another)"""
 GIVE_UP_AFTER = 2 / 3
 """of `lease_s` without a beat stored: the holder stops before a waiter (after all of it) takes over"""
 T = TypeVar("T")
@@ -72,6 +72,10 @@ def lease_id(item_id: str, generation: int) -> str:
 
 def end_id(item_id: str, generation: int) -> str:
     return f"{lease_id(item_id, generation)}.end"
+
+
+def _item_of(row_id: str) -> str:
+    return row_id.partition("#")[0]
 
 
 @dataclass
@@ -123,24 +127,12 @@ class WorkLeases:
         return True
 
     async def remove_old(self) -> int:
-        """Rows of items whose newest generation is older than KEPT_FOR; an hourly clean-up."""
+        """Rows of items none of whose rows was touched within KEPT_FOR; an hourly clean-up."""
         cutoff = datetime.now(UTC) - KEPT_FOR
-        old = {row["_id"].partition("#")[0] async for row in self.collection.find({"at": {"$lt": cutoff}}, {"_id": 1})}
-        removed = 0
-        for item_id in old:
-            rows = await self._rows_of(item_id)
-            if rows and all(row["at"] < cutoff for row in rows[-2:]):  # the newest lease and its end
-                removed += (await self.collection.delete_many({"_id": {"$in": [row["_id"] for row in rows]}})).deleted_count
-        return removed
-
-    async def _rows_of(self, item_id: str) -> list[dict[str, Any]]:
-        rows, generation = [], 0
-        while (row := await self.collection.find_one({"_id": lease_id(item_id, generation)})) is not None:
-            rows.append(row)
-            if (ended := await self.collection.find_one({"_id": end_id(item_id, generation)})) is not None:
-                rows.append(ended)
-            generation += 1
-        return rows
+        old = [row["_id"] async for row in self.collection.find({"at": {"$lt": cutoff}}, {"_id": 1})]
+        alive = {_item_of(row["_id"]) async for row in self.collection.find({"at": {"$gte": cutoff}}, {"_id": 1})}
+        gone = [key for key in old if _item_of(key) not in alive]
+        return (await self.collection.delete_many({"_id": {"$in": gone}})).deleted_count if gone else 0
 
     async def clean_up_every(self, interval_s: float) -> None:
         while True:

@@ -210,13 +210,14 @@ def _subscribe_all(spec: ServiceSpec, settings: ServiceSettings, broker: RabbitB
     parse, relay = command_parser(kinds), OutboxRelay()
     redact = Redactor.for_messages((*kinds, *_reactions(spec, wiring), *wiring.work))
     workers = _work_consumers(settings, broker, wiring, topology, leases, redact)
+    start_now = _early_starter(workers)
     for queue in topology.shard_queues():
         consumer = CommandConsumer(
             queue=queue, broker=broker, internal_exchange=topology.internal_exchange, parse=parse,
             handlers=handlers, aggregates=shards[queue],
             relay=relay, transient_errors=TRANSIENT_ERRORS, delivery_limit=settings.delivery_limit,
             redact=redact, follow=wiring.follow,
-            start_now=_early_starter(workers),
+            start_now=start_now,
         )
         subscribers[queue] = subscribe(broker, queue, prefetch=1, consume=consumer)  # one command of a shard at a time
     if topology.event_queue:

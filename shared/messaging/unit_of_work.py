@@ -252,10 +252,11 @@ class AggregateReader:
         doc = await self._collection.find_one({"_id": key})
         return {k: v for k, v in doc.items() if k not in KIT_FIELDS} if doc else None
 
-    async def every(self, query: Doc | None = None) -> dict[str, Doc]:
-        """Every aggregate's state by key, or those matching `query` (a scan: for periodic work or a
-        cache, never a command's path)."""
-        cursor = self._collection.find(query or {}, {"applied": 0, "outbox": 0})
+    async def every(self, query: Doc | None = None, *, fields: Sequence[str] = ()) -> dict[str, Doc]:
+        """Every aggregate's state by key (only `fields`, if named), or those matching `query` (a scan:
+        for periodic work or a cache, never a command's path)."""
+        projection = dict.fromkeys(fields, 1) if fields else {"applied": 0, "outbox": 0}
+        cursor = self._collection.find(query or {}, projection)
         return {doc["_id"]: {k: v for k, v in doc.items() if k not in KIT_FIELDS} async for doc in cursor}
 
     async def keys_where(self, query: Doc, *, limit: int = 1000) -> list[str]:

@@ -24,6 +24,7 @@ from aioimaplib import aioimaplib  # type: ignore[import-untyped]
 from services.copyjob.domain.checkpoints import Mailbox
 from services.copyjob.domain.folders import SourceFolder, encode_mutf7
 from services.copyjob.domain.identity import IDENTIFYING_FIELDS, Summary
+from services.copyjob.domain.purge import uid_sets
 
 
 class ImapError(Exception):
@@ -314,8 +315,7 @@ class Session:
     async def summaries_of(self, uids: list[int]) -> list[Summary]:
         """Those messages of the selected folder (in batches of 1,000 UIDs a command)."""
         found: list[Summary] = []
-        for start in range(0, len(uids), 1000):
-            wanted = ",".join(map(str, uids[start:start + 1000]))
+        for wanted, _ in uid_sets(uids, 1000):
             response = await self._call(self.client.protocol.fetch(wanted, SUMMARY_ITEMS, by_uid=True), LONG_S)
             self._ok(response, "FETCH")
             found += [summary_of(record) for record in _fetched(response.lines)]

@@ -34,7 +34,7 @@ class Retainer:
         doc = await self.peek(item.address) or {}
         if not applies(doc.get("plan")):
             return
-        if (current := doc.get("current")) and job_of(current).running and job_of(current).kind == "purge":
+        if (current := doc.get("current")) and job_of(current).purging:
             raise ConnectionError("a purge runs: the pass waits for its end")  # retried with backoff
         log.info("retention pass %s of period %d begins", item.message_id, item.period)
         try:

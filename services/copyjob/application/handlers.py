@@ -88,12 +88,8 @@ async def handle(command: JobCommand, jobs: Jobs, deps: Deps) -> Reply:
 async def _start(command: StartCopy, actor: Actor, address: str, jobs: Jobs, deps: Deps) -> Reply:
     if actor.is_admin or actor.subject != address:
         return rejection(command, "forbidden", "only the account's own user may start a copy into it")
-    if (plan := jobs.plan()) is None:
-        return rejection(command, "not_found", f"{address} has no mail account")
-    if not allows(Plan(plan), Capability.MAIL_COPY):
-        return rejection(command, "not_allowed_on_plan", f"mail copy is not available on the {plan} plan")
-    if (current := jobs.current()) and current.running:
-        return rejection(command, "already_running", f"job {current.id} is still running for {address}")
+    if refused := _refused_start(command, address, jobs, Capability.MAIL_COPY, "mail copy"):
+        return refused
     try:
         source = parse_host(command.source_host)
         addresses = await deps.resolver.addresses(source)
@@ -111,13 +107,21 @@ async def _start(command: StartCopy, actor: Actor, address: str, jobs: Jobs, dep
     return Accepted(command_id=command.message_id, result={"job_id": job.id, "state": job.state})
 
 
-def _start_purge(command: PurgeMailbox, address: str, jobs: Jobs, deps: Deps) -> Reply:
+def _refused_start(command: StartCopy | PurgeMailbox, address: str, jobs: Jobs, needs: Capability,
+                   what: str) -> Rejected | None:
+    """What refuses a new job of any kind: no account, a plan without it, a job still running."""
     if (plan := jobs.plan()) is None:
         return rejection(command, "not_found", f"{address} has no mail account")
-    if not allows(Plan(plan), Capability.MAIL_PURGE):
-        return rejection(command, "not_allowed_on_plan", f"purge is not available on the {plan} plan")
+    if not allows(Plan(plan), needs):
+        return rejection(command, "not_allowed_on_plan", f"{what} is not available on the {plan} plan")
     if (current := jobs.current()) and current.running:
         return rejection(command, "already_running", f"job {current.id} is still running for {address}")
+    return None
+
+
+def _start_purge(command: PurgeMailbox, address: str, jobs: Jobs, deps: Deps) -> Reply:
+    if refused := _refused_start(command, address, jobs, Capability.MAIL_PURGE, "purge"):
+        return refused
     job = Job(id=uuid.uuid4().hex, started_at=deps.clock(), kind="purge", notification_address=address)
     jobs.save(job, events=[JobStarted(**_about(job, address))], work=[PurgeStep(address=address, job_id=job.id, step="plan")])
     return Accepted(command_id=command.message_id, result={"job_id": job.id, "state": job.state})

@@ -28,8 +28,7 @@ async def due_retention(command: DueRetention, jobs: Jobs, deps: Deps) -> Accept
     """Queue the pass once per period; never beside a running purge (a message moved to Archive
     while it runs would escape it): the next sweep asks again."""
     state, current = jobs.retention(), jobs.current()
-    if applies(jobs.plan()) and state.queued_period != command.period and not (current and current.running
-                                                                                and current.kind == "purge"):
+    if applies(jobs.plan()) and state.queued_period != command.period and not (current and current.purging):
         jobs.save_retention(replace(state, queued_period=command.period), work=[
             RetainMailbox(address=command.address, period=command.period, as_of=command.as_of)])
     return Accepted(command_id=command.message_id)

@@ -56,6 +56,10 @@ class Job:
         return self.state == "running"
 
     @property
+    def purging(self) -> bool:
+        return self.running and self.kind == "purge"
+
+    @property
     def copied(self) -> int:
         return sum(max(f.copied, f.progress) for f in self.folders)
 

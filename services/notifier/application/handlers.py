@@ -3,7 +3,7 @@ send on the work queue; the sender's outcome moves it on; a due retry is sent ag
 account's records go. GetNotifications shows them. Nothing here talks SMTP."""
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -61,7 +61,7 @@ async def retry_notification(command: RetryNotification, box: Notifications, dep
     notification = box.find(command.notification_id)
     if notification and notification.state == "pending" and notification.next_attempt_at \
             and notification.next_attempt_at <= deps.clock():
-        again = Notification(**{**asdict(notification), "next_attempt_at": None})
+        again = replace(notification, next_attempt_at=None)
         box.save(again, work=[SendNotification(address=command.address, notification_id=notification.id)])
     return Accepted(command_id=command.message_id)
 

@@ -48,8 +48,8 @@ def deferred(notification: Notification, error: str | None, now: datetime, retry
     been tried for `retry_for` already."""
     if notification.state != "pending":
         return notification
-    attempts = notification.attempts + 1
     if now - notification.created_at >= retry_for:
-        return replace(notification, state="failed", attempts=attempts, last_error=error, ended_at=now, next_attempt_at=None)
+        return refused(notification, error, now)
+    attempts = notification.attempts + 1
     pause = min(first_pause * 2 ** (attempts - 1), LONGEST_PAUSE)
     return replace(notification, attempts=attempts, last_error=error, next_attempt_at=now + pause)

@@ -21,10 +21,6 @@ def _loaded() -> dict[str, dict[str, dict[str, str]]]:
         return tomllib.load(file)
 
 
-def languages() -> set[str]:
-    return set(_loaded())
-
-
 def render(kind: str, language: str, *, brand: str, address: str, faq_url: str, reason: str | None) -> Rendered:
     """`address` is shown as given (masked already where the mail wants it)."""
     words = _loaded()[language]
