@@ -21,4 +21,6 @@ else
   [ -x "$TOOLS/bin/uv" ] || install_uv
   UV=$TOOLS/bin/uv
 fi
-"$UV" sync --frozen --quiet
+# the system's CA store, not uv's bundled roots: a machine whose registry sits behind its own CA
+# has it there, whether or not the caller's environment names it (SSL_CERT_FILE)
+UV_NATIVE_TLS=1 "$UV" sync --frozen --quiet
