@@ -77,13 +77,13 @@ def check(address: Address, allowed: Sequence[Network] = ()) -> None:
 def _forbidden(address: Address) -> str | None:
     if any(address in network for network in METADATA):
         return "a cloud metadata endpoint"
+    if isinstance(address, ipaddress.IPv6Address) and (address.sixtofour or address.teredo):
+        return "a tunnel address"  # before is_private, which counts some tunnel ranges in older 3.11 releases
     for test, reason in ((address.is_loopback, "loopback"), (address.is_link_local, "link-local"),
                          (address.is_multicast, "multicast"), (address.is_unspecified, "unspecified"),
                          (address.is_reserved, "reserved"), (address.is_private, "private")):
         if test:
             return reason
-    if isinstance(address, ipaddress.IPv6Address) and (address.sixtofour or address.teredo):
-        return "a tunnel address"
     return None
 
 
