@@ -11,44 +11,64 @@
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-RUN=$REPO/.run
+
+# Two stacks live side by side, each with its own run folder, ports and instances of every
+# component: `live` (scripts/start.sh, the system a person uses) and `test` (scripts/test.sh).
+# Nothing of one reaches the other; MAILSS_STACK picks one (default: live).
+STACK=${MAILSS_STACK:-live}
+case $STACK in
+  live) RUN=$REPO/.run PORT_SHIFT=0 AMQP_PORT=5672 MANAGEMENT_PORT=15672 FERRETDB_PORT=27017 ;;
+  test) RUN=$REPO/.run/test PORT_SHIFT=10000 AMQP_PORT=5673 MANAGEMENT_PORT=15673 FERRETDB_PORT=27018 ;;
+  *) echo "stack: error: MAILSS_STACK is '$STACK'; it is live or test" >&2; exit 2 ;;
+esac
+port() { echo $(($1 + PORT_SHIFT)); }
+# RabbitMQ's Erlang distribution listens on the AMQP port + 20000.
+DIST_PORT=$((AMQP_PORT + 20000))
+RABBITMQ_NODE=mailss-$STACK@$(hostname -s)
+
 PIDS=$RUN/pids
 LOGS=$RUN/logs
 SECRETS=$RUN/secrets
 DOVECOT_DIR=$RUN/dovecot
 DOVECOT_CONF=$DOVECOT_DIR/dovecot.conf
+IMAP_PORT=$(port 10143)
+LMTP_PORT=$(port 10024)
+SIEVE_PORT=$(port 14190)
 MASTER_PASSWORD_FILE=$SECRETS/dovecot-master-password
 MASTER_USER=mailsvc
 POLICY_KEY_FILE=$SECRETS/mail-policy-api-key
 POLICY_NONCE_FILE=$SECRETS/mail-policy-hash-nonce
-POLICY_PORT=10180
+POLICY_PORT=$(port 10180)
 
 BROKER_SECRETS=$SECRETS/broker
 BROKER_ADMIN=mailss-admin
-FERRETDB_URL='mongodb://127.0.0.1:27017/?retryWrites=false'
+FERRETDB_URL="mongodb://127.0.0.1:$FERRETDB_PORT/?retryWrites=false"
 FERRETDB_VERSION=v1.24.2
 FERRETDB_MODULE=github.com/FerretDB/FerretDB
 # Used only when the machine's Go cannot build FerretDB (its go.mod asks for 1.24).
 FALLBACK_GOTOOLCHAIN=go1.24.3
-APT_PACKAGES=(procps rabbitmq-server dovecot-imapd dovecot-lmtpd dovecot-sieve dovecot-managesieved
+APT_PACKAGES=(procps iproute2 rabbitmq-server dovecot-imapd dovecot-lmtpd dovecot-sieve dovecot-managesieved
   postfix postfix-lmdb spamassassin spamd spamc spamass-milter postsrsd)
 POSTFIX_DIR=$RUN/postfix
 POSTFIX_CONF=$POSTFIX_DIR/etc
-POSTFIX_PORT=10587
-SPAMD_PORT=10784
-MILTER_PORT=10783
-MAP_PORT=10181
-SIEVE_SMTPD_PORT=10588
-SRS_FORWARD_PORT=10785
-SRS_REVERSE_PORT=10786
+POSTFIX_PORT=$(port 10587)
+SPAMD_PORT=$(port 10784)
+MILTER_PORT=$(port 10783)
+MAP_PORT=$(port 10181)
+SIEVE_SMTPD_PORT=$(port 10588)
+SRS_FORWARD_PORT=$(port 10785)
+SRS_REVERSE_PORT=$(port 10786)
 SRS_SECRET_FILE=$SECRETS/srs-secret
 # Forwarded copies leave with SRS senders at this domain, and bounces to it come back here.
 SRS_DOMAIN=${MAILSS_SRS_DOMAIN:-srs.mailss.localhost}
 # Internal: the forwarding addresses Sieve redirects to (never reachable from the world).
 FORWARD_DOMAIN=forward.mailss.invalid
 FORWARD_MAP=$POSTFIX_DIR/maps/forwards
-# Where mail for the outside world goes (tests: their SMTP sink).
-RELAYHOST=${MAILSS_RELAYHOST:-[127.0.0.1]:10025}
+# Where mail for the outside world goes. The test stack's is the tests' SMTP sink; the live
+# stack's is a port of its own (nothing listens there unless MAILSS_RELAYHOST names a real relay:
+# outside mail waits in its queue), so neither stack's mail ever reaches the other.
+SINK_PORT=$(port 10025)
+RELAYHOST=${MAILSS_RELAYHOST:-[127.0.0.1]:$SINK_PORT}
 START_TIMEOUT=${STACK_START_TIMEOUT:-90}
 
 # Go from go.dev's tarball is not on PATH in non-login shells.
@@ -70,6 +90,16 @@ running() {
 
 port_open() {
   (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null
+}
+
+# A port this stack is about to listen on must be free: one held by anything this stack did not
+# start (the other stack, another checkout, a system service) is refused, never shared.
+claim_port() {
+  local port=$1 what=$2 holder
+  port_open 127.0.0.1 "$port" || return 0
+  holder=$(ss -Hltnp "sport = :$port" 2>/dev/null | grep -o 'users:((.*))' | head -n 1)
+  die "127.0.0.1:$port, for $what of the $STACK stack, is already held by ${holder:-another process}," \
+    "which this stack did not start. Stop that (scripts/stop.sh in its checkout), or free the port."
 }
 
 # Exit status of a readiness check whose process is gone: no point waiting.
@@ -205,16 +235,27 @@ ensure_ferretdb_binary() {
 
 # ---------------------------------------------------------------- RabbitMQ
 
-RABBITMQ_ETC=/etc/rabbitmq
+# Each stack runs its own node (mailss-live, mailss-test) from its own folder: its config,
+# plugins list and data are in $RUN/rabbitmq, owned by the rabbitmq user; /etc/rabbitmq and
+# Debian's own node are never used. The CLI reaches a node by name (the shared Erlang cookie
+# of the rabbitmq user).
+RABBITMQ_DIR=$RUN/rabbitmq
 
-# Debian's rabbitmq-server wrapper re-runs the server as the rabbitmq user via
-# su, so our environment does not reach it: the config goes to /etc/rabbitmq.
+ctl() { rabbitmqctl -n "$RABBITMQ_NODE" "$@"; }
+
 # Returns 0 when a file changed.
 install_rabbitmq_config() {
-  local f changed=1
-  for f in rabbitmq.conf rabbitmq-env.conf enabled_plugins; do
-    install_if_changed "$REPO/deploy/rabbitmq/$f" "$RABBITMQ_ETC/$f" \
-      -o rabbitmq -g rabbitmq -m 644 && changed=0
+  mkdir -p "$RABBITMQ_DIR"
+  chown rabbitmq:rabbitmq "$RABBITMQ_DIR"
+  chmod 750 "$RABBITMQ_DIR"
+  local rendered changed=1 f
+  rendered=$(mktemp)
+  sed -e "s|@AMQP_PORT@|$AMQP_PORT|g" -e "s|@MANAGEMENT_PORT@|$MANAGEMENT_PORT|g" \
+    "$REPO/deploy/rabbitmq/rabbitmq.conf.in" >"$rendered"
+  install_if_changed "$rendered" "$RABBITMQ_DIR/rabbitmq.conf" -o rabbitmq -g rabbitmq -m 640 && changed=0
+  rm -f "$rendered"
+  for f in rabbitmq-env.conf enabled_plugins; do
+    install_if_changed "$REPO/deploy/rabbitmq/$f" "$RABBITMQ_DIR/$f" -o rabbitmq -g rabbitmq -m 640 && changed=0
   done
   return $changed
 }
@@ -222,7 +263,7 @@ install_rabbitmq_config() {
 # await_startup fails at once while the node is not registered yet, so it is polled.
 rabbitmq_started() {
   running rabbitmq-launcher || return "$DIED"
-  rabbitmqctl -q await_startup --timeout 5
+  ctl -q await_startup --timeout 5
 }
 
 start_rabbitmq() {
@@ -231,19 +272,26 @@ start_rabbitmq() {
     stop_rabbitmq
   fi
   running rabbitmq && return
-  port_open 127.0.0.1 5672 && { say "something else serves 127.0.0.1:5672; leaving it alone"; return; }
-  say "starting RabbitMQ"
+  claim_port "$AMQP_PORT" "RabbitMQ (AMQP)"
+  claim_port "$MANAGEMENT_PORT" "RabbitMQ (management)"
+  claim_port "$DIST_PORT" "RabbitMQ (Erlang distribution)"
+  say "starting RabbitMQ ($RABBITMQ_NODE)"
   local from
   from=$(log_size "$LOGS/rabbitmq.log")
-  # Not `rabbitmq-server -detached`: a detached node that cannot boot (e.g. a
-  # bad rabbitmq.conf) dies without a word in any log. In the foreground, under
-  # setsid, its console output (including the reason) lands in our log.
+  # In the foreground, under setsid: a node that cannot boot (e.g. a bad rabbitmq.conf) says why
+  # on its console, which is our log. As the rabbitmq user, with a clean environment naming only
+  # this stack's node and files.
   # 9>&-: a long-lived child holding the lock fd would block every later stack.sh.
-  setsid rabbitmq-server </dev/null >>"$LOGS/rabbitmq.log" 2>&1 9>&- &
+  setsid runuser -u rabbitmq -- env -i HOME=/var/lib/rabbitmq PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 \
+    RABBITMQ_NODENAME="$RABBITMQ_NODE" RABBITMQ_CONF_ENV_FILE="$RABBITMQ_DIR/rabbitmq-env.conf" \
+    RABBITMQ_CONFIG_FILE="$RABBITMQ_DIR/rabbitmq.conf" RABBITMQ_ENABLED_PLUGINS_FILE="$RABBITMQ_DIR/enabled_plugins" \
+    RABBITMQ_MNESIA_BASE="$RABBITMQ_DIR/mnesia" RABBITMQ_LOG_BASE="$RABBITMQ_DIR/log" \
+    RABBITMQ_PID_FILE="$RABBITMQ_DIR/node.pid" RABBITMQ_DIST_PORT="$DIST_PORT" \
+    /usr/lib/rabbitmq/bin/rabbitmq-server </dev/null >>"$LOGS/rabbitmq.log" 2>&1 9>&- &
   echo $! >"$PIDS/rabbitmq-launcher.pid"
   wait_for "$START_TIMEOUT" RabbitMQ "$LOGS/rabbitmq.log" "$from" rabbitmq_started
   # The node's own pid is our marker that this script started it.
-  rabbitmqctl -q eval 'os:getpid().' | tr -d '"' >"$PIDS/rabbitmq.pid"
+  ctl -q eval 'os:getpid().' | tr -d '"' >"$PIDS/rabbitmq.pid"
 }
 
 # The operator's broker user (administrator), whose password is only in its secret file; `guest`
@@ -254,16 +302,16 @@ ensure_broker_admin() {
   mkdir -p "$BROKER_SECRETS"
   chmod 700 "$SECRETS" "$BROKER_SECRETS"
   [[ -s $file ]] || (umask 077 && random_secret >"$file")
-  if ! rabbitmqctl -q authenticate_user "$BROKER_ADMIN" <"$file" >/dev/null 2>&1; then
+  if ! ctl -q authenticate_user "$BROKER_ADMIN" <"$file" >/dev/null 2>&1; then
     say "setting up the broker's admin user"
-    rabbitmqctl -q add_user "$BROKER_ADMIN" <"$file" >/dev/null 2>&1 ||
-      rabbitmqctl -q change_password "$BROKER_ADMIN" <"$file" >/dev/null
-    rabbitmqctl -q set_user_tags "$BROKER_ADMIN" administrator
-    rabbitmqctl -q set_permissions -p / "$BROKER_ADMIN" '.*' '.*' '.*'
+    ctl -q add_user "$BROKER_ADMIN" <"$file" >/dev/null 2>&1 ||
+      ctl -q change_password "$BROKER_ADMIN" <"$file" >/dev/null
+    ctl -q set_user_tags "$BROKER_ADMIN" administrator
+    ctl -q set_permissions -p / "$BROKER_ADMIN" '.*' '.*' '.*'
   fi
-  if rabbitmqctl -q list_users | grep -q '^guest[[:space:]]'; then
+  if ctl -q list_users | grep -q '^guest[[:space:]]'; then
     say "deleting the broker's guest user"
-    rabbitmqctl -q delete_user guest
+    ctl -q delete_user guest
   fi
 }
 
@@ -272,7 +320,7 @@ stop_rabbitmq() {
     say "stopping RabbitMQ"
     local pid
     pid=$(pid_of rabbitmq)
-    rabbitmqctl -q stop || true
+    ctl -q stop || true
     wait_gone 60 "$pid" || die "RabbitMQ (pid $pid) did not stop"
   fi
   rm -f "$PIDS/rabbitmq.pid" "$PIDS/rabbitmq-launcher.pid"
@@ -304,13 +352,14 @@ stop_epmd() {
 # A real MongoDB ping (OP_MSG {ping: 1}), stdlib only: the port opens before
 # the SQLite backend is usable. Without python3 an open port has to do.
 ferretdb_ready() {
-  command -v python3 >/dev/null || { port_open 127.0.0.1 27017; return; }
-  python3 - <<'EOF'
+  command -v python3 >/dev/null || { port_open 127.0.0.1 "$FERRETDB_PORT"; return; }
+  FERRETDB_PORT=$FERRETDB_PORT python3 - <<'EOF'
+import os
 import socket, struct, sys
 elements = b"\x10ping\x00" + struct.pack("<i", 1) + b"\x02$db\x00" + struct.pack("<i", 6) + b"admin\x00"
 doc = struct.pack("<i", len(elements) + 5) + elements + b"\x00"
 body = struct.pack("<I", 0) + b"\x00" + doc
-with socket.create_connection(("127.0.0.1", 27017), timeout=2) as s:
+with socket.create_connection(("127.0.0.1", int(os.environ["FERRETDB_PORT"])), timeout=2) as s:
     s.sendall(struct.pack("<iiii", 16 + len(body), 1, 0, 2013) + body)
     reply = s.recv(65536)
 sys.exit(0 if b"\x01ok\x00" + struct.pack("<d", 1.0) in reply else 1)
@@ -321,7 +370,7 @@ start_ferretdb() {
   external_mongodb && { say "MONGODB_URL is set: using it, not starting FerretDB"; return; }
   private_dir "$RUN/ferretdb"
   running ferretdb && return
-  port_open 127.0.0.1 27017 && { say "something else serves 127.0.0.1:27017; leaving it alone"; return; }
+  claim_port "$FERRETDB_PORT" FerretDB
   ensure_ferretdb_binary
   mkdir -p "$RUN/ferretdb/state"
   say "starting FerretDB"
@@ -337,7 +386,7 @@ start_ferretdb() {
   umask_before=$(umask)
   umask 077
   setsid "$(ferretdb_bin)" --handler=sqlite --sqlite-url="file:$RUN/ferretdb/?_pragma=synchronous(NORMAL)" \
-    --state-dir="$RUN/ferretdb/state" --listen-addr=127.0.0.1:27017 \
+    --state-dir="$RUN/ferretdb/state" --listen-addr=127.0.0.1:$FERRETDB_PORT \
     --debug-addr=- --telemetry=disable \
     </dev/null >>"$LOGS/ferretdb.log" 2>&1 9>&- &
   echo $! >"$PIDS/ferretdb.pid"
@@ -421,7 +470,9 @@ prepare_dovecot_instance() {
   write_policy_conf
   local rendered
   rendered=$(mktemp)
-  sed "s|@RUN@|$DOVECOT_DIR|g" "$REPO/deploy/dovecot/dovecot.conf.in" >"$rendered"
+  sed -e "s|@RUN@|$DOVECOT_DIR|g" -e "s|@IMAP_PORT@|$IMAP_PORT|g" -e "s|@LMTP_PORT@|$LMTP_PORT|g" \
+    -e "s|@SIEVE_PORT@|$SIEVE_PORT|g" -e "s|@SUBMISSION_HOST@|127.0.0.1:$SIEVE_SMTPD_PORT|g" \
+    -e "s|@INSTANCE@|mailss-$STACK|g" "$REPO/deploy/dovecot/dovecot.conf.in" >"$rendered"
   if install_if_changed "$rendered" "$DOVECOT_CONF" -m 644 && dovecot_running; then
     say "Dovecot config changed: reloading"
     doveadm -c "$DOVECOT_CONF" reload
@@ -431,12 +482,12 @@ prepare_dovecot_instance() {
 
 # Ready when every listener answers: IMAP greets, LMTP and ManageSieve accept.
 dovecot_ready() {
-  imap_greets && port_open 127.0.0.1 10024 && port_open 127.0.0.1 14190
+  imap_greets && port_open 127.0.0.1 "$LMTP_PORT" && port_open 127.0.0.1 "$SIEVE_PORT"
 }
 
 imap_greets() (
   local greeting
-  exec 3<>/dev/tcp/127.0.0.1/10143
+  exec 3<>"/dev/tcp/127.0.0.1/$IMAP_PORT"
   read -r -t 2 greeting <&3
   [[ $greeting == '* OK'* ]]
 )
@@ -446,7 +497,9 @@ start_dovecot() {
   local from
   from=$(log_size "$LOGS/dovecot.log")
   if ! dovecot_running; then
-    port_open 127.0.0.1 10143 && { say "something else serves 127.0.0.1:10143; leaving it alone"; return; }
+    claim_port "$IMAP_PORT" "Dovecot (IMAP)"
+    claim_port "$LMTP_PORT" "Dovecot (LMTP)"
+    claim_port "$SIEVE_PORT" "Dovecot (ManageSieve)"
     say "starting Dovecot"
     # dovecot -c checks the config and exits non-zero with the reason on stderr;
     # its daemon must not keep the caller's stdio (a piped `start.sh | tee` would never end).
@@ -478,7 +531,7 @@ stop_dovecot() {
 # Postfix calls hands each message to it (spamc's options after `--`).
 start_spamassassin() {
   if ! running spamd; then
-    port_open 127.0.0.1 "$SPAMD_PORT" && die "something else serves 127.0.0.1:$SPAMD_PORT"
+    claim_port "$SPAMD_PORT" spamd
     say "starting spamd"
     local from
     from=$(log_size "$LOGS/spamd.log")
@@ -488,6 +541,7 @@ start_spamassassin() {
     wait_for "$START_TIMEOUT" spamd "$LOGS/spamd.log" "$from" port_open 127.0.0.1 "$SPAMD_PORT"
   fi
   if ! running spamass-milter; then
+    claim_port "$MILTER_PORT" spamass-milter
     say "starting spamass-milter"
     rm -f "$PIDS/spamass-milter.pid"
     spamass-milter -p "inet:$MILTER_PORT@127.0.0.1" -f -P "$PIDS/spamass-milter.pid" \
@@ -515,7 +569,8 @@ stop_spamassassin() {
 # addresses: kept across restarts, so bounces to older forwards still find their way.
 start_postsrsd() {
   running postsrsd && return
-  port_open 127.0.0.1 "$SRS_FORWARD_PORT" && die "something else serves 127.0.0.1:$SRS_FORWARD_PORT"
+  claim_port "$SRS_FORWARD_PORT" "postsrsd (forward)"
+  claim_port "$SRS_REVERSE_PORT" "postsrsd (reverse)"
   [[ -s $SRS_SECRET_FILE ]] || (umask 077 && head -c 32 /dev/urandom | base64 >"$SRS_SECRET_FILE")
   say "starting postsrsd"
   rm -f "$PIDS/postsrsd.pid"
@@ -552,7 +607,7 @@ allow_postfix_instance() {
 
 render_postfix() {
   sed -e "s|@RUN@|$POSTFIX_DIR|g" -e "s|@LOGS@|$LOGS|g" -e "s|@MAP@|127.0.0.1:$MAP_PORT|g" \
-    -e "s|@MILTER@|127.0.0.1:$MILTER_PORT|g" -e "s|@LMTP@|127.0.0.1:10024|g" -e "s|@RELAYHOST@|$RELAYHOST|g" \
+    -e "s|@MILTER@|127.0.0.1:$MILTER_PORT|g" -e "s|@LMTP@|127.0.0.1:$LMTP_PORT|g" -e "s|@RELAYHOST@|$RELAYHOST|g" \
     -e "s|@LISTEN@|127.0.0.1|g" -e "s|@SMTPD@|127.0.0.1:$POSTFIX_PORT|g" -e "s|@TRUSTED@|127.0.0.0/8|g" \
     -e "s|@SIEVE_SMTPD@|127.0.0.1:$SIEVE_SMTPD_PORT|g" -e "s|@SRS_FORWARD@|127.0.0.1:$SRS_FORWARD_PORT|g" \
     -e "s|@SRS_REVERSE@|127.0.0.1:$SRS_REVERSE_PORT|g" -e "s|@SRS_DOMAIN@|$SRS_DOMAIN|g" \
@@ -598,7 +653,8 @@ start_postfix() {
     postfix -c "$POSTFIX_CONF" reload >/dev/null 2>&1
   fi
   if ! postfix_running; then
-    port_open 127.0.0.1 "$POSTFIX_PORT" && { say "something else serves 127.0.0.1:$POSTFIX_PORT; leaving it alone"; return; }
+    claim_port "$POSTFIX_PORT" "Postfix (mail from the world)"
+    claim_port "$SIEVE_SMTPD_PORT" "Postfix (Sieve's mail)"
     say "starting Postfix"
     postfix -c "$POSTFIX_CONF" set-permissions >/dev/null 2>&1 || true
     postfix -c "$POSTFIX_CONF" start </dev/null >>"$LOGS/postfix.log" 2>&1 9>&- ||
@@ -621,14 +677,19 @@ stop_postfix() {
 print_env() {
   local mongodb_url=$FERRETDB_URL
   external_mongodb && mongodb_url=$MONGODB_URL
+  export_line MAILSS_STACK "$STACK"
+  export_line MAILSS_RUN "$RUN"
+  export_line RABBITMQ_NODENAME "$RABBITMQ_NODE"
+  export_line RABBITMQ_AMQP_PORT "$AMQP_PORT"
+  export_line RABBITMQ_MANAGEMENT_PORT "$MANAGEMENT_PORT"
   export_line BROKER_SECRETS_DIR "$BROKER_SECRETS"
   export_line MONGODB_URL "$mongodb_url"
   export_line DOVECOT_PASSWD_DIR "$DOVECOT_DIR/passwd.d"
   export_line DOVECOT_MAIL_DIR "$DOVECOT_DIR/mail"
   export_line DOVECOT_IMAP_HOST 127.0.0.1
-  export_line DOVECOT_IMAP_PORT 10143
-  export_line DOVECOT_LMTP_PORT 10024
-  export_line DOVECOT_SIEVE_PORT 14190
+  export_line DOVECOT_IMAP_PORT "$IMAP_PORT"
+  export_line DOVECOT_LMTP_PORT "$LMTP_PORT"
+  export_line DOVECOT_SIEVE_PORT "$SIEVE_PORT"
   export_line DOVECOT_MASTER_USER "$MASTER_USER"
   export_line DOVECOT_MASTER_PASSWORD_FILE "$MASTER_PASSWORD_FILE"
   export_line MAIL_POLICY_API_KEY_FILE "$POLICY_KEY_FILE"
@@ -641,6 +702,13 @@ print_env() {
   export_line POSTFIX_FORWARD_MAP "lmdb:$FORWARD_MAP"
   export_line FORWARD_DOMAIN "$FORWARD_DOMAIN"
   export_line SRS_DOMAIN "$SRS_DOMAIN"
+  export_line RELAY_SINK_PORT "$SINK_PORT"
+  export_line RABBITMQ_DIST_PORT "$DIST_PORT"
+  export_line FERRETDB_PORT "$FERRETDB_PORT"
+  export_line SPAMD_PORT "$SPAMD_PORT"
+  export_line SPAMASS_MILTER_PORT "$MILTER_PORT"
+  export_line POSTSRSD_FORWARD_PORT "$SRS_FORWARD_PORT"
+  export_line POSTSRSD_REVERSE_PORT "$SRS_REVERSE_PORT"
 }
 
 # Single quotes (with ' escaped) so that `eval` and non-bash readers agree.
@@ -668,7 +736,7 @@ component_running() {
 
 component_port() {
   case $1 in
-    rabbitmq) echo 5672 ;; ferretdb) echo 27017 ;; dovecot) echo 10143 ;; spamd) echo "$SPAMD_PORT" ;;
+    rabbitmq) echo "$AMQP_PORT" ;; ferretdb) echo "$FERRETDB_PORT" ;; dovecot) echo "$IMAP_PORT" ;; spamd) echo "$SPAMD_PORT" ;;
     postsrsd) echo "$SRS_FORWARD_PORT" ;; postfix) echo "$POSTFIX_PORT" ;;
   esac
 }

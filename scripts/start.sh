@@ -3,6 +3,7 @@
 # Logs: .run/logs/<name>.log   Stop: scripts/stop.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+export MAILSS_STACK=live  # the tests have a stack of their own (scripts/test.sh)
 scripts/stack.sh up
 scripts/python.sh
 mapfile -t SERVICES < <(.venv/bin/python -m shared.registry)  # "<name> <module>" per service (shared/registry.py)

@@ -28,6 +28,13 @@ from tests.support import (
 )
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked before_all run first and after_all last (the live system's check brackets the run)."""
+    first = [item for item in items if item.get_closest_marker("before_all")]
+    last = [item for item in items if item.get_closest_marker("after_all")]
+    items[:] = first + [item for item in items if item not in first and item not in last] + last
+
+
 @pytest.fixture(scope="session")
 def operator() -> Broker:
     stack_env("BROKER_SECRETS_DIR")
@@ -125,8 +132,6 @@ async def events(amqp_url: str) -> AsyncIterator[EventTap]:
 
 # ------------------------------------------------------------------ the rules service and the outside world
 
-SINK_PORT = 10025  # submission_host in deploy/dovecot/dovecot.conf.in
-
 
 class Sink:
     def __init__(self) -> None:
@@ -143,7 +148,8 @@ class Sink:
 @pytest.fixture(scope="session")
 def smtp_sink() -> Iterator[Sink]:
     sink = Sink()
-    controller = Controller(sink, hostname="127.0.0.1", port=SINK_PORT)
+    # The test stack's relay host: where its Postfix sends mail for the outside world.
+    controller = Controller(sink, hostname="127.0.0.1", port=int(stack_env("RELAY_SINK_PORT")))
     controller.start()
     yield sink
     controller.stop()

@@ -22,7 +22,9 @@ from shared.registry import ServiceEntry
 
 PROGRAMMING_ERROR = re.compile(r"\b(AttributeError|TypeError|NameError|UnboundLocalError|KeyError|IndexError)\b")
 REPO = Path(__file__).resolve().parent.parent
-LOGS = REPO / ".run" / "logs"
+RUN = Path(os.environ.get("MAILSS_RUN", REPO / ".run" / "test"))
+"""the test stack's run folder (scripts/test.sh exports it)"""
+LOGS = RUN / "logs"
 ADMIN_LOGIN, ADMIN_PASSWORD, ADMIN_DOMAIN = "testadmin", "Test-admin-password-1!", "example.jp"
 
 
@@ -49,7 +51,9 @@ async def eventually(check: Callable[[], Awaitable[bool]], *, timeout: float = 2
 
 
 def rabbitmqctl(*args: str) -> str:
-    return subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, text=True).stdout
+    """On the test stack's own node: the system started by scripts/start.sh runs another one."""
+    node = stack_env("RABBITMQ_NODENAME")
+    return subprocess.run(["rabbitmqctl", "-q", "-n", node, *args], check=True, capture_output=True, text=True).stdout
 
 
 def mint(issuer: TokenIssuer, subject: str, role: str = "user", domains: tuple[str, ...] = ()) -> str:

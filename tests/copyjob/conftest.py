@@ -5,9 +5,9 @@ from collections.abc import AsyncIterator
 import pytest
 
 from tests.source_server import SourceServer
-from tests.support import REPO
+from tests.support import RUN
 
-SOURCE_DIR = REPO / ".run" / "source-dovecot"
+SOURCE_DIR = RUN / "source-dovecot"
 
 
 @pytest.fixture(scope="session")

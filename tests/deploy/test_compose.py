@@ -244,7 +244,7 @@ def test_rabbitmq_container_config_follows_the_local_one():
     container_plugins = set(re.findall(r"\w+", COMPOSE["configs"]["rabbitmq-plugins"]["content"]))
     assert local_plugins <= container_plugins
     assert "rabbitmq_management" in container_plugins  # operators watch queues through it
-    local = (DEPLOY / "rabbitmq" / "rabbitmq.conf").read_text()
+    local = (DEPLOY / "rabbitmq" / "rabbitmq.conf.in").read_text()
     container = COMPOSE["configs"]["rabbitmq-conf"]["content"]
     assert re.search(r"^consumer_timeout = (\d+)", local, re.M)[1] == \
         re.search(r"^consumer_timeout = (\d+)", container, re.M)[1]

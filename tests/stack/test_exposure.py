@@ -2,25 +2,28 @@
 
 import os
 import stat
-from pathlib import Path
 
 import pytest
 
-from tests.support import listening_addresses
-
-RUN = Path(__file__).resolve().parents[2] / ".run"
-
+from tests.support import RUN, listening_addresses
 
 LOOPBACK = {"0100007F", "00000000000000000000000001000000"}
 """127.0.0.1 and ::1 as /proc writes them"""
 
 
-@pytest.mark.parametrize("port", [5672, 15672, 25672, 4369, 10143, 10024, 14190, 10587, 10783, 10784, 27017],
-                         ids=["amqp", "management", "erlang-distribution", "epmd", "imap", "lmtp", "managesieve",
-                              "postfix", "spamass-milter", "spamd", "ferretdb"])
-def test_the_stack_listens_on_loopback_only(port):
+LISTENERS = {"amqp": "RABBITMQ_AMQP_PORT", "management": "RABBITMQ_MANAGEMENT_PORT",
+             "erlang-distribution": "RABBITMQ_DIST_PORT", "imap": "DOVECOT_IMAP_PORT", "lmtp": "DOVECOT_LMTP_PORT",
+             "managesieve": "DOVECOT_SIEVE_PORT", "postfix": "POSTFIX_SMTP_PORT", "postfix-sieve": "POSTFIX_SIEVE_SMTP_PORT",
+             "spamass-milter": "SPAMASS_MILTER_PORT", "spamd": "SPAMD_PORT", "postsrsd-forward": "POSTSRSD_FORWARD_PORT",
+             "postsrsd-reverse": "POSTSRSD_REVERSE_PORT", "ferretdb": "FERRETDB_PORT"}
+"""every TCP listener of the stack, by the variable `scripts/stack.sh env` gives its port in"""
+
+
+@pytest.mark.parametrize("variable", [*LISTENERS.values(), "epmd"], ids=[*LISTENERS, "epmd"])
+def test_the_stack_listens_on_loopback_only(variable):
     """Ensure no part of the stack (broker, Erlang, database, Dovecot, Postfix, SpamAssassin) accepts a
     connection from outside this machine."""
+    port = 4369 if variable == "epmd" else int(os.environ[variable])
     addresses = listening_addresses(port)
 
     assert addresses, f"nothing listens on {port}"

@@ -23,7 +23,7 @@ from shared.broker_access import ADMIN, Broker
 from tests.support import imap_login_works as imap_login
 
 REPO = Path(__file__).resolve().parents[2]
-RUN = REPO / ".run"
+RUN = Path(os.environ.get("MAILSS_RUN", REPO / ".run" / "test"))
 
 AMQP_URL = Broker.from_env().url(ADMIN)
 MONGODB_URL = os.environ.get("MONGODB_URL", "mongodb://127.0.0.1:27017/?retryWrites=false")
