@@ -21,6 +21,13 @@ else
   [ -x "$TOOLS/bin/uv" ] || install_uv
   UV=$TOOLS/bin/uv
 fi
+# The system's Python (Debian's), never one under a user's home (pyenv in /root): the services run
+# as users of their own, who must be able to run it, and every machine runs the same interpreter.
+PYTHON=/usr/bin/python3.11
+if [ ! -x "$PYTHON" ]; then
+  apt-get update -q >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3.11 >/dev/null
+fi
 # the system's CA store, not uv's bundled roots: a machine whose registry sits behind its own CA
 # has it there, whether or not the caller's environment names it (SSL_CERT_FILE)
-UV_NATIVE_TLS=1 "$UV" sync --frozen --quiet
+UV_NATIVE_TLS=1 "$UV" sync --frozen --quiet --python "$PYTHON"

@@ -17,8 +17,8 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # Nothing of one reaches the other; MAILSS_STACK picks one (default: live).
 STACK=${MAILSS_STACK:-live}
 case $STACK in
-  live) RUN=$REPO/.run PORT_SHIFT=0 AMQP_PORT=5672 MANAGEMENT_PORT=15672 FERRETDB_PORT=27017 ;;
-  test) RUN=$REPO/.run/test PORT_SHIFT=10000 AMQP_PORT=5673 MANAGEMENT_PORT=15673 FERRETDB_PORT=27018 ;;
+  live) RUN=$REPO/.run PORT_SHIFT=0 AMQP_PORT=5672 MANAGEMENT_PORT=15672 ;;
+  test) RUN=$REPO/.run/test PORT_SHIFT=10000 AMQP_PORT=5673 MANAGEMENT_PORT=15673 ;;
   *) echo "stack: error: MAILSS_STACK is '$STACK'; it is live or test" >&2; exit 2 ;;
 esac
 port() { echo $(($1 + PORT_SHIFT)); }
@@ -32,17 +32,23 @@ SECRETS=$RUN/secrets
 DOVECOT_DIR=$RUN/dovecot
 DOVECOT_CONF=$DOVECOT_DIR/dovecot.conf
 IMAP_PORT=$(port 10143)
-LMTP_PORT=$(port 10024)
 SIEVE_PORT=$(port 14190)
 MASTER_PASSWORD_FILE=$SECRETS/dovecot-master-password
 MASTER_USER=mailsvc
+# The notifier's SMTP AUTH login on Postfix's submission listener (Dovecot checks it).
+SUBMIT_USER=notifier
+SUBMIT_PASSWORD_FILE=$SECRETS/notifier-smtp-password
 POLICY_KEY_FILE=$SECRETS/mail-policy-api-key
 POLICY_NONCE_FILE=$SECRETS/mail-policy-hash-nonce
 POLICY_PORT=$(port 10180)
 
 BROKER_SECRETS=$SECRETS/broker
 BROKER_ADMIN=mailss-admin
-FERRETDB_URL="mongodb://127.0.0.1:$FERRETDB_PORT/?retryWrites=false"
+# FerretDB listens on a Unix socket only, in a folder only the services' group enters: its SQLite
+# backend has no real authentication, so on TCP any local user could rewrite any document.
+DB_SOCKET_DIR=$RUN/db
+FERRETDB_SOCKET=$DB_SOCKET_DIR/ferretdb.sock
+FERRETDB_URL="mongodb://${FERRETDB_SOCKET//\//%2F}/?retryWrites=false"
 FERRETDB_VERSION=v1.24.2
 FERRETDB_MODULE=github.com/FerretDB/FerretDB
 # Used only when the machine's Go cannot build FerretDB (its go.mod asks for 1.24).
@@ -55,7 +61,7 @@ POSTFIX_PORT=$(port 10587)
 SPAMD_PORT=$(port 10784)
 MILTER_PORT=$(port 10783)
 MAP_PORT=$(port 10181)
-SIEVE_SMTPD_PORT=$(port 10588)
+SUBMIT_PORT=$(port 10589)
 SRS_FORWARD_PORT=$(port 10785)
 SRS_REVERSE_PORT=$(port 10786)
 SRS_SECRET_FILE=$SECRETS/srs-secret
@@ -70,6 +76,8 @@ FORWARD_MAP=$POSTFIX_DIR/maps/forwards
 SINK_PORT=$(port 10025)
 RELAYHOST=${MAILSS_RELAYHOST:-[127.0.0.1]:$SINK_PORT}
 START_TIMEOUT=${STACK_START_TIMEOUT:-90}
+# Every service runs as its own user, mailss-<name> (shared/registry.py: tests/shared check both agree).
+SERVICE_USERS=(account rules copyjob notifier)
 
 # Go from go.dev's tarball is not on PATH in non-login shells.
 [[ -d /usr/local/go/bin ]] && PATH=$PATH:/usr/local/go/bin
@@ -180,11 +188,44 @@ ensure_apt_packages() {
     { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}"; }
 }
 
-ensure_vmail_user() {
-  id vmail >/dev/null 2>&1 && return
-  say "creating system user vmail"
-  useradd --system --user-group --no-create-home --home-dir /nonexistent \
-    --shell /usr/sbin/nologin vmail
+# Each service instance writes its own health report here (sticky: none replaces another's).
+prepare_health_dir() {
+  mkdir -p "$RUN/health"
+  find "$RUN/health" -type f -user root -delete  # from a run as root: in the way of the services' own
+  chown root:mailss "$RUN/health"
+  chmod 1770 "$RUN/health"
+}
+
+system_user() {
+  id "$1" >/dev/null 2>&1 && return
+  say "creating system user $1"
+  useradd --system --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$1"
+}
+
+system_group() {
+  getent group "$1" >/dev/null || { say "creating system group $1"; groupadd --system "$1"; }
+}
+
+# vmail owns the mail; every service runs as a user of its own (shared/launch.py becomes it), in the
+# group mailss (the database's socket, the health reports). The account service also joins
+# mailss-homes, the group of the mail homes it makes and removes (Dovecot's mail_access_groups).
+ensure_users() {
+  system_user vmail
+  system_group mailss
+  system_group mailss-homes
+  local service
+  for service in "${SERVICE_USERS[@]}"; do
+    system_user "mailss-$service"
+    join_group "mailss-$service" mailss
+  done
+  join_group mailss-account mailss-homes
+  # The passwd.d buckets are group dovecot's (Dovecot's auth reads them): the account service reads
+  # them too, whoever wrote a bucket last (an operator's run as root), and writes them (its folder).
+  join_group mailss-account dovecot
+}
+
+join_group() {
+  id -nG "$1" | tr ' ' '\n' | grep -qx -- "$2" || usermod -a -G "$2" "$1"
 }
 
 # go, retried with a toolchain that FerretDB's go.mod accepts.
@@ -352,14 +393,16 @@ stop_epmd() {
 # A real MongoDB ping (OP_MSG {ping: 1}), stdlib only: the port opens before
 # the SQLite backend is usable. Without python3 an open port has to do.
 ferretdb_ready() {
-  command -v python3 >/dev/null || { port_open 127.0.0.1 "$FERRETDB_PORT"; return; }
-  FERRETDB_PORT=$FERRETDB_PORT python3 - <<'EOF'
+  command -v python3 >/dev/null || { [[ -S $FERRETDB_SOCKET ]]; return; }
+  FERRETDB_SOCKET=$FERRETDB_SOCKET python3 - <<'EOF'
 import os
 import socket, struct, sys
 elements = b"\x10ping\x00" + struct.pack("<i", 1) + b"\x02$db\x00" + struct.pack("<i", 6) + b"admin\x00"
 doc = struct.pack("<i", len(elements) + 5) + elements + b"\x00"
 body = struct.pack("<I", 0) + b"\x00" + doc
-with socket.create_connection(("127.0.0.1", int(os.environ["FERRETDB_PORT"])), timeout=2) as s:
+with socket.socket(socket.AF_UNIX) as s:
+    s.settimeout(2)
+    s.connect(os.environ["FERRETDB_SOCKET"])
     s.sendall(struct.pack("<iiii", 16 + len(body), 1, 0, 2013) + body)
     reply = s.recv(65536)
 sys.exit(0 if b"\x01ok\x00" + struct.pack("<d", 1.0) in reply else 1)
@@ -370,9 +413,11 @@ start_ferretdb() {
   external_mongodb && { say "MONGODB_URL is set: using it, not starting FerretDB"; return; }
   private_dir "$RUN/ferretdb"
   running ferretdb && return
-  claim_port "$FERRETDB_PORT" FerretDB
   ensure_ferretdb_binary
-  mkdir -p "$RUN/ferretdb/state"
+  mkdir -p "$RUN/ferretdb/state" "$DB_SOCKET_DIR"
+  chown root:mailss "$DB_SOCKET_DIR"
+  chmod 750 "$DB_SOCKET_DIR"
+  rm -f "$FERRETDB_SOCKET"  # left by a FerretDB that was killed
   say "starting FerretDB"
   local from
   from=$(log_size "$LOGS/ferretdb.log")
@@ -386,12 +431,14 @@ start_ferretdb() {
   umask_before=$(umask)
   umask 077
   setsid "$(ferretdb_bin)" --handler=sqlite --sqlite-url="file:$RUN/ferretdb/?_pragma=synchronous(NORMAL)" \
-    --state-dir="$RUN/ferretdb/state" --listen-addr=127.0.0.1:$FERRETDB_PORT \
+    --state-dir="$RUN/ferretdb/state" --listen-addr= --listen-unix="$FERRETDB_SOCKET" \
     --debug-addr=- --telemetry=disable \
     </dev/null >>"$LOGS/ferretdb.log" 2>&1 9>&- &
   echo $! >"$PIDS/ferretdb.pid"
   umask "$umask_before"
   wait_for "$START_TIMEOUT" FerretDB "$LOGS/ferretdb.log" "$from" ferretdb_started
+  chgrp mailss "$FERRETDB_SOCKET"
+  chmod 660 "$FERRETDB_SOCKET"
 }
 
 ferretdb_started() {
@@ -421,23 +468,25 @@ dovecot_running() {
   [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null
 }
 
-# The master password is generated once; its hash is refreshed whenever the
-# secret file is newer (someone rotated it by hand).
-ensure_master_user() {
-  if [[ ! -s $MASTER_PASSWORD_FILE ]]; then
-    (umask 077 && head -c 48 /dev/urandom | base64 | tr -d '+/=\n' | cut -c 1-32 >"$MASTER_PASSWORD_FILE")
+# passwd_file LOGIN SECRET_FILE USERS_FILE: the one-line passwd-file Dovecot checks LOGIN against.
+# The password is made once (32 random characters); its hash is refreshed whenever the secret file
+# is newer (someone rotated it by hand). A fast salted hash: no dictionary to guess from, and our
+# services log in with it often (argon2 would add ~100 ms each). doveadm pw reads the password twice
+# from stdin: it stays out of `ps`.
+# Only Dovecot's auth (user dovecot) reads it: the group dovecot also has the account service (which
+# reads the passwd.d buckets it writes).
+passwd_file() {
+  local login=$1 secret=$2 users=$3 pw hash
+  [[ -s $secret ]] || (umask 077 && random_secret >"$secret")
+  chmod 600 "$secret"
+  if ! [[ -s $users && $users -nt $secret ]] || ! grep -q "^$login:{SHA512-CRYPT}" "$users"; then
+    pw=$(<"$secret")
+    hash=$(printf '%s\n%s\n' "$pw" "$pw" | doveadm pw -s SHA512-CRYPT)
+    (umask 077 && echo "$login:$hash" >"$users.tmp")
+    mv -f "$users.tmp" "$users"
   fi
-  chmod 600 "$MASTER_PASSWORD_FILE"
-  local users=$DOVECOT_DIR/master-users pw hash
-  [[ -s $users && $users -nt $MASTER_PASSWORD_FILE ]] && grep -q '{SHA512-CRYPT}' "$users" && return
-  pw=$(<"$MASTER_PASSWORD_FILE")
-  # doveadm pw reads the password twice from stdin: it stays out of `ps`.
-  # A fast salted hash: the password is 32 random characters (no dictionary to guess from),
-  # and our services log in with it for every deployment (argon2 would add ~100 ms each).
-  hash=$(printf '%s\n%s\n' "$pw" "$pw" | doveadm pw -s SHA512-CRYPT)
-  (umask 027 && echo "$MASTER_USER:$hash" >"$users.tmp")
-  chown root:dovecot "$users.tmp"
-  mv -f "$users.tmp" "$users"
+  chown dovecot:root "$users"
+  chmod 400 "$users"
 }
 
 random_secret() { head -c 48 /dev/urandom | base64 | tr -d '+/=\n' | cut -c 1-32; }
@@ -456,22 +505,25 @@ write_policy_conf() {
   mv -f "$DOVECOT_DIR/policy.conf.tmp" "$DOVECOT_DIR/policy.conf"
 }
 
-# Ownership is what lets Dovecot's processes in: auth runs as `dovecot` and reads
-# passwd.d through the group, mail is delivered and read as vmail.
+# Ownership is what lets each process in, and no one else: Dovecot's auth runs as `dovecot` and reads
+# passwd.d through the group, which only the account service writes; mail is delivered and read as
+# vmail in homes of the group mailss-homes (the account service makes and removes them).
 prepare_dovecot_instance() {
   mkdir -p "$DOVECOT_DIR"/{passwd.d,mail,state} "$SECRETS"
   chmod 755 "$RUN" "$DOVECOT_DIR"
   chmod 700 "$SECRETS"
-  chown root:dovecot "$DOVECOT_DIR/passwd.d"
+  chown mailss-account:dovecot "$DOVECOT_DIR/passwd.d"
   chmod 2750 "$DOVECOT_DIR/passwd.d"
-  chown vmail:vmail "$DOVECOT_DIR/mail"
-  chmod 700 "$DOVECOT_DIR/mail"
-  ensure_master_user
+  chown vmail:mailss-homes "$DOVECOT_DIR/mail"
+  chmod 2770 "$DOVECOT_DIR/mail"
+  migrate_mail_homes
+  passwd_file "$MASTER_USER" "$MASTER_PASSWORD_FILE" "$DOVECOT_DIR/master-users"
+  passwd_file "$SUBMIT_USER" "$SUBMIT_PASSWORD_FILE" "$DOVECOT_DIR/submit-users"
   write_policy_conf
   local rendered
   rendered=$(mktemp)
-  sed -e "s|@RUN@|$DOVECOT_DIR|g" -e "s|@IMAP_PORT@|$IMAP_PORT|g" -e "s|@LMTP_PORT@|$LMTP_PORT|g" \
-    -e "s|@SIEVE_PORT@|$SIEVE_PORT|g" -e "s|@SUBMISSION_HOST@|127.0.0.1:$SIEVE_SMTPD_PORT|g" \
+  sed -e "s|@RUN@|$DOVECOT_DIR|g" -e "s|@IMAP_PORT@|$IMAP_PORT|g" -e "s|@SIEVE_PORT@|$SIEVE_PORT|g" \
+    -e "s|@SIEVE_SUBMISSION@|sendmail_path = /usr/sbin/sendmail -C $POSTFIX_CONF|g" \
     -e "s|@INSTANCE@|mailss-$STACK|g" "$REPO/deploy/dovecot/dovecot.conf.in" >"$rendered"
   if install_if_changed "$rendered" "$DOVECOT_CONF" -m 644 && dovecot_running; then
     say "Dovecot config changed: reloading"
@@ -480,9 +532,25 @@ prepare_dovecot_instance() {
   rm -f "$rendered"
 }
 
+# Homes made before the account service made them (vmail's, 0700) join the group mailss-homes with
+# its access, setgid, as the account service makes them now: once, behind a marker (homes number in
+# the hundred thousands; a walk of them on every start would cost minutes).
+migrate_mail_homes() {
+  local marker=$DOVECOT_DIR/.homes-group-v1 mail=$DOVECOT_DIR/mail
+  [[ -e $marker ]] && return
+  if [[ -n $(find "$mail" -mindepth 1 -maxdepth 1 -print -quit) ]]; then
+    say "giving the existing mail homes the group mailss-homes (once)"
+    chgrp -R mailss-homes "$mail"
+    chmod -R g=u "$mail"
+    find "$mail" -type d -exec chmod g+s {} +
+  fi
+  # The passwd.d buckets were root's: the account service replaces them (the folder is its own).
+  touch "$marker"
+}
+
 # Ready when every listener answers: IMAP greets, LMTP and ManageSieve accept.
 dovecot_ready() {
-  imap_greets && port_open 127.0.0.1 "$LMTP_PORT" && port_open 127.0.0.1 "$SIEVE_PORT"
+  imap_greets && [[ -S $DOVECOT_DIR/base/lmtp ]] && port_open 127.0.0.1 "$SIEVE_PORT"
 }
 
 imap_greets() (
@@ -498,7 +566,6 @@ start_dovecot() {
   from=$(log_size "$LOGS/dovecot.log")
   if ! dovecot_running; then
     claim_port "$IMAP_PORT" "Dovecot (IMAP)"
-    claim_port "$LMTP_PORT" "Dovecot (LMTP)"
     claim_port "$SIEVE_PORT" "Dovecot (ManageSieve)"
     say "starting Dovecot"
     # dovecot -c checks the config and exits non-zero with the reason on stderr;
@@ -607,22 +674,28 @@ allow_postfix_instance() {
 
 render_postfix() {
   sed -e "s|@RUN@|$POSTFIX_DIR|g" -e "s|@LOGS@|$LOGS|g" -e "s|@MAP@|127.0.0.1:$MAP_PORT|g" \
-    -e "s|@MILTER@|127.0.0.1:$MILTER_PORT|g" -e "s|@LMTP@|127.0.0.1:$LMTP_PORT|g" -e "s|@RELAYHOST@|$RELAYHOST|g" \
-    -e "s|@LISTEN@|127.0.0.1|g" -e "s|@SMTPD@|127.0.0.1:$POSTFIX_PORT|g" -e "s|@TRUSTED@|127.0.0.0/8|g" \
-    -e "s|@SIEVE_SMTPD@|127.0.0.1:$SIEVE_SMTPD_PORT|g" -e "s|@SRS_FORWARD@|127.0.0.1:$SRS_FORWARD_PORT|g" \
+    -e "s|@MILTER@|127.0.0.1:$MILTER_PORT|g" -e "s|@LMTP@|unix:$DOVECOT_DIR/base/lmtp|g" -e "s|@RELAYHOST@|$RELAYHOST|g" \
+    -e "s|@LISTEN@|127.0.0.1|g" -e "s|@SMTPD@|127.0.0.1:$POSTFIX_PORT|g" -e "s|@TRUSTED@||g" -e "s|@SUBMITTERS@|vmail|g" \
+    -e "s|@SUBMIT_SMTPD@|127.0.0.1:$SUBMIT_PORT|g" -e "s|@SASL_PATH@|$DOVECOT_DIR/base/auth-postfix|g" \
+    -e "s|@SRS_FORWARD@|127.0.0.1:$SRS_FORWARD_PORT|g" \
     -e "s|@SRS_REVERSE@|127.0.0.1:$SRS_REVERSE_PORT|g" -e "s|@SRS_DOMAIN@|$SRS_DOMAIN|g" \
     -e "s|@FORWARD_DOMAIN_RE@|${FORWARD_DOMAIN//./\\\\.}|g" -e "s|@FORWARD_DOMAIN@|$FORWARD_DOMAIN|g" "$1"
 }
 
-# The forwarding map starts empty; the rules service fills it (postmap -i/-d) and Postfix reads it
-# per message. Postfix's processes (user postfix) only read it.
+# The forwarding map starts empty; the rules service (its own user) fills it (postmap -i/-d) and
+# Postfix reads it per message, through the group. Nobody else reads it (addresses, tokens).
 ensure_forward_map() {
-  mkdir -p "$(dirname "$FORWARD_MAP")"
-  [[ -f $FORWARD_MAP.lmdb ]] && return
-  : >"$FORWARD_MAP"
-  postmap -c "$POSTFIX_CONF" "lmdb:$FORWARD_MAP"
-  rm -f "$FORWARD_MAP"
-  chmod 644 "$FORWARD_MAP.lmdb"
+  local maps
+  maps=$(dirname "$FORWARD_MAP")
+  mkdir -p "$maps"
+  if [[ ! -f $FORWARD_MAP.lmdb ]]; then
+    : >"$FORWARD_MAP"
+    postmap -c "$POSTFIX_CONF" "lmdb:$FORWARD_MAP"
+    rm -f "$FORWARD_MAP"
+  fi
+  chown mailss-rules:postfix "$maps" "$FORWARD_MAP.lmdb"
+  chmod 750 "$maps"
+  chmod 640 "$FORWARD_MAP.lmdb"
 }
 
 # Returns 0 when the configuration changed.
@@ -654,7 +727,7 @@ start_postfix() {
   fi
   if ! postfix_running; then
     claim_port "$POSTFIX_PORT" "Postfix (mail from the world)"
-    claim_port "$SIEVE_SMTPD_PORT" "Postfix (Sieve's mail)"
+    claim_port "$SUBMIT_PORT" "Postfix (the services' mail)"
     say "starting Postfix"
     postfix -c "$POSTFIX_CONF" set-permissions >/dev/null 2>&1 || true
     postfix -c "$POSTFIX_CONF" start </dev/null >>"$LOGS/postfix.log" 2>&1 9>&- ||
@@ -688,7 +761,7 @@ print_env() {
   export_line DOVECOT_MAIL_DIR "$DOVECOT_DIR/mail"
   export_line DOVECOT_IMAP_HOST 127.0.0.1
   export_line DOVECOT_IMAP_PORT "$IMAP_PORT"
-  export_line DOVECOT_LMTP_PORT "$LMTP_PORT"
+  export_line DOVECOT_LMTP_SOCKET "$DOVECOT_DIR/base/lmtp"
   export_line DOVECOT_SIEVE_PORT "$SIEVE_PORT"
   export_line DOVECOT_MASTER_USER "$MASTER_USER"
   export_line DOVECOT_MASTER_PASSWORD_FILE "$MASTER_PASSWORD_FILE"
@@ -697,14 +770,17 @@ print_env() {
   export_line DOVECOT_CONF "$DOVECOT_CONF"
   export_line POSTFIX_SMTP_PORT "$POSTFIX_PORT"
   export_line POSTFIX_MAP_PORT "$MAP_PORT"
-  export_line POSTFIX_SIEVE_SMTP_PORT "$SIEVE_SMTPD_PORT"
+  export_line POSTFIX_SUBMIT_PORT "$SUBMIT_PORT"
+  export_line NOTIFIER_SMTP_USER "$SUBMIT_USER"
+  export_line NOTIFIER_SMTP_PASSWORD_FILE "$SUBMIT_PASSWORD_FILE"
   export_line POSTFIX_CONFIG_DIR "$POSTFIX_CONF"
   export_line POSTFIX_FORWARD_MAP "lmdb:$FORWARD_MAP"
   export_line FORWARD_DOMAIN "$FORWARD_DOMAIN"
   export_line SRS_DOMAIN "$SRS_DOMAIN"
   export_line RELAY_SINK_PORT "$SINK_PORT"
+  export_line HEALTH_DIR "$RUN/health"
   export_line RABBITMQ_DIST_PORT "$DIST_PORT"
-  export_line FERRETDB_PORT "$FERRETDB_PORT"
+  export_line FERRETDB_SOCKET "$FERRETDB_SOCKET"
   export_line SPAMD_PORT "$SPAMD_PORT"
   export_line SPAMASS_MILTER_PORT "$MILTER_PORT"
   export_line POSTSRSD_FORWARD_PORT "$SRS_FORWARD_PORT"
@@ -716,6 +792,7 @@ export_line() { printf "export %s='%s'\n" "$1" "${2//\'/\'\\\'\'}"; }
 
 print_status() {
   local c port
+  echo "$STACK stack ($RUN)"
   for c in rabbitmq ferretdb dovecot spamd postsrsd postfix; do
     port=$(component_port "$c")
     if component_running "$c"; then
@@ -736,7 +813,7 @@ component_running() {
 
 component_port() {
   case $1 in
-    rabbitmq) echo "$AMQP_PORT" ;; ferretdb) echo "$FERRETDB_PORT" ;; dovecot) echo "$IMAP_PORT" ;; spamd) echo "$SPAMD_PORT" ;;
+    rabbitmq) echo "$AMQP_PORT" ;; dovecot) echo "$IMAP_PORT" ;; spamd) echo "$SPAMD_PORT" ;;
     postsrsd) echo "$SRS_FORWARD_PORT" ;; postfix) echo "$POSTFIX_PORT" ;;
   esac
 }
@@ -744,8 +821,10 @@ component_port() {
 # Two concurrent `up`s (two terminals, parallel test jobs) must not both start
 # the same component.
 take_lock() {
-  [[ $(id -u) == 0 ]] || die "run as root (apt, /etc/rabbitmq, Dovecot's users)"
+  [[ $(id -u) == 0 ]] || die "run as root (apt, the stack's users, Dovecot and Postfix instances)"
   mkdir -p "$RUN" "$PIDS" "$LOGS"
+  # Logs name addresses and hosts: root's alone (every process writes through the file it was given).
+  chmod 700 "$LOGS"
   exec 9>"$RUN/stack.lock"
   flock -w 600 9 || die "another stack.sh holds $RUN/stack.lock"
 }
@@ -771,7 +850,8 @@ main() {
     up)
       take_lock
       ensure_apt_packages
-      ensure_vmail_user
+      ensure_users
+      prepare_health_dir
       start_rabbitmq
       ensure_broker_admin
       start_ferretdb

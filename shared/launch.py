@@ -1,13 +1,18 @@
-"""Starts one service with only the secrets the registry gives it: `python -m shared.launch <name>`.
+"""Starts one service with only the secrets the registry gives it, as its own user:
+`python -m shared.launch <name>`.
 
-scripts/start.sh runs every service through this. The environment it inherits (the stack's
+scripts/start.sh runs every service through this, as root. The environment it inherits (the stack's
 settings) loses every secret and every pointer to a secret file; then the service gets back only
 what its registry entry lists: its own broker URL (its own broker user), and its secrets from
 .run/secrets/services.env and the stack's secret files. What the secrets file holds that is no
-secret (the public key, the first admin's login) goes to every service.
+secret (the public key, the first admin's login) goes to every service. Then it stops being root:
+it becomes the service's own user (mailss-<name>, with that user's groups), so the secret files,
+and every other service's, are out of its reach.
 """
 
+import grp
 import os
+import pwd
 import re
 import sys
 from collections.abc import Mapping
@@ -19,7 +24,7 @@ from shared.registry import SERVICES, ServiceEntry
 SECRETS_FILE = Path(__file__).resolve().parent.parent / ".run" / "secrets" / "services.env"
 SECRET_NAME = re.compile(r"PASSWORD|PRIVATE_KEY|API_KEY|NONCE|SECRET", re.IGNORECASE)
 POINTERS = {"BROKER_SECRETS_DIR": None, "MAIL_POLICY_API_KEY_FILE": "MAIL_POLICY_API_KEY",
-            "DOVECOT_MASTER_PASSWORD_FILE": "DOVECOT_MASTER_PASSWORD"}
+            "DOVECOT_MASTER_PASSWORD_FILE": "DOVECOT_MASTER_PASSWORD", "NOTIFIER_SMTP_PASSWORD_FILE": "SMTP_PASSWORD"}
 """variables naming where secrets are kept -> the secret their file holds (None: several)"""
 
 
@@ -45,11 +50,27 @@ def environment_for(entry: ServiceEntry, inherited: Mapping[str, str], secrets_f
     return env
 
 
+def credentials(user: str) -> tuple[int, int, list[int]]:
+    """uid, primary gid and supplementary gids of a system user."""
+    entry = pwd.getpwnam(user)
+    return entry.pw_uid, entry.pw_gid, [g.gr_gid for g in grp.getgrall() if user in g.gr_mem]
+
+
+def become(user: str) -> None:
+    """Drop root for good: the user's own uid, primary group and supplementary groups."""
+    uid, gid, groups = credentials(user)
+    os.setgroups(groups)
+    os.setgid(gid)
+    os.setuid(uid)
+
+
 def main(argv: list[str]) -> None:
     if len(argv) != 1 or argv[0] not in SERVICES:
         sys.exit(f"usage: python -m shared.launch {{{','.join(SERVICES)}}}")
     entry = SERVICES[argv[0]]
     env = environment_for(entry, os.environ, read_env_file(SECRETS_FILE), Broker.from_env())
+    if os.getuid() == 0:
+        become(entry.user)
     os.execve(sys.executable, [sys.executable, "-m", entry.module], env)
 
 

@@ -27,6 +27,11 @@ class ServiceEntry:
     """services whose events it consumes"""
 
     @property
+    def user(self) -> str:
+        """The system user it runs as (scripts/stack.sh makes it; shared/launch.py becomes it)."""
+        return f"mailss-{self.name}"
+
+    @property
     def ready_queue(self) -> str:
         """A queue whose consumer shows the service is up."""
         return f"{self.name}.commands.0"
@@ -48,7 +53,7 @@ SERVICES: Mapping[str, ServiceEntry] = MappingProxyType({
     ),
     "notifier": ServiceEntry(
         name="notifier", module="services.notifier", settings="services.notifier.settings:NotifierSettings",
-        secrets=("AMQP_URL", "MONGODB_URL"), reacts_to=("account", "copyjob"),
+        secrets=("AMQP_URL", "MONGODB_URL", "SMTP_PASSWORD"), reacts_to=("account", "copyjob"),
     ),
 })
 

@@ -86,10 +86,13 @@ def service_env(operator: Broker, vhost: str, keys: tuple[str, str]) -> dict[str
         "BOOTSTRAP_ADMIN_LOGIN": ADMIN_LOGIN, "BOOTSTRAP_ADMIN_PASSWORD": ADMIN_PASSWORD,
         "BOOTSTRAP_ADMIN_DOMAINS": f'["{ADMIN_DOMAIN}"]', "OTEL_EXPORTER": "console",
         "OUTBOX_SWEEP_INTERVAL_S": "1", "OUTBOX_STALE_AFTER_S": "5",
-        "HEALTH_DIR": str(LOGS.parent / "health"), "PASSWD_RECONCILE_INTERVAL_S": "3",
+        "HEALTH_DIR": stack_env("HEALTH_DIR"), "PASSWD_RECONCILE_INTERVAL_S": "3",
         "TOMBSTONE_SWEEP_INTERVAL_S": "2", "TOMBSTONE_RETENTION_DAYS": "0.0001",  # 8.6 s
         "DELETION_SWEEP_INTERVAL_S": "2", "HOME_SWEEP_INTERVAL_S": "2", "ORPHAN_HOME_GRACE_S": "60",
         "MAIL_SOURCE_MAX_FAILURES": "20",
+        # The suite's own IMAP logins come from 127.0.0.1, many of them failing on purpose; the guessing
+        # limit's tests use loopback addresses of their own.
+        "MAIL_UNLIMITED_SOURCES": '["127.0.0.1/32", "::1/128"]',
     }
 
 
@@ -197,7 +200,9 @@ async def rules_service(rules_env: dict[str, str], amqp_url: str, account_servic
 @pytest.fixture(scope="session")
 def notifier_env(service_env: dict[str, str], operator: Broker, vhost: str) -> dict[str, str]:
     return {**service_env, "AMQP_URL": operator.url("notifier", vhost), "MONGODB_DB": f"mailss_notif_{uuid.uuid4().hex[:8]}",
-            "SMTP_PORT": stack_env("POSTFIX_SMTP_PORT"), "MAIL_FROM": "noreply@example.jp", "BRAND": "CPI",
+            "SMTP_PORT": stack_env("POSTFIX_SUBMIT_PORT"),
+            "SMTP_PASSWORD": Path(stack_env("NOTIFIER_SMTP_PASSWORD_FILE")).read_text().strip(),
+            "MAIL_FROM": "noreply@example.jp", "BRAND": "CPI",
             "FAQ_URL": "https://faq.example.jp/3661/", "RETRY_SWEEP_S": "0.3", "RETRY_FIRST_PAUSE_S": "0.5"}
 
 

@@ -18,6 +18,7 @@ import aio_pika
 import pytest
 
 from shared.auth import TokenIssuer
+from shared.launch import credentials
 from shared.registry import ServiceEntry
 
 PROGRAMMING_ERROR = re.compile(r"\b(AttributeError|TypeError|NameError|UnboundLocalError|KeyError|IndexError)\b")
@@ -56,13 +57,25 @@ def rabbitmqctl(*args: str) -> str:
     return subprocess.run(["rabbitmqctl", "-q", "-n", node, *args], check=True, capture_output=True, text=True).stdout
 
 
+def system_user(name: str, *groups: str) -> str:
+    """A system user of the tests' own (a test-only service, a probe as another local user), made once."""
+    if subprocess.run(["id", name], capture_output=True).returncode:
+        subprocess.run(["useradd", "--system", "--user-group", "--no-create-home", "--home-dir", "/nonexistent",
+                        "--shell", "/usr/sbin/nologin", name], check=True, capture_output=True)
+    for group in groups:
+        subprocess.run(["usermod", "-a", "-G", group, name], check=True, capture_output=True)
+    return name
+
+
 def mint(issuer: TokenIssuer, subject: str, role: str = "user", domains: tuple[str, ...] = ()) -> str:
     """A session token signed with the test key, as the account service would issue it."""
     return issuer.issue(subject=subject, role=role, domains=frozenset(domains), now=datetime.now(UTC))[0]  # type: ignore[arg-type]
 
 
 class ServiceProcess:
-    """One service (a registry entry) as a real OS process, so tests can kill and restart it."""
+    """One service (a registry entry) as a real OS process, so tests can kill and restart it. It runs as
+    its own user, as scripts/start.sh runs it (shared/launch.py), so the tests show what the service
+    can do without root."""
 
     def __init__(self, entry: ServiceEntry, env: dict[str, str], amqp_url: str, *, instance: str = "") -> None:
         self.entry, self.module, self.amqp_url, self.ready_queue = entry, entry.module, amqp_url, entry.ready_queue
@@ -75,8 +88,10 @@ class ServiceProcess:
     async def start(self) -> None:
         LOGS.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
+        uid, gid, groups = credentials(self.entry.user)
         self.process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", self.module, env=self.env, cwd=REPO, stdout=log, stderr=log)
+            sys.executable, "-m", self.module, env=self.env, cwd=REPO, stdout=log, stderr=log,
+            user=uid, group=gid, extra_groups=groups)
         await eventually(self.is_consuming, timeout=60, what=f"{self.module} to consume {self.ready_queue}")
 
     async def is_consuming(self) -> bool:
@@ -235,7 +250,7 @@ def deliver(address: str, *, subject: str = "hello", sender: str = "sender@examp
     for name, value in (headers or {}).items():
         message[name] = value
     message.set_content(body)
-    with smtplib.LMTP("127.0.0.1", int(os.environ.get("DOVECOT_LMTP_PORT", "10024"))) as lmtp:
+    with smtplib.LMTP(stack_env("DOVECOT_LMTP_SOCKET")) as lmtp:  # a Unix socket: only Postfix and root open it
         try:
             refused = lmtp.send_message(message, from_addr=sender, to_addrs=[address])
         except (smtplib.SMTPDataError, smtplib.SMTPRecipientsRefused):

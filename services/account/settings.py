@@ -49,8 +49,10 @@ class AccountSettings(ServiceSettings):
     """failed mail logins from one source within the window that lock it"""
     mail_lockout_window_minutes: int = Field(default=15, ge=1)
     mail_lockout_minutes: int = Field(default=15, ge=1)
-    mail_unlimited_sources: tuple[IPv4Network | IPv6Network, ...] = (IPv4Network("127.0.0.0/8"), IPv6Network("::1/128"))
-    """sources never locked as a whole (each address still is): our own webmail and services"""
+    mail_unlimited_sources: tuple[IPv4Network | IPv6Network, ...] = ()
+    """sources never locked as a whole (each address still is). None by default: our services log in as
+    the master user (never limited), and loopback is every local user's, not ours alone (Dovecot
+    believes nobody's IMAP ID about the client's address)"""
     mail_guessing_memory: int = Field(default=100_000, ge=100)
     """addresses and sources whose mail-login failures are kept (in memory, the oldest forgotten first)"""
     argon2_time_cost: int = Field(default=2, ge=1)

@@ -2,7 +2,7 @@
 
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 
 from shared.settings import ServiceSettings
 
@@ -10,8 +10,12 @@ from shared.settings import ServiceSettings
 class NotifierSettings(ServiceSettings):
     mongodb_db: str = "mailss_notifier"
     smtp_host: str = "127.0.0.1"
-    smtp_port: int = Field(default=10587, ge=1, le=65535)
-    """the stack's Postfix, which relays the mail on"""
+    smtp_port: int = Field(default=10589, ge=1, le=65535)
+    """the stack's Postfix, on its listener for the services' own mail, which relays it on"""
+    smtp_username: str = "notifier"
+    smtp_password: SecretStr | None = None
+    """the notifier's SMTP AUTH login there (scripts/stack.sh makes it); none: send without one
+    (compose, where Postfix trusts the notifier's container by its address)"""
     smtp_timeout_s: float = Field(default=30.0, gt=0)
     mail_from: str = "noreply@example.jp"
     brand: str = Field(default="CPI", min_length=1, max_length=64)

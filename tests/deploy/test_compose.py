@@ -5,6 +5,7 @@ The last test also runs `docker compose config` where the compose CLI plugin is 
 """
 
 import importlib
+import ipaddress
 import os
 import re
 import shutil
@@ -27,6 +28,10 @@ COMPOSE_TEXT = (DEPLOY / "compose.yaml").read_text()
 COMPOSE = yaml.safe_load(COMPOSE_TEXT)
 SERVICES = COMPOSE["services"]
 ACCOUNT_ENV = SERVICES["account"]["environment"]
+DOCKERFILE = (DEPLOY / "Dockerfile").read_text()
+DOVECOT_ENTRYPOINT = DEPLOY / "dovecot" / "compose" / "entrypoint.sh"
+POSTFIX_ENTRYPOINT = DEPLOY / "postfix" / "compose" / "entrypoint.sh"
+PLACEHOLDER = re.compile(r"@[A-Z_]+@")
 
 SECRET_NAME = re.compile(r"PASSWORD|_PASS$|SECRET|PRIVATE_KEY|TOKEN|API_KEY|NONCE", re.IGNORECASE)
 # ${NAME}, ${NAME:-default}, ${NAME-default}, ${NAME:?message}, ${NAME?message}
@@ -93,6 +98,39 @@ def optional_secrets(text: str) -> list[str]:
         match[0] for match in REFERENCE.finditer(text.replace("$$", ""))
         if SECRET_NAME.search(match["name"]) and not (match["op"] == ":?" and match["arg"].strip())
     ]
+
+
+def run_function(script: Path, *command: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """One function of an entrypoint (sourced, it runs nothing of itself), as the container runs it."""
+    environment = {"PATH": os.environ["PATH"], **{key: str(value) for key, value in (env or {}).items()}}
+    return subprocess.run(["bash", "-c", 'source "$1" && shift && "$@"', "test_compose", str(script), *command],
+                          capture_output=True, text=True, env=environment)
+
+
+def dockerfile_stages() -> dict[str, str]:
+    """Each build stage's text by its name; "" is what comes before the first (the global ARGs)."""
+    parts = re.split(r"^FROM \S+ AS (\S+)$", DOCKERFILE, flags=re.M)
+    return {"": parts[0], **dict(zip(parts[1::2], parts[2::2], strict=True))}
+
+
+def build_arg(name: str) -> str:
+    return re.search(rf"^ARG {name}=(\S+)$", dockerfile_stages()[""], re.M)[1]
+
+
+def rendered_dovecot_base() -> str:
+    """base.conf as the image renders it at build (render-base.sh on the local template)."""
+    rendered = subprocess.run(["bash", str(DEPLOY / "dovecot" / "compose" / "render-base.sh"),
+                               str(DEPLOY / "dovecot" / "dovecot.conf.in")], capture_output=True, text=True, check=True)
+    return rendered.stdout
+
+
+def settings_lines(text: str) -> list[str]:
+    """Lines that configure something: a placeholder left in a comment changes nothing."""
+    return [line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+
+
+def backend_address(service: str, env: dict[str, str]) -> ipaddress.IPv4Address:
+    return ipaddress.IPv4Address(interpolated(SERVICES[service]["networks"]["backend"]["ipv4_address"], env))
 
 
 def dependencies(service: dict) -> dict:
@@ -200,8 +238,9 @@ def test_passwd_files_land_where_dovecot_reads_them():
     passwd_dir = ACCOUNT_ENV["DOVECOT_PASSWD_DIR"]
     assert f"dovecot-passwd:{passwd_dir}" in SERVICES["account"]["volumes"]
     assert f"dovecot-passwd:{passwd_dir}" in SERVICES["dovecot"]["volumes"]
-    dockerfile = (DEPLOY / "Dockerfile").read_text()
-    instance = re.search(r"sed 's\|@RUN@\|([^|]+)\|g'", dockerfile)[1]
+    render = (DEPLOY / "dovecot" / "compose" / "render-base.sh").read_text()
+    instance = re.search(r"'s\|@RUN@\|([^|]+)\|g'", render)[1]
+    assert "render-base.sh /etc/dovecot/mailss/dovecot.conf.in >/etc/dovecot/mailss/base.conf" in DOCKERFILE
     template = (DEPLOY / "dovecot" / "dovecot.conf.in").read_text()
     assert f"@RUN@/passwd.d/%{BUCKET_DIGITS}.{BUCKETS}Nu" in template
     assert passwd_dir == f"{instance}/passwd.d"
@@ -218,24 +257,107 @@ def test_the_account_service_reaches_the_homes_dovecot_uses():
 
 
 def test_dovecot_healthcheck_probes_the_configured_ports():
-    """Ensure the Dovecot healthcheck knocks on the ports of dovecot.conf.in's listeners."""
-    template = (DEPLOY / "dovecot" / "dovecot.conf.in").read_text()
-    ports = {
-        name: re.search(rf"inet_listener {name} \{{[^}}]*port = (\d+)", template)[1]
-        for name in ("imap", "lmtp", "sieve")
-    }
+    """Ensure the Dovecot healthcheck knocks on the ports of the rendered template's listeners (IMAP, ManageSieve)
+    and of compose's own LMTP listener (the template has none on TCP)."""
+    base = rendered_dovecot_base()
+    container = (DEPLOY / "dovecot" / "compose" / "dovecot.conf").read_text()
+    listener = r"inet_listener {} \{{[^}}]*port = (\d+)"
+    ports = {name: re.search(listener.format(name), base)[1] for name in ("imap", "sieve")}
+    assert not re.search(listener.format("lmtp"), base)
+    ports["lmtp"] = re.search(listener.format("lmtp"), container)[1]
     check = (DEPLOY / "dovecot" / "compose" / "healthcheck.sh").read_text()
     for name, port in ports.items():
         assert re.search(rf"greets {port} ", check), name
 
 
-def test_dovecot_trusts_exactly_the_compose_network():
-    """Ensure login_trusted_networks is the compose network's subnet, whatever it is set to."""
-    subnet = COMPOSE["networks"]["backend"]["ipam"]["config"][0]["subnet"]
-    assert SERVICES["dovecot"]["environment"]["DOVECOT_TRUSTED_NETWORKS"] == subnet
+def test_every_service_is_on_the_one_network():
+    """Ensure every container is on the compose network and no other, and Dovecot is not published."""
     for name, service in SERVICES.items():
-        assert service["networks"] == ["backend"], name
+        assert list(service["networks"]) == ["backend"], name
     assert "ports" not in SERVICES["dovecot"]
+
+
+def test_the_base_config_is_fully_rendered_and_dovecot_accepts_the_container_config(tmp_path):
+    """Ensure the image's render leaves no @TOKEN@ of the template, and (where Dovecot is installed) doveconf
+    accepts compose's configuration with the environment compose gives the entrypoint."""
+    base = rendered_dovecot_base()
+    assert PLACEHOLDER.findall(base) == []
+    assert "mail_access_groups = mailss-homes" in base
+    env = {**interpolated(SERVICES["dovecot"]["environment"], DEPLOYER_ENV), "ACCOUNT_UID": build_arg("ACCOUNT_UID")}
+    checked = run_function(DOVECOT_ENTRYPOINT, "check_environment", env=env)
+    assert checked.returncode == 0, checked.stderr
+    if not shutil.which("doveconf"):
+        pytest.skip("Dovecot is not installed: doveconf cannot check the rendered configuration")
+    (tmp_path / "base.conf").write_text(base)
+    shutil.copy(DEPLOY / "dovecot" / "compose" / "dovecot.conf", tmp_path / "dovecot.conf")
+    parsed = subprocess.run(["doveconf", "-c", str(tmp_path / "dovecot.conf"), "-n"], capture_output=True, text=True)
+    assert parsed.returncode == 0, parsed.stderr
+    # No postfix user in the image: the template's sockets for a local Postfix must be off (mode 0).
+    for socket in ("lmtp", "auth-postfix"):
+        assert re.search(rf"unix_listener {socket} \{{[^}}]*mode = 0+\n", parsed.stdout), socket
+
+
+def test_dovecot_believes_no_client_address_unless_named_alone():
+    """Ensure login_trusted_networks (whose clients may name any source address in IMAP ID) is empty by default
+    and takes single addresses only: the entrypoint refuses a network, the compose subnet above all."""
+    assert interpolated(SERVICES["dovecot"]["environment"], DEPLOYER_ENV)["DOVECOT_TRUSTED_NETWORKS"] == ""
+    subnet = interpolated(COMPOSE["networks"]["backend"]["ipam"]["config"][0]["subnet"], DEPLOYER_ENV)
+    for accepted in ("", "203.0.113.7/32", "203.0.113.7/32 2001:db8::7/128"):
+        result = run_function(DOVECOT_ENTRYPOINT, "check_host_addresses", accepted)
+        assert result.returncode == 0, (accepted, result.stderr)
+    for refused in (subnet, "203.0.113.7", "203.0.113.7/32 10.0.0.0/8", "2001:db8::/64", "256.0.0.1/32"):
+        result = run_function(DOVECOT_ENTRYPOINT, "check_host_addresses", refused)
+        assert result.returncode != 0 and "DOVECOT_TRUSTED_NETWORKS" in result.stderr, refused
+    assert 'login_trusted_networks = ${DOVECOT_TRUSTED_NETWORKS:-}' in DOVECOT_ENTRYPOINT.read_text()
+
+
+@pytest.mark.parametrize("env", [DEPLOYER_ENV, {
+    **DEPLOYER_ENV, "MAILSS_SUBNET": "10.77.0.0/16", "MAILSS_DYNAMIC_RANGE": "10.77.128.0/17",
+    "MAILSS_DOVECOT_ADDRESS": "10.77.0.5", "MAILSS_NOTIFIER_ADDRESS": "10.77.0.6",
+}], ids=["default", "own-subnet"])
+def test_postfix_relays_only_for_the_dovecot_and_notifier_containers(env):
+    """Ensure mynetworks is the two containers' fixed addresses, /32 each, never the subnet; that those addresses
+    are in the subnet and outside the range Docker hands out; and that the entrypoint refuses anything wider."""
+    ipam = interpolated(COMPOSE["networks"]["backend"]["ipam"]["config"][0], env)
+    subnet, dynamic = ipaddress.IPv4Network(ipam["subnet"]), ipaddress.IPv4Network(ipam["ip_range"])
+    assert dynamic.subnet_of(subnet)
+    fixed = {backend_address("dovecot", env), backend_address("notifier", env)}
+    assert len(fixed) == 2 and all(address in subnet and address not in dynamic for address in fixed)
+    trusted = interpolated(SERVICES["postfix"]["environment"]["POSTFIX_TRUSTED_NETWORKS"], env).split()
+    assert {ipaddress.IPv4Network(entry) for entry in trusted} == {ipaddress.IPv4Network(f"{a}/32") for a in fixed}
+    assert all(entry.endswith("/32") for entry in trusted) and str(subnet) not in trusted
+    result = run_function(POSTFIX_ENTRYPOINT, "check_host_addresses", " ".join(trusted))
+    assert result.returncode == 0, result.stderr
+    for refused in (str(subnet), f"{trusted[0]} {subnet}", "0.0.0.0/0", trusted[0].removesuffix("/32")):
+        result = run_function(POSTFIX_ENTRYPOINT, "check_host_addresses", refused)
+        assert result.returncode != 0 and "POSTFIX_TRUSTED_NETWORKS" in result.stderr, refused
+
+
+def test_the_mail_processes_cannot_write_the_auth_database():
+    """Ensure the account service (owner of passwd.d) runs as a uid that is not the mail user's: vmail has an id of
+    its own in the Dovecot image, the app image's user is ACCOUNT_UID, and compose overrides neither."""
+    stages = dockerfile_stages()
+    vmail_uid = re.search(r'useradd --system --uid "\$(\w+)" --gid vmail .*?vmail;', stages["dovecot"], re.S)[1]
+    account_uid = re.search(r'useradd --uid "\$(\w+)" .*? mailss\n', stages["app"], re.S)[1]
+    assert account_uid == "ACCOUNT_UID" and vmail_uid != account_uid
+    assert build_arg(vmail_uid) != build_arg(account_uid)
+    assert "USER mailss" in stages["app"] and "user" not in SERVICES["account"]
+    entrypoint = DOVECOT_ENTRYPOINT.read_text()
+    assert 'chown "$ACCOUNT_UID:dovecot" "$RUN/passwd.d"' in entrypoint and 'chmod 2750 "$RUN/passwd.d"' in entrypoint
+
+
+def test_dovecot_and_the_account_service_share_the_mail_homes_group():
+    """Ensure mailss-homes (Dovecot's mail_access_groups, the group of the mail root and homes) has one gid in both
+    images, the account container alone joins it, and the mail root is vmail's with the group's access."""
+    stages = dockerfile_stages()
+    build_arg("MAILSS_HOMES_GID")
+    for stage in ("dovecot", "app"):
+        assert "ARG MAILSS_HOMES_GID\n" in stages[stage], stage
+        assert 'groupadd --system --gid "$MAILSS_HOMES_GID" mailss-homes;' in stages[stage], stage
+    assert SERVICES["account"]["group_add"] == ["mailss-homes"]
+    assert [name for name, service in SERVICES.items() if "group_add" in service] == ["account"]
+    entrypoint = DOVECOT_ENTRYPOINT.read_text()
+    assert 'chown vmail:mailss-homes "$RUN/mail"' in entrypoint and 'chmod 2770 "$RUN/mail"' in entrypoint
 
 
 def test_rabbitmq_container_config_follows_the_local_one():
@@ -293,12 +415,11 @@ def test_files_the_compose_file_and_dockerfile_name_exist():
             source = volume.split(":")[0]
             if source.startswith("."):
                 assert (DEPLOY / source).is_file(), (name, source)
-    dockerfile = (DEPLOY / "Dockerfile").read_text()
-    for line in re.findall(r"^COPY (?!--from)(.+)$", dockerfile, re.M):
+    for line in re.findall(r"^COPY (?!--from)(.+)$", DOCKERFILE, re.M):
         *sources, _target = [part for part in line.split() if not part.startswith("--")]
         for source in sources:
             assert (ROOT / source).exists(), source
-    targets = set(re.findall(r"^FROM \S+ AS (\S+)$", dockerfile, re.M))
+    targets = set(re.findall(r"^FROM \S+ AS (\S+)$", DOCKERFILE, re.M))
     for name, service in SERVICES.items():
         if "build" in service:
             assert service["build"]["target"] in targets, name
@@ -344,21 +465,49 @@ def test_docker_compose_accepts_the_file(tmp_path):
     assert "required variable" in refused.stderr
 
 
-def test_postfix_templates_are_fully_rendered_locally_and_in_compose():
-    """Ensure every @TOKEN@ of the Postfix templates is replaced both by scripts/stack.sh and by the
-    compose entrypoint, so local, CI and compose run the same configuration."""
+POSTFIX_FILES = ("main.cf.in", "master.cf", "header_checks", "smtp_header_checks", "forward_domain")
+
+
+def test_postfix_templates_are_fully_rendered_locally_and_in_compose(tmp_path):
+    """Ensure every @TOKEN@ of the Postfix templates is replaced by scripts/stack.sh, and that the compose
+    entrypoint, with the environment compose gives it, leaves none in a setting, so local, CI and compose run
+    the same configuration."""
     tokens = set()
-    for name in ("main.cf.in", "master.cf", "header_checks", "smtp_header_checks", "forward_domain"):
+    for name in POSTFIX_FILES:
         tokens |= set(re.findall(r"@([A-Z_]+)@", (DEPLOY / "postfix" / name).read_text()))
     local = (DEPLOY.parent / "scripts" / "stack.sh").read_text()
-    compose = (DEPLOY / "postfix" / "compose" / "entrypoint.sh").read_text()
     for token in tokens:
         assert f"s|@{token}@|" in local, token
-        assert f"s|@{token}@" in compose, token
-    assert SERVICES["dovecot"]["environment"]["DOVECOT_SUBMISSION_HOST"] == "postfix:10588"
-    dockerfile = (DEPLOY / "Dockerfile").read_text()
+    env = interpolated(SERVICES["postfix"]["environment"], DEPLOYER_ENV)
+    result = run_function(POSTFIX_ENTRYPOINT, "render_config", str(DEPLOY / "postfix"), str(tmp_path), env=env)
+    assert result.returncode == 0, result.stderr
+    for name in POSTFIX_FILES:
+        assert PLACEHOLDER.findall("\n".join(settings_lines((tmp_path / name.removesuffix(".in")).read_text()))) == [], name
     for table in ("header_checks", "smtp_header_checks", "forward_domain"):
-        assert f"deploy/postfix/{table}" in dockerfile and table in compose, table
+        assert f"deploy/postfix/{table}" in DOCKERFILE, table
+
+
+def test_compose_postfix_delivers_over_tcp_and_takes_sieve_mail_on_its_own_listener(tmp_path):
+    """Ensure the compose render delivers to Dovecot's TCP LMTP, lets nobody use sendmail, keeps no listener that
+    needs Dovecot's auth socket (another container's), and adds Sieve's listener on 10588 (DOVECOT_SUBMISSION_HOST)
+    for mynetworks alone, through the SRS cleanup, unscanned."""
+    env = interpolated(SERVICES["postfix"]["environment"], DEPLOYER_ENV)
+    assert run_function(POSTFIX_ENTRYPOINT, "render_config", str(DEPLOY / "postfix"), str(tmp_path), env=env).returncode == 0
+    main_cf = dict(line.split(" = ", 1) if " = " in line else (line.removesuffix(" =").strip(), "")
+                   for line in settings_lines((tmp_path / "main.cf").read_text()))
+    assert main_cf["virtual_transport"] == "lmtp:inet:dovecot:10024"
+    assert main_cf["mynetworks"] == env["POSTFIX_TRUSTED_NETWORKS"]
+    assert main_cf["authorized_submit_users"] == ""
+    master_cf = (tmp_path / "master.cf").read_text()
+    assert "sasl" not in "\n".join(settings_lines(master_cf))
+    sieve = re.search(r"^10588 +inet .*smtpd\n((?:  -o .*\n)+)", master_cf, re.M)[1].split()
+    assert {"cleanup_service_name=cleanup-sieve", "smtpd_milters=", "smtpd_recipient_restrictions=permit_mynetworks,reject",
+            "smtpd_relay_restrictions=permit_mynetworks,reject"} <= set(sieve)
+    assert SERVICES["dovecot"]["environment"]["DOVECOT_SUBMISSION_HOST"] == "postfix:10588"
+    assert SERVICES["notifier"]["environment"]["SMTP_PORT"] == 10587 and "SMTP_PASSWORD" not in SERVICES["notifier"]["environment"]
+    if shutil.which("postconf"):  # Postfix itself parses both files
+        parsed = subprocess.run(["postconf", "-c", str(tmp_path), "-M", "10588/inet"], capture_output=True, text=True)
+        assert parsed.returncode == 0 and parsed.stdout.startswith("10588") and not parsed.stderr, parsed.stderr
 
 
 def test_the_rules_service_and_postfix_share_the_forwarding_map():

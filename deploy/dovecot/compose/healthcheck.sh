@@ -1,7 +1,8 @@
 #!/bin/bash
 # Healthy when every listener answers, as scripts/stack.sh's dovecot_ready checks
 # locally: IMAP greets, LMTP and ManageSieve greet too.
-# Ports: the ones in deploy/dovecot/dovecot.conf.in (DOVECOT_HOST overrides the host).
+# Ports: IMAP's and ManageSieve's as render-base.sh renders deploy/dovecot/dovecot.conf.in, LMTP's
+# in dovecot.conf (compose's TCP listener for Postfix). DOVECOT_HOST overrides the host.
 set -uo pipefail
 
 host=${DOVECOT_HOST:-127.0.0.1}

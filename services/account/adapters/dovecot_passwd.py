@@ -50,7 +50,10 @@ class DovecotPasswdFiles:
         return self._root / bucket_of(address)
 
     async def grant(self, address: str, password_hash: str, quota_mb: int | None, home: str) -> None:
-        await self._ensure(address, self.line_for(address, password_hash, quota_mb, home))
+        line = self.line_for(address, password_hash, quota_mb, home)
+        if self._written.get(address, (None,))[0] != line:  # a line not written yet: its home may be missing
+            await self.homes.make(address, home)
+        await self._ensure(address, line)
 
     def line_for(self, address: str, password_hash: str, quota_mb: int | None, home: str) -> str:
         """`user:password:uid:gid:gecos:home:shell:extra`; uid and gid come from the userdb's defaults."""
@@ -72,8 +75,7 @@ class DovecotPasswdFiles:
 
     def _update(self, address: str, line: str | None) -> "FileState":
         path = self.path_of(address)
-        with open(path.with_name(f".{path.name}.lock"), "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+        with _lock(path):
             lines = _read_lines(path)
             changed = dict(lines)
             if line is None:
@@ -134,7 +136,9 @@ def _state_of(path: Path) -> FileState:
 
 
 def _lock(path: Path) -> TextIO:
-    lock = open(path.with_name(f".{path.name}.lock"), "a")  # noqa: SIM115 -- closed by the caller
+    """Read-only is enough for flock: a lock file another user made (an operator's run as root) still serves."""
+    fd = os.open(path.with_name(f".{path.name}.lock"), os.O_RDONLY | os.O_CREAT, 0o640)
+    lock = os.fdopen(fd)
     fcntl.flock(lock, fcntl.LOCK_EX)
     return lock
 

@@ -8,6 +8,7 @@ account without an id (created before homes had one) lives at `<root>/<domain>/<
 
 import asyncio
 import logging
+import os
 import secrets
 import shutil
 import time
@@ -18,6 +19,10 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 HOME_ID_BYTES = 6
+HOME_MODE = 0o2770
+"""with the mail root's group (setgid: mailss-homes), which Dovecot and Pigeonhole copy to everything
+they create inside: so this service, not the mail user, can remove the home later. Its sieve/ is made
+here too: Pigeonhole would make a missing one 0700, out of the group's reach."""
 
 
 def new_home_id() -> str:
@@ -34,6 +39,10 @@ class MailHomes:
         if path.parent.parent != self.root or not local or not domain:  # addresses are validated; this is a backstop
             raise ValueError(f"{address!r} has no home under {self.root}")
         return path
+
+    async def make(self, address: str, home: str) -> None:
+        """Idempotent: the home and its sieve/ folder, before Dovecot first needs them."""
+        await asyncio.to_thread(_make_folders, self.path_of(address, home))
 
     async def remove(self, address: str, home: str) -> None:
         """Idempotent: a home already gone (or never created: no mail arrived) is fine."""
@@ -97,10 +106,28 @@ def _last_change(home: Path) -> float:
         return float("inf")
 
 
+def _make_folders(home: Path) -> None:
+    for folder in (home.parent, home, home / "sieve"):
+        try:
+            folder.mkdir()
+        except FileExistsError:
+            continue
+        folder.chmod(HOME_MODE)  # mkdir's mode passes through the umask
+
+
 def _remove_tree(path: Path) -> None:
     def gone_already(function: object, name: str, error: tuple[type[BaseException], BaseException, object]) -> None:
-        if not isinstance(error[1], FileNotFoundError):
-            raise error[1]
+        if isinstance(error[1], FileNotFoundError):
+            return
+        if isinstance(error[1], PermissionError) and function in (os.open, os.scandir):
+            # Dovecot makes a few lock folders 0700 whatever the home's group (.dovecot.lda-dupes.locks):
+            # out of reach, but empty while no delivery runs, and an empty folder goes with its parent's leave.
+            try:
+                os.rmdir(name)
+                return
+            except OSError:
+                pass
+        raise error[1]
 
     if path.exists():
         shutil.rmtree(path, onerror=gone_already)

@@ -37,7 +37,7 @@ class MailGuessingLimit:
     per_source: FailureCounters
     known_good: KnownGood
     unlimited_sources: tuple[Network, ...]
-    """sources never locked as a whole (loopback: our own webmail passes the user's address on)"""
+    """sources never locked as a whole (each address still is)"""
 
     def allows(self, attempt: MailLoginAttempt, now: datetime) -> bool:
         if attempt.through_master or (attempt.address, attempt.fingerprint) in self.known_good:

@@ -51,9 +51,13 @@ class Sender:
         await self.send(RecordDelivery(address=item.address, notification_id=found.id, outcome=outcome, error=error))
 
     async def _attempt(self, mail: EmailMessage) -> tuple[Outcome, str | None]:
+        login = self.settings.smtp_password.get_secret_value() if self.settings.smtp_password else None
         try:
             await aiosmtplib.send(mail, hostname=self.settings.smtp_host, port=self.settings.smtp_port,
-                                  timeout=self.settings.smtp_timeout_s, start_tls=False, use_tls=False)
+                                  timeout=self.settings.smtp_timeout_s, start_tls=False, use_tls=False,
+                                  username=self.settings.smtp_username if login else None, password=login)
+        except aiosmtplib.SMTPAuthenticationError as error:  # ours to mend, not the recipient's: tried again
+            return "retry", f"{error.code} our SMTP login was refused"
         except aiosmtplib.SMTPRecipientsRefused as error:
             codes = [response.code for response in error.recipients]
             return ("refused" if all(code >= 500 for code in codes) else "retry"), f"{min(codes)} recipient refused"

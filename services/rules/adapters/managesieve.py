@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from sievelib.managesieve import Client, Error  # type: ignore[import-untyped]
 
-# Dovecot listens on loopback (compose: the private network) and trusts it; sievelib warns on every
+# Dovecot listens on loopback (compose: the private network) without TLS; sievelib warns on every
 # plaintext login.
 warnings.filterwarnings("ignore", message="Credentials are sent over an unencrypted connection")
 

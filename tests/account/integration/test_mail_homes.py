@@ -3,8 +3,11 @@ deleted account's home goes once its mail login is gone, and homes left behind a
 
 import asyncio
 import os
+import shutil
 import time
 from pathlib import Path
+
+import pytest
 
 from services.account.adapters.dovecot_passwd import bucket_of
 from shared.client import CommandClient
@@ -12,6 +15,7 @@ from shared.contracts.account import SERVICE, CreateAccount, DeleteAccount
 from tests.support import deliver_over_lmtp, eventually, holds, inbox_count, new_address
 
 STRONG = "Strong-Passw0rd!"
+pytestmark = pytest.mark.filterwarnings("ignore:Credentials are sent over an unencrypted connection")
 
 
 async def _create(client: CommandClient, token: str, address: str) -> None:
@@ -31,16 +35,34 @@ def _home_of(address: str) -> Path:
     return Path(line.split(":")[5])
 
 
+def _store_a_folder_and_a_script(address: str) -> None:
+    """As our services do it, through Dovecot (the master user): a folder with a message, an active script."""
+    import imaplib
+
+    from sievelib.managesieve import Client  # type: ignore[import-untyped]
+
+    master, password = os.environ["DOVECOT_MASTER_USER"], Path(os.environ["DOVECOT_MASTER_PASSWORD_FILE"]).read_text().strip()
+    with imaplib.IMAP4("127.0.0.1", int(os.environ["DOVECOT_IMAP_PORT"]), timeout=10) as imap:
+        imap.login(f"{address}*{master}", password)
+        imap.create("Projects")
+        imap.append("Projects", "($Work)", None, b"Subject: kept\r\n\r\nbody\r\n")
+    sieve = Client("127.0.0.1", int(os.environ["DOVECOT_SIEVE_PORT"]))
+    assert sieve.connect(master, password, authz_id=address, authmech="PLAIN")
+    assert sieve.putscript("rules", 'redirect "thief@example.net";\n') and sieve.setactive("rules")
+    sieve.logout()
+
+
 async def test_a_recreated_address_starts_empty_and_the_old_home_is_removed(client, admin_token, events):
-    """Ensure a deleted account's mail and Sieve scripts are removed after AccountDeleted is published,
+    """Ensure a deleted account's mail, folders and Sieve scripts, all written by Dovecot as the mail user,
+    are removed by the account service (its own user, not the mail user) after AccountDeleted is published,
     and the address created again has a new, empty home."""
     address = new_address()
     await _create(client, admin_token, address)
     assert await asyncio.to_thread(deliver_over_lmtp, address)
+    await asyncio.to_thread(_store_a_folder_and_a_script, address)  # all Dovecot's and Pigeonhole's own files
     old_home = _home_of(address)
-    (old_home / "sieve").mkdir()
-    (old_home / "sieve" / "rules.sieve").write_text('redirect "thief@example.net";\n')
-    assert (old_home / "Maildir").is_dir() and old_home.parent.name == address.partition("@")[2]
+    assert (old_home / "Maildir" / ".Projects").is_dir() and (old_home / "sieve" / "rules.sieve").is_file()
+    assert old_home.parent.name == address.partition("@")[2]
 
     await _delete(client, admin_token, address)
     await eventually(lambda: holds(not old_home.exists()), timeout=15, what="the old home removed")
@@ -49,7 +71,7 @@ async def test_a_recreated_address_starts_empty_and_the_old_home_is_removed(clie
 
     assert _home_of(address) != old_home
     assert await asyncio.to_thread(inbox_count, address, STRONG) == 0
-    assert not (_home_of(address) / "sieve").exists()
+    assert list((_home_of(address) / "sieve").iterdir()) == []
 
 
 async def test_homes_left_behind_are_swept_after_the_grace_period(client, admin_token):
@@ -63,7 +85,10 @@ async def test_homes_left_behind_are_swept_after_the_grace_period(client, admin_
     stale, young = live.with_name(address.partition("@")[0] + "+0badc0de"), live.with_name(live.name + "0")
     stranger = live.with_name(new_address().partition("@")[0] + "+0badc0de")
     for home in (stale, young, stranger):
-        (home / "Maildir" / "cur").mkdir(parents=True)
+        for folder in (home, home / "Maildir", home / "Maildir" / "cur"):  # as Dovecot makes them: the group's, setgid
+            folder.mkdir()
+            folder.chmod(0o2770)
+            shutil.chown(folder, "vmail")
     an_hour_ago = time.time() - 3600
     for home in (stale, stranger):
         os.utime(home, (an_hour_ago, an_hour_ago))

@@ -1,5 +1,8 @@
 """The passwd-file writer's memory of what it wrote never hides a change someone else made."""
 
+import stat
+from pathlib import Path
+
 from services.account.adapters.dovecot_passwd import DovecotPasswdFiles
 from services.account.adapters.mail_homes import MailHomes
 
@@ -8,6 +11,7 @@ ADDRESS = "a@example.jp"
 
 def files_in(tmp_path):
     (tmp_path / "passwd.d").mkdir(exist_ok=True)
+    (tmp_path / "mail").mkdir(exist_ok=True)
     return DovecotPasswdFiles(tmp_path / "passwd.d", MailHomes(tmp_path / "mail"))
 
 
@@ -19,6 +23,8 @@ async def test_a_line_names_the_accounts_own_home(tmp_path):
 
     user, password, uid, gid, gecos, home, shell, extra = files.path_of(ADDRESS).read_text().strip().split(":", 7)
     assert (user, password, home) == (ADDRESS, "{ARGON2ID}h1", f"{tmp_path}/mail/example.jp/a+00ab")
+    assert (Path(home) / "sieve").is_dir()  # made before Dovecot needs it, with the home's group mode
+    assert stat.S_IMODE(Path(home).stat().st_mode) == stat.S_IMODE((Path(home) / "sieve").stat().st_mode) == 0o2770
     assert (uid, gid, gecos, shell, extra) == ("", "", "", "", "userdb_quota_rule=*:storage=100M")
 
 

@@ -9,7 +9,13 @@ import pytest
 from shared.broker_access import Broker
 from shared.client import CommandClient
 from tests.kit.service import KIT_SERVICE
-from tests.support import ServiceProcess
+from tests.support import ServiceProcess, system_user
+
+
+@pytest.fixture(scope="session", autouse=True)
+def kit_user() -> str:
+    """The kit's test service runs as a user of its own, as every service does (the database's group)."""
+    return system_user(KIT_SERVICE.user, "mailss")
 
 
 @pytest.fixture(scope="session")

@@ -107,9 +107,10 @@ class _Flaky:
 
 @asynccontextmanager
 async def _own_notifier(notifier_service, notifier_env, amqp_url, port: int, **env: str) -> AsyncIterator[ServiceProcess]:
-    """The suite's notifier stopped, one of the test's own (sending to `port`) in its place."""
+    """The suite's notifier stopped, one of the test's own (sending to `port`, which asks no login) in its place."""
     await notifier_service.stop()
-    own = ServiceProcess(SERVICES["notifier"], {**notifier_env, "SMTP_PORT": str(port), **env}, amqp_url,
+    plain = {name: value for name, value in notifier_env.items() if name != "SMTP_PASSWORD"}
+    own = ServiceProcess(SERVICES["notifier"], {**plain, "SMTP_PORT": str(port), **env}, amqp_url,
                          instance="test-notifier-own")
     try:
         await own.start()
@@ -161,7 +162,7 @@ async def test_a_crash_between_sending_and_recording_sends_at_most_once_more_wit
         async with _own_notifier(notifier_service, notifier_env, amqp_url, port, FAULT_AFTER_SEND="true") as faulty:
             await publish(amqp_url, done)
             await eventually(lambda: _exited(faulty), what="the fault point")
-            again = ServiceProcess(SERVICES["notifier"], {**notifier_env, "SMTP_PORT": str(port)}, amqp_url,
+            again = ServiceProcess(SERVICES["notifier"], {**faulty.env, "FAULT_AFTER_SEND": "false"}, amqp_url,
                                    instance="test-notifier-again")
             await again.start()
             try:
