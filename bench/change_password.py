@@ -6,7 +6,7 @@ load (requests are sent on a schedule, not when the previous reply arrives), plu
 run. Prints throughput, p50/p99 reply latency, the argon2 parameters, the time of one hash and
 the ratio of ChangePassword latency minus one hash over the echo latency.
 
-    scripts/stack.sh up && eval "$(scripts/stack.sh env)" && .venv/bin/python bench/change_password.py
+    export MAILSS_STACK=test && scripts/stack.sh up && eval "$(scripts/stack.sh env)" && .venv/bin/python bench/change_password.py
 """
 
 import argparse

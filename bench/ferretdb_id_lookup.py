@@ -4,7 +4,7 @@ scripts/stack.sh builds it, looks _id up through its _id index; v1.24.2 unpatche
 Prints find_one and update_one p50 by _id on the last-inserted document at 10 and at `--documents`
 documents, and the ratio large/small (flat is about 1; a scan grows with the count).
 
-    scripts/stack.sh up && eval "$(scripts/stack.sh env)" && .venv/bin/python bench/ferretdb_id_lookup.py
+    export MAILSS_STACK=test && scripts/stack.sh up && eval "$(scripts/stack.sh env)" && .venv/bin/python bench/ferretdb_id_lookup.py
 """
 
 import argparse

@@ -9,7 +9,7 @@
 - One delivery to an account forwarding all mail to 300 destinations: from the end of the SMTP
   transaction into Postfix until all 300 copies are at the outside world's SMTP sink.
 
-    scripts/stack.sh up && eval "$(scripts/stack.sh env)" && .venv/bin/python bench/forwarding.py
+    export MAILSS_STACK=test && scripts/stack.sh up && eval "$(scripts/stack.sh env)" && .venv/bin/python bench/forwarding.py
 """
 
 import argparse
@@ -28,7 +28,7 @@ from bench.harness import Bench, burst, line, one_at_a_time, pct, services
 from services.rules.adapters.postfix_map import ForwardMap
 from shared.contracts.rules import SERVICE, AddForwarding
 
-SINK_PORT = 10025
+SINK_PORT = int(os.environ.get("RELAY_SINK_PORT", "10025"))  # the stack's relay host (scripts/stack.sh env)
 
 
 class Sink:

@@ -8,7 +8,8 @@ After the last single job: its exactness (per folder: the multiset of content ha
 INTERNALDATE), a re-run with nothing new (its checkpoints skip every folder), and a re-run whose
 checkpoints were deleted (every folder compared whole: it must copy nothing).
 
-    scripts/stack.sh up && eval "$(scripts/stack.sh env)" && .venv/bin/python -m bench.mail_copy [--messages 5000]
+    export MAILSS_STACK=test && scripts/stack.sh up && eval "$(scripts/stack.sh env)"
+    .venv/bin/python -m bench.mail_copy [--messages 5000]
 """
 
 import argparse

@@ -10,7 +10,7 @@ messages each (40 in INBOX, 10 in Trash), every one due at once (the bench sends
 `doveadm move ... savedbefore` and `doveadm expunge ... savedbefore` over the same accounts in
 one doveadm process (`-F`).
 
-    scripts/stack.sh up && eval "$(scripts/stack.sh env)" && .venv/bin/python -m bench.purge_retention
+    export MAILSS_STACK=test && scripts/stack.sh up && eval "$(scripts/stack.sh env)" && .venv/bin/python -m bench.purge_retention
 """
 
 import argparse

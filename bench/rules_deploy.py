@@ -8,7 +8,7 @@ of the same script on one ManageSieve connection kept open, and, separately, wha
 with its master-user login costs (the worker keeps one per account for a while: a run of changes to
 one account, as a user going through the settings page makes, pays one login).
 
-    scripts/stack.sh up && eval "$(scripts/stack.sh env)" && .venv/bin/python bench/rules_deploy.py
+    export MAILSS_STACK=test && scripts/stack.sh up && eval "$(scripts/stack.sh env)" && .venv/bin/python bench/rules_deploy.py
 """
 
 import argparse

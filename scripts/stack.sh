@@ -24,7 +24,13 @@ esac
 port() { echo $(($1 + PORT_SHIFT)); }
 # RabbitMQ's Erlang distribution listens on the AMQP port + 20000.
 DIST_PORT=$((AMQP_PORT + 20000))
-RABBITMQ_NODE=mailss-$STACK@$(hostname -s)
+# The live node keeps the name and data folder Debian's broker had (what earlier versions of this
+# script ran), so a machine's queued messages carry over; the test node is new and all in .run/test.
+if [[ $STACK == live ]]; then
+  RABBITMQ_NODE=rabbit@$(hostname -s) RABBITMQ_DATA=/var/lib/rabbitmq/mnesia
+else
+  RABBITMQ_NODE=mailss-test@$(hostname -s) RABBITMQ_DATA=$RUN/rabbitmq/mnesia
+fi
 
 PIDS=$RUN/pids
 LOGS=$RUN/logs
@@ -276,10 +282,9 @@ ensure_ferretdb_binary() {
 
 # ---------------------------------------------------------------- RabbitMQ
 
-# Each stack runs its own node (mailss-live, mailss-test) from its own folder: its config,
-# plugins list and data are in $RUN/rabbitmq, owned by the rabbitmq user; /etc/rabbitmq and
-# Debian's own node are never used. The CLI reaches a node by name (the shared Erlang cookie
-# of the rabbitmq user).
+# Each stack runs its own node with its config and plugins list in $RUN/rabbitmq, owned by the
+# rabbitmq user (/etc/rabbitmq is never used), and its data in RABBITMQ_DATA. The CLI reaches a
+# node by name (the shared Erlang cookie of the rabbitmq user).
 RABBITMQ_DIR=$RUN/rabbitmq
 
 ctl() { rabbitmqctl -n "$RABBITMQ_NODE" "$@"; }
@@ -326,7 +331,7 @@ start_rabbitmq() {
   setsid runuser -u rabbitmq -- env -i HOME=/var/lib/rabbitmq PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 \
     RABBITMQ_NODENAME="$RABBITMQ_NODE" RABBITMQ_CONF_ENV_FILE="$RABBITMQ_DIR/rabbitmq-env.conf" \
     RABBITMQ_CONFIG_FILE="$RABBITMQ_DIR/rabbitmq.conf" RABBITMQ_ENABLED_PLUGINS_FILE="$RABBITMQ_DIR/enabled_plugins" \
-    RABBITMQ_MNESIA_BASE="$RABBITMQ_DIR/mnesia" RABBITMQ_LOG_BASE="$RABBITMQ_DIR/log" \
+    RABBITMQ_MNESIA_BASE="$RABBITMQ_DATA" RABBITMQ_LOG_BASE="$RABBITMQ_DIR/log" \
     RABBITMQ_PID_FILE="$RABBITMQ_DIR/node.pid" RABBITMQ_DIST_PORT="$DIST_PORT" \
     /usr/lib/rabbitmq/bin/rabbitmq-server </dev/null >>"$LOGS/rabbitmq.log" 2>&1 9>&- &
   echo $! >"$PIDS/rabbitmq-launcher.pid"
@@ -824,7 +829,7 @@ take_lock() {
   [[ $(id -u) == 0 ]] || die "run as root (apt, the stack's users, Dovecot and Postfix instances)"
   mkdir -p "$RUN" "$PIDS" "$LOGS"
   # Logs name addresses and hosts: root's alone (every process writes through the file it was given).
-  chmod 700 "$LOGS"
+  chmod 700 "$LOGS" "$PIDS"
   exec 9>"$RUN/stack.lock"
   flock -w 600 9 || die "another stack.sh holds $RUN/stack.lock"
 }

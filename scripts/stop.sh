@@ -9,6 +9,7 @@ for stack in "${stacks[@]}"; do
   case $stack in live | test) ;; *) echo "usage: $0 [live|test]..." >&2; exit 2 ;; esac
 done
 for stack in "${stacks[@]}"; do
+  [[ $stack == test && ! -d .run/test ]] && continue  # the tests never ran here
   if [[ $stack == live ]]; then
     for pidfile in .run/pids/svc-*.pid; do
       [ -f "$pidfile" ] || continue
