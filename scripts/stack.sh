@@ -573,6 +573,7 @@ start_dovecot() {
     claim_port "$IMAP_PORT" "Dovecot (IMAP)"
     claim_port "$SIEVE_PORT" "Dovecot (ManageSieve)"
     say "starting Dovecot"
+    rm -f "$DOVECOT_DIR/base/master.pid"  # a killed instance's: the new daemon writes its own a moment after
     # dovecot -c checks the config and exits non-zero with the reason on stderr;
     # its daemon must not keep the caller's stdio (a piped `start.sh | tee` would never end).
     dovecot -c "$DOVECOT_CONF" </dev/null >>"$LOGS/dovecot.log" 2>&1 9>&- ||
@@ -583,6 +584,7 @@ start_dovecot() {
 }
 
 dovecot_started() {
+  [[ -s $DOVECOT_DIR/base/master.pid ]] || return 1  # the daemon has not written it yet
   dovecot_running || return "$DIED"
   dovecot_ready
 }

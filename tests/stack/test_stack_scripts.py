@@ -16,6 +16,7 @@ def test_the_stack_refuses_a_port_that_another_process_holds():
     port = int(stack_env("POSTSRSD_FORWARD_PORT"))
     stack("stop", "postsrsd")
     holder = socket.socket()
+    holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # past the stopped one's connections in TIME_WAIT
     try:
         holder.bind(("127.0.0.1", port))
         holder.listen()
