@@ -328,6 +328,8 @@ def _job_table(job: dict[str, Any]) -> Table:
         table.add_row(folder["name"], folder["state"], str(folder["copied"]), str(folder["already_there"]),
                       str(len(folder["too_big"])))
     table.add_row("total", "", str(totals["copied"]), str(totals["already_there"]), str(totals["skipped_too_big"]))
+    if totals.get("flags_dropped"):
+        table.caption = f"{totals['flags_dropped']} flags the source sent were not IMAP flags and were left off"
     return table
 
 

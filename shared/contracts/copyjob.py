@@ -108,6 +108,8 @@ class RecordStep(InternalCommand):
     copied_bytes: int = 0
     too_big: list[str] = Field(default_factory=list)
     """folder#UID (size) of messages over the size limit, skipped"""
+    flags_dropped: int = Field(default=0, ge=0)
+    """what the source sent as flags that is none (not an RFC 3501 atom), left off the copies"""
     failure: FailureReason | None = None
 
 
@@ -282,6 +284,8 @@ class JobCompleted(JobEvent):
     already_there: int = 0
     copied_bytes: int = 0
     skipped_too_big: int = 0
+    flags_dropped: int = 0
+    """source flags that were none (not RFC 3501 atoms), left off the copies"""
     removed: int = 0
     """a purge's: messages removed"""
     folders_removed: int = 0

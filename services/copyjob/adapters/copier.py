@@ -153,6 +153,7 @@ class Copier:
         return RecordStep(address=item.address, job_id=item.job_id, folder=item.folder, source_folder=item.source_folder,
                           chunk=item.chunk, more=chunk.more, copied=len(chunk.wanted), already_there=covered + chunk.already_there,
                           copied_bytes=copied_bytes, too_big=[f"{item.folder}#{m.uid} ({m.size} bytes)" for m in chunk.too_big],
+                          flags_dropped=sum(m.flags_dropped for m in chunk.wanted),
                           mark=FolderMark(source_uidvalidity=there_box.uidvalidity, source_uidnext=there_box.uidnext,
                                           source_after=chunk.source_after, target_uidvalidity=here_box.uidvalidity,
                                           target_uidnext=here_box.uidnext, target_messages=here_box.messages))

@@ -22,6 +22,7 @@ from typing import Any
 from aioimaplib import aioimaplib  # type: ignore[import-untyped]
 
 from services.copyjob.domain.checkpoints import Mailbox
+from services.copyjob.domain.flags import kept_flags
 from services.copyjob.domain.folders import SourceFolder, encode_mutf7
 from services.copyjob.domain.identity import IDENTIFYING_FIELDS, Summary
 from services.copyjob.domain.purge import uid_sets
@@ -154,9 +155,9 @@ def summary_of(record: _Fetched) -> Summary:
     if not (uid and size and date):
         raise ImapError("source_protocol", "a FETCH answer without UID, size or date")
     header = b"\n".join(sorted(line.strip() for line in record.literal.replace(b"\r\n ", b" ").splitlines() if line.strip()))
+    kept, dropped = kept_flags(flags[1].decode("latin-1").split() if flags else ())
     return Summary(uid=int(uid[1]), internaldate=_epoch(date[1].decode()), size=int(size[1]),
-                   fields_digest=sha256(header).hexdigest()[:32],
-                   flags=tuple(flags[1].decode().split()) if flags else ())
+                   fields_digest=sha256(header).hexdigest()[:32], flags=kept, flags_dropped=dropped)
 
 
 def _mailbox(text: bytes, messages: int) -> Mailbox:
@@ -348,7 +349,7 @@ class Session:
         command = aioimaplib.Command("APPEND", protocol.new_tag(), loop=protocol.loop)
         parts = [f"{command.tag} APPEND {quoted(folder)}".encode()]
         for body, flags, date in messages:
-            kept = " ".join(f for f in flags if f.lower() != "\\recent")
+            kept = " ".join(kept_flags(flags)[0])
             when = aioimaplib.time2internaldate(datetime.fromtimestamp(int(date), UTC))
             parts.append(f" ({kept}) {when} {{{len(body)}+}}\r\n".encode() + body)
         if protocol.pending_sync_command is not None:
@@ -364,7 +365,7 @@ class Session:
             raise ImapError("internal", f"APPEND failed: {response.lines[-1]!r}")
 
     async def append(self, folder: str, message: bytes, flags: tuple[str, ...], internaldate: str) -> None:
-        kept = " ".join(f for f in flags if f.lower() != "\\recent")
+        kept = " ".join(kept_flags(flags)[0])
         date = datetime.fromtimestamp(int(internaldate), UTC)
         response = await self._call(self.client.protocol.append(message, mailbox=quoted(folder), flags=f"({kept})", date=date),
                                     LONG_S)

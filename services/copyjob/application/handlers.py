@@ -149,7 +149,8 @@ async def record_step(command: RecordStep, jobs: Jobs, deps: Deps) -> Accepted:
         changed = failed(job, command.failure, deps.clock())
         jobs.save(changed, events=_ended(changed, command.address))
         return Accepted(command_id=command.message_id)
-    result = StepResult(command.copied, command.already_there, command.copied_bytes, tuple(command.too_big))
+    result = StepResult(command.copied, command.already_there, command.copied_bytes, tuple(command.too_big),
+                        command.flags_dropped)
     changed = with_step(job, command.source_folder, command.chunk, result, deps.clock(), more=command.more)
     if changed == job:
         return Accepted(command_id=command.message_id)  # that chunk was recorded before

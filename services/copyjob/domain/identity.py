@@ -19,6 +19,9 @@ class Summary:
     size: int
     fields_digest: str
     flags: tuple[str, ...] = ()
+    """valid flags only (domain/flags.py)"""
+    flags_dropped: int = 0
+    """what the source sent as flags that is none"""
 
     @property
     def key(self) -> tuple[str, int, str]:

@@ -97,3 +97,27 @@ async def test_multiappend_writes_a_batch_at_once_and_select_and_status_tell_the
         assert await session.summaries(selected.uidnext) == []  # `n:*` names the last message too: left out
     finally:
         await session.close()
+
+
+async def test_flags_a_source_invents_cannot_inject_commands_into_our_append(client, admin_token):
+    """Ensure a source's "flags" that are no flags — a non-synchronizing literal `{1+}`, a quote, a
+    parenthesis — never reach our APPEND line, where Dovecot would take the message body for commands
+    in the user's own session: a body `x1 DELETE Archive` deletes nothing, and the message is stored
+    with its real flags, by MULTIAPPEND and by one APPEND alike."""
+    address = await _account(client, admin_token)
+    target = await _open(address)
+    hostile = ("\\Seen", "{1+}", 'a"b', "a)b")
+    body = b"x1 DELETE Archive\r\nx2 DELETE Sent\r\n"
+    try:
+        await target.select("INBOX")
+        await target.append_many("INBOX", [(body, hostile, "1700000000"), (body, hostile, "1700000001")])
+        await target.append("INBOX", body, hostile, "1700000002")
+
+        names = {our_name(f) for f in await target.folders()}
+        await target.select("INBOX")
+        stored = await target.summaries()
+        assert {"Archive", "Sent"} <= names
+        assert len(stored) == 3 and all(s.flags == ("\\Seen",) for s in stored)
+        assert [await target.body(s.uid) for s in stored] == [body] * 3
+    finally:
+        await target.close()

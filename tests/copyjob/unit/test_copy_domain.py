@@ -80,7 +80,7 @@ def test_a_job_completes_when_its_last_chunk_is_recorded_once():
     assert half.folders[0].copied == 5 and half.folders[0].total == 5
     done = with_step(half, "Sent Items", 0, StepResult(copied=2, already_there=1, too_big=("Sent#9 (2 bytes)",)), NOW)
     assert done.state == "completed" and done.totals() == {"copied": 7, "already_there": 9, "copied_bytes": 0,
-                                                          "skipped_too_big": 1}
+                                                          "skipped_too_big": 1, "flags_dropped": 0}
     assert with_plan(_job(), [], NOW).state == "completed"
     assert with_plan(_job(), [Planned("INBOX", "INBOX", 3)], NOW).state == "completed"
 
@@ -139,3 +139,12 @@ def test_a_message_over_the_limit_is_listed_in_its_chunk_and_costs_no_bytes():
 
     chunk = next_chunk(view, view, _box(3, 2), max_messages=5, max_bytes=200, max_message_bytes=1_000)
     assert [m.uid for m in chunk.too_big] == [1] and [m.uid for m in chunk.wanted] == [2] and not chunk.more
+
+
+def test_the_flags_a_source_invented_are_counted_in_the_result():
+    """Ensure each chunk's dropped flags add up in the folder and the job's totals (the user is told)."""
+    planned = with_plan(_job(), [Planned("INBOX", "INBOX")], NOW)
+    first = with_step(planned, "INBOX", 0, StepResult(copied=2, flags_dropped=3), NOW, more=True)
+    done = with_step(first, "INBOX", 1, StepResult(copied=1, flags_dropped=1), NOW)
+
+    assert done.state == "completed" and done.folders[0].flags_dropped == 4 and done.totals()["flags_dropped"] == 4
