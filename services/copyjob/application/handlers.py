@@ -50,6 +50,7 @@ from shared.contracts.copyjob import (
     StartCopy,
 )
 from shared.generations import of_earlier_generation
+from shared.mail_addresses import address_problem, normalized
 from shared.plans import Capability, Plan, allows
 from shared.sessions import SessionGuard
 
@@ -90,17 +91,22 @@ async def _start(command: StartCopy, actor: Actor, address: str, jobs: Jobs, dep
         return rejection(command, "forbidden", "only the account's own user may start a copy into it")
     if refused := _refused_start(command, address, jobs, Capability.MAIL_COPY, "mail copy"):
         return refused
+    errors = []
+    if problem := address_problem(command.notification_address):  # one address: a list would mail each
+        errors.append(FieldError(field="notification_address", code="not_one_address",
+                                 message=f"the notification address {problem}"))
     try:
         source = parse_host(command.source_host)
         addresses = await deps.resolver.addresses(source)
     except HostRefused as refusal:
-        return rejection(command, "validation_failed", str(refusal),
-                         FieldError(field="source_host", code="refused", message=str(refusal)))
+        errors.append(FieldError(field="source_host", code="refused", message=str(refusal)))
+    if errors:
+        return rejection(command, "validation_failed", "; ".join(e.message for e in errors), *errors)
     verdict = await deps.passwords.verify(command.actor_token, address, command.current_password.get_secret_value())
     if isinstance(verdict, Rejected):
         return rejection(command, verdict.code, verdict.message, *verdict.errors)
     job = Job(id=uuid.uuid4().hex, started_at=deps.clock(), source_host=source.host, source_port=command.source_port,
-              source_security=command.source_security, notification_address=command.notification_address)
+              source_security=command.source_security, notification_address=normalized(command.notification_address))
     jobs.save(job, secret=deps.vault.seal(command.source_password.get_secret_value()),
               addresses=[str(a) for a in addresses], events=[JobStarted(**_about(job, address))],
               work=[PlanCopy(address=address, job_id=job.id)])

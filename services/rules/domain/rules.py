@@ -6,12 +6,12 @@ what was last deployed is tracked beside it (the mail server follows the rule se
 other way round).
 """
 
-import re
 import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
+from shared.mail_addresses import address_problem, normalized
 from shared.plans import Capability, Plan, allows
 
 MAX_AUTOREPLY_WIDTH = 600
@@ -31,10 +31,6 @@ MAX_DESTINATIONS = 300
 """SPEC: destination addresses per account, counted over all forwarding entries"""
 MAX_MATCH_LENGTH = 256
 """[choice] characters of a from/subject keyword (a Subject line is rarely longer)"""
-MAX_LOCAL_LENGTH = 64
-MAX_DESTINATION_LENGTH = 254
-_DESTINATION_LOCAL = re.compile(r"[A-Za-z0-9._%+=-]+")
-_DOMAIN_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 
 
 class Condition(StrEnum):
@@ -157,28 +153,6 @@ def with_receive(rules: RuleSet, on: bool, *, accept_loss: bool) -> RuleSet:
     return rules.changed(receive=on)
 
 
-def _destination_problem(text: str) -> str | None:
-    if text.startswith("-"):
-        return "must not start with -"
-    if len(text) > MAX_DESTINATION_LENGTH or text.count("@") != 1:
-        return f"is not a mail address (one @, at most {MAX_DESTINATION_LENGTH} characters)"
-    local, domain = text.split("@")
-    if not (_DESTINATION_LOCAL.fullmatch(local) and len(local) <= MAX_LOCAL_LENGTH
-            and not local.startswith(".") and not local.endswith(".") and ".." not in local):
-        return (f"is not a mail address: the part before @ must be 1 to {MAX_LOCAL_LENGTH} of A-Z a-z 0-9 . _ % + = -, "
-                "without a dot first, last or twice in a row")
-    labels = domain.split(".")
-    if len(labels) < 2 or not all(_DOMAIN_LABEL.fullmatch(label.lower()) for label in labels):
-        return "is not a mail address: the domain must be like example.jp"
-    return None
-
-
-def destination_of(text: str) -> str:
-    """As written, with the domain lowercased (a local part's case is the receiving server's)."""
-    local, _, domain = text.partition("@")
-    return f"{local}@{domain.lower()}"
-
-
 def _match_problems(condition: Condition, match: str) -> list[Violation]:
     if condition is Condition.ALL:
         return [Violation("match", "not_allowed", "a forward of all mail has no keyword")] if match else []
@@ -200,7 +174,7 @@ def _destination_problems(rules: RuleSet, destinations: Iterable[str]) -> list[V
     if not wanted:
         problems.append(Violation("destinations", "empty", "a forward needs at least one destination"))
     for text in wanted:
-        if (problem := _destination_problem(text)) is not None:
+        if (problem := address_problem(text)) is not None:
             problems.append(Violation("destinations", "invalid_address", f"the destination {text!r} {problem}"))
         elif text.lower() == rules.address.lower():
             problems.append(Violation("destinations", "own_address", f"{text} is this account's own address"))
@@ -218,7 +192,7 @@ def with_forward(rules: RuleSet, condition: Condition, match: str, destinations:
     if problems := _match_problems(condition, match) + _destination_problems(rules, wanted):
         raise Refused(tuple(problems))
     version = rules.version + 1
-    ordered = sorted((destination_of(d) for d in wanted), key=str.lower)
+    ordered = sorted((normalized(d) for d in wanted), key=str.lower)
     if condition is Condition.ALL:
         added = tuple(Forward(f"{version}-{n}", condition, "", (d,)) for n, d in enumerate(ordered, 1))
         return rules.changed(forwards=(*rules.forwards, *added), all_revision=version)

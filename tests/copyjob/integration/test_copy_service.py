@@ -157,7 +157,8 @@ async def _stored(env: dict, address: str) -> dict:
 
 async def test_refusals_start_nothing(client, admin_token, copyjob_service, source_server):
     """Ensure a wrong own password is invalid_credentials, private sources in any spelling and
-    unresolvable names are refused, an admin may not start a copy, and the plan must allow it."""
+    unresolvable names are refused, a notification address that is not exactly one plain address (a list
+    would mail each) is refused, an admin may not start a copy, and the plan must allow it."""
     address, token = await _user(client, admin_token, source_server)
     port = source_server.port
 
@@ -167,6 +168,12 @@ async def test_refusals_start_nothing(client, admin_token, copyjob_service, sour
                  "no-such-host.invalid"):
         refused = await client.request(SERVICE, _start(token, address, port, source_host=host))
         assert (refused.code, refused.errors[0].field) == ("validation_failed", "source_host"), host
+    for notify in ("a@example.net, b@example.org", "a@example.net;b@example.org", "Me <a@example.net>",
+                   "a@example.net\r\nBcc: b@example.org", "nobody", "-a@example.net"):
+        refused = await client.request(SERVICE, _start(token, address, port, notification_address=notify))
+        assert (refused.code, [e.field for e in refused.errors]) == ("validation_failed", ["notification_address"]), notify
+    both = await client.request(SERVICE, _start(token, address, port, notification_address="a@x, b@y", source_host="10.0.0.1"))
+    assert sorted(e.field for e in both.errors) == ["notification_address", "source_host"]  # every broken rule at once
     admin = await client.request(SERVICE, _start(admin_token, address, port))
     assert (admin.status, admin.code) == ("rejected", "forbidden")
     basic, basic_token = await _user(client, admin_token, source_server, plan="sv-basic")
