@@ -2,8 +2,12 @@
 
 The user names a host and port; we connect to an address, and that address is what is checked:
 a name is resolved once (by the caller) and the addresses it gives are checked here, and the one
-connected to is one of them. Loopback, private, link-local, multicast, reserved and cloud metadata
-addresses are refused unless allow-listed (settings). IP literals in any spelling the C library
+connected to is one of them. Every special-purpose address is refused unless allow-listed (settings):
+an explicit table of IANA's IPv4 and IPv6 special-purpose registries (loopback, private, shared
+CGNAT space, link-local, documentation, benchmarking, multicast, reserved, cloud metadata), not the
+standard library's flags, which differ between Python releases; an IPv6 address that carries an
+IPv4 one (IPv4-mapped, NAT64, 6to4) is judged by the address it leads to, and only global unicast
+IPv6 (2000::/3) passes at all. IP literals in any spelling the C library
 would accept (`127.1`, `0x7f000001`, `2130706433`, `017700000001`, `::ffff:127.0.0.1`) are read
 as the address they mean. Pure; no I/O."""
 
@@ -74,16 +78,52 @@ def check(address: Address, allowed: Sequence[Network] = ()) -> None:
         raise HostRefused(f"the source host's address {address} is {reason}: a copy only connects to public servers")
 
 
+def _networks(*rows: tuple[str, str]) -> tuple[tuple[Network, str], ...]:
+    return tuple((ipaddress.ip_network(network), reason) for network, reason in rows)
+
+
+SPECIAL_V4 = _networks(
+    ("0.0.0.0/8", "unspecified ('this network')"), ("10.0.0.0/8", "private"), ("100.64.0.0/10", "shared (CGNAT) space"),
+    ("127.0.0.0/8", "loopback"), ("169.254.0.0/16", "link-local"), ("172.16.0.0/12", "private"),
+    ("192.0.0.0/24", "reserved for IETF protocols"), ("192.0.2.0/24", "documentation"), ("192.31.196.0/24", "AS112 (reserved)"),
+    ("192.52.193.0/24", "AMT (reserved)"), ("192.88.99.0/24", "a 6to4 relay (reserved)"), ("192.168.0.0/16", "private"),
+    ("192.175.48.0/24", "AS112 (reserved)"), ("198.18.0.0/15", "benchmarking"), ("198.51.100.0/24", "documentation"),
+    ("203.0.113.0/24", "documentation"), ("224.0.0.0/4", "multicast"), ("240.0.0.0/4", "reserved"),
+)
+"""IANA IPv4 Special-Purpose Address Registry, and multicast"""
+SPECIAL_V6 = _networks(
+    ("::/128", "unspecified"), ("::1/128", "loopback"), ("64:ff9b:1::/48", "local-use translation"),
+    ("100::/64", "discard-only"), ("2001::/23", "reserved for IETF protocols (Teredo tunnels among them)"),
+    ("2001:db8::/32", "documentation"), ("2620:4f:8000::/48", "AS112 (reserved)"), ("3fff::/20", "documentation"),
+    ("fc00::/7", "private (unique local)"), ("fe80::/10", "link-local"), ("ff00::/8", "multicast"),
+)
+"""IANA IPv6 Special-Purpose Address Registry (within or beside global unicast), and multicast"""
+GLOBAL_V6 = ipaddress.ip_network("2000::/3")
+NAT64 = ipaddress.ip_network("64:ff9b::/96")
+SIXTOFOUR = ipaddress.ip_network("2002::/16")
+
+
 def _forbidden(address: Address) -> str | None:
     if any(address in network for network in METADATA):
         return "a cloud metadata endpoint"
-    if isinstance(address, ipaddress.IPv6Address) and (address.sixtofour or address.teredo):
-        return "a tunnel address"  # before is_private, which counts some tunnel ranges in older 3.11 releases
-    for test, reason in ((address.is_loopback, "loopback"), (address.is_link_local, "link-local"),
-                         (address.is_multicast, "multicast"), (address.is_unspecified, "unspecified"),
-                         (address.is_reserved, "reserved"), (address.is_private, "private")):
-        if test:
-            return reason
+    if isinstance(address, ipaddress.IPv4Address):
+        return next((reason for network, reason in SPECIAL_V4 if address in network), None)
+    if (carried := _carried_ipv4(address)) is not None:
+        reason = _forbidden(carried)
+        return f"a tunnel to {carried}, which is {reason}" if reason else None
+    if reason := next((reason for network, reason in SPECIAL_V6 if address in network), None):
+        return reason
+    return None if address in GLOBAL_V6 else "outside global unicast (reserved)"
+
+
+def _carried_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 one leads to: IPv4-mapped, NAT64's well-known prefix, 6to4."""
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address in NAT64:
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    if address in SIXTOFOUR:
+        return ipaddress.IPv4Address((int(address) >> 80) & 0xFFFFFFFF)
     return None
 
 
