@@ -65,6 +65,10 @@ POSTFIX_DIR=$RUN/postfix
 POSTFIX_CONF=$POSTFIX_DIR/etc
 POSTFIX_PORT=$(port 10587)
 SPAMD_PORT=$(port 10784)
+# The largest message SpamAssassin checks (spamc's -s; its default is 500 KB). A larger one is
+# delivered unchecked, and Sieve then neither forwards nor autoreplies it (no verdict header):
+# spam is small, and checking attachments costs seconds of the two cores per message.
+SPAM_CHECK_MAX_BYTES=1048576
 MILTER_PORT=$(port 10783)
 MAP_PORT=$(port 10181)
 SUBMIT_PORT=$(port 10589)
@@ -619,7 +623,7 @@ start_spamassassin() {
     say "starting spamass-milter"
     rm -f "$PIDS/spamass-milter.pid"
     spamass-milter -p "inet:$MILTER_PORT@127.0.0.1" -f -P "$PIDS/spamass-milter.pid" \
-      -- -d 127.0.0.1 -p "$SPAMD_PORT" </dev/null >>"$LOGS/spamass-milter.log" 2>&1 9>&-
+      -- -d 127.0.0.1 -p "$SPAMD_PORT" -s "$SPAM_CHECK_MAX_BYTES" </dev/null >>"$LOGS/spamass-milter.log" 2>&1 9>&-
     wait_for 30 spamass-milter "$LOGS/spamass-milter.log" 0 port_open 127.0.0.1 "$MILTER_PORT"
   fi
 }
@@ -789,6 +793,7 @@ print_env() {
   export_line RABBITMQ_DIST_PORT "$DIST_PORT"
   export_line FERRETDB_SOCKET "$FERRETDB_SOCKET"
   export_line SPAMD_PORT "$SPAMD_PORT"
+  export_line SPAM_CHECK_MAX_BYTES "$SPAM_CHECK_MAX_BYTES"
   export_line SPAMASS_MILTER_PORT "$MILTER_PORT"
   export_line POSTSRSD_FORWARD_PORT "$SRS_FORWARD_PORT"
   export_line POSTSRSD_REVERSE_PORT "$SRS_REVERSE_PORT"

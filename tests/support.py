@@ -241,12 +241,15 @@ def listening_addresses(port: int) -> set[str]:
 
 def deliver(address: str, *, subject: str = "hello", sender: str = "sender@example.net",
             headers: dict[str, str] | None = None, body: str = "a message body\r\n") -> bool:
-    """Deliver one message to `address` over LMTP, as Postfix would; False when Dovecot refuses it."""
+    """Deliver one message to `address` over LMTP, as Postfix would after our spam checker looked at it
+    (its verdict header, which Sieve wants before it forwards or answers; `headers` may add X-Spam-Flag);
+    False when Dovecot refuses it."""
     import smtplib
     from email.message import EmailMessage
 
     message = EmailMessage()
     message["From"], message["To"], message["Subject"] = sender, address, subject
+    message["X-Spam-Checker-Version"] = "SpamAssassin (as the tests' Postfix would add it)"
     for name, value in (headers or {}).items():
         message[name] = value
     message.set_content(body)

@@ -13,6 +13,10 @@ from functools import partial
 from services.rules.domain.rules import Condition, RuleSet, all_key, rule_key
 
 SPAM_TEST = 'header :is "X-Spam-Flag" "YES"'
+CHECKED_HAM = 'allof (exists "X-Spam-Checker-Version", not header :is "X-Spam-Flag" "YES")'
+"""our checker looked and found no spam: only such mail is forwarded or answered. A sender's own
+X-Spam-* headers never arrive (Postfix drops them before the checker adds its own), so a message
+the checker skipped (too large, spamd down) carries no verdict, and goes no further than the mailbox"""
 SPAM_PREFIX = "[SPAM] "
 JUNK = "Junk"
 ORIGINAL_TEXT_LIMIT = 2000
@@ -49,12 +53,12 @@ def _loop_guard(rules: RuleSet) -> tuple[set[str], list[str]]:
 
 
 def _forwarding(rules: RuleSet, domain: str) -> tuple[set[str], list[str]]:
-    """One redirect per forwarding address, never for spam [choice: 300 destinations must not
-    amplify it]; Postfix expands each address to its destinations. `:copy` leaves the keeping to
-    the delivery block."""
+    """One redirect per forwarding address, only for mail our checker found no spam in [choice: 300
+    destinations must not amplify spam, or mail nobody checked]; Postfix expands each address to its
+    destinations. `:copy` leaves the keeping to the delivery block."""
     if not rules.forwards:
         return set(), []
-    lines = [f"if not {SPAM_TEST} {{", f'  addheader "{FORWARDED_BY}" {quoted(rules.forward_token)};']
+    lines = [f"if {CHECKED_HAM} {{", f'  addheader "{FORWARDED_BY}" {quoted(rules.forward_token)};']
     if any(f.condition is Condition.ALL for f in rules.forwards):
         lines.append(f"  redirect :copy {quoted(all_key(rules) + '@' + domain)};")
     for entry in rules.forwards:
@@ -79,11 +83,12 @@ def _spam_tag(rules: RuleSet) -> tuple[set[str], list[str]]:
 
 def _autoreply(rules: RuleSet) -> tuple[set[str], list[str]]:
     """Vacation (RFC 5230): once per sender per day, never to lists or auto-generated mail (the
-    implementation's RFC 3834 checks), and [choice] never to mail flagged as spam (backscatter)."""
+    implementation's RFC 3834 checks), and [choice] only to mail our checker found no spam in
+    (no backscatter, nor to mail nobody checked)."""
     reply = rules.autoreply
     if reply is None:
         return set(), []
-    lines = [f"if not {SPAM_TEST} {{"]
+    lines = [f"if {CHECKED_HAM} {{"]
     needs = {"vacation", "variables"}
     reason = quoted(reply.text)
     if reply.include_original:

@@ -13,7 +13,7 @@ from services.rules.adapters.postfix_map import ForwardMap
 from shared.client import CommandClient
 from shared.contracts.account import SERVICE as ACCOUNT
 from shared.contracts.account import CreateAccount, DeleteAccount
-from shared.contracts.rules import SERVICE, AddForwarding, GetRules, RemoveForwarding, SetReceive
+from shared.contracts.rules import SERVICE, AddForwarding, GetRules, RemoveForwarding, SetAutoreply, SetReceive
 from tests.support import as_owner, eventually, holds, new_address, subjects_in
 
 STRONG = "Strong-Passw0rd!"
@@ -192,6 +192,28 @@ async def test_spam_is_kept_not_forwarded(client, admin_token, rules_service, sm
     assert sorted(await _in_mailbox(address, 2)) == ["buy now", "ham"]
     await _at_sink(smtp_sink, destination)
     assert [email.message_from_bytes(c)["Subject"] for _, c in smtp_sink_to(smtp_sink, destination)] == ["ham"]
+
+
+async def test_mail_too_large_to_check_is_kept_but_neither_forwarded_nor_answered(
+        client, admin_token, rules_service, smtp_sink):
+    """Ensure a message our spam checker skips (over its size limit) carries no verdict and goes no further
+    than the mailbox — however the sender flagged it — while a checked one is forwarded and answered."""
+    address = await _account(client, admin_token)
+    destination, sender = outside(), outside("sender")
+    await _change(client, AddForwarding(actor_token=admin_token, address=address, condition="all", destinations=[destination]))
+    await _change(client, SetAutoreply(actor_token=admin_token, address=address, text="Away."))
+    too_large = "x" * 76 + "\r\n"
+    lines = int(os.environ["SPAM_CHECK_MAX_BYTES"]) // len(too_large) + 100
+
+    await asyncio.to_thread(send, address, subject="large", sender=sender, body=too_large * lines)
+    await asyncio.to_thread(send, address, subject="checked", sender=sender)
+
+    assert sorted(await _in_mailbox(address, 2)) == ["checked", "large"]
+    [(_, forwarded)] = await _at_sink(smtp_sink, destination)
+    [(_, answer)] = await _at_sink(smtp_sink, sender)
+    assert email.message_from_bytes(forwarded)["Subject"] == "checked" and b"Away." in answer
+    [large] = [m for m in await asyncio.to_thread(stored, address) if m["Subject"] == "large"]
+    assert large["X-Spam-Checker-Version"] is None  # skipped by the checker: no verdict
 
 
 async def test_two_accounts_forwarding_to_each_other_get_each_message_once(client, admin_token, rules_service, smtp_sink):

@@ -78,14 +78,24 @@ async def test_an_unknown_address_of_a_hosted_domain_is_refused(account_service)
         await asyncio.to_thread(send_smtp, new_address(), subject="to nobody")
 
 
-async def test_a_forged_flag_does_not_count_even_with_the_spam_checker_down(client, admin_token, rules_service):
-    """Ensure Postfix itself drops incoming X-Spam-* headers, so with the milter down (mail accepted
-    unchecked) a sender's own flag does not make Sieve tag or file the message."""
+async def test_with_the_spam_checker_down_mail_is_deferred_never_let_through_unchecked(client, admin_token,
+                                                                                        rules_service):
+    """Ensure Postfix tells senders to try again (4xx) while the milter is down, so nothing goes on unchecked
+    (forwarded, answered); once it is back the retried message is delivered, a forged flag not counting."""
     address = await _tagging_and_sorting_account(client, admin_token)
     await asyncio.to_thread(stack, "stop", "spamassassin")
     try:
-        await asyncio.to_thread(send_smtp, address, subject="forged", headers={"X-Spam-Flag": "YES"})
-        assert await _arrived(address, "INBOX", 1) == ["forged"]
+        with pytest.raises(smtplib.SMTPException) as refused:
+            await asyncio.to_thread(send_smtp, address, subject="forged", headers={"X-Spam-Flag": "YES"})
+        assert _codes(refused.value) and all(400 <= code < 500 for code in _codes(refused.value)), refused.value
     finally:
         await asyncio.to_thread(stack, "start", "spamassassin")
+    await asyncio.to_thread(send_smtp, address, subject="forged", headers={"X-Spam-Flag": "YES"})
+    assert await _arrived(address, "INBOX", 1) == ["forged"]
     assert await asyncio.to_thread(subjects_in, address, "Junk") == []
+
+
+def _codes(error: smtplib.SMTPException) -> list[int]:
+    if isinstance(error, smtplib.SMTPRecipientsRefused):
+        return [code for code, _ in error.recipients.values()]
+    return [error.smtp_code] if isinstance(error, smtplib.SMTPResponseException) else []

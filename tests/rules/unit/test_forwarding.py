@@ -149,7 +149,8 @@ def test_the_forwarding_block_guards_loops_skips_spam_and_keeps_a_copy():
     script = compile_sieve(with_forward(with_forward(rules(), ALL, "", ["a@example.org"]), FROM, "Boss", ["b@example.org"]))
 
     assert 'if header :is "X-MailSS-Forwarded-By" "0123456789abcdef" {\n  discard;\n  stop;\n}' in script
-    assert 'if not header :is "X-Spam-Flag" "YES" {\n  addheader "X-MailSS-Forwarded-By" "0123456789abcdef";' in script
+    assert ('if allof (exists "X-Spam-Checker-Version", not header :is "X-Spam-Flag" "YES") {\n'
+            '  addheader "X-MailSS-Forwarded-By" "0123456789abcdef";') in script
     assert 'redirect :copy "0123456789abcdef-a2@forward.mailss.invalid";' in script
     assert ('if address :all :contains :comparator "i;ascii-casemap" "From" "Boss" {\n'
             '    redirect :copy "0123456789abcdef-r3@forward.mailss.invalid";') in script

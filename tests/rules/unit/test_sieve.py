@@ -41,11 +41,11 @@ GOLDEN = {
     "receive off": (RuleSet(address="a@b.jp", plan=Plan.KWC, receive=False, spam_sort=True), [HEADER, "discard;"]),
     "autoreply": (RuleSet(address="a@b.jp", plan=Plan.KWC, autoreply=Autoreply('Away "until" 5\\6 $HOME ${x}')), [
         HEADER, 'require ["vacation", "variables"];', 'set "dollar" "$";',
-        'if not header :is "X-Spam-Flag" "YES" {',
+        'if allof (exists "X-Spam-Checker-Version", not header :is "X-Spam-Flag" "YES") {',
         '  vacation :days 1 "Away \\"until\\" 5\\\\6 ${dollar}HOME ${dollar}{x}";', "}"]),
     "autoreply with the original": (RuleSet(address="a@b.jp", plan=Plan.SV_BASIC, autoreply=Autoreply("Away", True)), [
         HEADER, 'require ["extracttext", "foreverypart", "mime", "vacation", "variables"];', 'set "dollar" "$";',
-        'if not header :is "X-Spam-Flag" "YES" {', '  set "original" "";', "  foreverypart {",
+        'if allof (exists "X-Spam-Checker-Version", not header :is "X-Spam-Flag" "YES") {', '  set "original" "";', "  foreverypart {",
         '    if header :mime :contenttype "Content-Type" "text/plain" {', '      extracttext :first 2000 "original";',
         "      break;", "    }", "  }", '  vacation :days 1 "Away', "", '${original}";', "}"]),
 }
