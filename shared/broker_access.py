@@ -61,6 +61,16 @@ def user_of(principal: str) -> str:
     return USER_PREFIX + principal
 
 
+def may_send(user: str | None, command: str) -> bool:
+    """Whether a broker user may send a client command of this type: a client (mailctl, the gateway) or
+    the operator any; a service only those its registry entry names; anyone else none."""
+    principal = user.removeprefix(USER_PREFIX) if user and user.startswith(USER_PREFIX) else None
+    if principal in (*CLIENTS, ADMIN):
+        return True
+    entry = SERVICES.get(principal or "")
+    return entry is not None and command in entry.sends
+
+
 @dataclass(frozen=True)
 class Grant:
     principal: str

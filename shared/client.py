@@ -10,6 +10,7 @@ from typing import Any
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
 from pydantic import TypeAdapter
+from yarl import URL
 
 from shared.contracts.base import Accepted, AnonymousCommand, Command, Rejected, Reply
 from shared.topology import ACCOUNT_KEY_HEADER, COMMANDS, DIRECT_REPLY_TO
@@ -18,8 +19,11 @@ _replies: TypeAdapter[Accepted | Rejected] = TypeAdapter(Reply)
 
 
 class CommandClient:
-    def __init__(self, connection: AbstractRobustConnection) -> None:
+    def __init__(self, connection: AbstractRobustConnection, user: str | None = None) -> None:
         self._connection = connection
+        self._user = user
+        """its broker user, named in each command's `user_id` (RabbitMQ refuses any other): the receiving
+        service checks that this sender may send that command"""
         self._waiting: dict[str, asyncio.Future[Accepted | Rejected]] = {}
         self._channel: AbstractChannel | None = None
         self._exchange: aio_pika.abc.AbstractExchange | None = None
@@ -27,7 +31,7 @@ class CommandClient:
 
     @classmethod
     async def connect(cls, url: str) -> "CommandClient":
-        client = cls(await aio_pika.connect_robust(url))
+        client = cls(await aio_pika.connect_robust(url), URL(url).user or None)
         connection_reconnected = client._connection.reconnect_callbacks
         connection_reconnected.add(client._forget_channel)
         await client._ready()
@@ -74,7 +78,7 @@ class CommandClient:
                 body if body is not None else command.model_dump_json().encode(),
                 content_type="application/json", delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
                 message_id=str(command.message_id), correlation_id=str(command.message_id),
-                reply_to=reply_to, headers={ACCOUNT_KEY_HEADER: key, **(headers or {})},
+                reply_to=reply_to, headers={ACCOUNT_KEY_HEADER: key, **(headers or {})}, user_id=self._user,
             ),
             routing_key=service, mandatory=True,
         )

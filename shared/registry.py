@@ -23,6 +23,9 @@ class ServiceEntry:
     AMQP_URL is always its own broker user's (shared/broker_access.py)"""
     commands_to: tuple[str, ...] = ()
     """services whose commands it sends as a client (broker permission on `commands`)"""
+    sends: tuple[str, ...] = ()
+    """the command types of those services it may send (the receiver checks the broker-verified sender):
+    only what it needs, so a compromised service cannot replay a user's token as another command"""
     reacts_to: tuple[str, ...] = ()
     """services whose events it consumes"""
 
@@ -49,7 +52,7 @@ SERVICES: Mapping[str, ServiceEntry] = MappingProxyType({
     "copyjob": ServiceEntry(
         name="copyjob", module="services.copyjob", settings="services.copyjob.settings:CopyJobSettings",
         secrets=("AMQP_URL", "MONGODB_URL", "DOVECOT_MASTER_PASSWORD", "COPY_SECRET_KEY"), reacts_to=("account",),
-        commands_to=("account",),
+        commands_to=("account",), sends=("VerifyPassword",),
     ),
     "notifier": ServiceEntry(
         name="notifier", module="services.notifier", settings="services.notifier.settings:NotifierSettings",

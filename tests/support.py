@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import aio_pika
 import pytest
@@ -112,6 +113,25 @@ class ServiceProcess:
         with self.log_path.open() as log:
             log.seek(self.log_start)
             return [line for line in log if PROGRAMMING_ERROR.search(line)]
+
+
+async def publish_event(amqp_url: str, event: Any, *, principal: str | None = None, routing_key: str | None = None) -> None:
+    """An event on `events` as a service's relay publishes it: as that service's broker user (the event's
+    owner unless `principal` says otherwise), naming itself in `user_id`, persistent and confirmed. The
+    vhost is `amqp_url`'s."""
+    from urllib.parse import unquote, urlsplit
+
+    from shared.broker_access import Broker, user_of
+
+    principal = principal or event.ROUTING_KEY.partition(".")[0]
+    connection = await aio_pika.connect(Broker.from_env().url(principal, unquote(urlsplit(amqp_url).path[1:])))
+    async with connection:
+        channel = await connection.channel(publisher_confirms=True)
+        exchange = await channel.get_exchange("events", ensure=False)
+        await exchange.publish(aio_pika.Message(
+            event.model_dump_json().encode(), message_id=str(event.message_id), content_type="application/json",
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT, user_id=user_of(principal)),
+            routing_key=routing_key or event.ROUTING_KEY, mandatory=True)
 
 
 async def consumer_count(amqp_url: str, queue: str) -> int:

@@ -39,7 +39,6 @@ from shared.contracts.account import (
     SetFirstAdmin,
     VerifyPassword,
 )
-from shared.messaging.broker import EventPublisher
 from shared.messaging.service import Resources, ServiceSpec, Sweep, Wiring, over_units
 from shared.messaging.unit_of_work import AggregateReader, Doc
 
@@ -99,7 +98,7 @@ def compose(settings: AccountSettings, kit: Resources) -> Wiring:
 def _deps(settings: AccountSettings, kit: Resources, admins: StoredAdmins, passwd_files: DovecotPasswdFiles) -> Deps:
     hasher = Argon2Hasher(settings.argon2)
     return Deps(
-        accounts=AccountsInUnit.outside_any_turn(), admins=admins, hasher=hasher, audit=EventPublisher(kit.broker),
+        accounts=AccountsInUnit.outside_any_turn(), admins=admins, hasher=hasher, audit=kit.events(),
         mail_logins=passwd_files,
         issuer=TokenIssuer(load_private_key(settings.session_private_key.get_secret_value()),
                            timedelta(minutes=settings.session_lifetime_minutes)),

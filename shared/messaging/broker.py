@@ -50,13 +50,14 @@ def make_broker(
 async def publish(
     broker: RabbitBroker, body: bytes, *, exchange: str, routing_key: str, message_id: str,
     key: str | None = None, headers: dict[str, Any] | None = None, correlation_id: str | None = None,
+    user_id: str | None = None,
 ) -> None:
     """Persistent, mandatory, confirmed: once this returns, the broker has the message queued."""
     all_headers = {**(headers or {}), **({ACCOUNT_KEY_HEADER: key} if key is not None else {})}
     await broker.publish(
         body, exchange=RabbitExchange(exchange, declare=False), routing_key=routing_key, message_id=message_id,
         correlation_id=correlation_id, headers=all_headers, content_type="application/json",
-        persist=True, mandatory=True,
+        persist=True, mandatory=True, user_id=user_id,
     )
 
 
@@ -97,11 +98,17 @@ def is_consuming(subscriber: RabbitSubscriber) -> bool:
 
 
 class EventPublisher:
-    """Publishes an event that belongs to no stored aggregate (e.g. a sign-in to an unknown login)."""
+    """Publishes an event that belongs to no stored aggregate (e.g. a sign-in to an unknown login), naming
+    its publisher as the outbox does (`user_id`)."""
 
-    def __init__(self, broker: RabbitBroker) -> None:
-        self._broker = broker
+    def __init__(self, broker: RabbitBroker, user_id: str | None = None) -> None:
+        self._broker, self._user_id = broker, user_id
 
     async def publish(self, event: Any) -> None:
         await publish(self._broker, event.model_dump_json().encode(), exchange=EVENTS,
-                      routing_key=event.ROUTING_KEY, message_id=str(event.message_id))
+                      routing_key=event.ROUTING_KEY, message_id=str(event.message_id), user_id=self._user_id)
+
+
+def broker_user(amqp_url: str) -> str | None:
+    """The broker user an AMQP URL logs in as: what RabbitMQ lets its messages name as `user_id`."""
+    return URL(amqp_url).user or None

@@ -23,6 +23,7 @@ from faststream.rabbit import RabbitBroker
 from faststream.rabbit.message import RabbitMessage
 from pydantic import ValidationError
 
+from shared.broker_access import may_send
 from shared.contracts.base import Accepted, FlushOutbox, InternalCommand, Keyed, Rejected, WorkItem
 from shared.messaging.delivery import (
     Delivery,
@@ -119,6 +120,10 @@ class CommandConsumer:
                            Rejected(code="forbidden", message="internal commands are not accepted from clients"))
         if not isinstance(command, InternalCommand) and exchange != COMMANDS:
             raise SetAside(f"client command arrived through {exchange!r}")
+        sender = getattr(delivery.message.raw_message, "user_id", None)
+        if not isinstance(command, InternalCommand) and not may_send(sender, type(command).__name__):
+            raise SetAside(f"{type(command).__name__} from {sender or 'an unnamed sender'}, who may not send it",
+                           Rejected(code="forbidden", message=f"this sender may not send {type(command).__name__}"))
 
     async def _run(self, delivery: Delivery, command: Keyed, turn: _Turn) -> None:
         key = command.subject_key()

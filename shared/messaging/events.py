@@ -18,9 +18,10 @@ from faststream.rabbit import RabbitBroker
 from faststream.rabbit.message import RabbitMessage
 from pydantic import TypeAdapter
 
+from shared.broker_access import user_of
 from shared.contracts.base import Event, InternalCommand
 from shared.messaging.broker import send_internal
-from shared.messaging.delivery import Delivery, ack_or_set_aside, parse_once_more
+from shared.messaging.delivery import Delivery, SetAside, ack_or_set_aside, parse_once_more
 from shared.messaging.redaction import Redactor
 from shared.topology import EVENTS
 
@@ -42,6 +43,22 @@ def event_parser(reactions: Mapping[type[Event], Reaction]) -> Callable[[bytes],
     return adapter.validate_json
 
 
+def owner_of(event: Event) -> str:
+    """The broker user of the service that owns an event's type: its routing key's first word."""
+    return user_of(event.ROUTING_KEY.partition(".")[0])
+
+
+def from_its_owner(event: Event, raw: Any) -> None:
+    """An event is its owner's word only: published by the service that owns its type (RabbitMQ checks
+    a message's `user_id` against the publisher's own user), under that type's routing key. Another
+    service's user may publish under its own keys, but never speak for the owner."""
+    owner, publisher = owner_of(event), getattr(raw, "user_id", None)
+    if publisher != owner:
+        raise SetAside(f"{type(event).__name__} published by {publisher or 'an unnamed publisher'}, not by its owner {owner}")
+    if (key := getattr(raw, "routing_key", None)) != event.ROUTING_KEY:
+        raise SetAside(f"{type(event).__name__} arrived under {key!r}, not its own routing key {event.ROUTING_KEY!r}")
+
+
 @dataclass(frozen=True)
 class EventConsumer:
     queue: str
@@ -59,6 +76,7 @@ class EventConsumer:
 
     async def _react(self, delivery: Delivery) -> None:
         event = parse_once_more(delivery, self.parse, delivery_limit=self.delivery_limit, through=EVENTS)
+        from_its_owner(event, delivery.message.raw_message)
         for command in self.commands_for(event):
             await delivery.patiently(partial(self._send, command))
 

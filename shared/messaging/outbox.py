@@ -60,17 +60,21 @@ class Unroutable(Exception):
 class OutboxRelay:
     """Publishes an aggregate's pending entries on the channel of the delivery whose turn it is:
     persistent, mandatory, each confirmed before the next, with the trace context of the command
-    that staged it (straight through aiormq: FastStream's publish pipeline would double the cost)."""
+    that staged it (straight through aiormq: FastStream's publish pipeline would double the cost).
+    Each names its publisher (`user_id`, the service's broker user, which RabbitMQ verifies), so a
+    consumer knows which service an event comes from."""
+
+    user_id: str | None = None
 
     async def flush(self, store: OutboxStore, key: str, channel: Any) -> None:
         for entry in await store.pending(key):
             await self.publish_entry(entry, channel)
             store.relayed(key, [entry["id"]])  # each as confirmed: a retry resumes after it
 
-    @staticmethod
-    async def publish_entry(entry: Entry, channel: Any) -> None:
+    async def publish_entry(self, entry: Entry, channel: Any) -> None:
         properties = spec.Basic.Properties(
-            message_id=entry["id"], content_type="application/json", delivery_mode=2, headers=entry.get("headers", {}))
+            message_id=entry["id"], content_type="application/json", delivery_mode=2, headers=entry.get("headers", {}),
+            user_id=self.user_id)
         confirmation = await channel.basic_publish(
             entry["body"].encode(), exchange=entry.get("exchange", EVENTS), routing_key=entry["routing_key"],
             properties=properties, mandatory=True)

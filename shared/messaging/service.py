@@ -21,7 +21,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from shared.auth import TokenVerifier, load_public_key
 from shared.contracts.base import Event, FlushOutbox, InternalCommand, Keyed, WorkItem
 from shared.health import HealthReporter, report_path
-from shared.messaging.broker import TRANSIENT_ERRORS, make_broker, send_internal, subscribe
+from shared.messaging.broker import TRANSIENT_ERRORS, EventPublisher, broker_user, make_broker, send_internal, subscribe
 from shared.messaging.commands import CommandConsumer, Follow, Handler, StartNow
 from shared.messaging.events import EventConsumer, Reaction, event_parser
 from shared.messaging.leases import LEASES, WorkLeases, new_holder
@@ -51,6 +51,10 @@ class Resources:
     database: AsyncDatabase[dict[str, Any]]
     sessions: SessionGuard
     service: str
+
+    def events(self) -> EventPublisher:
+        """Publishes events that belong to no aggregate, as this service (its broker user)."""
+        return EventPublisher(self.broker, broker_user(self.settings.amqp_url.get_secret_value()))
 
     async def send(self, command: InternalCommand) -> None:
         """An internal command to its aggregate's shard (from a follow, a worker, a reconciler)."""
@@ -207,7 +211,7 @@ def _subscribe_all(spec: ServiceSpec, settings: ServiceSettings, broker: RabbitB
     if spec.keeps_sessions:
         handlers[LimitSessions] = limits.record
     kinds = (*spec.commands, FlushOutbox, *((LimitSessions,) if spec.keeps_sessions else ()))
-    parse, relay = command_parser(kinds), OutboxRelay()
+    parse, relay = command_parser(kinds), OutboxRelay(user_id=broker_user(settings.amqp_url.get_secret_value()))
     redact = Redactor.for_messages((*kinds, *_reactions(spec, wiring), *wiring.work))
     workers = _work_consumers(settings, broker, wiring, topology, leases, redact)
     start_now = _early_starter(workers)

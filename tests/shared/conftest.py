@@ -103,6 +103,8 @@ class FakeRawMessage:
     exchange: str = "commands"
     delivered_on: object = None
     channel_open: bool = True
+    user_id: str | None = "mailss-mailctl"
+    """the sender as RabbitMQ verified it"""
 
     @property
     def channel(self) -> object:
@@ -259,11 +261,13 @@ def deliver(journal: Journal, broker: FakeBroker) -> Callable[..., FakeMessage]:
     channels: dict[int, tuple[object, FakeChannel]] = {}
 
     def make(command: Keyed, *, body: bytes | None = None, headers: dict[str, Any] | None = None,
-             reply_to: str | None = REPLY_TO, exchange: str = "commands", channel: object = CHANNEL) -> FakeMessage:
+             reply_to: str | None = REPLY_TO, exchange: str = "commands", channel: object = CHANNEL,
+             user_id: str | None = "mailss-mailctl") -> FakeMessage:
         raw = FakeRawMessage(
             headers={ACCOUNT_KEY_HEADER: command.subject_key()} if headers is None else headers,
             message_id=str(command.message_id), correlation_id=str(command.message_id), reply_to=reply_to,
             exchange=exchange, delivered_on=channels.setdefault(id(channel), (channel, FakeChannel(broker)))[1],
+            user_id=user_id,
         )
         return FakeMessage(body=command.model_dump_json().encode() if body is None else body,
                            raw_message=raw, journal=journal)

@@ -163,6 +163,29 @@ async def test_internal_command_through_the_commands_exchange_is_refused(consume
     assert handler.calls == [] and message.acks == 1
 
 
+@pytest.mark.parametrize("sender", [None, "mailss-copyjob", "mailss-rules", "mailss-probe"])
+async def test_a_client_command_from_a_sender_not_allowed_it_is_refused(consumer, handler, deliver, broker, sender):
+    """Ensure a client command is handled only from a sender allowed it (a client, the operator, or a service
+    the registry lets send that type): the copy job may send VerifyPassword, never ChangeComment."""
+    message = deliver(change_comment(), user_id=sender)
+
+    await consumer(message)
+
+    assert the_reply(broker).code == "forbidden"
+    _, kwargs = the_set_aside(broker)
+    assert "who may not send it" in kwargs["headers"][REASON_HEADER]
+    assert handler.calls == [] and message.acks == 1
+
+
+def test_who_may_send_what():
+    """Ensure clients and the operator may send any client command, a service only what the registry names."""
+    from shared.broker_access import may_send
+
+    assert may_send("mailss-mailctl", "ChangePassword") and may_send("mailss-admin", "DeleteAccount")
+    assert may_send("mailss-copyjob", "VerifyPassword") and not may_send("mailss-copyjob", "ChangePassword")
+    assert not may_send(None, "Login") and not may_send("guest", "Login") and not may_send("mailss-notifier", "Login")
+
+
 async def test_client_command_through_the_internal_exchange_is_set_aside(consumer, handler, deliver, broker):
     """Ensure only internal commands travel on the internal exchange."""
     await consumer(deliver(change_comment(), exchange="account.internal"))

@@ -36,3 +36,26 @@ def test_another_service_makes_other_commands_of_the_same_event():
                          redact=Redactor(frozenset()))
 
     assert consumer().commands_for(event)[0].message_id != other.commands_for(event)[0].message_id
+
+
+def test_an_event_is_believed_only_from_its_owner_under_its_own_key():
+    """Ensure the consumer sets aside an event another service's user published, one with no publisher named,
+    and one under another routing key than its type's."""
+    import pytest
+
+    from shared.messaging.delivery import SetAside
+    from shared.messaging.events import from_its_owner
+
+    event = AccountDeleted(address="taro@example.jp", actor="admin", sessions_valid_from=datetime.now(UTC))
+
+    from_its_owner(event, Raw(user_id="mailss-account", routing_key="account.account.deleted"))
+    for raw in (Raw(user_id="mailss-copyjob", routing_key="account.account.deleted"),
+                Raw(user_id=None, routing_key="account.account.deleted"),
+                Raw(user_id="mailss-account", routing_key="account.account.created")):
+        with pytest.raises(SetAside):
+            from_its_owner(event, raw)
+
+
+class Raw:
+    def __init__(self, user_id: str | None, routing_key: str) -> None:
+        self.user_id, self.routing_key = user_id, routing_key

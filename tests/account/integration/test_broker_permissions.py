@@ -96,3 +96,30 @@ async def test_guest_is_gone(operator):
             await connection.connect()
     finally:
         await connection.close()  # else a refused connection's garbage collection schedules its close unawaited
+
+
+async def test_a_service_sends_another_only_the_commands_the_registry_names(operator, vhost, admin_token, account_service):
+    """Ensure the copy job's user, whose token-carrying requests the account service would otherwise obey, may
+    send it VerifyPassword and nothing else: a ChangeComment with a valid admin token is refused forbidden.
+    And nobody can name another sender: RabbitMQ refuses a user_id that is not the connection's user."""
+    from shared.client import CommandClient
+    from shared.contracts.account import ChangeComment, VerifyPassword
+
+    copyjob = await CommandClient.connect(operator.url("copyjob", vhost))
+    try:
+        allowed = await copyjob.request(SERVICE, VerifyPassword(actor_token=admin_token, address="nobody@example.jp",
+                                                                password="Wrong-Passw0rd!"))
+        refused = await copyjob.request(SERVICE, ChangeComment(actor_token=admin_token, address="nobody@example.jp",
+                                                               comment="taken over"))
+    finally:
+        await copyjob.close()
+    assert "this sender may not send" not in allowed.message  # the account service's own rules decided it
+    assert (refused.code, refused.message) == ("forbidden", "this sender may not send ChangeComment")
+
+    posing = CommandClient(await aio_pika.connect_robust(operator.url("copyjob", vhost)), user="mailss-mailctl")
+    try:
+        with pytest.raises((AMQPError, asyncio.TimeoutError)):
+            await posing.request(SERVICE, ChangeComment(actor_token=admin_token, address="x@example.jp", comment="x"),
+                                 timeout=5)
+    finally:
+        await posing.close()

@@ -9,28 +9,27 @@ import aio_pika
 
 from shared.client import CommandClient
 from shared.contracts.account import AccountCreated, AccountDeleted, PasswordChanged
-from shared.contracts.base import Event
 from shared.health import HealthSettings, check
 from tests.kit.service import KIT_SERVICE
 from tests.kit.service.contracts import SERVICE, Bump, Enqueue, NoteDeletion, Rename, SlowEffect, Whoami
-from tests.support import ServiceProcess, close_connections_named, consumer_count, eventually, holds, mint, new_address, rabbitmqctl, stack
+from tests.support import (
+    ServiceProcess,
+    close_connections_named,
+    consumer_count,
+    eventually,
+    holds,
+    mint,
+    new_address,
+    publish_event,
+    rabbitmqctl,
+    stack,
+)
 
 TOKEN_SUBJECT = "someone@example.jp"
 
 
 def counter(kit_db, address: str) -> dict:
     return kit_db["counters"].find_one({"_id": address}) or {}
-
-
-async def publish_event(amqp_url: str, event: Event) -> None:
-    """As the account service's relay would: persistent, confirmed, on `events`."""
-    connection = await aio_pika.connect(amqp_url)
-    async with connection:
-        channel = await connection.channel(publisher_confirms=True)
-        exchange = await channel.get_exchange("events", ensure=False)
-        await exchange.publish(aio_pika.Message(
-            event.model_dump_json().encode(), message_id=str(event.message_id), content_type="application/json",
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT), routing_key=event.ROUTING_KEY, mandatory=True)
 
 
 def queue_depth(vhost: str, queue: str) -> int:

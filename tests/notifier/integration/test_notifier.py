@@ -12,33 +12,19 @@ from datetime import UTC, datetime, timedelta
 from email import message_from_bytes
 from email.policy import default
 
-import aio_pika
 from aiosmtpd.controller import Controller
 
 from shared.contracts.account import SERVICE as ACCOUNT
-from shared.contracts.account import ChangePassword, CreateAccount, DeleteAccount, Login
+from shared.contracts.account import ChangePassword, CreateAccount, DeleteAccount, Login, PasswordChanged
 from shared.contracts.copyjob import SERVICE as COPYJOB
 from shared.contracts.copyjob import JobCompleted, JobFailed, PurgeMailbox
 from shared.contracts.notifier import SERVICE, GetNotifications
 from shared.registry import SERVICES
-from shared.topology import EVENTS
-from tests.support import ServiceProcess, eventually, free_port, new_address, subjects_in
+from tests.support import ServiceProcess, eventually, free_port, new_address, publish_event, subjects_in
 
 PASSWORD = "Strong-Passw0rd!"
 DONE_SUBJECT = "【重要】CPIより メールデータコピーが完了いたしました。"
 FAILED_SUBJECT = "【重要】CPIより メールデータコピーの再操作をお願いします。"
-
-
-async def publish(amqp_url: str, event) -> None:
-    """As the copy job service would: on the events exchange, under the event's routing key."""
-    connection = await aio_pika.connect(amqp_url)
-    try:
-        channel = await connection.channel()
-        exchange = await channel.get_exchange(EVENTS, ensure=False)
-        await exchange.publish(aio_pika.Message(event.model_dump_json().encode(), message_id=str(event.message_id),
-                                                content_type="application/json"), routing_key=event.ROUTING_KEY)
-    finally:
-        await connection.close()
 
 
 def _completed(address: str, to: str) -> JobCompleted:
@@ -59,10 +45,10 @@ async def _notifications(client, admin_token: str, address: str, job_id: str | N
 async def test_one_mail_per_event_the_seeds_words_through_postfix(client, admin_token, amqp_url, notifier_service, smtp_sink):
     address, to = new_address(), f"n{uuid.uuid4().hex[:8]}@example.net"
     done = _completed(address, to)
-    await publish(amqp_url, done)
-    await publish(amqp_url, done)  # redelivered: nothing new
+    await publish_event(amqp_url, done)
+    await publish_event(amqp_url, done)  # redelivered: nothing new
     failed = JobFailed(job_id=uuid.uuid4().hex, address=address, notification_address=to, reason="source_unreachable")
-    await publish(amqp_url, failed)
+    await publish_event(amqp_url, failed)
 
     async def both_arrived() -> bool:
         return len(smtp_sink.to(to)) >= 2
@@ -126,8 +112,8 @@ async def test_no_server_then_4xx_is_retried_until_it_passes_and_5xx_fails_at_on
     address = new_address()
     async with _own_notifier(notifier_service, notifier_env, amqp_url, port):
         done, refused = _completed(address, "later@example.net"), _completed(address, "refuse@example.net")
-        await publish(amqp_url, done)
-        await publish(amqp_url, refused)
+        await publish_event(amqp_url, done)
+        await publish_event(amqp_url, refused)
 
         async def tried_without_a_server() -> bool:
             return any(n["attempts"] >= 1 and n["state"] == "pending" for n in await _notifications(client, admin_token, address))
@@ -160,7 +146,7 @@ async def test_a_crash_between_sending_and_recording_sends_at_most_once_more_wit
     done = _completed(address, "crash@example.net")
     try:
         async with _own_notifier(notifier_service, notifier_env, amqp_url, port, FAULT_AFTER_SEND="true") as faulty:
-            await publish(amqp_url, done)
+            await publish_event(amqp_url, done)
             await eventually(lambda: _exited(faulty), what="the fault point")
             again = ServiceProcess(SERVICES["notifier"], {**faulty.env, "FAULT_AFTER_SEND": "false"}, amqp_url,
                                    instance="test-notifier-again")
@@ -185,7 +171,7 @@ async def _exited(process: ServiceProcess) -> bool:
 async def test_a_line_break_in_an_address_is_refused_and_sends_nothing(client, admin_token, amqp_url, notifier_service,
                                                                       smtp_sink):
     address = new_address()
-    await publish(amqp_url, _completed(address, "a@example.net\r\nBcc: victim@example.org"))
+    await publish_event(amqp_url, _completed(address, "a@example.net\r\nBcc: victim@example.org"))
 
     async def failed() -> bool:
         return [(n["state"], n["last_error"]) for n in await _notifications(client, admin_token, address)] == [
@@ -224,10 +210,41 @@ async def test_a_real_purge_and_password_change_are_told_to_the_account_and_dele
     await eventually(erased, what="the records erased")
     late = _completed(address, "late@example.net").model_copy(update={"occurred_at": datetime.now(UTC) - timedelta(minutes=1)})
     after = _completed(address, "after@example.net")  # as if the address were made anew and used
-    await publish(amqp_url, late)
-    await publish(amqp_url, after)
+    await publish_event(amqp_url, late)
+    await publish_event(amqp_url, after)
 
     async def only_the_newer() -> bool:
         return [n["to"] for n in await _notifications(client, admin_token, address)] == ["after@example.net"]
 
     await eventually(only_the_newer, what="the newer event's notification alone")
+
+
+async def test_a_neighbour_cannot_speak_for_the_service_that_owns_an_event(client, admin_token, amqp_url, vhost, operator,
+                                                                           notifier_service):
+    """Ensure an event is believed only from the service owning its type, under its own routing key: "password
+    changed" published by the copy job's user under its own key, or by the account service's user under
+    another of its keys, is set aside for operators and mails nobody, while the real one is mailed."""
+    address = new_address()
+    forged = PasswordChanged(address=address, actor=address, sessions_valid_from=datetime.now(UTC))
+    misrouted = PasswordChanged(address=address, actor=address, sessions_valid_from=datetime.now(UTC))
+    real = PasswordChanged(address=address, actor=address, sessions_valid_from=datetime.now(UTC))
+    before = await _set_aside_count(operator, vhost)
+
+    await publish_event(amqp_url, forged, principal="copyjob", routing_key="copyjob.job.completed")
+    await publish_event(amqp_url, misrouted, routing_key="account.account.deleted")
+    await publish_event(amqp_url, real)
+
+    async def the_real_one_recorded() -> bool:
+        return len(await _notifications(client, admin_token, address)) >= 1
+
+    await eventually(the_real_one_recorded, what="the real event's notification")
+    await eventually(lambda: _more_set_aside(operator, vhost, before + 2), timeout=30, what="both set aside in notifier.events.dlq")
+    assert [n["kind"] for n in await _notifications(client, admin_token, address)] == ["password_changed"]
+
+
+async def _set_aside_count(operator, vhost: str) -> int:
+    return int((await asyncio.to_thread(operator.queue, vhost, "notifier.events.dlq")).get("messages") or 0)
+
+
+async def _more_set_aside(operator, vhost: str, count: int) -> bool:
+    return await _set_aside_count(operator, vhost) >= count
