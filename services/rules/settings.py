@@ -22,6 +22,8 @@ class RulesSettings(ServiceSettings):
     postfix_config_dir: str = "/etc/postfix"
     forward_domain: str = Field(default=FORWARD_DOMAIN, pattern=r"^[a-z0-9.-]+$")
     """the internal domain of the forwarding addresses (Postfix: virtual_alias_domains)"""
+    srs_domain: str = Field(default="srs.mailss.localhost", pattern=r"^[a-z0-9.-]+$")
+    """where forwarded copies' SRS senders live (postsrsd): no forward may go there either"""
     reconcile_interval_s: float = Field(default=60.0, gt=0)
     """how often accounts whose mail server is behind are deployed again (and once soon after start)"""
 

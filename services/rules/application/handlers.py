@@ -50,18 +50,21 @@ from shared.plans import Plan
 @dataclass(frozen=True)
 class Deps:
     sessions: Sessions
+    internal_domains: frozenset[str] = frozenset()
+    """the mail system's own domains (forwarding addresses, SRS): never a forward's destination"""
 
 
-Change = Callable[[RuleSet, Any], RuleSet]
+Change = Callable[[RuleSet, Any, Deps], RuleSet]
 
 CHANGES: Mapping[type[RulesCommand], Change] = {
-    SetSpamTag: lambda rules, c: rules.changed(spam_tag=c.on) if rules.spam_tag != c.on else rules,
-    SetSpamSort: lambda rules, c: with_spam_sort(rules, c.on) if rules.spam_sort != c.on else rules,
-    SetAutoreply: lambda rules, c: with_autoreply(rules, c.text, c.include_original),
-    DeleteAutoreply: lambda rules, c: rules.changed(autoreply=None) if rules.autoreply else rules,
-    SetReceive: lambda rules, c: with_receive(rules, c.on, accept_loss=c.accept_loss) if rules.receive != c.on else rules,
-    AddForwarding: lambda rules, c: with_forward(rules, Condition(c.condition), c.match, c.destinations),
-    RemoveForwarding: lambda rules, c: without_forward(rules, c.entry_id, accept_loss=c.accept_loss),
+    SetSpamTag: lambda rules, c, _: rules.changed(spam_tag=c.on) if rules.spam_tag != c.on else rules,
+    SetSpamSort: lambda rules, c, _: with_spam_sort(rules, c.on) if rules.spam_sort != c.on else rules,
+    SetAutoreply: lambda rules, c, _: with_autoreply(rules, c.text, c.include_original),
+    DeleteAutoreply: lambda rules, c, _: rules.changed(autoreply=None) if rules.autoreply else rules,
+    SetReceive: lambda rules, c, _: with_receive(rules, c.on, accept_loss=c.accept_loss) if rules.receive != c.on else rules,
+    AddForwarding: lambda rules, c, deps: with_forward(rules, Condition(c.condition), c.match, c.destinations,
+                                                       deps.internal_domains),
+    RemoveForwarding: lambda rules, c, _: without_forward(rules, c.entry_id, accept_loss=c.accept_loss),
 }
 FORWARD_TOKEN_HEX = 16
 
@@ -74,12 +77,12 @@ async def handle(command: RulesCommand, store: RuleSets, deps: Deps) -> Reply:
         return rejection(command, "not_found", f"{address} has no mail account")
     if isinstance(command, GetRules):
         return Accepted(command_id=command.message_id, result=view(rules, store.deployment()))
-    return _change(command, actor, rules, store)
+    return _change(command, actor, rules, store, deps)
 
 
-def _change(command: RulesCommand, actor: Actor, rules: RuleSet, store: RuleSets) -> Reply:
+def _change(command: RulesCommand, actor: Actor, rules: RuleSet, store: RuleSets, deps: Deps) -> Reply:
     try:
-        changed = CHANGES[type(command)](rules, command)
+        changed = CHANGES[type(command)](rules, command, deps)
     except Refused as refusal:
         return _refused(command, refusal.violations)
     if changed != rules:

@@ -29,6 +29,9 @@ business-standard and kwc); ASCII '~' and '-' are fine"""
 NEWLINES = ("\r\n", "\r")
 MAX_DESTINATIONS = 300
 """SPEC: destination addresses per account, counted over all forwarding entries"""
+MAX_RULES = 99
+"""[choice] from/subject forwarding rules per account: each is one redirect, and with the one for
+`all` a delivery then makes at most 100, the most Pigeonhole performs (the 101st fails the delivery)"""
 MAX_MATCH_LENGTH = 256
 """[choice] characters of a from/subject keyword (a Subject line is rarely longer)"""
 
@@ -168,7 +171,7 @@ def _match_problems(condition: Condition, match: str) -> list[Violation]:
     return problems
 
 
-def _destination_problems(rules: RuleSet, destinations: Iterable[str]) -> list[Violation]:
+def _destination_problems(rules: RuleSet, destinations: Iterable[str], internal: frozenset[str]) -> list[Violation]:
     problems, seen = [], {d.lower() for f in rules.forwards for d in f.destinations}
     wanted = list(destinations)
     if not wanted:
@@ -176,6 +179,9 @@ def _destination_problems(rules: RuleSet, destinations: Iterable[str]) -> list[V
     for text in wanted:
         if (problem := address_problem(text)) is not None:
             problems.append(Violation("destinations", "invalid_address", f"the destination {text!r} {problem}"))
+        elif _in_any(text.partition("@")[2].lower(), internal):
+            problems.append(Violation("destinations", "internal_domain",
+                                      f"{text} is in one of the mail system's own internal domains"))
         elif text.lower() == rules.address.lower():
             problems.append(Violation("destinations", "own_address", f"{text} is this account's own address"))
         elif text.lower() in seen:
@@ -187,9 +193,26 @@ def _destination_problems(rules: RuleSet, destinations: Iterable[str]) -> list[V
     return problems
 
 
-def with_forward(rules: RuleSet, condition: Condition, match: str, destinations: Iterable[str]) -> RuleSet:
+def _in_any(domain: str, domains: frozenset[str]) -> bool:
+    return any(domain == d or domain.endswith("." + d) for d in domains)
+
+
+def _rule_count_problems(rules: RuleSet, condition: Condition) -> list[Violation]:
+    count = sum(f.condition is not Condition.ALL for f in rules.forwards)
+    if condition is not Condition.ALL and count >= MAX_RULES:
+        return [Violation("condition", "too_many_rules",
+                          f"the account has {count} from/subject forwards already; the limit is {MAX_RULES}")]
+    return []
+
+
+def with_forward(rules: RuleSet, condition: Condition, match: str, destinations: Iterable[str],
+                 internal_domains: frozenset[str] = frozenset()) -> RuleSet:
+    """`internal_domains`: the mail system's own (the forwarding addresses', SRS), never a destination:
+    mail sent there would be handled as ours, past every check a forward gets."""
     wanted = list(destinations)
-    if problems := _match_problems(condition, match) + _destination_problems(rules, wanted):
+    problems = (_match_problems(condition, match) + _rule_count_problems(rules, condition)
+                + _destination_problems(rules, wanted, internal_domains))
+    if problems:
         raise Refused(tuple(problems))
     version = rules.version + 1
     ordered = sorted((normalized(d) for d in wanted), key=str.lower)

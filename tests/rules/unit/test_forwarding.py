@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 
 from services.rules.domain.rules import (
     MAX_DESTINATIONS,
+    MAX_RULES,
     Condition,
     Refused,
     RuleSet,
@@ -221,3 +222,32 @@ def test_a_destination_is_refused_or_is_one_plain_address_that_never_reaches_the
     assert set(stored) <= set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._%+=-@")
     assert not stored.startswith("-") and stored.count("@") == 1
     assert stored not in compile_sieve(changed)
+
+
+INTERNAL = frozenset({"forward.mailss.invalid", "srs.example.jp"})
+
+
+@pytest.mark.parametrize("destination", ["abc-def@forward.mailss.invalid", "SRS0=x=y=example.org=a@srs.example.jp",
+                                         "x@sub.srs.example.jp", "x@FORWARD.mailss.invalid"])
+def test_a_destination_in_the_mail_systems_own_domains_is_refused(destination):
+    """Ensure no forward goes to another account's forwarding address or an SRS address (handled as ours,
+    past every check a forward gets)."""
+    with pytest.raises(Refused) as refused:
+        with_forward(rules(), Condition.ALL, "", [destination], INTERNAL)
+
+    assert [v.code for v in refused.value.violations] == ["internal_domain"]
+    assert with_forward(rules(), Condition.ALL, "", ["x@srs-example.jp"], INTERNAL).forwards  # only those domains
+
+
+def test_from_and_subject_rules_are_capped_below_pigeonholes_redirect_limit():
+    """Ensure at most 99 from/subject rules: with the one redirect for `all`, a delivery matching them all
+    makes 100 redirects, the most Pigeonhole performs; `all` destinations are not rules and still fit."""
+    full = rules()
+    for n in range(MAX_RULES):
+        full = with_forward(full, Condition.SUBJECT, f"k{n}", [f"d{n}@example.org"])
+
+    with pytest.raises(Refused) as refused:
+        with_forward(full, Condition.FROM, "boss", ["x@example.org"])
+
+    assert [v.code for v in refused.value.violations] == ["too_many_rules"]
+    assert len(with_forward(full, Condition.ALL, "", ["all@example.org"]).forwards) == MAX_RULES + 1
