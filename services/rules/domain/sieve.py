@@ -108,11 +108,16 @@ def _autoreply(rules: RuleSet) -> tuple[set[str], list[str]]:
 
 
 def _delivery(rules: RuleSet) -> tuple[set[str], list[str]]:
-    if not rules.receive:
+    """Receive off stores nothing the forward of all mail sent on; what it did not send (spam, mail the
+    checker skipped) is kept, never lost. Receive off without such a forward was confirmed as a loss."""
+    lines: list[str] = []
+    if not rules.receive and not any(f.condition is Condition.ALL for f in rules.forwards):
         return set(), ["discard;"]
+    if not rules.receive:
+        lines = [f"if {CHECKED_HAM} {{", "  discard;", "  stop;", "}"]
     if rules.spam_sort:
-        return {"fileinto"}, [f"if {SPAM_TEST} {{", f'  fileinto "{JUNK}";', "}"]
-    return set(), []
+        return {"fileinto"}, [*lines, f"if {SPAM_TEST} {{", f'  fileinto "{JUNK}";', "}"]
+    return set(), lines
 
 
 def compile_sieve(rules: RuleSet, forward_domain: str = FORWARD_DOMAIN) -> str:

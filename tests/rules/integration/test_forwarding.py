@@ -165,6 +165,8 @@ async def test_300_destinations_each_get_one_copy(client, admin_token, rules_ser
 
 async def test_receive_off_stores_nothing_but_forwards_and_spam_is_never_forwarded(
         client, admin_token, rules_service, smtp_sink):
+    """Ensure receive off with a forward of all mail stores what was forwarded nowhere but the destination,
+    and keeps what was not forwarded (spam, mail too large to check) rather than lose it."""
     address = await _account(client, admin_token)
     destination = outside()
     await _change(client, AddForwarding(actor_token=admin_token, address=address, condition="all", destinations=[destination]))
@@ -172,13 +174,15 @@ async def test_receive_off_stores_nothing_but_forwards_and_spam_is_never_forward
     assert relay["receive"] is False
 
     await asyncio.to_thread(send, address, subject="buy now", body=f"{GTUBE}\r\n")
+    await asyncio.to_thread(send, address, subject="large", body=("x" * 76 + "\r\n") * 14_000)  # over 1 MiB
     await asyncio.to_thread(send, address, subject="relayed")
 
     [(_, content)] = await _at_sink(smtp_sink, destination)
     assert email.message_from_bytes(content, policy=email.policy.default)["Subject"] == "relayed"
-    await asyncio.sleep(1)  # the spam went through the same queue first
+    assert sorted(await _in_mailbox(address, 2)) == ["buy now", "large"]
+    await asyncio.sleep(1)  # all three went through the same queue
     assert len(smtp_sink.to(destination)) == 1
-    assert await asyncio.to_thread(subjects_in, address, "INBOX") == []
+    assert sorted(await asyncio.to_thread(subjects_in, address, "INBOX")) == ["buy now", "large"]
 
 
 async def test_spam_is_kept_not_forwarded(client, admin_token, rules_service, smtp_sink):

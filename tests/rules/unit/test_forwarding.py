@@ -160,9 +160,12 @@ def test_the_forwarding_block_guards_loops_skips_spam_and_keeps_a_copy():
 
 
 def test_forwarding_with_receive_off_still_redirects_and_then_discards():
+    """Ensure receive off discards only what the forward of all mail sent on (checked, not spam): the rest is kept."""
     script = compile_sieve(with_receive(with_forward(rules(), ALL, "", ["a@example.org"]), False, accept_loss=False))
 
     assert script.index("redirect :copy") < script.rindex("discard;")
+    assert ('if allof (exists "X-Spam-Checker-Version", not header :is "X-Spam-Flag" "YES") {\n  discard;\n  stop;\n}'
+            in script)
     assert sievec_accepts(script)
 
 
