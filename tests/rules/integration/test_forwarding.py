@@ -90,8 +90,9 @@ async def _in_mailbox(address: str, count: int, folder: str = "INBOX") -> list[s
 
 async def test_all_to_three_destinations_keeps_a_copy_with_srs_only_on_the_forwarded_ones(
         client, admin_token, rules_service, smtp_sink):
-    """Ensure every destination gets one copy with an SRS envelope sender, the stored copy keeps the
-    original sender, and a bounce to the SRS address reaches the original sender."""
+    """Ensure every destination gets one copy with an SRS envelope sender and no trace of the forwarding
+    address (its token would let anyone forge the loop marker), the stored copy keeps the original
+    sender, and a bounce to the SRS address reaches the original sender."""
     address = await _account(client, admin_token)
     destinations = [outside() for _ in range(3)]
     rules = await _change(client, AddForwarding(actor_token=admin_token, address=address, condition="all",
@@ -106,6 +107,7 @@ async def test_all_to_three_destinations_keeps_a_copy_with_srs_only_on_the_forwa
         assert srs_sender.startswith("SRS0=") and srs_sender.endswith(f"@{os.environ['SRS_DOMAIN']}")
         forwarded = email.message_from_bytes(content, policy=email.policy.default)
         assert forwarded["Subject"] == "to everyone" and "X-MailSS-Forwarded-By" not in forwarded
+        assert b"forward.mailss.invalid" not in content  # no forwarding address (its token) in any header
     [kept] = await asyncio.to_thread(stored, address)
     assert kept["Subject"] == "to everyone" and kept["Return-Path"] == f"<{sender}>"
 
