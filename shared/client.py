@@ -10,9 +10,9 @@ from typing import Any
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
 from pydantic import TypeAdapter
-from yarl import URL
 
 from shared.contracts.base import Accepted, AnonymousCommand, Command, Rejected, Reply
+from shared.messaging.broker import broker_user
 from shared.topology import ACCOUNT_KEY_HEADER, COMMANDS, DIRECT_REPLY_TO
 
 _replies: TypeAdapter[Accepted | Rejected] = TypeAdapter(Reply)
@@ -31,7 +31,7 @@ class CommandClient:
 
     @classmethod
     async def connect(cls, url: str) -> "CommandClient":
-        client = cls(await aio_pika.connect_robust(url), URL(url).user or None)
+        client = cls(await aio_pika.connect_robust(url), broker_user(url))
         connection_reconnected = client._connection.reconnect_callbacks
         connection_reconnected.add(client._forget_channel)
         await client._ready()

@@ -7,18 +7,18 @@ as an ordinary local user made for them (`runuser`): what they try must fail, wh
 the services, each its own unprivileged user, still do everything.
 """
 
+import asyncio
 import os
 import re
 import stat
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
 import pytest
 
-from tests.support import RUN, listening_addresses, stack_env, system_user
+from tests.support import RUN, eventually, holds, listening_addresses, stack_env, system_user
 
 LOOPBACK = {"0100007F", "00000000000000000000000001000000"}
 """127.0.0.1 and ::1 as /proc writes them"""
@@ -118,16 +118,18 @@ with smtplib.SMTP("127.0.0.1", port, timeout=30) as smtp:
     ("POSTFIX_SMTP_PORT", "", "rcpt 554"), ("POSTFIX_SUBMIT_PORT", "", "rcpt 554"),
     ("POSTFIX_SUBMIT_PORT", "notifier", "login 535"),
 ], ids=["world-listener", "services-listener-without-login", "services-listener-guessed-login"])
-def test_another_local_user_cannot_relay_through_postfix(probe, port, user, answer, account_service):
+async def test_another_local_user_cannot_relay_through_postfix(probe, port, user, answer, account_service):
     """Ensure neither Postfix listener relays a local user's mail to the outside world: the world's takes mail
     for the hosted domains only, the services' wants a service's own login."""
-    for _ in range(30):  # Postfix's lookups of the hosted domains fail temporarily (451) until the account service answers
-        done = as_probe(RELAY, stack_env(port), user, "guessed-password", f"{uuid.uuid4().hex}@outside.example")
-        if not done.stdout.startswith("rcpt 4"):
-            break
-        time.sleep(1)
+    tries: list[subprocess.CompletedProcess[str]] = []
 
-    assert done.stdout.strip() == answer, done.stderr
+    async def answered() -> bool:  # Postfix's lookups of the hosted domains fail (451) until the account service answers
+        tries.append(await asyncio.to_thread(as_probe, RELAY, stack_env(port), user, "guessed-password",
+                                             f"{uuid.uuid4().hex}@outside.example"))
+        return not tries[-1].stdout.startswith("rcpt 4")
+
+    await eventually(answered, timeout=30, what="a final answer from Postfix")
+    assert tries[-1].stdout.strip() == answer, tries[-1].stderr
 
 
 def test_another_local_user_cannot_submit_with_sendmail(probe):
@@ -180,15 +182,9 @@ def test_secrets_are_private():
 
 
 def _log_lines_naming(log: Path, start: int, login: str) -> list[str]:
-    """Dovecot logs the session when it ends, a moment after the client has gone."""
-    deadline = time.monotonic() + 15
-    while True:
-        with log.open(errors="replace") as lines:
-            lines.seek(start)
-            found = [line for line in lines if login in line and "Disconnected" in line]
-        if found or time.monotonic() > deadline:
-            return found
-        time.sleep(0.2)
+    with log.open(errors="replace") as lines:
+        lines.seek(start)
+        return [line for line in lines if login in line and "Disconnected" in line]
 
 
 FORGED = """
@@ -202,16 +198,18 @@ with imaplib.IMAP4("127.0.0.1", int(sys.argv[1]), timeout=30) as imap:
 """
 
 
-def test_a_local_user_cannot_pick_the_source_the_guessing_limit_counts(probe):
+async def test_a_local_user_cannot_pick_the_source_the_guessing_limit_counts(probe):
     """Ensure a local client's IMAP ID cannot name another address as its own (x-originating-ip): Dovecot
     counts it as what it is, 127.0.0.1, so it cannot dodge the per-source guessing limit."""
     login = f"forged-{uuid.uuid4().hex[:8]}@example.jp"
     log = RUN / "logs" / "dovecot.log"
     start = log.stat().st_size
 
-    done = as_probe(FORGED, stack_env("DOVECOT_IMAP_PORT"), login)
+    done = await asyncio.to_thread(as_probe, FORGED, stack_env("DOVECOT_IMAP_PORT"), login)
 
     assert done.stdout.strip() == "refused", done.stderr
+    # Dovecot logs the session when it ends, a moment after the client has gone.
+    await eventually(lambda: holds(bool(_log_lines_naming(log, start, login))), timeout=15, what="the session's log line")
     mine = _log_lines_naming(log, start, login)
     assert mine and not any("203.0.113.99" in line for line in mine), mine
     assert any(re.search(r"rip=127\.0\.0\.1\b", line) for line in mine), mine
