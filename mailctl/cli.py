@@ -316,6 +316,8 @@ def copy_status(job_id: Annotated[str | None, typer.Argument(help="default: the 
 def _job_table(job: dict[str, Any]) -> Table:
     """A copy's folders with copied, already there and too big; a purge's with what it removed."""
     title = f"{job['kind']} job {job['id']}: {job['state']}" + (f" ({job['reason']})" if job["reason"] else "")
+    if job.get("limit"):
+        title += f", limit {job['limit']:,}"
     totals = job["totals"]
     if job["kind"] == "purge":
         table = Table("folder", "state", "removed", header_style="bold", title=title)
@@ -325,12 +327,18 @@ def _job_table(job: dict[str, Any]) -> Table:
         return table
     table = Table("folder", "state", "copied", "already there", "too big", header_style="bold", title=title)
     for folder in job["folders"]:
-        table.add_row(folder["name"], folder["state"], str(folder["copied"]), str(folder["already_there"]),
-                      str(len(folder["too_big"])))
+        name = folder["name"] + (f"  (from {folder['source']!r})" if folder.get("renamed") else "")
+        state = folder["state"] + (f": {_SKIPPED[folder['skipped']]}" if folder.get("skipped") else "")
+        table.add_row(name, state, str(folder["copied"]), str(folder["already_there"]), str(len(folder["too_big"])))
     table.add_row("total", "", str(totals["copied"]), str(totals["already_there"]), str(totals["skipped_too_big"]))
-    if totals.get("flags_dropped"):
-        table.caption = f"{totals['flags_dropped']} flags the source sent were not IMAP flags and were left off"
+    notes = [f"{totals['flags_dropped']} flags the source sent were not IMAP flags and were left off"
+             if totals.get("flags_dropped") else "",
+             f"{totals['renamed_folders']} folders had no valid name here and got a safe one" if totals.get("renamed_folders") else ""]
+    table.caption = "; ".join(note for note in notes if note) or None
     return table
+
+
+_SKIPPED = {"refused_here": "our server refused it", "refused_at_source": "the source would not open it"}
 
 
 @copy_app.command("notifications")

@@ -182,7 +182,12 @@ def copyjob_env(service_env: dict[str, str], operator: Broker, vhost: str, test_
             "DOVECOT_MASTER_PASSWORD": Path(stack_env("DOVECOT_MASTER_PASSWORD_FILE")).read_text().strip(),
             "COPY_SECRET_KEY": Fernet.generate_key().decode(), "ALLOWED_SOURCE_NETWORKS": '["127.0.0.1/32", "::1/128"]',
             "ALLOW_PLAIN_SOURCES": "true", "PROGRESS_INTERVAL_S": "0.3", "CHUNK_MESSAGES": "40",
-            "PURGE_BATCH": "100"}
+            "PURGE_BATCH": "100", **COPY_LIMITS}
+
+
+COPY_LIMITS = {"SOURCE_TIMEOUT_S": "3", "STEP_ATTEMPTS": "2", "RETRY_PAUSE_S": "0.3", "MAX_FOLDERS": "40",
+               "JOB_MAX_BYTES": "30000000"}
+"""low enough for the hostile-source tests to reach them in seconds (tests/copyjob/integration/test_hostile_source.py)"""
 
 
 @pytest.fixture(scope="session")

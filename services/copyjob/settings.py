@@ -18,6 +18,20 @@ class CopyJobSettings(ServiceSettings):
     source_ca_file: str | None = None
     """CA bundle for sources' certificates (default: the system's)"""
     source_timeout_s: float = Field(default=30.0, gt=0)
+    """how long an answer may stand still (a source that stops sending, mid-answer or before it)"""
+    step_attempts: int = Field(default=5, ge=1)
+    """tries of a copy step after a lost connection, a stalled answer or an error it may get over;
+    then the job fails with the reason"""
+    step_deadline_s: float = Field(default=1200.0, gt=0)
+    """a step's tries together (under the 25 minutes a work item may take): a source that drips its
+    answer slowly enough to never stand still is still cut off"""
+    retry_pause_s: float = Field(default=2.0, gt=0)
+    """before a step's second try; doubling, at most a minute"""
+    max_folders: int = Field(default=2000, gt=0)
+    """a source listing more folders fails the job (too_many_folders)"""
+    job_max_bytes: int = Field(default=200 * 1024**3, gt=0)
+    """what one job copies at most (also into a mailbox without quota): then it fails (byte_limit),
+    what it copied stays, and a new job goes on from there"""
     max_message_bytes: int = Field(default=100 * 1024 * 1024, gt=0)
     """SPEC: messages over 100 MB are skipped and counted"""
     chunk_messages: int = Field(default=2000, gt=0)

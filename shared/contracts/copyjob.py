@@ -14,8 +14,12 @@ SERVICE = "copyjob"
 JobKind = Literal["copy", "purge"]
 JobState = Literal["running", "completed", "failed", "cancelled"]
 FailureReason = Literal["source_login_refused", "source_unreachable", "source_tls_failed", "source_protocol",
-                        "quota_exceeded", "account_deleted", "internal"]
+                        "source_stalled", "too_many_folders", "byte_limit", "quota_exceeded", "account_deleted",
+                        "internal"]
 """why a job failed, as a category: never the server's words (they may echo what the user typed)"""
+FolderSkip = Literal["refused_here", "refused_at_source"]
+"""why a folder was left out while the others were copied: our server refused its name or its mail,
+or the source refused to open it"""
 HostText = Annotated[str, Field(min_length=1, max_length=255)]
 JobId = Annotated[str, Field(min_length=1, max_length=64)]
 
@@ -66,6 +70,9 @@ class PlannedFolder(BaseModel):
     """the source's (modified UTF-7, as it spells it)"""
     up_to_date: int | None = None
     """the source's message count when nothing there is new since the last copy (no step)"""
+    renamed: bool = False
+    """its own name has no valid form here: `name` is a safe one, the same on every run"""
+    skipped: FolderSkip | None = None
 
 
 class FolderMark(BaseModel):
@@ -111,6 +118,10 @@ class RecordStep(InternalCommand):
     flags_dropped: int = Field(default=0, ge=0)
     """what the source sent as flags that is none (not an RFC 3501 atom), left off the copies"""
     failure: FailureReason | None = None
+    skipped: FolderSkip | None = None
+    """this folder is left out (the others go on)"""
+    limit: int | None = None
+    """with failure byte_limit or too_many_folders: the limit reached"""
 
 
 class RecordProgress(InternalCommand):
@@ -289,6 +300,10 @@ class JobCompleted(JobEvent):
     removed: int = 0
     """a purge's: messages removed"""
     folders_removed: int = 0
+    skipped_folders: list[str] = Field(default_factory=list)
+    """source folders left out (their names, readable), each with why in GetJob"""
+    renamed_folders: int = 0
+    """source folders stored under a safe name, theirs having no valid form here"""
 
 
 class JobFailed(JobEvent):
@@ -296,6 +311,8 @@ class JobFailed(JobEvent):
     type: Literal["JobFailed"] = "JobFailed"
     reason: FailureReason
     copied: int = 0
+    limit: int | None = None
+    """byte_limit: the job's byte limit; too_many_folders: the folder limit"""
 
 
 class JobCancelled(JobEvent):

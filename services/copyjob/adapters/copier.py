@@ -4,14 +4,17 @@ the next chunk of what a folder here lacks and records it with its checkpoint (t
 the next chunk). Both run on the kit's work queue (any number of worker processes), never in a
 command's turn, and report back through the account's turn. A step redelivered after a crash adds
 only what is missing (services/copyjob/domain/identity.py, checkpoints.py).
-A refused login or an unreachable source fails the job at once; a connection lost mid-step is
-retried with backoff and the step goes on from what is already there."""
+A refused login or an unreachable source fails the job at once; a connection lost or an answer
+standing still mid-step is tried again (a bounded number of times, within the step's deadline) from
+what is already there, and then fails the job with that reason; a folder our server or the source
+refuses is left out and listed, the others go on."""
 
 import asyncio
 import contextlib
 import logging
 import ssl
 import time
+import typing
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
@@ -22,13 +25,14 @@ from services.copyjob.adapters.ours import kept_ours
 from services.copyjob.adapters.outside import FernetVault
 from services.copyjob.adapters.stored_jobs import marks_of, running_job
 from services.copyjob.domain.checkpoints import Mailbox, Mark, mark_key, next_chunk, up_to_date, view_from
-from services.copyjob.domain.folders import SourceFolder, our_names
+from services.copyjob.domain.folders import SourceFolder, our_names, renamed
 from services.copyjob.domain.identity import Summary, missing
 from services.copyjob.domain.jobs import Job, folder_of
 from services.copyjob.settings import CopyJobSettings
 from shared.contracts.base import InternalCommand
 from shared.contracts.copyjob import (
     CopyFolder,
+    FailureReason,
     FolderMark,
     PlanCopy,
     PlannedFolder,
@@ -48,9 +52,14 @@ BATCH_BYTES = 16 * 1024 * 1024
 job was cancelled between two batches"""
 CANCEL_CHECK_S = 1.0
 """how often a step looks whether its job was cancelled (between two batches)"""
-FAIL_AT_ONCE = {"source_login_refused", "source_tls_failed", "quota_exceeded"}
-"""ends the job; anything else is retried with backoff (an unreachable source only ends it while planning:
-once it has answered, a step that cannot reach it waits for it)"""
+FAIL_AT_ONCE = {"source_login_refused", "source_tls_failed", "quota_exceeded", "too_many_folders", "byte_limit"}
+"""ends the job; anything else is tried again, a bounded number of times (an unreachable source ends
+it at once only while planning: once it has answered, a step that cannot reach it waits a while)"""
+SKIP_FOLDER = {"refused_here", "refused_at_source"}
+"""leaves the folder out; the others go on"""
+FAILED_AS = {"connection_lost": "source_unreachable"}
+"""what a step that never got over an error fails the job with (a category that is no FailureReason: internal)"""
+T = typing.TypeVar("T")
 
 
 @dataclass
@@ -88,32 +97,46 @@ class Copier:
         doc = await self.peek(item.address)
         if (found := running_job(doc, item.job_id)) is None:
             return
-        job, marks = found[0], marks_of(doc)
         try:
-            async with self._source(item.address, *found) as source:
-                folders = [f for f in await source.folders() if f.selectable]
-                subscribed = await source.subscribed()
-                names = our_names(folders)
-                marked = {f.name: (mark, await source.status(f.name, raw=True)) for f, name in zip(folders, names, strict=True)
-                          if (mark := marks.get(mark_key(job.source_host, job.source_port, f.name, name)))}
-            async with self._target(item.address) as target:
-                planned = [await self._planned(target, folder, name, folder.name in subscribed, marked.get(folder.name))
-                           for folder, name in zip(folders, names, strict=True)]
+            planned = await self._tries(lambda: self._plan(item.address, found, marks_of(doc)),
+                                        final=FAIL_AT_ONCE | {"source_unreachable"})
         except ImapError as error:
-            await self._failed(item.address, item.job_id, error, planning=True)
+            await self._failed(item.address, item.job_id, error)
             return
         await self.send(RecordPlan(address=item.address, job_id=item.job_id, folders=planned))
+
+    async def _plan(self, address: str, found: tuple[Job, str, list[str]], marks: dict[str, Mark]) -> list[PlannedFolder]:
+        job = found[0]
+        async with self._source(address, *found) as source:
+            folders = [f for f in await source.folders() if f.selectable]
+            if len(folders) > self.settings.max_folders:
+                raise ImapError("too_many_folders", f"{len(folders)} folders", limit=self.settings.max_folders)
+            subscribed = await source.subscribed()
+            names = our_names(folders)
+            marked = {f.name: (mark, await source.status(f.name, raw=True)) for f, name in zip(folders, names, strict=True)
+                      if (mark := marks.get(mark_key(job.source_host, job.source_port, f.name, name)))}
+        async with self._target(address) as target:
+            return [await self._planned(target, folder, name, folder.name in subscribed, marked.get(folder.name))
+                    for folder, name in zip(folders, names, strict=True)]
 
     @staticmethod
     async def _planned(target: Session, folder: SourceFolder, name: str, subscribed: bool,
                        marked: tuple[Mark, Mailbox] | None) -> PlannedFolder:
-        """Make the folder here (subscribed as at the source); up to date when its checkpoint says so."""
-        if name != "INBOX":
-            await target.create(name)
+        """Make the folder here (subscribed as at the source); up to date when its checkpoint says so;
+        left out when our server refuses it."""
+        planned = PlannedFolder(name=name, source_name=folder.name, renamed=renamed(folder, name))
+        try:
+            if name != "INBOX":
+                await target.create(name)
+        except ImapError as error:
+            if error.category not in SKIP_FOLDER:
+                raise
+            log.info("folder left out: %s", error)
+            return planned.model_copy(update={"skipped": error.category})
         if subscribed:
             await target.subscribe(name)
         fresh = marked is not None and up_to_date(marked[0], marked[1], await target.status(name))
-        return PlannedFolder(name=name, source_name=folder.name, up_to_date=marked[1].messages if marked and fresh else None)
+        return planned.model_copy(update={"up_to_date": marked[1].messages if marked and fresh else None})
 
     async def copy_folder(self, item: CopyFolder) -> None:
         doc = await self.peek(item.address)
@@ -124,25 +147,33 @@ class Copier:
         if folder is None or folder.state == "done" or folder.chunks > item.chunk:
             return  # recorded before: a redelivery after the record
         mark = marks_of(doc).get(mark_key(job.source_host, job.source_port, item.source_folder, item.folder))
-        try:
+        room = self.settings.job_max_bytes - job.totals()["copied_bytes"]
+
+        async def step() -> RecordStep | None:
             async with self._source(item.address, *found) as source, self._target(item.address) as target:
-                record = await self._copy(item, folder.copied, mark, source, target)
+                return await self._copy(item, folder.copied, mark, room, source, target)
+
+        try:
+            record = await self._tries(step)
         except ImapError as error:
-            await self._failed(item.address, item.job_id, error)
+            await self._failed(item.address, item.job_id, error, item)
             return
         if record is not None:
             await self.send(record)
 
-    async def _copy(self, item: CopyFolder, recorded: int, mark: Mark | None, source: Session,
+    async def _copy(self, item: CopyFolder, recorded: int, mark: Mark | None, room: int, source: Session,
                     target: Session) -> RecordStep | None:
         """The next chunk of the folder: compare the two sides' views, copy the head of what is
-        missing, and return the record with the new checkpoint (None: cancelled meanwhile)."""
-        there_box = await source.select(item.source_folder, raw=True, readonly=True)
-        view = view_from(mark, there_box, await target.select(item.folder))
+        missing (within the `room` the job's byte limit leaves), and return the record with the new
+        checkpoint (None: cancelled meanwhile)."""
+        there_box = await source.select(item.source_folder, raw=True, readonly=True, refused="refused_at_source")
+        view = view_from(mark, there_box, await target.select(item.folder, refused="refused_here"))
         there = await source.summaries(view.source_after + 1)
         todo = missing(there, await target.summaries(view.target_since))
+        if todo and room <= 0:
+            raise ImapError("byte_limit", "the job's byte limit is reached", limit=self.settings.job_max_bytes)
         chunk = next_chunk(there, todo, there_box, max_messages=self.settings.chunk_messages,
-                           max_bytes=self.settings.chunk_bytes, max_message_bytes=self.settings.max_message_bytes)
+                           max_bytes=min(self.settings.chunk_bytes, room), max_message_bytes=self.settings.max_message_bytes)
         covered = max(0, there_box.messages - len(there)) if item.chunk == 0 else 0  # an earlier job's mark
         report = Progress(self.send, self.settings.progress_interval_s, item.address, item.job_id, item.folder,
                           item.source_folder, recorded, recorded + len(todo))
@@ -163,12 +194,12 @@ class Copier:
         """Batches, each fetched while the one before is appended; the bytes copied, or None when
         the job was cancelled (what was copied stays)."""
         batches, copied, copied_bytes, looked = list(_batches(wanted)), 0, 0, time.monotonic()
-        fetching = asyncio.ensure_future(source.bodies([m.uid for m in batches[0]])) if batches else None
+        fetching = asyncio.ensure_future(_fetch(source, batches[0])) if batches else None
         try:
             for number, batch in enumerate(batches):
                 assert fetching is not None
                 bodies = await fetching
-                fetching = (asyncio.ensure_future(source.bodies([m.uid for m in batches[number + 1]]))
+                fetching = (asyncio.ensure_future(_fetch(source, batches[number + 1]))
                             if number + 1 < len(batches) else None)
                 if time.monotonic() - looked > CANCEL_CHECK_S:
                     looked = time.monotonic()
@@ -191,11 +222,39 @@ class Copier:
         """The job ended meanwhile (cancelled, or the account went)."""
         return running_job(await self.peek(item.address), item.job_id) is None
 
-    async def _failed(self, address: str, job_id: str, error: ImapError, *, planning: bool = False) -> None:
-        if error.category not in FAIL_AT_ONCE and not (planning and error.category == "source_unreachable"):
-            raise ConnectionError(f"{error.category}: {error}")  # the kit retries with backoff
-        log.info("copy job %s failed: %s", job_id, error.category)
-        await self.send(RecordStep(address=address, job_id=job_id, folder="", failure=error.category))
+    async def _tries(self, step: Callable[[], Awaitable[T]], final: set[str] = FAIL_AT_ONCE | SKIP_FOLDER) -> T:
+        """The step, tried again from what is there after an error it may get over, at most
+        `step_attempts` times within `step_deadline_s`; the last error is raised."""
+        settings, loop = self.settings, asyncio.get_running_loop()
+        deadline, pause = loop.time() + settings.step_deadline_s, settings.retry_pause_s
+        for attempt in range(1, settings.step_attempts + 1):
+            try:
+                async with asyncio.timeout_at(deadline):
+                    return await step()
+            except TimeoutError:
+                raise ImapError("source_stalled", f"the step took over {settings.step_deadline_s:g} s") from None
+            except ImapError as error:
+                if error.category in final or attempt == settings.step_attempts or loop.time() + pause >= deadline:
+                    raise
+                log.info("copy step: %s (%s); try %d of %d in %g s", error.category, error, attempt + 1,
+                         settings.step_attempts, pause)
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 60.0)
+        raise AssertionError("unreachable")
+
+    async def _failed(self, address: str, job_id: str, error: ImapError, item: CopyFolder | None = None) -> None:
+        """The folder left out (a refusal), or the job failed with the error's reason."""
+        if item is not None and error.category in SKIP_FOLDER:
+            log.info("copy job %s: folder left out (%s): %s", job_id, error.category, error)
+            await self.send(RecordStep(address=address, job_id=job_id, folder=item.folder, source_folder=item.source_folder,
+                                       chunk=item.chunk, skipped=typing.cast(typing.Any, error.category)))
+            return
+        reason = FAILED_AS.get(error.category, error.category)
+        if reason not in typing.get_args(FailureReason):
+            reason = "internal"
+        log.info("copy job %s failed: %s (%s)", job_id, reason, error)
+        await self.send(RecordStep(address=address, job_id=job_id, folder="", failure=typing.cast(FailureReason, reason),
+                                   limit=error.limit))
 
     def _source(self, address: str, job: Job, sealed: str, addresses: list[str]) -> AbstractAsyncContextManager[Session]:
         return self.sessions.session(("source", job.id), lambda: self._open_source(address, job, sealed, addresses))
@@ -212,17 +271,25 @@ class Copier:
             try:
                 return await Session.open(checked, job.source_port, tls=tls, server_hostname=job.source_host if tls else None,
                                           user=address, password=self.vault.open(sealed), timeout=self.settings.source_timeout_s,
-                                          starttls=job.source_security == "starttls")
+                                          starttls=job.source_security == "starttls", max_literal=self._largest_literal())
             except ImapError as error:
                 if error.category != "source_unreachable":
                     raise
                 last = error
         raise last or ImapError("source_unreachable", "no address to connect to")
 
+    def _largest_literal(self) -> int:
+        """A message at the size limit, with room for line ends counted otherwise than in its size."""
+        return self.settings.max_message_bytes + self.settings.max_message_bytes // 8 + 65536
+
     def _tls(self) -> ssl.SSLContext:
         context = ssl.create_default_context(cafile=self.settings.source_ca_file)
         context.minimum_version = ssl.TLSVersion.TLSv1_2
         return context
+
+
+async def _fetch(source: Session, batch: list[Summary]) -> dict[int, bytes]:
+    return await source.bodies([m.uid for m in batch], sum(m.size for m in batch))
 
 
 def _batches(messages: list[Summary]) -> Iterator[list[Summary]]:

@@ -6,13 +6,16 @@
   certificate against the name the user gave (`server_hostname`);
 - it sends mailbox names as given: we quote them (and encode them in modified UTF-7);
 - FETCH answers come back as raw lines: `_fetched` reads them into records;
-- a lost connection left its pending command waiting forever: it now ends with BYE.
+- a lost connection left its pending command waiting forever: it now ends with BYE;
+- it reads whatever a server sends: here a line, a literal and a whole answer have a ceiling, and a
+  command whose answer stops moving ends (`source_stalled`) instead of holding a worker.
 """
 
 import asyncio
 import contextlib
 import re
 import ssl
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -31,15 +34,39 @@ from services.copyjob.domain.purge import uid_sets
 class ImapError(Exception):
     """A command failed; `category` is a FailureReason."""
 
-    def __init__(self, category: str, detail: str) -> None:
+    def __init__(self, category: str, detail: str, limit: int | None = None) -> None:
         super().__init__(detail)
-        self.category = category
+        self.category, self.limit = category, limit
+
+
+MAX_LINE_BYTES = 8 * 1024 * 1024
+"""a line of an answer (a SEARCH of a million UIDs fits); a longer one is a server feeding us without end"""
+ANSWER_BYTES = 64 * 1024 * 1024
+"""what one command's answer may hold unless it says otherwise"""
+
+
+class _Refused(Exception):
+    pass
 
 
 class _Protocol(aioimaplib.IMAP4ClientProtocol):  # type: ignore[misc]
+    heard = 0.0
+    """when the server last sent anything (monotonic)"""
+    received = 0
+    """bytes of the current command's answer"""
+    budget: int | None = None
+    max_literal = 2**63
+    violation: str | None = None
+    """why we hung up on the server: it sent more than any honest answer holds"""
+
     def data_received(self, d: bytes) -> None:
         """aioimaplib's, less its debug line, which formats every byte received (at any log level):
-        most of a FETCH's CPU time."""
+        most of a FETCH's CPU time; and within the ceilings."""
+        self.heard, self.received = time.monotonic(), self.received + len(d)
+        if self.violation is not None:
+            return
+        if self.budget is not None and self.received > self.budget:
+            return self._hang_up(f"an answer of over {self.budget} bytes")
         try:
             pending: bytes = self.incomplete_line  # type: ignore[has-type]
             self._handle_responses(pending + d, self._handle_line, self.current_command)  # type: ignore[has-type]
@@ -48,6 +75,14 @@ class _Protocol(aioimaplib.IMAP4ClientProtocol):  # type: ignore[misc]
         except aioimaplib.IncompleteRead as incomplete_read:
             self.current_command = incomplete_read.cmd
             self.incomplete_line = incomplete_read.data
+        except _Refused as refused:
+            self._hang_up(str(refused))
+
+    def _hang_up(self, why: str) -> None:
+        self.violation = why
+        self.incomplete_line, self.current_command = b"", None
+        if self.transport is not None:
+            self.transport.abort()
 
     def connection_lost(self, exc: Exception | None) -> None:
         """aioimaplib leaves pending commands waiting forever when the server goes: end them (BYE)."""
@@ -71,9 +106,13 @@ class _Protocol(aioimaplib.IMAP4ClientProtocol):  # type: ignore[misc]
                     raise aioimaplib.IncompleteRead(current_cmd)
             line, separator, data = data.partition(aioimaplib.CRLF)
             if not separator:
+                if len(line) > MAX_LINE_BYTES:
+                    raise _Refused(f"a line of over {MAX_LINE_BYTES} bytes")
                 raise aioimaplib.IncompleteRead(current_cmd, line)
             cmd = line_handler(line, current_cmd)
             if begin_literal := aioimaplib.literal_data_re.match(line):
+                if int(begin_literal.group("size")) > self.max_literal:
+                    raise _Refused(f"a literal of {begin_literal.group('size')[:20]!r} bytes, over {self.max_literal}")
                 if cmd is None:
                     cmd = aioimaplib.Command("NIL", "unused")
                 cmd.begin_literal_data(int(begin_literal.group("size")))
@@ -105,7 +144,10 @@ def quoted(name: str) -> str:
 
 
 def quoted_raw(name: str) -> str:
-    """A name as the server spelled it (already modified UTF-7)."""
+    """A name as the server spelled it (already modified UTF-7); one no quoted string can hold (a line
+    break, a NUL, 8-bit: it came as a literal) is not sent back."""
+    if not name.isascii() or any(ch in name for ch in "\r\n\0"):
+        raise ImapError("refused_at_source", "a folder name no quoted string can hold")
     return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
@@ -114,9 +156,12 @@ _UID, _SIZE = re.compile(rb"\bUID (\d+)"), re.compile(rb"\bRFC822\.SIZE (\d+)")
 _FLAGS, _DATE = re.compile(rb"\bFLAGS \(([^)]*)\)"), re.compile(rb'\bINTERNALDATE "([^"]+)"')
 _UIDVALIDITY, _UIDNEXT = re.compile(rb"\bUIDVALIDITY (\d+)"), re.compile(rb"\bUIDNEXT (\d+)")
 _EXISTS, _MESSAGES = re.compile(rb"^(\d+) EXISTS$"), re.compile(rb"\bMESSAGES (\d+)")
+_PASSING = re.compile(rb"^\[(UNAVAILABLE|SERVERBUG|INUSE)\]")
 CLOSE_S = 5.0
-LONG_S = 600.0
-"""a FETCH of a whole folder's summaries, or of one message of up to 100 MB, or its APPEND"""
+LIST_BYTES = 4 * 1024 * 1024
+"""a LIST or LSUB answer (some 20,000 folders)"""
+SUMMARY_BYTES = 512 * 1024 * 1024
+"""the summaries of a folder (a million messages' header fields)"""
 SUMMARY_ITEMS = f"(UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[HEADER.FIELDS ({IDENTIFYING_FIELDS})])"
 
 
@@ -185,12 +230,18 @@ async def _start_tls(client: _Client, context: ssl.SSLContext, server_hostname: 
 @dataclass
 class Session:
     client: _Client
+    ours: bool = False
+    """our own Dovecot: a lost or stalled connection is our trouble (ConnectionError, which the kit
+    retries for as long as it takes), never the user's source failing"""
 
     @classmethod
     async def open(cls, address: str, port: int, *, tls: ssl.SSLContext | None, server_hostname: str | None,
-                   user: str, password: str, timeout: float = 30.0, starttls: bool = False) -> "Session":
-        """`starttls`: connect in plain and upgrade with STARTTLS before the login (`tls` verifies)."""
+                   user: str, password: str, timeout: float = 30.0, starttls: bool = False,
+                   max_literal: int = 2**63) -> "Session":
+        """`starttls`: connect in plain and upgrade with STARTTLS before the login (`tls` verifies).
+        `timeout`: how long an answer may stand still; `max_literal`: the largest literal taken."""
         client = _Client(address, port, tls=None if starttls else tls, server_hostname=server_hostname, timeout=timeout)
+        client.protocol.max_literal = max_literal
         try:
             await client.wait_hello_from_server()
             if starttls and tls is not None:
@@ -210,20 +261,58 @@ class Session:
         return not (protocol.state == aioimaplib.LOGOUT or protocol.transport is None or protocol.transport.is_closing())
 
     async def close(self) -> None:
-        """LOGOUT, unless the connection is gone already (a LOGOUT into it would wait out the timeout)."""
+        """LOGOUT, unless the connection is gone already (a LOGOUT into it would wait out the timeout)
+        or a command is still unanswered (then it is cut)."""
         if not self.alive:
             return
         protocol = self.client.protocol
+        if protocol.pending_sync_command is not None or protocol.pending_async_commands:
+            protocol.transport.abort()
+            return
         with contextlib.suppress(OSError, TimeoutError, aioimaplib.Abort):
             await asyncio.wait_for(protocol.logout(), CLOSE_S)
 
-    async def _call(self, command: Any, timeout: float | None = None) -> Any:
-        """One command; a connection gone (BYE, closed, timed out) is `connection_lost`, retried by
-        the caller's step from what is already there."""
+    async def _call(self, command: Any, budget: int | None = ANSWER_BYTES) -> Any:
+        """One command, its answer at most `budget` bytes; a connection gone (BYE, closed) is
+        `connection_lost`, an answer that stands still for the session's timeout `source_stalled`
+        (both tried again by the caller's step from what is already there), an answer beyond a
+        ceiling `source_protocol`."""
+        protocol = self.client.protocol
+        protocol.received, protocol.budget = 0, budget
+        task = asyncio.ensure_future(command)
         try:
-            return await asyncio.wait_for(command, timeout or self.client.timeout)
+            return await self._while_it_moves(task)
         except (aioimaplib.Abort, aioimaplib.CommandTimeout, OSError, TimeoutError) as error:
-            raise ImapError("connection_lost", f"{type(error).__name__}") from None
+            raise self._refused() or self._lost("connection_lost", f"{type(error).__name__}") from None
+        finally:
+            protocol.budget = None
+            if not task.done():
+                task.cancel()
+
+    async def _while_it_moves(self, task: "asyncio.Future[Any]") -> Any:
+        protocol, idle = self.client.protocol, self.client.timeout
+        moved = (protocol.heard, self._unsent())
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=idle)
+            if done:
+                if refused := self._refused():
+                    raise refused
+                return task.result()
+            if (protocol.heard, self._unsent()) == moved:
+                protocol.transport.abort()
+                raise self._lost("source_stalled", f"no answer for {idle:g} s")
+            moved = (protocol.heard, self._unsent())
+
+    def _lost(self, category: str, detail: str) -> Exception:
+        return ConnectionError(f"our Dovecot: {category} ({detail})") if self.ours else ImapError(category, detail)
+
+    def _unsent(self) -> int:
+        transport = self.client.protocol.transport
+        return transport.get_write_buffer_size() if transport is not None else 0
+
+    def _refused(self) -> ImapError | None:
+        violation = self.client.protocol.violation
+        return ImapError("source_protocol", violation) if violation else None
 
     async def folders(self) -> list[SourceFolder]:
         return await self._listed("LIST")
@@ -232,34 +321,39 @@ class Session:
         return {folder.name for folder in await self._listed("LSUB")}
 
     async def _listed(self, command: str) -> list[SourceFolder]:
-        response = await self._call(self.client.protocol.simple_command(command, '""', '"*"'))
+        response = await self._call(self.client.protocol.simple_command(command, '""', '"*"'), LIST_BYTES)
         self._ok(response, command)
         found = []
-        for line in response.lines[:-1]:
-            if (match := _LIST.match(bytes(line))) is None:
+        lines = [bytes(line) for line in response.lines[:-1]]
+        for number, line in enumerate(lines):
+            if (match := _LIST.match(line)) is None:
                 continue
-            name = match["name"].decode()
-            name = name[1:-1].replace('\\"', '"').replace("\\\\", "\\") if name.startswith('"') else name
-            found.append(SourceFolder(name, match["sep"].decode() if match["sep"] is not None else None,
-                                      frozenset(match["attrs"].decode().split())))
+            name = match["name"].decode("latin-1")
+            if aioimaplib.literal_data_re.match(line) and number + 1 < len(lines):
+                name = lines[number + 1].decode("latin-1")  # the name came as a literal: the next "line"
+            elif name.startswith('"'):
+                name = name[1:-1].replace('\\"', '"').replace("\\\\", "\\")
+            found.append(SourceFolder(name, match["sep"].decode("latin-1") if match["sep"] is not None else None,
+                                      frozenset(match["attrs"].decode("latin-1").split())))
         return found
 
     async def create(self, name: str) -> None:
         response = await self._call(self.client.protocol.simple_command("CREATE", quoted(name)))
         if response.result != "OK" and b"ALREADYEXISTS" not in b" ".join(bytes(x) for x in response.lines):
-            raise ImapError("internal", f"CREATE failed: {response.lines[-1]!r}")
+            raise ImapError("refused_here", f"CREATE refused: {bytes(response.lines[-1])[:200]!r}")
 
     async def subscribe(self, name: str) -> None:
         self._ok(await self._call(self.client.protocol.simple_command("SUBSCRIBE", quoted(name))), "SUBSCRIBE")
 
-    async def select(self, name: str, *, raw: bool = False, readonly: bool = False) -> Mailbox:
+    async def select(self, name: str, *, raw: bool = False, readonly: bool = False, refused: str = "source_protocol") -> Mailbox:
+        """`refused`: the category of a NO (the folder cannot be opened)."""
         mailbox = quoted_raw(name) if raw else quoted(name)
         if readonly:
             response = await self._call(self.client.protocol.execute(
                 aioimaplib.Command("EXAMINE", self.client.protocol.new_tag(), mailbox, loop=self.client.protocol.loop)))
         else:
             response = await self._call(self.client.protocol.select(mailbox))
-        self._ok(response, "SELECT")
+        self._ok(response, "SELECT", refused)
         self.client.protocol.state = aioimaplib.SELECTED  # aioimaplib moves there on its own SELECT only
         text = b"\n".join(bytes(line) for line in response.lines)
         exists = next((int(m[1]) for line in response.lines if (m := _EXISTS.match(bytes(line)))), 0)
@@ -274,7 +368,7 @@ class Session:
 
     async def uids(self, *criteria: str) -> list[int]:
         """UID SEARCH in the selected folder."""
-        response = await self._call(self.client.protocol.search(*criteria, charset=None, by_uid=True), LONG_S)
+        response = await self._call(self.client.protocol.search(*criteria, charset=None, by_uid=True))
         self._ok(response, "SEARCH")
         found: list[int] = []
         for line in response.lines[:-1]:  # aioimaplib hands over `* SEARCH 1 2 3` as `1 2 3`
@@ -288,13 +382,13 @@ class Session:
         """Those messages of the selected folder gone for good (UIDPLUS: only those, whatever else
         is flagged \\Deleted)."""
         protocol = self.client.protocol
-        self._ok(await self._call(protocol.store(uid_set, "+FLAGS.SILENT", "(\\Deleted)", by_uid=True), LONG_S), "STORE")
-        self._ok(await self._call(protocol.expunge(uid_set, by_uid=True), LONG_S), "EXPUNGE")
+        self._ok(await self._call(protocol.store(uid_set, "+FLAGS.SILENT", "(\\Deleted)", by_uid=True)), "STORE")
+        self._ok(await self._call(protocol.expunge(uid_set, by_uid=True)), "EXPUNGE")
 
     async def move(self, uid_set: str, folder: str) -> None:
         """MOVE (RFC 6851). Messages expunged meanwhile by another session (EXPUNGEISSUED) are not
         an error: they are gone from here, which is what a move wants."""
-        response = await self._call(self.client.protocol.move(uid_set, quoted(folder), by_uid=True), LONG_S)
+        response = await self._call(self.client.protocol.move(uid_set, quoted(folder), by_uid=True))
         if response.result != "OK" and b"EXPUNGEISSUED" not in bytes(response.lines[-1]):
             self._ok(response, "MOVE")
 
@@ -309,7 +403,7 @@ class Session:
     async def summaries(self, from_uid: int = 1) -> list[Summary]:
         """The selected folder's messages from that UID on (`n:*` also names the last message when
         it is below n: it is left out)."""
-        response = await self._call(self.client.protocol.fetch(f"{from_uid}:*", SUMMARY_ITEMS, by_uid=True), LONG_S)
+        response = await self._call(self.client.protocol.fetch(f"{from_uid}:*", SUMMARY_ITEMS, by_uid=True), SUMMARY_BYTES)
         self._ok(response, "FETCH")
         return [s for s in (summary_of(record) for record in _fetched(response.lines)) if s.uid >= from_uid]
 
@@ -317,23 +411,25 @@ class Session:
         """Those messages of the selected folder (in batches of 1,000 UIDs a command)."""
         found: list[Summary] = []
         for wanted, _ in uid_sets(uids, 1000):
-            response = await self._call(self.client.protocol.fetch(wanted, SUMMARY_ITEMS, by_uid=True), LONG_S)
+            response = await self._call(self.client.protocol.fetch(wanted, SUMMARY_ITEMS, by_uid=True), SUMMARY_BYTES)
             self._ok(response, "FETCH")
             found += [summary_of(record) for record in _fetched(response.lines)]
         return found
 
     async def body(self, uid: int) -> bytes:
-        response = await self._call(self.client.protocol.fetch(str(uid), "(UID BODY.PEEK[])", by_uid=True), LONG_S)
+        response = await self._call(self.client.protocol.fetch(str(uid), "(UID BODY.PEEK[])", by_uid=True), None)
         self._ok(response, "FETCH")
         for record in _fetched(response.lines):
             if (found := _UID.search(record.text)) and int(found[1]) == uid:
                 return record.literal
         raise ImapError("source_protocol", f"message {uid} has gone from the source")
 
-    async def bodies(self, uids: list[int]) -> dict[int, bytes]:
-        """Several messages in one FETCH (one round trip for the batch)."""
+    async def bodies(self, uids: list[int], announced: int) -> dict[int, bytes]:
+        """Several messages in one FETCH (one round trip for the batch); `announced`: their sizes as
+        the server gave them, which the answer may pass by an eighth (line ends counted otherwise)."""
+        budget = announced + announced // 8 + 4096 * len(uids)
         response = await self._call(self.client.protocol.fetch(",".join(map(str, uids)), "(UID BODY.PEEK[])", by_uid=True),
-                                    LONG_S)
+                                    budget)
         self._ok(response, "FETCH")
         return {int(found[1]): record.literal for record in _fetched(response.lines) if (found := _UID.search(record.text))}
 
@@ -356,26 +452,26 @@ class Session:
             await protocol.pending_sync_command.wait()
         protocol.pending_sync_command = command
         protocol.transport.write(b"".join(parts) + aioimaplib.CRLF)
-        response = await self._call(command.wait(), LONG_S)
-        response = command.response
-        if response.result != "OK":
-            text = b" ".join(bytes(x) for x in response.lines).upper()
-            if b"QUOTA" in text:
-                raise ImapError("quota_exceeded", "the mailbox is full")
-            raise ImapError("internal", f"APPEND failed: {response.lines[-1]!r}")
+        await self._call(command.wait())
+        self._appended(command.response)
 
     async def append(self, folder: str, message: bytes, flags: tuple[str, ...], internaldate: str) -> None:
         kept = " ".join(kept_flags(flags)[0])
         date = datetime.fromtimestamp(int(internaldate), UTC)
-        response = await self._call(self.client.protocol.append(message, mailbox=quoted(folder), flags=f"({kept})", date=date),
-                                    LONG_S)
-        if response.result != "OK":
-            text = b" ".join(bytes(x) for x in response.lines).upper()
-            if b"OVERQUOTA" in text or b"QUOTA" in text:
-                raise ImapError("quota_exceeded", "the mailbox is full")
-            raise ImapError("internal", f"APPEND failed: {response.lines[-1]!r}")
+        response = await self._call(self.client.protocol.append(message, mailbox=quoted(folder), flags=f"({kept})", date=date))
+        self._appended(response)
+
+    def _appended(self, response: Any) -> None:
+        if response.result == "OK":
+            return
+        if b"QUOTA" in b" ".join(bytes(x) for x in response.lines).upper():
+            raise ImapError("quota_exceeded", "the mailbox is full")
+        self._ok(response, "APPEND", "refused_here")
 
     @staticmethod
-    def _ok(response: Any, what: str) -> None:
+    def _ok(response: Any, what: str, refused: str = "source_protocol") -> None:
         if response.result != "OK":
-            raise ImapError("source_protocol", f"{what} failed: {bytes(response.lines[-1])[:200]!r}")
+            category = {"NO": refused, "BYE": "connection_lost"}.get(response.result, "source_protocol")
+            if category == refused and _PASSING.search(bytes(response.lines[-1])):
+                category = "unavailable"  # the server's own trouble, for now: tried again
+            raise ImapError(category, f"{what} failed: {bytes(response.lines[-1])[:200]!r}")

@@ -10,6 +10,7 @@ from typing import Any
 
 from services.copyjob.application.ports import Jobs, Passwords, Resolver, Vault
 from services.copyjob.domain.checkpoints import Mark, mark_key
+from services.copyjob.domain.folders import decode_mutf7_or_raw
 from services.copyjob.domain.jobs import (
     Job,
     Planned,
@@ -17,6 +18,7 @@ from services.copyjob.domain.jobs import (
     cancelled,
     failed,
     removing_folders,
+    with_folder_skipped,
     with_folders_removed,
     with_plan,
     with_progress,
@@ -140,9 +142,10 @@ def _about(job: Job, address: str) -> dict[str, Any]:
 async def record_plan(command: RecordPlan, jobs: Jobs, deps: Deps) -> Accepted:
     job = jobs.find(command.job_id)
     if job and job.running and not job.planned:
-        planned = with_plan(job, [Planned(f.name, f.source_name, f.up_to_date) for f in command.folders], deps.clock())
+        planned = with_plan(job, [Planned(f.name, f.source_name, f.up_to_date, f.renamed, f.skipped)
+                                  for f in command.folders], deps.clock())
         steps = [CopyFolder(address=command.address, job_id=job.id, folder=f.name, source_folder=f.source_name)
-                 for f in command.folders if f.up_to_date is None]
+                 for f in command.folders if f.up_to_date is None and f.skipped is None]
         jobs.save(planned, events=_ended(planned, command.address), work=steps)
     return Accepted(command_id=command.message_id)
 
@@ -152,7 +155,11 @@ async def record_step(command: RecordStep, jobs: Jobs, deps: Deps) -> Accepted:
     if job is None or not job.running:
         return Accepted(command_id=command.message_id)
     if command.failure:
-        changed = failed(job, command.failure, deps.clock())
+        changed = failed(job, command.failure, deps.clock(), command.limit)
+        jobs.save(changed, events=_ended(changed, command.address))
+        return Accepted(command_id=command.message_id)
+    if command.skipped:
+        changed = with_folder_skipped(job, command.source_folder, command.chunk, command.skipped, deps.clock())
         jobs.save(changed, events=_ended(changed, command.address))
         return Accepted(command_id=command.message_id)
     result = StepResult(command.copied, command.already_there, command.copied_bytes, tuple(command.too_big),
@@ -206,9 +213,9 @@ async def record_progress(command: RecordProgress, jobs: Jobs, deps: Deps) -> Ac
 
 def _ended(job: Job, address: str) -> list[Any]:
     if job.state == "completed":
-        return [JobCompleted(**_about(job, address), **job.totals())]
+        return [JobCompleted(**_about(job, address), **job.totals(), skipped_folders=job.skipped_folders())]
     if job.state == "failed":
-        return [JobFailed(**_about(job, address), reason=job.reason, copied=job.copied)]
+        return [JobFailed(**_about(job, address), reason=job.reason, copied=job.copied, limit=job.limit)]
     return []
 
 
@@ -232,6 +239,8 @@ async def end_jobs_of_deleted(command: EndJobsOfDeleted, jobs: Jobs, deps: Deps)
 def view(job: Job) -> dict[str, Any]:
     shown = asdict(job)
     shown["folders"] = [{**{k: v for k, v in f.items() if k not in ("source_name", "progress", "chunks")},
-                         "copied": max(f["copied"], f["progress"])} for f in shown["folders"]]
+                         "copied": max(f["copied"], f["progress"]),
+                         **({"source": decode_mutf7_or_raw(f["source_name"])} if f["renamed"] or f["skipped"] else {})}
+                        for f in shown["folders"]]
     return {**shown, "totals": job.totals(), "started_at": job.started_at.isoformat(),
             "ended_at": job.ended_at.isoformat() if job.ended_at else None}

@@ -2,23 +2,47 @@
 hierarchy separator turned into ours (`/`), and special-use folders mapped onto ours. Pure."""
 
 import base64
+import binascii
 import re
+import unicodedata
 from dataclasses import dataclass
+from hashlib import sha256
 
 OUR_SEPARATOR = "/"
 SPECIAL_USE = {"\\Sent": "Sent", "\\Drafts": "Drafts", "\\Trash": "Trash", "\\Junk": "Junk", "\\Archive": "Archive"}
 """a source folder flagged so is copied into our folder of that use"""
 _SHIFTED = re.compile(r"&([^-]*)-")
+MAX_NAME_BYTES = 200
+"""a name's length here as stored (modified UTF-7, each `.` escaped as `\\2e` by listescape): Maildir++
+keeps a folder's whole path in one directory name, at most 255 bytes"""
 
 
 def decode_mutf7(name: str) -> str:
+    """Unicode from modified UTF-7; ValueError when the name is none (a stray `&`, bad base64 or
+    UTF-16, a character outside printable ASCII)."""
     def shifted(match: re.Match[str]) -> str:
         if not match[1]:
             return "&"
         data = match[1].replace(",", "/")
-        return base64.b64decode(data + "=" * (-len(data) % 4)).decode("utf-16-be")
+        try:
+            return base64.b64decode(data + "=" * (-len(data) % 4), validate=True).decode("utf-16-be")
+        except (binascii.Error, UnicodeDecodeError) as error:
+            raise ValueError(f"not modified UTF-7: {error}") from None
 
-    return _SHIFTED.sub(shifted, name)
+    if not name.isascii() or not name.isprintable():
+        raise ValueError("not modified UTF-7: a character outside printable ASCII")
+    decoded = _SHIFTED.sub(shifted, name)
+    if "&" in _SHIFTED.sub("", name):
+        raise ValueError("not modified UTF-7: an unterminated `&`")
+    return decoded
+
+
+def decode_mutf7_or_raw(name: str) -> str:
+    """For showing a source's name: Unicode where it is modified UTF-7, else as it came."""
+    try:
+        return decode_mutf7(name)
+    except ValueError:
+        return name
 
 
 def encode_mutf7(name: str) -> str:
@@ -79,7 +103,45 @@ def our_name(folder: SourceFolder, *, special: bool = True) -> str:
 
 
 def own_name(folder: SourceFolder) -> str:
+    """The folder's own name and hierarchy here, or, when that has no valid form here, a safe one
+    (`renamed`)."""
+    natural = _natural_name(folder)
+    return natural if natural is not None and storable(natural) else _safe_name(folder, natural)
+
+
+def renamed(folder: SourceFolder, name: str) -> bool:
+    """Whether the folder goes here under another name than its own (special uses aside)."""
+    return name != "INBOX" and name not in SPECIAL_USE.values() and name != _natural_name(folder)
+
+
+def storable(name: str) -> bool:
+    """A name our Dovecot takes: no empty level, no control character, short enough."""
+    levels = name.split(OUR_SEPARATOR)
+    return (all(levels) and not any(unicodedata.category(ch) in ("Cc", "Cs") for ch in name)
+            and len(encode_mutf7(name)) + 2 * name.count(".") <= MAX_NAME_BYTES)
+
+
+def _natural_name(folder: SourceFolder) -> str | None:
     """The name and hierarchy, with `/` inside a level (possible when the source separates with `.`)
-    written as a full-width solidus so that it stays one level."""
-    levels = decode_mutf7(folder.name).split(folder.separator) if folder.separator else [decode_mutf7(folder.name)]
+    written as a full-width solidus so that it stays one level; None when it is not modified UTF-7."""
+    try:
+        decoded = decode_mutf7(folder.name)
+    except ValueError:
+        return None
+    if encode_mutf7(decoded) != folder.name:
+        return None  # spelled otherwise than modified UTF-7 spells it: another folder may have this name
+    levels = decoded.split(folder.separator) if folder.separator else [decoded]
     return OUR_SEPARATOR.join(level.replace(OUR_SEPARATOR, "\uff0f") for level in levels)
+
+
+def _safe_name(folder: SourceFolder, natural: str | None) -> str:
+    """What can be kept of the name (control characters and empty levels as `_`, cut to fit), marked
+    with a digest of the source's spelling: the same on every run, and two source folders never meet."""
+    readable = natural if natural is not None else "".join(ch if ch.isprintable() else "_" for ch in folder.name)
+    levels = ["".join("_" if unicodedata.category(ch) in ("Cc", "Cs") else ch for ch in level) or "_"
+              for level in readable.split(OUR_SEPARATOR)]
+    mark = f" ({sha256(folder.name.encode('utf-8', 'surrogateescape')).hexdigest()[:8]})"
+    name = OUR_SEPARATOR.join(levels)[:MAX_NAME_BYTES]
+    while name and not storable(name + mark):
+        name = name[:-1]
+    return name.rstrip(OUR_SEPARATOR) + mark

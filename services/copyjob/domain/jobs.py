@@ -6,10 +6,11 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Literal
 
-from services.copyjob.domain.folders import decode_mutf7
+from services.copyjob.domain.folders import decode_mutf7, decode_mutf7_or_raw
 from services.copyjob.domain.purge import PurgeFolder
 
-FolderState = Literal["pending", "done"]
+FolderState = Literal["pending", "done", "skipped"]
+FINISHED = ("done", "skipped")
 RECENT_JOBS = 5
 """finished jobs GetJob can still show per account"""
 
@@ -31,6 +32,10 @@ class FolderProgress:
     """messages its step found missing here (to copy), once it has looked"""
     chunks: int = 0
     """chunks recorded: the next step of this folder is chunk number `chunks`"""
+    renamed: bool = False
+    """stored under a safe name, its own having no valid form here"""
+    skipped: str | None = None
+    """why it was left out (state skipped): a FolderSkip"""
 
 
 @dataclass(frozen=True)
@@ -46,6 +51,8 @@ class Job:
     planned: bool = False
     folders: tuple[FolderProgress, ...] = ()
     reason: str | None = None
+    limit: int | None = None
+    """the limit a job failed at (byte_limit, too_many_folders)"""
     ended_at: datetime | None = None
     purge: tuple[PurgeFolder, ...] = ()
     """a purge's plan: per folder, what goes"""
@@ -70,7 +77,11 @@ class Job:
         return {"copied": self.copied, "already_there": sum(f.already_there for f in self.folders),
                 "copied_bytes": sum(f.copied_bytes for f in self.folders),
                 "skipped_too_big": sum(len(f.too_big) for f in self.folders),
-                "flags_dropped": sum(f.flags_dropped for f in self.folders)}
+                "flags_dropped": sum(f.flags_dropped for f in self.folders),
+                "renamed_folders": sum(f.renamed for f in self.folders)}
+
+    def skipped_folders(self) -> list[str]:
+        return [decode_mutf7_or_raw(f.source_name) for f in self.folders if f.state == "skipped"]
 
 
 @dataclass(frozen=True)
@@ -88,15 +99,24 @@ class Planned:
     source_name: str
     up_to_date: int | None = None
     """the source's message count when nothing there is new since the last copy: no step"""
+    renamed: bool = False
+    skipped: str | None = None
 
 
 def with_plan(job: Job, folders: list[Planned], now: datetime) -> Job:
     if job.planned or not job.running:
         return job
-    progress = tuple(FolderProgress(f.name, f.source_name) if f.up_to_date is None
-                     else FolderProgress(f.name, f.source_name, state="done", already_there=f.up_to_date, total=0)
-                     for f in folders)
+    progress = tuple(_planned(f) for f in folders)
     return _completed_if_done(replace(job, planned=True, folders=progress), now)
+
+
+def _planned(folder: Planned) -> FolderProgress:
+    if folder.skipped:
+        return FolderProgress(folder.name, folder.source_name, state="skipped", renamed=folder.renamed, skipped=folder.skipped)
+    if folder.up_to_date is not None:
+        return FolderProgress(folder.name, folder.source_name, state="done", already_there=folder.up_to_date, total=0,
+                              renamed=folder.renamed)
+    return FolderProgress(folder.name, folder.source_name, renamed=folder.renamed)
 
 
 def with_purge_plan(job: Job, plan: list[PurgeFolder], now: datetime) -> Job:
@@ -128,7 +148,7 @@ def with_step(job: Job, source_name: str, chunk: int, result: StepResult, now: d
     """A folder's chunk done, the folder with it unless there is `more` (each chunk recorded once:
     a redelivered step's second record changes nothing)."""
     folder = folder_of(job, source_name)
-    if not job.running or folder is None or folder.state == "done" or folder.chunks != chunk:
+    if not job.running or folder is None or folder.state in FINISHED or folder.chunks != chunk:
         return job
     recorded = replace(folder, state="pending" if more else "done", chunks=chunk + 1,
                        copied=folder.copied + result.copied, already_there=folder.already_there + result.already_there,
@@ -137,6 +157,15 @@ def with_step(job: Job, source_name: str, chunk: int, result: StepResult, now: d
     if not more:
         recorded = replace(recorded, total=recorded.copied + len(recorded.too_big))
     return _completed_if_done(replace(job, folders=tuple(recorded if f is folder else f for f in job.folders)), now)
+
+
+def with_folder_skipped(job: Job, source_name: str, chunk: int, why: str, now: datetime) -> Job:
+    """A folder left out at its chunk (what its earlier chunks copied stays); the others go on."""
+    folder = folder_of(job, source_name)
+    if not job.running or folder is None or folder.state in FINISHED or folder.chunks != chunk:
+        return job
+    skipped = replace(folder, state="skipped", skipped=why, chunks=chunk + 1)
+    return _completed_if_done(replace(job, folders=tuple(skipped if f is folder else f for f in job.folders)), now)
 
 
 def with_progress(job: Job, source_name: str, copied: int, total: int) -> Job:
@@ -148,8 +177,8 @@ def with_progress(job: Job, source_name: str, copied: int, total: int) -> Job:
     return replace(job, folders=folders)
 
 
-def failed(job: Job, reason: str, now: datetime) -> Job:
-    return replace(job, state="failed", reason=reason, ended_at=now) if job.running else job
+def failed(job: Job, reason: str, now: datetime, limit: int | None = None) -> Job:
+    return replace(job, state="failed", reason=reason, limit=limit, ended_at=now) if job.running else job
 
 
 def cancelled(job: Job, now: datetime, reason: str | None = None) -> Job:
@@ -157,6 +186,6 @@ def cancelled(job: Job, now: datetime, reason: str | None = None) -> Job:
 
 
 def _completed_if_done(job: Job, now: datetime) -> Job:
-    if job.planned and all(f.state == "done" for f in job.folders) and not removing_folders(job):
+    if job.planned and all(f.state in FINISHED for f in job.folders) and not removing_folders(job):
         return replace(job, state="completed", ended_at=now)
     return job

@@ -15,6 +15,7 @@ from services.copyjob.domain.jobs import (
     StepResult,
     cancelled,
     failed,
+    with_folder_skipped,
     with_plan,
     with_progress,
     with_step,
@@ -80,9 +81,23 @@ def test_a_job_completes_when_its_last_chunk_is_recorded_once():
     assert half.folders[0].copied == 5 and half.folders[0].total == 5
     done = with_step(half, "Sent Items", 0, StepResult(copied=2, already_there=1, too_big=("Sent#9 (2 bytes)",)), NOW)
     assert done.state == "completed" and done.totals() == {"copied": 7, "already_there": 9, "copied_bytes": 0,
-                                                          "skipped_too_big": 1, "flags_dropped": 0}
+                                                          "skipped_too_big": 1, "flags_dropped": 0, "renamed_folders": 0}
     assert with_plan(_job(), [], NOW).state == "completed"
     assert with_plan(_job(), [Planned("INBOX", "INBOX", 3)], NOW).state == "completed"
+
+
+def test_a_folder_left_out_ends_alone_and_the_job_lists_it():
+    planned = with_plan(_job(), [Planned("INBOX", "INBOX"), Planned("x (1a2b3c4d)", "x\x01", renamed=True),
+                                 Planned("a.b", "a.b", skipped="refused_here")], NOW)
+    assert [f.state for f in planned.folders] == ["pending", "pending", "skipped"] and planned.running
+
+    first = with_step(planned, "INBOX", 0, StepResult(copied=3), NOW, more=True)
+    left_out = with_folder_skipped(first, "INBOX", 1, "refused_at_source", NOW)
+    assert with_folder_skipped(left_out, "INBOX", 1, "refused_here", NOW) == left_out  # recorded once
+    assert left_out.folders[0].copied == 3 and left_out.folders[0].skipped == "refused_at_source"
+    done = with_step(left_out, "x\x01", 0, StepResult(copied=1), NOW)
+    assert done.state == "completed" and done.skipped_folders() == ["INBOX", "a.b"]
+    assert done.totals()["renamed_folders"] == 1 and done.totals()["copied"] == 4
 
 
 def test_an_ended_job_does_not_move_again():
