@@ -690,7 +690,7 @@ render_postfix() {
     -e "s|@SUBMIT_SMTPD@|127.0.0.1:$SUBMIT_PORT|g" -e "s|@SASL_PATH@|$DOVECOT_DIR/base/auth-postfix|g" \
     -e "s|@SRS_FORWARD@|127.0.0.1:$SRS_FORWARD_PORT|g" \
     -e "s|@SRS_REVERSE@|127.0.0.1:$SRS_REVERSE_PORT|g" -e "s|@SRS_DOMAIN@|$SRS_DOMAIN|g" \
-    -e "s|@FORWARD_DOMAIN_RE@|${FORWARD_DOMAIN//./\\\\.}|g" -e "s|@FORWARD_DOMAIN@|$FORWARD_DOMAIN|g" "$1"
+    -e "s|@SRS_DOMAIN_RE@|${SRS_DOMAIN//./\\\\.}|g" -e "s|@FORWARD_DOMAIN_RE@|${FORWARD_DOMAIN//./\\\\.}|g" -e "s|@FORWARD_DOMAIN@|$FORWARD_DOMAIN|g" "$1"
 }
 
 # The forwarding map starts empty; the rules service (its own user) fills it (postmap -i/-d) and
@@ -722,7 +722,7 @@ prepare_postfix_instance() {
   install_if_changed "$rendered" "$POSTFIX_CONF/master.cf" -m 644 && changed=0
   rm -f "$rendered"
   local table
-  for table in header_checks smtp_header_checks forward_domain; do
+  for table in header_checks smtp_header_checks forward_domain srs_senders; do
     render_postfix "$REPO/deploy/postfix/$table" >"$rendered.$table"
     install_if_changed "$rendered.$table" "$POSTFIX_CONF/$table" -m 644 && changed=0
     rm -f "$rendered.$table"

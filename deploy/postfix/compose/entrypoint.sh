@@ -47,7 +47,7 @@ render() {
     -e "s|@RELAYHOST@|$POSTFIX_RELAYHOST|g" -e "s|@LISTEN@|all|g" -e "s|@SMTPD@|10587|g" \
     -e "s|@TRUSTED@|$POSTFIX_TRUSTED_NETWORKS|g" -e "s|@SUBMITTERS@||g" \
     -e "s|@SRS_FORWARD@|127.0.0.1:10785|g" -e "s|@SRS_REVERSE@|127.0.0.1:10786|g" -e "s|@SRS_DOMAIN@|$POSTFIX_SRS_DOMAIN|g" \
-    -e "s|@FORWARD_DOMAIN_RE@|${FORWARD_DOMAIN//./\\\\.}|g" -e "s|@FORWARD_DOMAIN@|$FORWARD_DOMAIN|g" "$1"
+    -e "s|@SRS_DOMAIN_RE@|${POSTFIX_SRS_DOMAIN//./\\\\.}|g" -e "s|@FORWARD_DOMAIN_RE@|${FORWARD_DOMAIN//./\\\\.}|g" -e "s|@FORWARD_DOMAIN@|$FORWARD_DOMAIN|g" "$1"
 }
 
 # The services' SMTP AUTH listener (@SUBMIT_SMTPD@, @SASL_PATH@) asks Dovecot's auth socket, which is
@@ -78,7 +78,7 @@ render_config() {
   mkdir -p "$to"
   render "$from/main.cf.in" >"$to/main.cf"
   { render "$from/master.cf" | without_submit_listener; sieve_listener; } >"$to/master.cf"
-  for table in header_checks smtp_header_checks forward_domain; do
+  for table in header_checks smtp_header_checks forward_domain srs_senders; do
     render "$from/$table" >"$to/$table"
   done
 }

@@ -115,6 +115,19 @@ async def test_all_to_three_destinations_keeps_a_copy_with_srs_only_on_the_forwa
     [(bounce_sender, _)] = await _at_sink(smtp_sink, sender)
     assert bounce_sender in ("", "<>")
 
+    local, domain = srs_sender.split("@")
+    forged = local[:5] + ("AAAA" if local[5:9] != "AAAA" else "BBBB") + local[9:]  # SRS0=HHHH=...: another hash
+    refused = {"a valid SRS address, but no bounce": (srs_sender, "someone@example.net"),
+               "a hash that is not ours": (f"{forged}@{domain}", ""),
+               "not an SRS address": (f"postmaster@{domain}", ""), "a relay attempt": (f"{sender}@{domain}", "")}
+    for why, (recipient, envelope_from) in refused.items():
+        try:
+            await asyncio.to_thread(send, recipient, subject=why, envelope_from=envelope_from)
+        except smtplib.SMTPRecipientsRefused as refusal:
+            assert refusal.recipients[recipient][0] in (550, 554), (why, refusal.recipients)
+        else:
+            raise AssertionError(f"{why}: accepted")
+
 
 async def test_from_and_subject_rules_match_hostile_keywords_exactly(client, admin_token, rules_service, smtp_sink):
     """Ensure a keyword with quotes, backslashes, Sieve syntax, full-width, look-alike and emoji text
