@@ -107,7 +107,6 @@ def clone_source(server: SourceServer, template: str, address: str) -> None:
 def mbsync(address: str, port: int, folder: Path) -> float | None:
     if shutil.which("mbsync") is None:
         return None
-    master, password = os.environ["DOVECOT_MASTER_USER"], Path(os.environ["DOVECOT_MASTER_PASSWORD_FILE"]).read_text().strip()
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     config = folder / "mbsyncrc"
@@ -124,8 +123,8 @@ Account source
 IMAPAccount target
 Host 127.0.0.1
 Port {os.environ.get("DOVECOT_IMAP_PORT", "10143")}
-User {address}*{master}
-Pass {password}
+User {address}
+Pass {PASSWORD}
 SSLType None
 
 IMAPStore target
@@ -195,9 +194,9 @@ async def _baselines(bench: Bench, server: SourceServer, template: str) -> list[
 
 async def _reruns(bench: Bench, server: SourceServer, address: str, token: str, runs: dict[str, list[float]]) -> list[str]:
     """Exactness, then a re-run with nothing new, then one whose checkpoints were lost (both copy nothing)."""
-    port, master = int(os.environ.get("DOVECOT_IMAP_PORT", "10143")), os.environ["DOVECOT_MASTER_USER"]
+    socket_path, master = os.environ["DOVECOT_IMAP_SOCKET"], os.environ["DOVECOT_MASTER_USER"]
     password = Path(os.environ["DOVECOT_MASTER_PASSWORD_FILE"]).read_text().strip()
-    exact = await _contents(address, port, password, user=f"{address}*{master}") == await _contents(
+    exact = await _contents(address, socket_path, password, user=f"{address}*{master}") == await _contents(
         address, server.port, SOURCE_PASSWORD)
     runs["re-run with nothing new"].append(await copy(bench, [(address, token)], server.port, copied=0))
     jobs = pymongo.MongoClient(os.environ["MONGODB_URL"])[bench.databases["copyjob"]]["jobs"]

@@ -43,7 +43,7 @@ CONF = os.environ.get("DOVECOT_CONF", "")
 
 async def ours(address: str) -> Session:
     master, password = os.environ["DOVECOT_MASTER_USER"], Path(os.environ["DOVECOT_MASTER_PASSWORD_FILE"]).read_text().strip()
-    return await Session.open("127.0.0.1", int(os.environ.get("DOVECOT_IMAP_PORT", "10143")), tls=None,
+    return await Session.open(os.environ["DOVECOT_IMAP_SOCKET"], 0, tls=None,
                               server_hostname=None, user=f"{address}*{master}", password=password)
 
 

@@ -19,10 +19,9 @@ import time
 import warnings
 from pathlib import Path
 
-from sievelib.managesieve import Client  # type: ignore[import-untyped]
-
 from bench.change_password import EchoClient, EchoServer, sequential
 from bench.harness import burst, line, one_at_a_time, pct, services
+from services.rules.adapters.managesieve import UnixClient
 from services.rules.domain.rules import RuleSet
 from services.rules.domain.sieve import compile_sieve
 from shared.broker_access import ADMIN
@@ -34,10 +33,10 @@ warnings.filterwarnings("ignore", message="Credentials are sent over an unencryp
 
 def sieve_floor(address: str, count: int) -> tuple[list[float], list[float]]:
     """Per PUTSCRIPT+SETACTIVE on an open connection; per connect+login+logout."""
-    host, port = "127.0.0.1", int(os.environ.get("DOVECOT_SIEVE_PORT", "14190"))
+    socket_path = os.environ["DOVECOT_SIEVE_SOCKET"]
     master, password = os.environ["DOVECOT_MASTER_USER"], Path(os.environ["DOVECOT_MASTER_PASSWORD_FILE"]).read_text().strip()
     script = compile_sieve(RuleSet(address=address, plan=Plan.KWC, spam_tag=True))
-    client = Client(host, port)
+    client = UnixClient(socket_path)
     assert client.connect(master, password, authz_id=address, authmech="PLAIN")
     puts = []
     for _ in range(count):
@@ -48,7 +47,7 @@ def sieve_floor(address: str, count: int) -> tuple[list[float], list[float]]:
     logins = []
     for _ in range(count // 4):
         start = time.perf_counter()
-        other = Client(host, port)
+        other = UnixClient(socket_path)
         assert other.connect(master, password, authz_id=address, authmech="PLAIN")
         other.logout()
         logins.append((time.perf_counter() - start) * 1000)

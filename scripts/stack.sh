@@ -229,6 +229,11 @@ ensure_users() {
     join_group "mailss-$service" mailss
   done
   join_group mailss-account mailss-homes
+  # mailss-mail: the services that act in mailboxes through the master user (the copy job, the rules
+  # service) may open Dovecot's sockets for them; the master user logs in nowhere else.
+  system_group mailss-mail
+  join_group mailss-copyjob mailss-mail
+  join_group mailss-rules mailss-mail
   # The passwd.d buckets are group dovecot's (Dovecot's auth reads them): the account service reads
   # them too, whoever wrote a bucket last (an operator's run as root), and writes them (its folder).
   join_group mailss-account dovecot
@@ -325,6 +330,7 @@ start_rabbitmq() {
   claim_port "$AMQP_PORT" "RabbitMQ (AMQP)"
   claim_port "$MANAGEMENT_PORT" "RabbitMQ (management)"
   claim_port "$DIST_PORT" "RabbitMQ (Erlang distribution)"
+  ensure_epmd
   say "starting RabbitMQ ($RABBITMQ_NODE)"
   local from
   from=$(log_size "$LOGS/rabbitmq.log")
@@ -382,6 +388,14 @@ private_dir() {
   mkdir -p "$1"
   chmod 700 "$1"
   find "$1" -type d -exec chmod 700 {} + -o -type f -exec chmod 600 {} +
+}
+
+# epmd serves every node of the machine, and whoever starts it decides where it listens: the node
+# would on loopback (rabbitmq-env.conf), but the rabbitmqctl polling its start-up starts one first when
+# none runs, on every address (seen on a fresh machine). So it is started here, on loopback, first.
+ensure_epmd() {
+  pgrep -x epmd >/dev/null && return 0
+  runuser -u rabbitmq -- env -i PATH=/usr/bin:/bin HOME=/var/lib/rabbitmq ERL_EPMD_ADDRESS=127.0.0.1 epmd -daemon
 }
 
 # epmd outlives the node, and any rabbitmqctl starts one when none runs. Once our node is gone,
@@ -484,14 +498,15 @@ dovecot_running() {
 # from stdin: it stays out of `ps`.
 # Only Dovecot's auth (user dovecot) reads it: the group dovecot also has the account service (which
 # reads the passwd.d buckets it writes).
+# passwd_file LOGIN SECRET USERS [EXTRA]: EXTRA, the line's extra fields (Dovecot passwd-file).
 passwd_file() {
-  local login=$1 secret=$2 users=$3 pw hash
+  local login=$1 secret=$2 users=$3 extra=${4:-} pw hash
   [[ -s $secret ]] || (umask 077 && random_secret >"$secret")
   chmod 600 "$secret"
-  if ! [[ -s $users && $users -nt $secret ]] || ! grep -q "^$login:{SHA512-CRYPT}" "$users"; then
+  if ! [[ -s $users && $users -nt $secret ]] || ! grep -q "^$login:{SHA512-CRYPT}.*:$extra\$" "$users"; then
     pw=$(<"$secret")
     hash=$(printf '%s\n%s\n' "$pw" "$pw" | doveadm pw -s SHA512-CRYPT)
-    (umask 077 && echo "$login:$hash" >"$users.tmp")
+    (umask 077 && echo "$login:$hash::::::$extra" >"$users.tmp")
     mv -f "$users.tmp" "$users"
   fi
   chown dovecot:root "$users"
@@ -526,7 +541,12 @@ prepare_dovecot_instance() {
   chown vmail:mailss-homes "$DOVECOT_DIR/mail"
   chmod 2770 "$DOVECOT_DIR/mail"
   migrate_mail_homes
-  passwd_file "$MASTER_USER" "$MASTER_PASSWORD_FILE" "$DOVECOT_DIR/master-users"
+  # The master user logs in only through the services' sockets (no IP: `local`), which only the
+  # group mailss-mail may open: no other local user can even try its password.
+  passwd_file "$MASTER_USER" "$MASTER_PASSWORD_FILE" "$DOVECOT_DIR/master-users" allow_nets=local
+  mkdir -p "$DOVECOT_DIR/services"
+  chown root:mailss-mail "$DOVECOT_DIR/services"
+  chmod 750 "$DOVECOT_DIR/services"
   passwd_file "$SUBMIT_USER" "$SUBMIT_PASSWORD_FILE" "$DOVECOT_DIR/submit-users"
   write_policy_conf
   local rendered
@@ -774,6 +794,8 @@ print_env() {
   export_line DOVECOT_IMAP_PORT "$IMAP_PORT"
   export_line DOVECOT_LMTP_SOCKET "$DOVECOT_DIR/base/lmtp"
   export_line DOVECOT_SIEVE_PORT "$SIEVE_PORT"
+  export_line DOVECOT_IMAP_SOCKET "$DOVECOT_DIR/services/imap"
+  export_line DOVECOT_SIEVE_SOCKET "$DOVECOT_DIR/services/sieve"
   export_line DOVECOT_MASTER_USER "$MASTER_USER"
   export_line DOVECOT_MASTER_PASSWORD_FILE "$MASTER_PASSWORD_FILE"
   export_line MAIL_POLICY_API_KEY_FILE "$POLICY_KEY_FILE"

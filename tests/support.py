@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aio_pika
 import pytest
@@ -21,6 +21,9 @@ import pytest
 from shared.auth import TokenIssuer
 from shared.launch import credentials
 from shared.registry import ServiceEntry
+
+if TYPE_CHECKING:
+    from services.copyjob.adapters.imap import Session
 
 PROGRAMMING_ERROR = re.compile(r"\b(AttributeError|TypeError|NameError|UnboundLocalError|KeyError|IndexError)\b")
 REPO = Path(__file__).resolve().parent.parent
@@ -283,12 +286,35 @@ def deliver(address: str, *, subject: str = "hello", sender: str = "sender@examp
 
 @contextlib.contextmanager
 def as_owner(address: str) -> Iterator[imaplib.IMAP4]:
-    """Our Dovecot over IMAP, logged in as the account's owner would be (through the master user)."""
+    """Our Dovecot over IMAP, logged in as the account's owner would be (through the master user, on
+    the services' socket: the only place it may log in)."""
     password = Path(os.environ["DOVECOT_MASTER_PASSWORD_FILE"]).read_text().strip()
-    host = os.environ.get("DOVECOT_IMAP_HOST", "127.0.0.1")
-    with imaplib.IMAP4(host, int(os.environ.get("DOVECOT_IMAP_PORT", "10143")), timeout=10) as imap:
+    with ServicesImap(os.environ["DOVECOT_IMAP_SOCKET"], timeout=10) as imap:
         imap.login(f"{address}*{os.environ['DOVECOT_MASTER_USER']}", password)
         yield imap
+
+
+class ServicesImap(imaplib.IMAP4):
+    """imaplib over a Unix socket: Dovecot's IMAP for the services."""
+
+    def __init__(self, path: str, timeout: float | None = None) -> None:
+        self._path = path
+        super().__init__("localhost", 0, timeout)
+
+    def _create_socket(self, timeout: float | None) -> socket.socket:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(timeout)
+        sock.connect(self._path)
+        return sock
+
+
+async def ours_session(address: str) -> "Session":
+    """A copy job Session on our Dovecot, as the account's owner (through the master user)."""
+    from services.copyjob.adapters.imap import Session
+
+    password = Path(os.environ["DOVECOT_MASTER_PASSWORD_FILE"]).read_text().strip()
+    return await Session.open(os.environ["DOVECOT_IMAP_SOCKET"], 0, tls=None, server_hostname=None,
+                              user=f"{address}*{os.environ['DOVECOT_MASTER_USER']}", password=password)
 
 
 def subjects_in(address: str, folder: str) -> list[str]:

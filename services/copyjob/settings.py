@@ -52,8 +52,8 @@ class CopyJobSettings(ServiceSettings):
     """tests and drills only: retention acts as if this many days later"""
     progress_interval_s: float = Field(default=2.0, gt=0)
     """a copy step reports how far it is at most this often (GetJob, the progress bar, JobProgress)"""
-    dovecot_imap_host: str = "127.0.0.1"
-    dovecot_imap_port: int = Field(default=10143, ge=1, le=65535)
+    dovecot_imap_socket: str = "/srv/dovecot/services/imap"
+    """Dovecot's IMAP for the services (a Unix socket): the master user logs in nowhere else"""
     dovecot_master_user: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
     dovecot_master_password: SecretStr
 

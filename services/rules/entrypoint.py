@@ -36,7 +36,7 @@ RECONCILE_AT_START_S = 5.0
 def compose(settings: RulesSettings, kit: Resources) -> Wiring:
     reader = AggregateReader(kit.database[AGGREGATES])
     deps = Deps(sessions=kit.sessions, internal_domains=frozenset({settings.forward_domain, settings.srs_domain}))
-    sieve = ManageSieve(settings.dovecot_sieve_host, settings.dovecot_sieve_port, settings.dovecot_master_user,
+    sieve = ManageSieve(settings.dovecot_sieve_socket, settings.dovecot_master_user,
                         settings.dovecot_master_password.get_secret_value(),
                         keep=settings.sieve_connections_kept, idle_s=settings.sieve_connection_idle_s)
 

@@ -10,8 +10,8 @@ class RulesSettings(ServiceSettings):
     mongodb_db: str = "mailss_rules"
     work_prefetch: int = Field(default=4, ge=1, le=100)
     """deployments this process runs at once (versioned scripts keep concurrent ones of an account safe)"""
-    dovecot_sieve_host: str = "127.0.0.1"
-    dovecot_sieve_port: int = Field(default=14190, ge=1, le=65535)
+    dovecot_sieve_socket: str = "/srv/dovecot/services/sieve"
+    """Dovecot's ManageSieve for the services (a Unix socket): the master user logs in nowhere else"""
     dovecot_master_user: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
     dovecot_master_password: SecretStr
     sieve_connections_kept: int = Field(default=128, ge=0, le=1000)

@@ -40,8 +40,8 @@ def probe() -> str:
     return system_user(PROBE)
 
 
-def as_probe(code: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["runuser", "-u", PROBE, "--", sys.executable, "-c", code, *args],
+def as_probe(code: str, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["runuser", "-u", PROBE, "--", sys.executable, "-c", code, *args], input=stdin,
                           capture_output=True, text=True, timeout=60, cwd="/")
 
 
@@ -72,9 +72,11 @@ def test_the_database_and_lmtp_have_no_tcp_listener():
 
 @pytest.mark.parametrize(("path", "owner", "group", "mode"), [
     ("FERRETDB_SOCKET", "root", "mailss", 0o660), ("DOVECOT_LMTP_SOCKET", "postfix", "postfix", 0o600),
-], ids=["database", "lmtp"])
+    ("DOVECOT_IMAP_SOCKET", "root", "mailss-mail", 0o660), ("DOVECOT_SIEVE_SOCKET", "root", "mailss-mail", 0o660),
+], ids=["database", "lmtp", "services-imap", "services-sieve"])
 def test_the_private_sockets_belong_to_their_users_only(path, owner, group, mode):
-    """Ensure the database's socket is the services' group's alone and LMTP's is Postfix's alone."""
+    """Ensure the database's socket is the services' group's alone, LMTP's Postfix's alone, and Dovecot's
+    sockets for the master user those of the services that act in mailboxes."""
     import grp
     import pwd
 
@@ -90,6 +92,20 @@ def test_another_local_user_cannot_reach_the_database(probe):
                     stack_env("FERRETDB_SOCKET"))
 
     assert done.returncode != 0 and "PermissionError" in done.stderr, done.stderr
+
+
+def test_another_local_user_cannot_try_the_master_user(probe):
+    """Ensure a local user can neither open the services' Dovecot sockets nor use the master user over TCP:
+    there, even its right password is refused (so it needs no exemption from the guessing limit)."""
+    for path in ("DOVECOT_IMAP_SOCKET", "DOVECOT_SIEVE_SOCKET"):
+        done = as_probe("import socket, sys; s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])", stack_env(path))
+        assert done.returncode != 0 and "PermissionError" in done.stderr, (path, done.stderr)
+    master = f"u-{uuid.uuid4().hex[:8]}@example.jp*{stack_env('DOVECOT_MASTER_USER')}"
+    right = Path(stack_env("DOVECOT_MASTER_PASSWORD_FILE")).read_text().strip()
+    done = as_probe("import imaplib, sys\nwith imaplib.IMAP4('127.0.0.1', int(sys.argv[1]), timeout=30) as imap:\n"
+                    "    try:\n        imap.login(sys.argv[2], sys.stdin.read())\n    except imaplib.IMAP4.error:\n"
+                    "        print('refused')", stack_env("DOVECOT_IMAP_PORT"), master, stdin=right)
+    assert done.stdout.strip() == "refused", done.stderr
 
 
 def test_another_local_user_cannot_speak_lmtp(probe):

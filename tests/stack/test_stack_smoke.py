@@ -20,6 +20,7 @@ import pytest
 from services.account.adapters.dovecot_passwd import DovecotPasswdFiles
 from services.account.adapters.mail_homes import MailHomes
 from shared.broker_access import ADMIN, Broker
+from tests.support import ServicesImap
 from tests.support import imap_login_works as imap_login
 
 REPO = Path(__file__).resolve().parents[2]
@@ -103,12 +104,20 @@ def test_master_user_logs_in_as_account(address: str) -> None:
     write_passwd_file(address, "user-Password-1")
     master_password = MASTER_PASSWORD_FILE.read_text().strip()
 
-    with imaplib.IMAP4(IMAP_HOST, IMAP_PORT, timeout=30) as imap:
+    with ServicesImap(os.environ["DOVECOT_IMAP_SOCKET"], timeout=30) as imap:
         imap.login(f"{address}*{MASTER_USER}", master_password)
         status, _ = imap.select("INBOX")
         imap.logout()
     assert status == "OK"
-    assert not imap_login(f"nobody-{secrets.token_hex(4)}@example.jp*{MASTER_USER}", master_password)
+    with ServicesImap(os.environ["DOVECOT_IMAP_SOCKET"], timeout=30) as imap, pytest.raises(imaplib.IMAP4.error):
+        imap.login(f"nobody-{secrets.token_hex(4)}@example.jp*{MASTER_USER}", master_password)
+
+
+def test_the_master_user_logs_in_only_through_the_services_socket(address: str) -> None:
+    """Over TCP (where every local user may connect) the right master password is refused, as a wrong one."""
+    write_passwd_file(address, "user-Password-1")
+    assert not imap_login(f"{address}*{MASTER_USER}", MASTER_PASSWORD_FILE.read_text().strip())
+    assert imap_login(address, "user-Password-1")
 
 
 # ------------------------------------------------------------------ FerretDB

@@ -59,10 +59,14 @@ check_host_addresses() {
 # `dovecot` and reads passwd.d through the group, which only the account service (ACCOUNT_UID, never
 # the mail user) writes; setgid makes its new files inherit the dovecot group. Mail is delivered and
 # read as vmail in homes of the group mailss-homes, which the account service makes and removes.
+# services/ (a volume the copy job and rules containers mount) holds Dovecot's sockets for them, where
+# alone the master user logs in: only the group mailss-mail, which compose gives those two, enters it.
 prepare_instance() {
-  mkdir -p "$RUN/base" "$RUN/state" "$RUN/passwd.d" "$RUN/mail"
+  mkdir -p "$RUN/base" "$RUN/state" "$RUN/passwd.d" "$RUN/mail" "$RUN/services"
   chown "$ACCOUNT_UID:dovecot" "$RUN/passwd.d"
   chmod 2750 "$RUN/passwd.d"
+  chown root:mailss-mail "$RUN/services"
+  chmod 750 "$RUN/services"
   migrate_mail_homes
   chown vmail:mailss-homes "$RUN/mail"
   chmod 2770 "$RUN/mail"
@@ -102,11 +106,14 @@ write_policy_conf() {
 
 # doveadm pw reads the password twice from stdin: it stays out of `ps`. Our config, not
 # the package's default one (which wants TLS certificates this image does not use).
+# allow_nets=local (the line's extra fields, after the five empty passwd ones): the master user logs in
+# only through the services' sockets (no IP), never over the compose network, where its login fails
+# like a wrong password, the right one included.
 write_master_users() {
   local hash
   hash=$(printf '%s\n%s\n' "$DOVECOT_MASTER_PASSWORD" "$DOVECOT_MASTER_PASSWORD" |
     doveadm -c "$CONF" pw -s SHA512-CRYPT)
-  (umask 027 && printf '%s:%s\n' "$master_user" "$hash" >"$RUN/master-users.tmp")
+  (umask 027 && printf '%s:%s::::::allow_nets=local\n' "$master_user" "$hash" >"$RUN/master-users.tmp")
   chown root:dovecot "$RUN/master-users.tmp"
   mv -f "$RUN/master-users.tmp" "$RUN/master-users"
   unset DOVECOT_MASTER_PASSWORD

@@ -130,11 +130,16 @@ class _Client(aioimaplib.IMAP4):  # type: ignore[misc]
         super().__init__(host=address, port=port, timeout=timeout)
 
     def create_client(self, host: str, port: int, loop: Any, conn_lost_cb: Any = None, ssl_context: Any = None) -> None:
+        """`host` a path: a Unix socket (our Dovecot's for the services)."""
         local_loop = asyncio.get_running_loop()
         self.protocol = _Protocol(local_loop, conn_lost_cb)
-        connecting = (local_loop.create_connection(lambda: self.protocol, host, port, ssl=self._tls,
-                                                   server_hostname=self._server_hostname) if self._tls
-                      else local_loop.create_connection(lambda: self.protocol, host, port))
+        if host.startswith("/"):
+            connecting = local_loop.create_unix_connection(lambda: self.protocol, host)
+        elif self._tls:
+            connecting = local_loop.create_connection(lambda: self.protocol, host, port, ssl=self._tls,
+                                                      server_hostname=self._server_hostname)
+        else:
+            connecting = local_loop.create_connection(lambda: self.protocol, host, port)
         self._client_task = local_loop.create_task(connecting)
 
 

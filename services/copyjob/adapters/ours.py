@@ -15,7 +15,7 @@ def kept_ours(sessions: KeptSessions, settings: CopyJobSettings, address: str) -
 async def open_ours(settings: CopyJobSettings, address: str) -> Session:
     """A failure here is ours, never the user's: the step is retried (ConnectionError)."""
     try:
-        session = await Session.open(settings.dovecot_imap_host, settings.dovecot_imap_port, tls=None, server_hostname=None,
+        session = await Session.open(settings.dovecot_imap_socket, 0, tls=None, server_hostname=None,
                                      user=f"{address}*{settings.dovecot_master_user}",
                                      password=settings.dovecot_master_password.get_secret_value())
     except ImapError as error:

@@ -17,6 +17,7 @@ per account (Dovecot refuses an eleventh per user and address: mail_max_userip_c
 import asyncio
 import contextlib
 import re
+import socket
 import time
 import warnings
 from collections import OrderedDict
@@ -25,12 +26,33 @@ from dataclasses import dataclass
 
 from sievelib.managesieve import Client, Error  # type: ignore[import-untyped]
 
-# Dovecot listens on loopback (compose: the private network) without TLS; sievelib warns on every
-# plaintext login.
+# Dovecot's socket for the services is a Unix one, without TLS; sievelib warns on every plaintext login.
 warnings.filterwarnings("ignore", message="Credentials are sent over an unencrypted connection")
 
 SCRIPT_PREFIX = "rules-v"
 VERSIONED = re.compile(rf"^{SCRIPT_PREFIX}(\d+)$")
+
+
+class UnixClient(Client):  # type: ignore[misc]
+    """sievelib's client over a Unix socket (it only dials TCP): Dovecot's ManageSieve for the
+    services, where alone the master user may log in."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(path, 0)
+        self._path = path
+
+    def connect(self, login: str, password: str, authz_id: str = "", starttls: bool = False, ssl: bool = False,
+                authmech: str | None = None) -> bool:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            self.sock.settimeout(Client.read_timeout)
+            self.sock.connect(self._path)
+        except OSError as error:
+            self.sock.close()
+            raise Error(f"Connection to server failed: {error}") from None
+        if not self._Client__get_capabilities():
+            raise Error("Failed to read capabilities from server")
+        return bool(self._Client__authenticate(login, password, authz_id, authmech))
 
 
 class MailServerUnavailable(ConnectionError):
@@ -55,10 +77,10 @@ class _Session:
 
 
 class ManageSieve:
-    def __init__(self, host: str, port: int, master_user: str, master_password: str, *,
+    def __init__(self, socket_path: str, master_user: str, master_password: str, *,
                  keep: int = 128, idle_s: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
-        self._where = f"ManageSieve at {host}:{port}"
-        self._host, self._port = host, port
+        self._where = f"ManageSieve at {socket_path}"
+        self._socket_path = socket_path
         self._master_user, self._master_password = master_user, master_password
         self._keep, self._idle_s, self._clock = keep, idle_s, clock
         self._idle: OrderedDict[Hashable, _Session] = OrderedDict()
@@ -120,7 +142,7 @@ class ManageSieve:
             await asyncio.to_thread(_log_out, leaving)
 
     def _connect(self, address: str) -> Client:
-        client = Client(self._host, self._port)
+        client = UnixClient(self._socket_path)
         try:
             connected = client.connect(self._master_user, self._master_password, authz_id=address, authmech="PLAIN")
         except (OSError, Error) as error:

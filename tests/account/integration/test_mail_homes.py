@@ -12,7 +12,7 @@ import pytest
 from services.account.adapters.dovecot_passwd import bucket_of
 from shared.client import CommandClient
 from shared.contracts.account import SERVICE, CreateAccount, DeleteAccount
-from tests.support import deliver_over_lmtp, eventually, holds, inbox_count, new_address
+from tests.support import as_owner, deliver_over_lmtp, eventually, holds, inbox_count, new_address
 
 STRONG = "Strong-Passw0rd!"
 pytestmark = pytest.mark.filterwarnings("ignore:Credentials are sent over an unencrypted connection")
@@ -37,16 +37,13 @@ def _home_of(address: str) -> Path:
 
 def _store_a_folder_and_a_script(address: str) -> None:
     """As our services do it, through Dovecot (the master user): a folder with a message, an active script."""
-    import imaplib
-
-    from sievelib.managesieve import Client  # type: ignore[import-untyped]
+    from services.rules.adapters.managesieve import UnixClient
 
     master, password = os.environ["DOVECOT_MASTER_USER"], Path(os.environ["DOVECOT_MASTER_PASSWORD_FILE"]).read_text().strip()
-    with imaplib.IMAP4("127.0.0.1", int(os.environ["DOVECOT_IMAP_PORT"]), timeout=10) as imap:
-        imap.login(f"{address}*{master}", password)
+    with as_owner(address) as imap:
         imap.create("Projects")
         imap.append("Projects", "($Work)", None, b"Subject: kept\r\n\r\nbody\r\n")
-    sieve = Client("127.0.0.1", int(os.environ["DOVECOT_SIEVE_PORT"]))
+    sieve = UnixClient(os.environ["DOVECOT_SIEVE_SOCKET"])
     assert sieve.connect(master, password, authz_id=address, authmech="PLAIN")
     assert sieve.putscript("rules", 'redirect "thief@example.net";\n') and sieve.setactive("rules")
     sieve.logout()

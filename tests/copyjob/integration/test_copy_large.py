@@ -8,8 +8,8 @@ import pytest
 from services.copyjob.adapters.imap import Session
 from shared.contracts.copyjob import SERVICE
 from shared.registry import SERVICES
-from tests.copyjob.integration.test_copy_service import SOURCE_PASSWORD, _finished, _ours, _start, _user
-from tests.support import ServiceProcess
+from tests.copyjob.integration.test_copy_service import SOURCE_PASSWORD, _finished, _start, _user
+from tests.support import ServiceProcess, ours_session
 
 pytestmark = pytest.mark.slow
 LIMIT = 100 * 1024 * 1024
@@ -47,9 +47,7 @@ async def test_a_message_at_the_real_limit_is_copied_and_one_over_it_skipped(cli
 
     assert (job["state"], job["totals"]["copied"], job["totals"]["skipped_too_big"]) == ("completed", 1, 1), job
     assert job["folders"][0]["too_big"] == [f"INBOX#2 ({len(over)} bytes)"]
-    port, master_password, master = _ours()
-    ours = await Session.open("127.0.0.1", port, tls=None, server_hostname=None, user=f"{address}*{master}",
-                              password=master_password)
+    ours = await ours_session(address)
     try:
         await ours.select("INBOX", readonly=True)
         [copied] = await ours.summaries()

@@ -16,7 +16,7 @@ from tests.copyjob.integration.test_copy_service import (
     _start,
     _user,
 )
-from tests.support import ServiceProcess, eventually, rabbitmqctl
+from tests.support import ServiceProcess, eventually, ours_session, rabbitmqctl
 
 
 async def _big_source(address: str, port: int, per_folder: int) -> None:
@@ -33,8 +33,7 @@ async def _big_source(address: str, port: int, per_folder: int) -> None:
 
 
 async def _inbox_count(address: str) -> int:
-    port, password, master = _ours()
-    session = await Session.open("127.0.0.1", port, tls=None, server_hostname=None, user=f"{address}*{master}", password=password)
+    session = await ours_session(address)
     try:
         await session.select("INBOX", readonly=True)
         return len(await session.summaries())

@@ -61,9 +61,11 @@ async def _fill_source(address: str, port: int) -> None:
         await source.close()
 
 
-async def _contents(address: str, port: int, password: str, user: str | None = None) -> dict[str, Counter]:
-    """Per folder (our names): a multiset of (content hash, flags without \\Recent, INTERNALDATE)."""
-    session = await Session.open("127.0.0.1", port, tls=None, server_hostname=None, user=user or address, password=password)
+async def _contents(address: str, where: int | str, password: str, user: str | None = None) -> dict[str, Counter]:
+    """Per folder (our names): a multiset of (content hash, flags without \\Recent, INTERNALDATE); `where`:
+    a port on loopback (the source), or our services' socket."""
+    host, port = (where, 0) if isinstance(where, str) else ("127.0.0.1", where)
+    session = await Session.open(host, port, tls=None, server_hostname=None, user=user or address, password=password)
     from services.copyjob.domain.folders import our_name
 
     found: dict[str, Counter] = {}
@@ -91,8 +93,9 @@ async def _finished(client: CommandClient, token: str, address: str, job_id: str
     return job
 
 
-def _ours() -> tuple[int, str, str]:
-    return (int(os.environ.get("DOVECOT_IMAP_PORT", "10143")), Path(os.environ["DOVECOT_MASTER_PASSWORD_FILE"]).read_text().strip(),
+def _ours() -> tuple[str, str, str]:
+    """Our Dovecot's socket for the services, the master user's password and name."""
+    return (os.environ["DOVECOT_IMAP_SOCKET"], Path(os.environ["DOVECOT_MASTER_PASSWORD_FILE"]).read_text().strip(),
             os.environ["DOVECOT_MASTER_USER"])
 
 

@@ -8,13 +8,12 @@ import asyncio
 import contextlib
 from collections import Counter
 
-from services.copyjob.adapters.imap import Session
 from services.copyjob.domain.folders import decode_mutf7
 from shared.contracts.copyjob import SERVICE, CopyFolder
 from tests.conftest import COPY_LIMITS
-from tests.copyjob.integration.test_copy_service import _finished, _ours, _start, _user
+from tests.copyjob.integration.test_copy_service import _finished, _start, _user
 from tests.hostile_imap import Connection, Folder, HostileImap, Message, stall
-from tests.support import eventually, holds
+from tests.support import eventually, holds, ours_session
 
 
 class _NoSource:
@@ -31,9 +30,7 @@ def _messages(count: int, size: int = 100, **fields) -> list[Message]:
 
 async def _ours_now(address: str) -> dict[str, Counter]:
     """Per folder here: a multiset of (subject line, flags without \\Recent)."""
-    port, password, master = _ours()
-    session = await Session.open("127.0.0.1", port, tls=None, server_hostname=None, user=f"{address}*{master}",
-                                 password=password)
+    session = await ours_session(address)
     found: dict[str, Counter] = {}
     try:
         for folder in [f for f in await session.folders() if f.selectable]:

@@ -8,8 +8,8 @@ from services.copyjob.adapters.imap import Session
 from shared.contracts.account import SERVICE as ACCOUNT
 from shared.contracts.account import CreateAccount, Login
 from shared.contracts.copyjob import SERVICE, CancelJob, PurgeMailbox
-from tests.copyjob.integration.test_copy_service import _finished, _ours
-from tests.support import deliver, eventually, holds, mint, new_address, subjects_in
+from tests.copyjob.integration.test_copy_service import _finished
+from tests.support import deliver, eventually, holds, mint, new_address, ours_session, subjects_in
 
 PASSWORD = "Strong-Passw0rd!"
 SPECIAL = {"INBOX", "Sent", "Drafts", "Trash", "Junk", "Archive"}
@@ -26,8 +26,7 @@ async def _account(client, admin_token: str, plan: str = "kwc") -> tuple[str, st
 
 
 async def _ours_session(address: str) -> Session:
-    port, password, master = _ours()
-    return await Session.open("127.0.0.1", port, tls=None, server_hostname=None, user=f"{address}*{master}", password=password)
+    return await ours_session(address)
 
 
 async def _fill(address: str, inbox: int) -> int:

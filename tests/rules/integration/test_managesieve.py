@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from services.rules.adapters.managesieve import ManageSieve
+from services.rules.adapters.managesieve import ManageSieve, UnixClient
 from services.rules.domain.rules import Autoreply, RuleSet
 from services.rules.domain.sieve import compile_sieve
 from shared.contracts.account import SERVICE as ACCOUNT
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:Credentials are sent over an une
 
 
 def _adapter(**kept) -> ManageSieve:
-    return ManageSieve("127.0.0.1", int(os.environ.get("DOVECOT_SIEVE_PORT", "14190")),
+    return ManageSieve(os.environ["DOVECOT_SIEVE_SOCKET"],
                        os.environ["DOVECOT_MASTER_USER"], Path(os.environ["DOVECOT_MASTER_PASSWORD_FILE"]).read_text().strip(),
                        **kept)
 
@@ -38,9 +38,7 @@ def _script(address: str, version: int) -> str:
 
 
 def _scripts_of(address: str) -> tuple[str, list[str], str]:
-    from sievelib.managesieve import Client
-
-    look = Client("127.0.0.1", int(os.environ.get("DOVECOT_SIEVE_PORT", "14190")))
+    look = UnixClient(os.environ["DOVECOT_SIEVE_SOCKET"])
     assert look.connect(os.environ["DOVECOT_MASTER_USER"], Path(os.environ["DOVECOT_MASTER_PASSWORD_FILE"]).read_text().strip(),
                         authz_id=address, authmech="PLAIN")
     active, others = look.listscripts()
@@ -109,15 +107,12 @@ async def test_connections_beyond_the_limit_or_idle_too_long_are_let_go(client, 
 
 async def test_concurrent_deployments_end_on_the_newest_version(client, admin_token):
     """Ensure versions uploaded at once in any order leave the newest active and no older script."""
-    from sievelib.managesieve import Client
-
     address = new_address()
     reply = await client.request(ACCOUNT, CreateAccount(actor_token=admin_token, address=address, plan="kwc",
                                                         initial_password="Strong-Passw0rd!"))
     assert reply.status == "accepted", reply
     password = Path(os.environ["DOVECOT_MASTER_PASSWORD_FILE"]).read_text().strip()
-    sieve = ManageSieve("127.0.0.1", int(os.environ.get("DOVECOT_SIEVE_PORT", "14190")),
-                        os.environ["DOVECOT_MASTER_USER"], password)
+    sieve = ManageSieve(os.environ["DOVECOT_SIEVE_SOCKET"], os.environ["DOVECOT_MASTER_USER"], password)
     versions = list(range(2, 14))
     random.shuffle(versions)
 
@@ -129,7 +124,7 @@ async def test_concurrent_deployments_end_on_the_newest_version(client, admin_to
     results = await asyncio.gather(*(workers[n % 3].install(address, script(v), v) for n, v in enumerate(versions)))
 
     assert max(results) == 13
-    look = Client("127.0.0.1", int(os.environ.get("DOVECOT_SIEVE_PORT", "14190")))
+    look = UnixClient(os.environ["DOVECOT_SIEVE_SOCKET"])
     assert look.connect(os.environ["DOVECOT_MASTER_USER"], password, authz_id=address, authmech="PLAIN")
     active, others = look.listscripts()
     assert (active, others) == ("rules-v13", [])
