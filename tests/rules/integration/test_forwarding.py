@@ -14,7 +14,7 @@ from shared.client import CommandClient
 from shared.contracts.account import SERVICE as ACCOUNT
 from shared.contracts.account import CreateAccount, DeleteAccount
 from shared.contracts.rules import SERVICE, AddForwarding, GetRules, RemoveForwarding, SetAutoreply, SetReceive
-from tests.support import as_owner, eventually, holds, new_address, subjects_in
+from tests.support import RUN, as_owner, eventually, holds, new_address, subjects_in
 
 STRONG = "Strong-Passw0rd!"
 GTUBE = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
@@ -127,6 +127,33 @@ async def test_all_to_three_destinations_keeps_a_copy_with_srs_only_on_the_forwa
             assert refusal.recipients[recipient][0] in (550, 554), (why, refusal.recipients)
         else:
             raise AssertionError(f"{why}: accepted")
+
+
+async def test_a_loop_through_an_outside_forwarder_ends_at_our_second_redirect(client, admin_token, rules_service,
+                                                                             smtp_sink):
+    """Ensure mail an outside destination forwards back, as it came (same Message-ID), is kept but not
+    forwarded again: Sieve remembers what it redirected (sieve_redirect_duplicate_period), so the loop
+    ends; distinct mail still goes out."""
+    address = await _account(client, admin_token)
+    destination = outside("loop")
+    await _change(client, AddForwarding(actor_token=admin_token, address=address, condition="all",
+                                        destinations=[destination]))
+
+    await asyncio.to_thread(send, address, subject="round trip")
+    [(_, content)] = await _at_sink(smtp_sink, destination)
+    log = RUN / "logs" / "dovecot.log"
+    start = log.stat().st_size
+    with smtplib.SMTP("127.0.0.1", int(os.environ["POSTFIX_SMTP_PORT"]), timeout=30) as smtp:  # the forwarder sends it back
+        smtp.sendmail(destination, [address], content)
+    assert sorted(await _in_mailbox(address, 2)) == ["round trip", "round trip"]
+    with log.open(errors="replace") as lines:  # written at the delivery, before the copy was stored
+        lines.seek(start)
+        assert any(f"lmtp({address})" in line and "discarded duplicate forward" in line for line in lines)
+    await asyncio.to_thread(send, address, subject="next one")
+    await _at_sink(smtp_sink, destination, count=2)
+
+    subjects = [email.message_from_bytes(c, policy=email.policy.default)["Subject"] for c in smtp_sink.to(destination)]
+    assert sorted(subjects) == ["next one", "round trip"]
 
 
 async def test_from_and_subject_rules_match_hostile_keywords_exactly(client, admin_token, rules_service, smtp_sink):
