@@ -111,6 +111,16 @@ class ServiceProcess:
     async def kill(self) -> None:
         await self.stop(signal.SIGKILL)
 
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """The process stopped (SIGSTOP), and continued after: a service that hangs without going away."""
+        assert self.process is not None and self.process.returncode is None
+        self.process.send_signal(signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            self.process.send_signal(signal.SIGCONT)
+
     def programming_errors(self) -> list[str]:
         """Lines of this run's log naming an error that only a bug raises."""
         with self.log_path.open() as log:

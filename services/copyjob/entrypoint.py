@@ -7,12 +7,14 @@ from services.copyjob.adapters.kept_sessions import KeptSessions
 from services.copyjob.adapters.outside import BusPasswords, CheckedResolver, FernetVault
 from services.copyjob.adapters.purger import Purger
 from services.copyjob.adapters.retainer import Retainer, retention_sweep
+from services.copyjob.adapters.start_checks import StartChecks
 from services.copyjob.adapters.stored_jobs import JobsInUnit
 from services.copyjob.application.handlers import (
     Deps,
     end_jobs_of_deleted,
     handle,
     know_account,
+    open_job,
     record_plan,
     record_progress,
     record_purge_plan,
@@ -25,11 +27,13 @@ from shared.contracts.account import AccountCreated, AccountDeleted
 from shared.contracts.copyjob import (
     CLIENT_COMMANDS,
     SERVICE,
+    CheckStart,
     CopyFolder,
     DueRetention,
     EndJobsOfDeleted,
     GetRetention,
     KnowAccount,
+    OpenJob,
     PlanCopy,
     PurgeStep,
     RecordPlan,
@@ -49,15 +53,16 @@ AGGREGATES = "jobs"
 def compose(settings: CopyJobSettings, kit: Resources) -> Wiring:
     vault = FernetVault(settings.copy_secret_key.get_secret_value())
     passwords = BusPasswords(settings.amqp_url.get_secret_value())
-    deps = Deps(sessions=kit.sessions, resolver=CheckedResolver.allowing(settings.allowed_source_networks),
-                passwords=passwords, vault=vault)
+    resolver = CheckedResolver.allowing(settings.allowed_source_networks)
+    deps = Deps(sessions=kit.sessions, vault=vault, resolver=resolver)
     stored, sessions = AggregateReader(kit.database[AGGREGATES]), KeptSessions()
     peek = stored.peek
+    checks = StartChecks(peek=peek, send=kit.send, vault=vault, passwords=passwords, resolver=resolver)
     copier = Copier(peek=peek, send=kit.send, vault=vault, settings=settings, sessions=sessions)
     purger = Purger(peek=peek, send=kit.send, settings=settings, sessions=sessions)
     retainer = Retainer(peek=peek, send=kit.send, settings=settings, sessions=sessions)
     handlers = over_units(JobsInUnit, {**dict.fromkeys(CLIENT_COMMANDS, handle), RecordPlan: record_plan,
-                                       RecordStep: record_step, RecordProgress: record_progress,
+                                       OpenJob: open_job, RecordStep: record_step, RecordProgress: record_progress,
                                        RecordPurgePlan: record_purge_plan, RecordRemoved: record_removed,
                                        GetRetention: get_retention, DueRetention: due_retention,
                                        RecordRetention: record_retention,
@@ -68,13 +73,13 @@ def compose(settings: CopyJobSettings, kit: Resources) -> Wiring:
             AccountCreated: lambda e: [KnowAccount(address=e.address, plan=e.plan, generation=e.occurred_at)],
             AccountDeleted: lambda e: [EndJobsOfDeleted(address=e.address, deleted_at=e.occurred_at)],
         },
-        work={PlanCopy: copier.plan, CopyFolder: copier.copy_folder, PurgeStep: purger, RetainMailbox: retainer},
+        work={CheckStart: checks, PlanCopy: copier.plan, CopyFolder: copier.copy_folder, PurgeStep: purger, RetainMailbox: retainer},
         sweeps=(Sweep(settings.retention_sweep_s, retention_sweep(partial(stored.every, fields=("retention",)), settings)),),
         on_close=(passwords.close, sessions.close),
     )
 
 
 SPEC = ServiceSpec(name=SERVICE, settings=CopyJobSettings,
-                   commands=(*CLIENT_COMMANDS, RecordPlan, RecordStep, RecordProgress, RecordPurgePlan, RecordRemoved,
+                   commands=(*CLIENT_COMMANDS, OpenJob, RecordPlan, RecordStep, RecordProgress, RecordPurgePlan, RecordRemoved,
                              DueRetention, RecordRetention, KnowAccount, EndJobsOfDeleted),
                    compose=compose)

@@ -129,6 +129,24 @@ class Rejected(BaseModel):
 Reply = Annotated[Accepted | Rejected, Field(discriminator="status")]
 
 
+class Requester(BaseModel):
+    """Where a deferred answer goes: the asking client's direct reply-to, its correlation id and its
+    command's id."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    reply_to: str = Field(max_length=255)
+    correlation_id: str = Field(max_length=255)
+    command_id: UUID
+
+
+class Deferred(BaseModel):
+    """A handler's "the answer comes later": what it staged is stored, and a later internal command
+    that carries the client's Requester in `answers` answers it (shared/messaging/commands.py)."""
+
+    model_config = ConfigDict(frozen=True)
+    status: Literal["deferred"] = "deferred"
+
+
 def rejection(command: Keyed, code: str, message: str, *errors: FieldError) -> Rejected:
     """The reply refusing `command`."""
     return Rejected(command_id=command.message_id, code=code, message=message, errors=errors)

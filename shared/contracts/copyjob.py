@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.contracts.account import AddressText, PasswordText, PlanName
-from shared.contracts.base import Command, Event, InternalCommand, WorkItem
+from shared.contracts.base import Command, Event, InternalCommand, Rejected, Requester, WorkItem
 
 SERVICE = "copyjob"
 
@@ -218,6 +218,36 @@ class EndJobsOfDeleted(InternalCommand):
     type: Literal["EndJobsOfDeleted"] = "EndJobsOfDeleted"
     address: AddressText
     deleted_at: datetime
+
+
+class CheckStart(WorkItem):
+    """A StartCopy's slow checks, out of the account's turn: the user's own password first (the
+    account service), then the source host's addresses (DNS); the answer is OpenJob's."""
+
+    QUEUE = "check"
+    CONCURRENCY = 8
+    type: Literal["CheckStart"] = "CheckStart"
+    address: AddressText
+    job_id: JobId
+    sealed: str = Field(repr=False)
+    """the user's session token and current password, sealed (the copy job's key): only for this check"""
+    source_host: HostText
+    requester: Requester | None = None
+
+
+class OpenJob(InternalCommand):
+    """Internal, from CheckStart: the checks' outcome for the StartCopy waiting on them (its answer)."""
+
+    KEY_FIELD = "address"
+    type: Literal["OpenJob"] = "OpenJob"
+    address: AddressText
+    job_id: JobId
+    addresses: list[str] = Field(default_factory=list)
+    """the source host's checked addresses (the workers connect to these only)"""
+    refusal: Rejected | None = None
+    """why the start is refused (the password, the host), as the StartCopy's answer"""
+    answers: Requester | None = None
+    """the StartCopy's client: the kit sends it this command's reply"""
 
 
 class PlanCopy(WorkItem):

@@ -24,7 +24,7 @@ from faststream.rabbit.message import RabbitMessage
 from pydantic import ValidationError
 
 from shared.broker_access import may_send
-from shared.contracts.base import Accepted, FlushOutbox, InternalCommand, Keyed, Rejected, WorkItem
+from shared.contracts.base import Accepted, Deferred, FlushOutbox, InternalCommand, Keyed, Rejected, Requester, WorkItem
 from shared.messaging.delivery import (
     Delivery,
     DeliveryLost,
@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 
 UNAVAILABLE = Rejected(code="unavailable", message="the command could not be processed and was set aside for operators")
 Reply = Accepted | Rejected
-Handler = Callable[[Any, UnitOfWork], Awaitable[Reply]]
+Handler = Callable[[Any, UnitOfWork], Awaitable[Reply | Deferred]]
 Follow = Callable[[str, Doc | None], Awaitable[None]]
 """Makes the outside world (e.g. the mail server) match an aggregate's stored state; idempotent."""
 StartNow = Callable[[WorkItem], None]
@@ -57,7 +57,7 @@ StartNow = Callable[[WorkItem], None]
 class _Turn:
     """What one delivery has done so far, so no retried step repeats a finished one."""
 
-    reply: Reply | None = None
+    reply: Reply | Deferred | None = None
     state: Doc | None = None
     changed: bool = False
     followed: bool = False
@@ -132,7 +132,7 @@ class CommandConsumer:
             if self.follow and turn.changed and not turn.followed:
                 await self._follow_or_report(delivery, key, turn)
             assert turn.reply is not None
-            await self._answer(delivery, turn.reply, turn)
+            await self._answer(delivery, turn.reply, turn, getattr(command, "answers", None))
             if isinstance(command, FlushOutbox):
                 await self._relay(delivery, key)
                 await delivery.patiently(lambda: self.aggregates.trim(key))
@@ -174,10 +174,12 @@ class CommandConsumer:
         if command.REPLAYABLE and (applied := unit.applied(message_id)):
             turn.reply, turn.state, turn.changed = self._replayed(command, applied, delivery.message.body, unit)
             return
+        unit.requester = _requester(delivery.message)
         reply = await self.handlers[type(command)](command, unit)
         if not alive(delivery.message):  # the shard may be someone else's now: leave the command to them
             raise DeliveryLost
-        record = Applied(message_id, digest(delivery.message.body, self.redact), reply) if command.REPLAYABLE and unit.staged else None
+        record = (Applied(message_id, digest(delivery.message.body, self.redact), reply)
+                  if command.REPLAYABLE and unit.staged and not isinstance(reply, Deferred) else None)
         await self.aggregates.commit(unit, record)
         self._start_eager(unit)
         turn.reply, turn.state, turn.changed = reply, unit.state, unit.staged
@@ -194,7 +196,8 @@ class CommandConsumer:
                 except Exception:
                     log.exception("could not start work item %s early; its queued copy runs it", item.message_id)
 
-    def _replayed(self, command: Keyed, applied: Applied, body: bytes, unit: UnitOfWork) -> tuple[Reply, Doc | None, bool]:
+    def _replayed(self, command: Keyed, applied: Applied, body: bytes,
+                  unit: UnitOfWork) -> tuple[Reply | Deferred, Doc | None, bool]:
         if applied.digest != digest(body, self.redact):
             return Rejected(command_id=command.message_id, code="invalid_message",
                             message="this message_id was already used by a different command"), None, False
@@ -215,23 +218,39 @@ class CommandConsumer:
         await self.follow(key, turn.state)
         turn.followed = True
 
-    async def _answer(self, delivery: Delivery, reply: Reply, turn: _Turn) -> None:
-        if not turn.answered:
-            await delivery.patiently(lambda: self._reply(delivery.message, reply))
+    async def _answer(self, delivery: Delivery, reply: Reply | Deferred, turn: _Turn,
+                      answers: Requester | None = None) -> None:
+        """The reply to whoever asked: the delivery's requester, or the one a deferred command's answer
+        goes to (`answers`); none yet for a Deferred."""
+        if not turn.answered and not isinstance(reply, Deferred):
+            await delivery.patiently(lambda: self._reply(delivery.message, reply, answers))
             turn.answered = True
 
-    async def _reply(self, message: RabbitMessage, reply: Reply) -> None:
+    async def _reply(self, message: RabbitMessage, reply: Reply, answers: Requester | None) -> None:
         """On the delivering channel, straight through aiormq: a reply to direct reply-to is not a
         message to trace or keep, and FastStream's publish pipeline costs a millisecond."""
         raw = message.raw_message
-        if not raw.reply_to:
+        reply_to, correlation_id = (answers.reply_to, answers.correlation_id) if answers else (raw.reply_to, raw.correlation_id)
+        if not reply_to:
             return
-        if not raw.reply_to.startswith(DIRECT_REPLY_TO):
-            log.warning("reply to %s dropped: reply_to %r is not direct reply-to", raw.message_id, raw.reply_to[:100])
+        if not reply_to.startswith(DIRECT_REPLY_TO):
+            log.warning("reply to %s dropped: reply_to %r is not direct reply-to", raw.message_id, reply_to[:100])
             return
-        properties = spec.Basic.Properties(correlation_id=raw.correlation_id, content_type="application/json")
+        properties = spec.Basic.Properties(correlation_id=correlation_id, content_type="application/json")
         try:
             await channel_of(message).basic_publish(  # type: ignore[attr-defined]
-                reply.model_dump_json().encode(), routing_key=raw.reply_to, properties=properties)
+                reply.model_dump_json().encode(), routing_key=reply_to, properties=properties)
         except DeliveryError:
             log.info("requester of %s is gone; reply dropped", raw.message_id)
+
+
+def _requester(message: RabbitMessage) -> Requester | None:
+    """Who waits for the answer on direct reply-to (a client command), for a handler that answers later."""
+    raw = message.raw_message
+    if not (raw.reply_to and raw.reply_to.startswith(DIRECT_REPLY_TO) and raw.message_id):
+        return None
+    try:
+        return Requester(reply_to=raw.reply_to, correlation_id=raw.correlation_id or raw.message_id,
+                         command_id=raw.message_id)
+    except ValueError:
+        return None

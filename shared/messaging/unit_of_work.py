@@ -27,7 +27,7 @@ from typing import Any
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
-from shared.contracts.base import Accepted, Event, Rejected, WorkItem
+from shared.contracts.base import Accepted, Event, Rejected, Requester, WorkItem
 from shared.messaging.outbox import Entry, event_entry, work_entry
 from shared.messaging.redaction import Redactor
 
@@ -79,6 +79,8 @@ class UnitOfWork:
         self.entries: list[Entry] = []
         self.work: list[WorkItem] = []
         self.removing = False
+        self.requester: Requester | None = None
+        """who asked (a client command on direct reply-to): for a handler that answers later"""
 
     @property
     def state(self) -> Doc | None:

@@ -8,10 +8,10 @@ from datetime import datetime
 from typing import Any
 
 from services.copyjob.domain.checkpoints import Mark
-from services.copyjob.domain.jobs import RECENT_JOBS, FolderProgress, Job
+from services.copyjob.domain.jobs import RECENT_JOBS, FolderProgress, Job, PendingStart
 from services.copyjob.domain.purge import PurgeFolder
 from services.copyjob.domain.retention import RetentionPass, RetentionState
-from shared.contracts.base import Event, WorkItem
+from shared.contracts.base import Event, Requester, WorkItem
 from shared.messaging.unit_of_work import Doc, UnitOfWork
 
 
@@ -74,6 +74,16 @@ class JobsInUnit:
                 return job_of(doc)
         return None
 
+    def starting(self) -> PendingStart | None:
+        pending = self._doc.get("starting")
+        return PendingStart(**pending) if pending else None
+
+    def save_starting(self, pending: PendingStart | None, *, work: Sequence[WorkItem] = ()) -> None:
+        self._unit.stage({"starting": asdict(pending) if pending else None}, work=work)
+
+    def requester(self) -> Requester | None:
+        return self._unit.requester
+
     def retention(self) -> RetentionState:
         stored = self._doc.get("retention") or {}
         last = stored.get("last")
@@ -85,10 +95,10 @@ class JobsInUnit:
 
     def adopt(self, plan: str, generation: datetime) -> None:
         self._unit.stage({"plan": plan, "generation": generation, "current": None, "recent": [], "secret": None,
-                          "addresses": [], "marks": {}, "retention": {}})
+                          "addresses": [], "marks": {}, "retention": {}, "starting": None})
 
     def forget(self) -> None:
-        self._unit.stage({"plan": None, "secret": None, "addresses": [], "marks": {}, "retention": {}})
+        self._unit.stage({"plan": None, "secret": None, "addresses": [], "marks": {}, "retention": {}, "starting": None})
 
     def save(self, job: Job, *, secret: str | None = None, addresses: Sequence[str] = (),
              events: Sequence[Event] = (), work: Sequence[WorkItem] = (), marks: dict[str, Mark] | None = None) -> None:

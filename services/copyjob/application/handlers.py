@@ -2,17 +2,19 @@
 copy or a purge (its planning step goes to the work queue), and bring the workers' outcomes into
 the account's turn. Nothing here talks IMAP."""
 
+import json
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from services.copyjob.application.ports import Jobs, Passwords, Resolver, Vault
+from services.copyjob.application.ports import Jobs, Resolver, Vault
 from services.copyjob.domain.checkpoints import Mark, mark_key
 from services.copyjob.domain.folders import decode_mutf7_or_raw
 from services.copyjob.domain.jobs import (
     Job,
+    PendingStart,
     Planned,
     StepResult,
     cancelled,
@@ -28,9 +30,10 @@ from services.copyjob.domain.jobs import (
 from services.copyjob.domain.purge import PurgeFolder
 from services.copyjob.domain.source_host import HostRefused, parse_host
 from shared.auth import Actor
-from shared.contracts.base import Accepted, FieldError, Rejected, Reply, rejection
+from shared.contracts.base import Accepted, Deferred, FieldError, Rejected, Reply, rejection
 from shared.contracts.copyjob import (
     CancelJob,
+    CheckStart,
     CopyFolder,
     EndJobsOfDeleted,
     GetJob,
@@ -41,6 +44,7 @@ from shared.contracts.copyjob import (
     JobProgress,
     JobStarted,
     KnowAccount,
+    OpenJob,
     PlanCopy,
     PurgeMailbox,
     PurgeStep,
@@ -60,13 +64,13 @@ from shared.sessions import SessionGuard
 @dataclass(frozen=True)
 class Deps:
     sessions: SessionGuard
-    resolver: Resolver
-    passwords: Passwords
     vault: Vault
+    resolver: Resolver
+    """only for a source given as an address (no DNS): a name is resolved by CheckStart"""
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 
 
-async def handle(command: JobCommand, jobs: Jobs, deps: Deps) -> Reply:
+async def handle(command: JobCommand, jobs: Jobs, deps: Deps) -> Reply | Deferred:
     if isinstance(actor := await deps.sessions.actor_of(command), Rejected):
         return actor
     address = command.subject_key()
@@ -88,10 +92,15 @@ async def handle(command: JobCommand, jobs: Jobs, deps: Deps) -> Reply:
     return Accepted(command_id=command.message_id, result=view(job))
 
 
-async def _start(command: StartCopy, actor: Actor, address: str, jobs: Jobs, deps: Deps) -> Reply:
+async def _start(command: StartCopy, actor: Actor, address: str, jobs: Jobs, deps: Deps) -> Reply | Deferred:
+    """What the account's turn can tell at once; the user's password and the source's addresses are
+    checked out of it (CheckStart: a stalled DNS or account service holds no other account's
+    command), and OpenJob answers."""
     if actor.is_admin or actor.subject != address:
         return rejection(command, "forbidden", "only the account's own user may start a copy into it")
-    if refused := _refused_start(command, address, jobs, Capability.MAIL_COPY, "mail copy"):
+    if (pending := jobs.starting()) and pending.command_id == str(command.message_id):
+        return Deferred()  # delivered again: its checks run already
+    if refused := _refused_start(command, address, jobs, Capability.MAIL_COPY, "mail copy", deps.clock()):
         return refused
     errors = []
     if problem := address_problem(command.notification_address):  # one address: a list would mail each
@@ -99,36 +108,56 @@ async def _start(command: StartCopy, actor: Actor, address: str, jobs: Jobs, dep
                                  message=f"the notification address {problem}"))
     try:
         source = parse_host(command.source_host)
-        addresses = await deps.resolver.addresses(source)
+        if source.literal is not None:  # an address as typed: judged here, no DNS (a name is, out of the turn)
+            await deps.resolver.addresses(source)
     except HostRefused as refusal:
         errors.append(FieldError(field="source_host", code="refused", message=str(refusal)))
     if errors:
         return rejection(command, "validation_failed", "; ".join(e.message for e in errors), *errors)
-    verdict = await deps.passwords.verify(command.actor_token, address, command.current_password.get_secret_value())
-    if isinstance(verdict, Rejected):
-        return rejection(command, verdict.code, verdict.message, *verdict.errors)
-    job = Job(id=uuid.uuid4().hex, started_at=deps.clock(), source_host=source.host, source_port=command.source_port,
-              source_security=command.source_security, notification_address=normalized(command.notification_address))
-    jobs.save(job, secret=deps.vault.seal(command.source_password.get_secret_value()),
-              addresses=[str(a) for a in addresses], events=[JobStarted(**_about(job, address))],
-              work=[PlanCopy(address=address, job_id=job.id)])
-    return Accepted(command_id=command.message_id, result={"job_id": job.id, "state": job.state})
+    pending = PendingStart(job_id=uuid.uuid4().hex, command_id=str(command.message_id), asked_at=deps.clock(),
+                           source_host=source.host, source_port=command.source_port,
+                           source_security=command.source_security,
+                           notification_address=normalized(command.notification_address),
+                           secret=deps.vault.seal(command.source_password.get_secret_value()))
+    sealed = deps.vault.seal(json.dumps({"token": command.actor_token, "password": command.current_password.get_secret_value()}))
+    jobs.save_starting(pending, work=[CheckStart(address=address, job_id=pending.job_id, sealed=sealed,
+                                                 source_host=command.source_host, requester=jobs.requester())])
+    return Deferred()
+
+
+async def open_job(command: OpenJob, jobs: Jobs, deps: Deps) -> Reply:
+    """The checks' outcome, as the StartCopy's answer: the job starts, or the start is refused."""
+    answering = command.answers.command_id if command.answers else command.message_id
+    pending = jobs.starting()
+    if pending is None or pending.job_id != command.job_id:
+        return Rejected(command_id=answering, code="conflict", message="this start waited too long; start the copy again")
+    if command.refusal:
+        jobs.save_starting(None)
+        return command.refusal.model_copy(update={"command_id": answering})
+    job = pending.job(deps.clock())
+    jobs.save_starting(None)
+    jobs.save(job, secret=pending.secret, addresses=command.addresses, events=[JobStarted(**_about(job, command.address))],
+              work=[PlanCopy(address=command.address, job_id=job.id)])
+    return Accepted(command_id=answering, result={"job_id": job.id, "state": job.state})
 
 
 def _refused_start(command: StartCopy | PurgeMailbox, address: str, jobs: Jobs, needs: Capability,
-                   what: str) -> Rejected | None:
-    """What refuses a new job of any kind: no account, a plan without it, a job still running."""
+                   what: str, now: datetime) -> Rejected | None:
+    """What refuses a new job of any kind: no account, a plan without it, a job still running or
+    about to (a copy's start being checked)."""
     if (plan := jobs.plan()) is None:
         return rejection(command, "not_found", f"{address} has no mail account")
     if not allows(Plan(plan), needs):
         return rejection(command, "not_allowed_on_plan", f"{what} is not available on the {plan} plan")
     if (current := jobs.current()) and current.running:
         return rejection(command, "already_running", f"job {current.id} is still running for {address}")
+    if (pending := jobs.starting()) and pending.holds(now):
+        return rejection(command, "already_running", f"a copy is starting for {address}")
     return None
 
 
 def _start_purge(command: PurgeMailbox, address: str, jobs: Jobs, deps: Deps) -> Reply:
-    if refused := _refused_start(command, address, jobs, Capability.MAIL_PURGE, "purge"):
+    if refused := _refused_start(command, address, jobs, Capability.MAIL_PURGE, "purge", deps.clock()):
         return refused
     job = Job(id=uuid.uuid4().hex, started_at=deps.clock(), kind="purge", notification_address=address)
     jobs.save(job, events=[JobStarted(**_about(job, address))], work=[PurgeStep(address=address, job_id=job.id, step="plan")])

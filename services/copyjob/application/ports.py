@@ -5,10 +5,10 @@ from datetime import datetime
 from typing import Protocol
 
 from services.copyjob.domain.checkpoints import Mark
-from services.copyjob.domain.jobs import Job
+from services.copyjob.domain.jobs import Job, PendingStart
 from services.copyjob.domain.retention import RetentionState
 from services.copyjob.domain.source_host import Address, Source
-from shared.contracts.base import Event, Reply, WorkItem
+from shared.contracts.base import Event, Reply, Requester, WorkItem
 
 
 class Jobs(Protocol):
@@ -33,6 +33,15 @@ class Jobs(Protocol):
         """Stage the job; `secret` is kept only while it runs (its end removes it); `marks` are
         the folders' checkpoints to keep (by key), beside those already kept."""
 
+
+    def starting(self) -> PendingStart | None:
+        """A StartCopy whose checks still run."""
+
+    def save_starting(self, pending: PendingStart | None, *, work: Sequence[WorkItem] = ()) -> None:
+        """Stage the pending start (None: it is answered)."""
+
+    def requester(self) -> Requester | None:
+        """Who asked the command being handled (its answer may come later)."""
 
     def retention(self) -> RetentionState: ...
 

@@ -3,13 +3,16 @@ One job per account at a time; a folder is copied in one or more chunks, each re
 often its step runs. Pure."""
 
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal
 
 from services.copyjob.domain.folders import decode_mutf7, decode_mutf7_or_raw
 from services.copyjob.domain.purge import PurgeFolder
 
 FolderState = Literal["pending", "done", "skipped"]
+STARTING_FOR = timedelta(minutes=2)
+"""a copy's start waits this long at most for its checks (the user's password, the source's
+addresses) before another start may take its place"""
 FINISHED = ("done", "skipped")
 RECENT_JOBS = 5
 """finished jobs GetJob can still show per account"""
@@ -82,6 +85,29 @@ class Job:
 
     def skipped_folders(self) -> list[str]:
         return [decode_mutf7_or_raw(f.source_name) for f in self.folders if f.state == "skipped"]
+
+
+@dataclass(frozen=True)
+class PendingStart:
+    """A StartCopy whose checks run (out of the account's turn): it holds the account's one job
+    place until they answer, or for STARTING_FOR."""
+
+    job_id: str
+    command_id: str
+    asked_at: datetime
+    source_host: str
+    source_port: int
+    source_security: str
+    notification_address: str
+    secret: str
+    """the source password, sealed"""
+
+    def holds(self, now: datetime) -> bool:
+        return now - self.asked_at < STARTING_FOR
+
+    def job(self, now: datetime) -> Job:
+        return Job(id=self.job_id, started_at=now, source_host=self.source_host, source_port=self.source_port,
+                   source_security=self.source_security, notification_address=self.notification_address)
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,8 @@ from collections import Counter
 from hashlib import sha256
 from pathlib import Path
 
+from pymongo import AsyncMongoClient
+
 from services.copyjob.adapters.imap import Session
 from shared.client import CommandClient
 from shared.contracts.account import SERVICE as ACCOUNT
@@ -124,6 +126,33 @@ async def test_a_copy_equals_the_source_and_a_second_run_adds_nothing(client, ad
     assert await _contents(address, port, master_password, user=f"{address}*{master}") == source
 
 
+async def test_a_start_waiting_on_its_checks_holds_no_other_accounts_command(client, admin_token, copyjob_service,
+                                                                          copyjob_env, account_service, source_server):
+    """Ensure a StartCopy whose password check hangs (the account service stopped, not gone) is checked
+    out of the account's turn: commands for other accounts, on every command shard, are answered
+    meanwhile, and the start is answered once its check is."""
+    address, token = await _user(client, admin_token, source_server)
+    jobs = AsyncMongoClient(copyjob_env["MONGODB_URL"])[copyjob_env["MONGODB_DB"]]["jobs"]
+    others = [new_address() for _ in range(16)]  # spread over the shards (4), this account's among them
+    try:
+        with account_service.paused():
+            start = asyncio.ensure_future(client.request(SERVICE, _start(token, address, source_server.port)))
+            await eventually(lambda: _starting(jobs, address), what="the start waiting on its checks")
+            answered = await asyncio.gather(*(client.request(SERVICE, GetJob(actor_token=admin_token, address=other),
+                                                             timeout=10) for other in others))
+            assert {reply.code for reply in answered if reply.status == "rejected"} == {"not_found"}
+            assert not start.done()
+        reply = await start
+    finally:
+        await jobs.database.client.close()
+    assert reply.status == "accepted", reply
+    assert (await _finished(client, token, address, reply.result["job_id"]))["state"] == "completed"
+
+
+async def _starting(jobs, address: str) -> bool:
+    return bool(((await jobs.find_one({"_id": address})) or {}).get("starting"))
+
+
 def _start(token: str, address: str, port: int, **changes) -> StartCopy:
     fields = {"actor_token": token, "address": address, "current_password": PASSWORD, "source_host": "127.0.0.1",
               "source_port": port, "source_security": "plain", "source_password": SOURCE_PASSWORD,
@@ -149,8 +178,6 @@ async def test_a_wrong_source_password_fails_the_job_with_that_reason_and_its_se
 
 
 async def _stored(env: dict, address: str) -> dict:
-    from pymongo import AsyncMongoClient
-
     mongo: AsyncMongoClient = AsyncMongoClient(env["MONGODB_URL"])
     try:
         return await mongo[env["MONGODB_DB"]]["jobs"].find_one({"_id": address}) or {}
