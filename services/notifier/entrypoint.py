@@ -1,6 +1,7 @@
 """The notifier for the kit: its spec and its one composition root. Events only: the copy job's
 ends and the account's password changes become notifications; AccountDeleted erases them."""
 
+from collections.abc import Callable
 from datetime import timedelta
 from functools import partial
 
@@ -48,7 +49,8 @@ def on_password_changed(event: PasswordChanged, *, enabled: bool) -> list[Notify
                    to=event.address, occurred_at=event.occurred_at)] if enabled else []
 
 
-def compose(settings: NotifierSettings, kit: Resources) -> Wiring:
+def compose(settings: NotifierSettings, kit: Resources, *, after_send: Callable[[], None] = lambda: None) -> Wiring:
+    """`after_send`: only tests set it (tests/notifier/crashing.py)."""
     stored = AggregateReader(kit.database[AGGREGATES])
     deps = Deps(sessions=kit.sessions, retry_for=timedelta(seconds=settings.retry_for_s),
                 first_pause=timedelta(seconds=settings.retry_first_pause_s))
@@ -63,7 +65,7 @@ def compose(settings: NotifierSettings, kit: Resources) -> Wiring:
             PasswordChanged: partial(on_password_changed, enabled=settings.security_notice),
             AccountDeleted: lambda e: [ForgetNotifications(address=e.address, deleted_at=e.occurred_at)],
         },
-        work={SendNotification: Sender(peek=stored.peek, send=kit.send, settings=settings)},
+        work={SendNotification: Sender(peek=stored.peek, send=kit.send, settings=settings, after_send=after_send)},
         sweeps=(Sweep(settings.retry_sweep_s, retries_due(stored.every)),),
     )
 

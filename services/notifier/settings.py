@@ -29,8 +29,6 @@ class NotifierSettings(ServiceSettings):
     """the pause after the first temporary refusal; it doubles, up to an hour"""
     retry_sweep_s: float = Field(default=15.0, gt=0)
     message_id_domain: str = "mailss.invalid"
-    fault_after_send: bool = False
-    """tests only: the process dies between a mail sent and its record (exactly-once test)"""
 
     @field_validator("mail_from", "brand", "faq_url", "message_id_domain")
     @classmethod

@@ -8,6 +8,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes
 from email.policy import default
@@ -92,11 +93,12 @@ class _Flaky:
 
 
 @asynccontextmanager
-async def _own_notifier(notifier_service, notifier_env, amqp_url, port: int, **env: str) -> AsyncIterator[ServiceProcess]:
+async def _own_notifier(notifier_service, notifier_env, amqp_url, port: int,
+                        module: str = SERVICES["notifier"].module) -> AsyncIterator[ServiceProcess]:
     """The suite's notifier stopped, one of the test's own (sending to `port`, which asks no login) in its place."""
     await notifier_service.stop()
     plain = {name: value for name, value in notifier_env.items() if name != "SMTP_PASSWORD"}
-    own = ServiceProcess(SERVICES["notifier"], {**plain, "SMTP_PORT": str(port), **env}, amqp_url,
+    own = ServiceProcess(replace(SERVICES["notifier"], module=module), {**plain, "SMTP_PORT": str(port)}, amqp_url,
                          instance="test-notifier-own")
     try:
         await own.start()
@@ -145,11 +147,10 @@ async def test_a_crash_between_sending_and_recording_sends_at_most_once_more_wit
     address = new_address()
     done = _completed(address, "crash@example.net")
     try:
-        async with _own_notifier(notifier_service, notifier_env, amqp_url, port, FAULT_AFTER_SEND="true") as faulty:
+        async with _own_notifier(notifier_service, notifier_env, amqp_url, port, "tests.notifier.crashing") as faulty:
             await publish_event(amqp_url, done)
             await eventually(lambda: _exited(faulty), what="the fault point")
-            again = ServiceProcess(SERVICES["notifier"], {**faulty.env, "FAULT_AFTER_SEND": "false"}, amqp_url,
-                                   instance="test-notifier-again")
+            again = ServiceProcess(SERVICES["notifier"], faulty.env, amqp_url, instance="test-notifier-again")
             await again.start()
             try:
                 async def recorded() -> bool:
