@@ -38,7 +38,6 @@ SECRETS=$RUN/secrets
 DOVECOT_DIR=$RUN/dovecot
 DOVECOT_CONF=$DOVECOT_DIR/dovecot.conf
 IMAP_PORT=$(port 10143)
-SIEVE_PORT=$(port 14190)
 MASTER_PASSWORD_FILE=$SECRETS/dovecot-master-password
 MASTER_USER=mailsvc
 # The notifier's SMTP AUTH login on Postfix's submission listener (Dovecot checks it).
@@ -551,7 +550,7 @@ prepare_dovecot_instance() {
   write_policy_conf
   local rendered
   rendered=$(mktemp)
-  sed -e "s|@RUN@|$DOVECOT_DIR|g" -e "s|@IMAP_PORT@|$IMAP_PORT|g" -e "s|@SIEVE_PORT@|$SIEVE_PORT|g" \
+  sed -e "s|@RUN@|$DOVECOT_DIR|g" -e "s|@IMAP_PORT@|$IMAP_PORT|g" \
     -e "s|@SIEVE_SUBMISSION@|sendmail_path = /usr/sbin/sendmail -C $POSTFIX_CONF|g" \
     -e "s|@INSTANCE@|mailss-$STACK|g" "$REPO/deploy/dovecot/dovecot.conf.in" >"$rendered"
   if install_if_changed "$rendered" "$DOVECOT_CONF" -m 644 && dovecot_running; then
@@ -577,9 +576,9 @@ migrate_mail_homes() {
   touch "$marker"
 }
 
-# Ready when every listener answers: IMAP greets, LMTP and ManageSieve accept.
+# Ready when every listener answers: IMAP greets, LMTP's and the services' sockets are there.
 dovecot_ready() {
-  imap_greets && [[ -S $DOVECOT_DIR/base/lmtp ]] && port_open 127.0.0.1 "$SIEVE_PORT"
+  imap_greets && [[ -S $DOVECOT_DIR/base/lmtp && -S $DOVECOT_DIR/services/imap && -S $DOVECOT_DIR/services/sieve ]]
 }
 
 imap_greets() (
@@ -595,7 +594,6 @@ start_dovecot() {
   from=$(log_size "$LOGS/dovecot.log")
   if ! dovecot_running; then
     claim_port "$IMAP_PORT" "Dovecot (IMAP)"
-    claim_port "$SIEVE_PORT" "Dovecot (ManageSieve)"
     say "starting Dovecot"
     rm -f "$DOVECOT_DIR/base/master.pid"  # a killed instance's: the new daemon writes its own a moment after
     # dovecot -c checks the config and exits non-zero with the reason on stderr;
@@ -793,7 +791,6 @@ print_env() {
   export_line DOVECOT_IMAP_HOST 127.0.0.1
   export_line DOVECOT_IMAP_PORT "$IMAP_PORT"
   export_line DOVECOT_LMTP_SOCKET "$DOVECOT_DIR/base/lmtp"
-  export_line DOVECOT_SIEVE_PORT "$SIEVE_PORT"
   export_line DOVECOT_IMAP_SOCKET "$DOVECOT_DIR/services/imap"
   export_line DOVECOT_SIEVE_SOCKET "$DOVECOT_DIR/services/sieve"
   export_line DOVECOT_MASTER_USER "$MASTER_USER"

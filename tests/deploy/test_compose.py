@@ -258,18 +258,20 @@ def test_the_account_service_reaches_the_homes_dovecot_uses():
     assert f"dovecot-mail:{mail_dir}" in SERVICES["dovecot"]["volumes"]
 
 
-def test_dovecot_healthcheck_probes_the_configured_ports():
-    """Ensure the Dovecot healthcheck knocks on the ports of the rendered template's listeners (IMAP, ManageSieve)
-    and of compose's own LMTP listener (the template has none on TCP)."""
+def test_dovecot_healthcheck_probes_the_configured_listeners():
+    """Ensure the Dovecot healthcheck knocks on the rendered template's IMAP port and compose's own LMTP
+    listener (the template has none on TCP), and looks for the services' sockets; ManageSieve has no
+    TCP listener (no user uploads a script of their own)."""
     base = rendered_dovecot_base()
     container = (DEPLOY / "dovecot" / "compose" / "dovecot.conf").read_text()
     listener = r"inet_listener {} \{{[^}}]*port = (\d+)"
-    ports = {name: re.search(listener.format(name), base)[1] for name in ("imap", "sieve")}
+    ports = {"imap": re.search(listener.format("imap"), base)[1], "lmtp": re.search(listener.format("lmtp"), container)[1]}
+    assert re.search(listener.format("sieve"), base)[1] == "0"
     assert not re.search(listener.format("lmtp"), base)
-    ports["lmtp"] = re.search(listener.format("lmtp"), container)[1]
     check = (DEPLOY / "dovecot" / "compose" / "healthcheck.sh").read_text()
     for name, port in ports.items():
         assert re.search(rf"greets {port} ", check), name
+    assert "-S /srv/dovecot/services/imap" in check and "-S /srv/dovecot/services/sieve" in check
 
 
 def test_every_service_is_on_the_one_network():

@@ -25,7 +25,7 @@ LOOPBACK = {"0100007F", "00000000000000000000000001000000"}
 
 LISTENERS = {"amqp": "RABBITMQ_AMQP_PORT", "management": "RABBITMQ_MANAGEMENT_PORT",
              "erlang-distribution": "RABBITMQ_DIST_PORT", "imap": "DOVECOT_IMAP_PORT",
-             "managesieve": "DOVECOT_SIEVE_PORT", "postfix": "POSTFIX_SMTP_PORT", "postfix-submit": "POSTFIX_SUBMIT_PORT",
+             "postfix": "POSTFIX_SMTP_PORT", "postfix-submit": "POSTFIX_SUBMIT_PORT",
              "spamass-milter": "SPAMASS_MILTER_PORT", "spamd": "SPAMD_PORT", "postsrsd-forward": "POSTSRSD_FORWARD_PORT",
              "postsrsd-reverse": "POSTSRSD_REVERSE_PORT", "mail-policy": "MAIL_POLICY_PORT",
              "postfix-socketmap": "POSTFIX_MAP_PORT"}
@@ -62,12 +62,12 @@ def _tcp_ports_of(pid: str) -> set[int]:
 
 
 def test_the_database_and_lmtp_have_no_tcp_listener():
-    """Ensure FerretDB listens on no TCP port and Dovecot only on IMAP and ManageSieve (LMTP is a socket)."""
+    """Ensure FerretDB listens on no TCP port and Dovecot only on IMAP (LMTP and the services' IMAP and
+    ManageSieve are sockets: no user may upload a Sieve script of their own)."""
     pids = RUN / "pids"
 
     assert _tcp_ports_of((pids / "ferretdb.pid").read_text().strip()) == set()
-    assert _tcp_ports_of((pids / "dovecot.pid").read_text().strip()) == {
-        int(stack_env("DOVECOT_IMAP_PORT")), int(stack_env("DOVECOT_SIEVE_PORT"))}
+    assert _tcp_ports_of((pids / "dovecot.pid").read_text().strip()) == {int(stack_env("DOVECOT_IMAP_PORT"))}
 
 
 @pytest.mark.parametrize(("path", "owner", "group", "mode"), [
