@@ -84,6 +84,12 @@ class JobsInUnit:
     def requester(self) -> Requester | None:
         return self._unit.requester
 
+    def started_by(self, command_id: str) -> Job | None:
+        for doc in [self._doc.get("current"), *self._doc.get("recent", [])]:
+            if doc and doc.get("started_by") == command_id:
+                return job_of(doc)
+        return None
+
     def retention(self) -> RetentionState:
         stored = self._doc.get("retention") or {}
         last = stored.get("last")

@@ -100,6 +100,8 @@ async def _start(command: StartCopy, actor: Actor, address: str, jobs: Jobs, dep
         return rejection(command, "forbidden", "only the account's own user may start a copy into it")
     if (pending := jobs.starting()) and pending.command_id == str(command.message_id):
         return Deferred()  # delivered again: its checks run already
+    if started := jobs.started_by(str(command.message_id)):  # delivered again after its answer: the same one
+        return Accepted(command_id=command.message_id, result={"job_id": started.id, "state": started.state})
     if refused := _refused_start(command, address, jobs, Capability.MAIL_COPY, "mail copy", deps.clock()):
         return refused
     errors = []

@@ -24,6 +24,9 @@ class Jobs(Protocol):
 
     def find(self, job_id: str) -> Job | None: ...
 
+    def started_by(self, command_id: str) -> Job | None:
+        """The current or a recent job that this StartCopy started."""
+
     def adopt(self, plan: str, generation: datetime) -> None: ...
 
     def forget(self) -> None: ...

@@ -61,6 +61,8 @@ class Job:
     """a purge's plan: per folder, what goes"""
     removed_folders: tuple[str, ...] | None = None
     """a purge's last step, once done: the user's folders it removed"""
+    started_by: str | None = None
+    """the StartCopy that started it (its message id): that command delivered again starts nothing"""
 
     @property
     def running(self) -> bool:
@@ -107,7 +109,8 @@ class PendingStart:
 
     def job(self, now: datetime) -> Job:
         return Job(id=self.job_id, started_at=now, source_host=self.source_host, source_port=self.source_port,
-                   source_security=self.source_security, notification_address=self.notification_address)
+                   source_security=self.source_security, notification_address=self.notification_address,
+                   started_by=self.command_id)
 
 
 @dataclass(frozen=True)

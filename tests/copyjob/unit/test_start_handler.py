@@ -68,8 +68,8 @@ def test_a_start_is_checked_out_of_the_turn_and_holds_the_accounts_one_place():
 
 
 def test_the_checks_outcome_answers_the_start():
-    unit = _unit({"plan": "kwc"})
-    _asked(unit, _command())
+    unit, start = _unit({"plan": "kwc"}), _command()
+    _asked(unit, start)
     [check] = unit.work
     stored = {"plan": "kwc", **unit.fields}
     asked = Requester(reply_to="amq.rabbitmq.reply-to.x", correlation_id="c", command_id=uuid.uuid4())
@@ -89,6 +89,10 @@ def test_the_checks_outcome_answers_the_start():
     assert opened_unit.fields["addresses"] == ["192.0.2.7"] and VAULT.open(opened_unit.fields["secret"]) == "theirs"
     assert [type(w) for w in opened_unit.work] == [PlanCopy]
 
+    again_unit = _unit({**stored, **opened_unit.fields})
+    again = _asked(again_unit, start)  # the StartCopy delivered again after its answer: the same job, nothing new
+    assert isinstance(again, Accepted) and again.result == opened.result
+    assert not again_unit.work and not again_unit.fields
     stale = asyncio.run(open_job(OpenJob(address=ADDRESS, job_id="another", answers=asked), JobsInUnit(_unit(stored)), _deps()))
     assert isinstance(stale, Rejected) and stale.code == "conflict"
 
