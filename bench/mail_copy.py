@@ -10,6 +10,8 @@ checkpoints were deleted (every folder compared whole: it must copy nothing).
 
     export MAILSS_STACK=test && scripts/stack.sh up && eval "$(scripts/stack.sh env)"
     .venv/bin/python -m bench.mail_copy [--messages 5000]
+
+mbsync is Debian's isync (`apt-get install isync`): without it that baseline is left out.
 """
 
 import argparse
