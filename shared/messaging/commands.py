@@ -201,6 +201,8 @@ class CommandConsumer:
         if applied.digest != digest(body, self.redact):
             return Rejected(command_id=command.message_id, code="invalid_message",
                             message="this message_id was already used by a different command"), None, False
+        if getattr(command, "answers", None):  # a deferred answer names the command it answers, not this one
+            return applied.reply, unit.state, True
         return applied.reply.model_copy(update={"command_id": command.message_id}), unit.state, True
 
     async def _follow_or_report(self, delivery: Delivery, key: str, turn: _Turn) -> None:

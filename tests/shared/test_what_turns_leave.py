@@ -125,3 +125,7 @@ async def test_a_deferred_answer_goes_to_the_client_with_the_later_command(broke
     assert kwargs["routing_key"] == asked[0].reply_to
     assert kwargs["correlation_id"] == asked[0].correlation_id
     assert not isinstance(reply, Rejected) and TOKEN not in body.decode()
+
+    await consumer(deliver(later, exchange="account.internal", reply_to=None))  # delivered again: answered as before
+    again = REPLY.validate_json(broker.replies[-1][0])
+    assert again == reply and again.command_id == command.message_id

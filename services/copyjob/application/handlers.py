@@ -131,8 +131,11 @@ async def open_job(command: OpenJob, jobs: Jobs, deps: Deps) -> Reply:
     """The checks' outcome, as the StartCopy's answer: the job starts, or the start is refused."""
     answering = command.answers.command_id if command.answers else command.message_id
     pending = jobs.starting()
-    if pending is None or pending.job_id != command.job_id:
+    if pending is None or pending.job_id != command.job_id or not pending.holds(deps.clock()):
         return Rejected(command_id=answering, code="conflict", message="this start waited too long; start the copy again")
+    if (current := jobs.current()) and current.running:  # cannot be while the start holds the place; never pushed aside
+        jobs.save_starting(None)
+        return Rejected(command_id=answering, code="already_running", message=f"job {current.id} is still running")
     if command.refusal:
         jobs.save_starting(None)
         return command.refusal.model_copy(update={"command_id": answering})

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Literal
 
-from services.copyjob.domain.folders import decode_mutf7, decode_mutf7_or_raw
+from services.copyjob.domain.folders import decode_mutf7_or_raw
 from services.copyjob.domain.purge import PurgeFolder
 
 FolderState = Literal["pending", "done", "skipped"]
@@ -152,8 +152,8 @@ def with_purge_plan(job: Job, plan: list[PurgeFolder], now: datetime) -> Job:
     """Every folder with messages gets a step; the empty ones are done at once."""
     if job.planned or not job.running:
         return job
-    folders = tuple(FolderProgress(decode_mutf7(f.name), f.name) if f.messages and f.below_uid > 1
-                    else FolderProgress(decode_mutf7(f.name), f.name, state="done", total=0) for f in plan)
+    folders = tuple(FolderProgress(decode_mutf7_or_raw(f.name), f.name) if f.messages and f.below_uid > 1
+                    else FolderProgress(decode_mutf7_or_raw(f.name), f.name, state="done", total=0) for f in plan)
     return _completed_if_done(replace(job, planned=True, folders=folders, purge=tuple(plan)), now)
 
 

@@ -93,6 +93,11 @@ def test_the_checks_outcome_answers_the_start():
     again = _asked(again_unit, start)  # the StartCopy delivered again after its answer: the same job, nothing new
     assert isinstance(again, Accepted) and again.result == opened.result
     assert not again_unit.work and not again_unit.fields
+    purging = {**stored, "current": {**opened_unit.fields["current"], "id": "purge-1", "kind": "purge"}}
+    late_unit = _unit(purging)  # a purge began meanwhile (it could only once the start had expired)
+    late = asyncio.run(open_job(OpenJob(address=ADDRESS, job_id=check.job_id, answers=asked), JobsInUnit(late_unit), _deps()))
+    assert isinstance(late, Rejected) and late.code == "already_running"
+    assert "current" not in late_unit.fields and not late_unit.work  # the purge is never pushed aside
     stale = asyncio.run(open_job(OpenJob(address=ADDRESS, job_id="another", answers=asked), JobsInUnit(_unit(stored)), _deps()))
     assert isinstance(stale, Rejected) and stale.code == "conflict"
 
