@@ -43,6 +43,8 @@ MAX_LINE_BYTES = 8 * 1024 * 1024
 """a line of an answer (a SEARCH of a million UIDs fits); a longer one is a server feeding us without end"""
 ANSWER_BYTES = 64 * 1024 * 1024
 """what one command's answer may hold unless it says otherwise"""
+UNASKED_BYTES = 1024 * 1024
+"""what a server may send when no command of ours asks (its greeting, the login, an idle kept session)"""
 
 
 class _Refused(Exception):
@@ -73,8 +75,8 @@ class _Protocol(aioimaplib.IMAP4ClientProtocol):  # type: ignore[misc]
     heard = 0.0
     """when the server last sent anything (monotonic)"""
     received = 0
-    """bytes of the current command's answer"""
-    budget: int | None = None
+    """bytes of the current command's answer (or since the last one)"""
+    budget: int | None = UNASKED_BYTES
     max_literal = 2**63
     violation: str | None = None
     """why we hung up on the server: it sent more than any honest answer holds"""
@@ -317,7 +319,7 @@ class Session:
         except (aioimaplib.Abort, aioimaplib.CommandTimeout, OSError, TimeoutError) as error:
             raise self._refused() or self._lost("connection_lost", f"{type(error).__name__}") from None
         finally:
-            protocol.budget = None
+            protocol.received, protocol.budget = 0, UNASKED_BYTES
             if not task.done():
                 task.cancel()
 
@@ -458,8 +460,9 @@ class Session:
 
     async def bodies(self, uids: list[int], announced: int) -> dict[int, bytes]:
         """Several messages in one FETCH (one round trip for the batch); `announced`: their sizes as
-        the server gave them, which the answer may pass by an eighth (line ends counted otherwise)."""
-        budget = announced + announced // 8 + 4096 * len(uids)
+        the server gave them, which the answer may pass twice over and a MiB a message (some servers'
+        RFC822.SIZE is only an estimate): a batch of 16 MB holds at most some 80 MB."""
+        budget = 2 * announced + 1024 * 1024 * len(uids)
         response = await self._call(self.client.protocol.fetch(",".join(map(str, uids)), "(UID BODY.PEEK[])", by_uid=True),
                                     budget)
         self._ok(response, "FETCH")
