@@ -186,7 +186,7 @@ def copyjob_env(service_env: dict[str, str], operator: Broker, vhost: str, test_
 
 
 COPY_LIMITS = {"SOURCE_TIMEOUT_S": "3", "STEP_ATTEMPTS": "2", "RETRY_PAUSE_S": "0.3", "MAX_FOLDERS": "40",
-               "JOB_MAX_BYTES": "30000000"}
+               "JOB_MAX_BYTES": "40000000", "STEP_DEADLINE_S": "20"}
 """low enough for the hostile-source tests to reach them in seconds (tests/copyjob/integration/test_hostile_source.py)"""
 
 

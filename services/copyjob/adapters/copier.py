@@ -98,7 +98,7 @@ class Copier:
         if (found := running_job(doc, item.job_id)) is None:
             return
         try:
-            planned = await self._tries(lambda: self._plan(item.address, found, marks_of(doc)),
+            planned = await self._tries(lambda _: self._plan(item.address, found, marks_of(doc)),
                                         final=FAIL_AT_ONCE | {"source_unreachable"})
         except ImapError as error:
             await self._failed(item.address, item.job_id, error)
@@ -149,9 +149,10 @@ class Copier:
         mark = marks_of(doc).get(mark_key(job.source_host, job.source_port, item.source_folder, item.folder))
         room = self.settings.job_max_bytes - job.totals()["copied_bytes"]
 
-        async def step() -> RecordStep | None:
+        async def step(deadline: float) -> RecordStep | None:
+            wrap_up_at = deadline - self.settings.step_deadline_s / 4  # a slow source's chunk ends early, never fails
             async with self._source(item.address, *found) as source, self._target(item.address) as target:
-                return await self._copy(item, folder.copied, mark, room, source, target)
+                return await self._copy(item, folder.copied, mark, room, source, target, wrap_up_at)
 
         try:
             record = await self._tries(step)
@@ -162,10 +163,12 @@ class Copier:
             await self.send(record)
 
     async def _copy(self, item: CopyFolder, recorded: int, mark: Mark | None, room: int, source: Session,
-                    target: Session) -> RecordStep | None:
+                    target: Session, wrap_up_at: float) -> RecordStep | None:
         """The next chunk of the folder: compare the two sides' views, copy the head of what is
         missing (within the `room` the job's byte limit leaves), and return the record with the new
-        checkpoint (None: cancelled meanwhile)."""
+        checkpoint (None: cancelled meanwhile). A chunk still going at `wrap_up_at` ends after its
+        batch in hand and is recorded without a checkpoint: the next chunk compares from the last one
+        and finds the rest (a mark is only a shortcut)."""
         there_box = await source.select(item.source_folder, raw=True, readonly=True, refused="refused_at_source")
         view = view_from(mark, there_box, await target.select(item.folder, refused="refused_here"))
         there = await source.summaries(view.source_after + 1)
@@ -177,60 +180,70 @@ class Copier:
         covered = max(0, there_box.messages - len(there)) if item.chunk == 0 else 0  # an earlier job's mark
         report = Progress(self.send, self.settings.progress_interval_s, item.address, item.job_id, item.folder,
                           item.source_folder, recorded, recorded + len(todo))
-        copied_bytes = await self._transfer(item, chunk.wanted, source, target, report)
-        if copied_bytes is None:
+        moved = await self._transfer(item, chunk.wanted, source, target, report, wrap_up_at)
+        if moved is None:
             return None
+        if not moved.whole:
+            log.info("copy job %s: %s wrapped up after %d messages (a slow source)", item.job_id, item.folder, moved.copied)
+            return RecordStep(address=item.address, job_id=item.job_id, folder=item.folder, source_folder=item.source_folder,
+                              chunk=item.chunk, more=True, copied=moved.copied, already_there=covered,
+                              copied_bytes=moved.copied_bytes, flags_dropped=moved.flags_dropped)
         here_box = await target.select(item.folder, readonly=True)
         return RecordStep(address=item.address, job_id=item.job_id, folder=item.folder, source_folder=item.source_folder,
-                          chunk=item.chunk, more=chunk.more, copied=len(chunk.wanted), already_there=covered + chunk.already_there,
-                          copied_bytes=copied_bytes, too_big=[f"{item.folder}#{m.uid} ({m.size} bytes)" for m in chunk.too_big],
-                          flags_dropped=sum(m.flags_dropped for m in chunk.wanted),
+                          chunk=item.chunk, more=chunk.more, copied=moved.copied, already_there=covered + chunk.already_there,
+                          copied_bytes=moved.copied_bytes, too_big=[f"{item.folder}#{m.uid} ({m.size} bytes)" for m in chunk.too_big],
+                          flags_dropped=moved.flags_dropped,
                           mark=FolderMark(source_uidvalidity=there_box.uidvalidity, source_uidnext=there_box.uidnext,
                                           source_after=chunk.source_after, target_uidvalidity=here_box.uidvalidity,
                                           target_uidnext=here_box.uidnext, target_messages=here_box.messages))
 
     async def _transfer(self, item: CopyFolder, wanted: list[Summary], source: Session, target: Session,
-                        report: "Progress") -> int | None:
-        """Batches, each fetched while the one before is appended; the bytes copied, or None when
-        the job was cancelled (what was copied stays)."""
-        batches, copied, copied_bytes, looked = list(_batches(wanted)), 0, 0, time.monotonic()
+                        report: "Progress", wrap_up_at: float) -> "_Moved | None":
+        """Batches, each fetched while the one before is appended, until all are or `wrap_up_at`
+        has come (then not whole); None when the job was cancelled (what was copied stays)."""
+        batches, moved, looked = list(_batches(wanted)), _Moved(), time.monotonic()
+        loop = asyncio.get_running_loop()
         fetching = asyncio.ensure_future(_fetch(source, batches[0])) if batches else None
         try:
             for number, batch in enumerate(batches):
                 assert fetching is not None
                 bodies = await fetching
-                fetching = (asyncio.ensure_future(_fetch(source, batches[number + 1]))
-                            if number + 1 < len(batches) else None)
+                more = number + 1 < len(batches)
+                if more and loop.time() >= wrap_up_at:
+                    moved.whole, more = False, False
+                fetching = asyncio.ensure_future(_fetch(source, batches[number + 1])) if more else None
                 if time.monotonic() - looked > CANCEL_CHECK_S:
                     looked = time.monotonic()
                     if await self._cancelled(item):
                         if fetching is not None:
                             await fetching  # its answer read in full: the session can be kept
                         return None
-                await report(copied)
+                await report(moved.copied)
                 present = [m for m in batch if m.uid in bodies]  # gone from the source meanwhile: nothing to copy
                 await target.append_many(item.folder, [(bodies[m.uid], m.flags, m.internaldate) for m in present])
-                copied, copied_bytes = copied + len(present), copied_bytes + sum(len(bodies[m.uid]) for m in present)
+                moved.add(present, sum(len(bodies[m.uid]) for m in present))
+                if not moved.whole:
+                    break
         finally:
             if fetching is not None:
                 fetching.cancel()
                 with contextlib.suppress(BaseException):
                     await fetching
-        return copied_bytes
+        return moved
 
     async def _cancelled(self, item: CopyFolder) -> bool:
         """The job ended meanwhile (cancelled, or the account went)."""
         return running_job(await self.peek(item.address), item.job_id) is None
 
-    async def _tries(self, step: Callable[[], Awaitable[T]], final: set[str] = FAIL_AT_ONCE | SKIP_FOLDER) -> T:
-        """The step, tried again from what is there after an error it may get over, at most
-        `step_attempts` times within `step_deadline_s`; the last error is raised."""
+    async def _tries(self, step: Callable[[float], Awaitable[T]], final: set[str] = FAIL_AT_ONCE | SKIP_FOLDER) -> T:
+        """The step (given the deadline, in loop time), tried again from what is there after an error
+        it may get over, at most `step_attempts` times within `step_deadline_s`; the last error is raised."""
         settings, loop = self.settings, asyncio.get_running_loop()
         deadline, pause = loop.time() + settings.step_deadline_s, settings.retry_pause_s
         for attempt in range(1, settings.step_attempts + 1):
             try:
                 async with asyncio.timeout_at(deadline):
-                    return await step()
+                    return await step(deadline)
             except TimeoutError:
                 raise ImapError("source_stalled", f"the step took over {settings.step_deadline_s:g} s") from None
             except ImapError as error:
@@ -286,6 +299,21 @@ class Copier:
         context = ssl.create_default_context(cafile=self.settings.source_ca_file)
         context.minimum_version = ssl.TLSVersion.TLSv1_2
         return context
+
+
+@dataclass
+class _Moved:
+    """What a chunk's transfer copied, and whether it went through all of the chunk."""
+
+    copied: int = 0
+    copied_bytes: int = 0
+    flags_dropped: int = 0
+    whole: bool = True
+
+    def add(self, messages: list[Summary], size: int) -> None:
+        self.copied += len(messages)
+        self.copied_bytes += size
+        self.flags_dropped += sum(m.flags_dropped for m in messages)
 
 
 async def _fetch(source: Session, batch: list[Summary]) -> dict[int, bytes]:

@@ -4,6 +4,7 @@ only for a user who proved it, the source host's addresses (DNS, each checked). 
 through the account's turn as OpenJob, whose reply is the StartCopy's answer."""
 
 import json
+import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from shared.contracts.base import FieldError, InternalCommand, Rejected
 from shared.contracts.copyjob import CheckStart, OpenJob
 from shared.messaging.unit_of_work import Doc
 
+log = logging.getLogger(__name__)
 Peek = Callable[[str], Awaitable[Doc | None]]
 Send = Callable[[InternalCommand], Awaitable[None]]
 
@@ -30,7 +32,11 @@ class StartChecks:
         pending = ((await self.peek(item.address)) or {}).get("starting")
         if not pending or pending["job_id"] != item.job_id:
             return  # answered already (a redelivery), or another start took its place
-        refusal, addresses = await self._checked(item)
+        try:
+            refusal, addresses = await self._checked(item)
+        except Exception:  # never a start left without its answer (the client waits, the place is held)
+            log.exception("the checks of a copy's start for job %s failed", item.job_id)
+            refusal, addresses = Rejected(code="unavailable", message="the start could not be checked; try again"), []
         await self.send(OpenJob(message_id=uuid.uuid5(uuid.NAMESPACE_URL, f"open-job:{item.message_id}"),
                                 address=item.address, job_id=item.job_id, addresses=addresses, refusal=refusal,
                                 answers=item.requester))

@@ -33,7 +33,8 @@ async def test_a_message_at_the_real_limit_is_copied_and_one_over_it_skipped(cli
     finally:
         await source.close()
     await copyjob_service.stop()  # the suite's worker refuses above 1 MB: this one has the real limit
-    big_jobs = {**copyjob_env, "MAX_MESSAGE_BYTES": str(LIMIT), "JOB_MAX_BYTES": str(10 * LIMIT)}
+    big_jobs = {**copyjob_env, "MAX_MESSAGE_BYTES": str(LIMIT), "JOB_MAX_BYTES": str(10 * LIMIT),
+                "STEP_DEADLINE_S": "1200"}
     worker = ServiceProcess(SERVICES["copyjob"], big_jobs, amqp_url,
                             instance="test-copyjob-large")
     await worker.start()

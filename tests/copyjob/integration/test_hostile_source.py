@@ -184,7 +184,7 @@ async def test_too_many_folders_and_the_job_byte_limit_end_the_job_naming_the_li
     assert (job["state"], job["reason"], job["limit"]) == ("failed", "too_many_folders", int(COPY_LIMITS["MAX_FOLDERS"]))
 
     limit = int(COPY_LIMITS["JOB_MAX_BYTES"])
-    big = {"INBOX": Folder(_messages(20, size=900_000)), "More": Folder(_messages(20, size=900_000))}
+    big = {"INBOX": Folder(_messages(25, size=900_000)), "More": Folder(_messages(25, size=900_000))}
     async with HostileImap(big) as server:
         address, job = await _copy(client, admin_token, server)
     assert (job["state"], job["reason"], job["limit"]) == ("failed", "byte_limit", limit), job
@@ -210,3 +210,41 @@ async def test_sources_that_stall_fail_their_jobs_and_the_next_job_still_copies(
 
     assert [(job["state"], job["reason"]) for _, job in stalled] == [("failed", "source_stalled")] * len(stalling)
     assert done["state"] == "completed" and sum((await _ours_now(address))["INBOX"].values()) == 4
+
+
+async def test_a_slow_sources_chunk_wraps_up_early_and_the_next_goes_on(client, admin_token, copyjob_service,
+                                                                       copyjob_service_log):
+    """A source so slow that a chunk would pass its step's deadline (the tests' 20 s; each batch of
+    bodies takes 8 s here): the chunk ends after the batch in hand and is recorded, the next chunk
+    copies the rest, and the job completes exactly, never failed as stalled."""
+    async def slow_bodies(connection: Connection, tag: str, args: list[str]) -> None:
+        if "BODY.PEEK[]" not in " ".join(args).upper():
+            return await connection._uid_fetch(tag, args)
+        writer, connection.writer = connection.writer, _Held()  # type: ignore[assignment]
+        await connection._uid_fetch(tag, args)
+        answer, connection.writer = bytes(connection.writer.data), writer  # type: ignore[attr-defined]
+        step = len(answer) // 16 + 1
+        for start in range(0, len(answer), step):  # never standing still for long, just slow
+            writer.write(answer[start:start + step])
+            await writer.drain()
+            await asyncio.sleep(0.5)
+
+    async with HostileImap({"INBOX": Folder(_messages(40, size=900_000))}).on("UID FETCH", slow_bodies) as server:
+        address, job = await _copy(client, admin_token, server, timeout=120)
+
+    assert job["state"] == "completed", job
+    assert job["totals"]["copied"] == 40 and sum((await _ours_now(address))["INBOX"].values()) == 40
+    assert "wrapped up after" in copyjob_service_log()
+
+
+class _Held:
+    """A writer that keeps what is written (to send it later, slowly)."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+
+    def write(self, data: bytes) -> None:
+        self.data += data
+
+    async def drain(self) -> None:
+        return None
