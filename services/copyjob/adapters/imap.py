@@ -100,6 +100,22 @@ class _Protocol(aioimaplib.IMAP4ClientProtocol):  # type: ignore[misc]
         except _Refused as refused:
             self._hang_up(str(refused))
 
+    def _untagged_response(self, line: bytes) -> Any:
+        """aioimaplib's, which removed every `* ` in the line (a quoted folder name holding one came
+        out as another name): only the leading one goes."""
+        line = line[2:] if line.startswith(b"* ") else line
+        if self.pending_sync_command is not None:
+            self.pending_sync_command.append_to_resp(line)
+            return self.pending_sync_command
+        match = aioimaplib.message_data_re.match(line)
+        name, text = (match.group(1), match.string) if match else (line.partition(b" ")[0], line.partition(b" ")[2])
+        command = self.pending_async_commands.get(name.decode(errors="replace").upper())
+        if command is not None:
+            command.append_to_resp(text)
+        elif (command := self.pending_async_commands.get("NOOP")) is not None:
+            command.append_to_resp(line)
+        return command
+
     async def fetch(self, message_set: str, message_parts: str, by_uid: bool = False, timeout: float | None = None) -> Any:
         return await self.execute(_Fetch(self.new_tag(), message_set, message_parts, prefix="UID" if by_uid else "",
                                          loop=self.loop, timeout=timeout))

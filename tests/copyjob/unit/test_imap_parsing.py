@@ -32,3 +32,17 @@ def test_a_date_that_is_none_is_the_sources_error():
     with pytest.raises(ImapError) as raised:
         summary_of(record)
     assert raised.value.category == "source_protocol"
+
+
+def test_a_folder_name_holding_an_asterisk_and_a_space_comes_through_whole():
+    from services.copyjob.adapters.imap import _Protocol
+
+    async def listed() -> list[bytes]:
+        loop = asyncio.get_running_loop()
+        protocol = _Protocol(loop)
+        command = aioimaplib.Command("LIST", "A1", loop=loop)
+        protocol.pending_sync_command = command
+        protocol._untagged_response(b'* LIST () "/" "Todo * urgent"')
+        return command.response.lines
+
+    assert asyncio.run(listed()) == [b'LIST () "/" "Todo * urgent"']
