@@ -220,6 +220,10 @@ def rules_show(address: Address = None) -> None:
     server = result["mail_server"]
     table.add_row("mail server", f"{server['state']} (version {server['deployed_version']} of {result['version']})"
                   + (f": {server['last_failure']}" if server["last_failure"] else ""))
+    sent = result["outbound"]
+    table.add_row("sent out this hour", f"{sent['sent_last_hour']} of {sent['per_hour']} (forwards, autoreplies)"
+                  + (f"; {sent['held_last_hour']} held in the mailbox, last at {sent['last_held_at']}"
+                     if sent["held_last_hour"] else ""))
     console.print(table)
 
 

@@ -547,6 +547,7 @@ prepare_dovecot_instance() {
   chown root:mailss-mail "$DOVECOT_DIR/services"
   chmod 750 "$DOVECOT_DIR/services"
   passwd_file "$SUBMIT_USER" "$SUBMIT_PASSWORD_FILE" "$DOVECOT_DIR/submit-users"
+  install_outbound_meter
   write_policy_conf
   local rendered
   rendered=$(mktemp)
@@ -558,6 +559,16 @@ prepare_dovecot_instance() {
     doveadm -c "$DOVECOT_CONF" reload
   fi
   rm -f "$rendered"
+}
+
+# Sieve asks the outbound meter before each forward and autoreply (vnd.dovecot.execute, as vmail): the
+# program, root's and read-only, is the only one in sieve-execute/; its counts go to outbound/, the
+# mail user's, which the rules service reads (GetRules) through the group mailss-mail.
+install_outbound_meter() {
+  mkdir -p "$DOVECOT_DIR/sieve-execute" "$DOVECOT_DIR/outbound"
+  install_if_changed "$REPO/services/rules/adapters/outbound_meter.py" "$DOVECOT_DIR/sieve-execute/mailss-outbound" -m 755 || true
+  chown vmail:mailss-mail "$DOVECOT_DIR/outbound"
+  chmod 2750 "$DOVECOT_DIR/outbound"
 }
 
 # Homes made before the account service made them (vmail's, 0700) join the group mailss-homes with
@@ -793,6 +804,7 @@ print_env() {
   export_line DOVECOT_LMTP_SOCKET "$DOVECOT_DIR/base/lmtp"
   export_line DOVECOT_IMAP_SOCKET "$DOVECOT_DIR/services/imap"
   export_line DOVECOT_SIEVE_SOCKET "$DOVECOT_DIR/services/sieve"
+  export_line OUTBOUND_METER_DIR "$DOVECOT_DIR/outbound"
   export_line DOVECOT_MASTER_USER "$MASTER_USER"
   export_line DOVECOT_MASTER_PASSWORD_FILE "$MASTER_PASSWORD_FILE"
   export_line MAIL_POLICY_API_KEY_FILE "$POLICY_KEY_FILE"

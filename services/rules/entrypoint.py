@@ -1,9 +1,11 @@
 """The rules service for the kit: its spec and its one composition root."""
 
 from functools import partial
+from pathlib import Path
 
 from services.rules.adapters.deployer import Deployer, Pruner
 from services.rules.adapters.managesieve import ManageSieve
+from services.rules.adapters.outbound_meter import OutboundMeters
 from services.rules.adapters.postfix_map import ForwardMap
 from services.rules.adapters.stored_rules import RulesInUnit
 from services.rules.application.handlers import (
@@ -14,6 +16,7 @@ from services.rules.application.handlers import (
     record_deployment,
     redeploy,
 )
+from services.rules.domain.sieve import Outside
 from services.rules.settings import RulesSettings
 from shared.contracts.account import AccountCreated, AccountDeleted
 from shared.contracts.rules import (
@@ -35,7 +38,8 @@ RECONCILE_AT_START_S = 5.0
 
 def compose(settings: RulesSettings, kit: Resources) -> Wiring:
     reader = AggregateReader(kit.database[AGGREGATES])
-    deps = Deps(sessions=kit.sessions, internal_domains=frozenset({settings.forward_domain, settings.srs_domain}))
+    deps = Deps(sessions=kit.sessions, internal_domains=frozenset({settings.forward_domain, settings.srs_domain}),
+                outbound=OutboundMeters(Path(settings.outbound_meter_dir), settings.outbound_per_hour))
     sieve = ManageSieve(settings.dovecot_sieve_socket, settings.dovecot_master_user,
                         settings.dovecot_master_password.get_secret_value(),
                         keep=settings.sieve_connections_kept, idle_s=settings.sieve_connection_idle_s)
@@ -55,7 +59,7 @@ def compose(settings: RulesSettings, kit: Resources) -> Wiring:
             AccountDeleted: lambda e: [DropRules(address=e.address, deleted_at=e.occurred_at)],
         },
         work={DeployRules: Deployer(peek=reader.peek, forward_map=forward_map, install=sieve.install, send=kit.send,
-                                    forward_domain=settings.forward_domain),
+                                    outside=Outside(settings.forward_domain, settings.outbound_per_hour)),
               PruneForwards: Pruner(forward_map)},
         sweeps=(Sweep(settings.reconcile_interval_s, behind, first_after_s=RECONCILE_AT_START_S),),
         on_close=(sieve.close,),

@@ -2,7 +2,7 @@
 
 from pydantic import Field, SecretStr, field_validator
 
-from services.rules.domain.sieve import FORWARD_DOMAIN
+from services.rules.domain.sieve import FORWARD_DOMAIN, OUTBOUND_PER_HOUR
 from shared.settings import ServiceSettings, refuse_placeholder
 
 
@@ -24,6 +24,11 @@ class RulesSettings(ServiceSettings):
     """the internal domain of the forwarding addresses (Postfix: virtual_alias_domains)"""
     srs_domain: str = Field(default="srs.mailss.localhost", pattern=r"^[a-z0-9.-]+$")
     """where forwarded copies' SRS senders live (postsrsd): no forward may go there either"""
+    outbound_per_hour: int = Field(default=OUTBOUND_PER_HOUR, ge=1, le=1_000_000)
+    """messages an account may send out an hour (forwarded copies, autoreplies); more are kept in its
+    mailbox. Written into each script: a change reaches an account with its next deployment"""
+    outbound_meter_dir: str = "/srv/dovecot/outbound"
+    """the outbound meters the mail server keeps (read for GetRules)"""
     reconcile_interval_s: float = Field(default=60.0, gt=0)
     """how often accounts whose mail server is behind are deployed again (and once soon after start)"""
 

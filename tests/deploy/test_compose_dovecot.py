@@ -130,3 +130,21 @@ def test_the_master_users_line_allows_only_local_logins(tmp_path):
     (line,) = (tmp_path / "master-users").read_text().splitlines()
     assert line.split(":") == ["mailsvc", "{SHA512-CRYPT}$6$salt$hash", "", "", "", "", "", "allow_nets=local"]
     assert DEPLOYER_ENV["DOVECOT_MASTER_PASSWORD"] not in (tmp_path / "master-users").read_text()
+
+
+def test_the_outbound_meter_is_where_sieve_runs_it_and_the_rules_service_reads_it():
+    """Ensure the Dovecot image ships the meter as the one program of Sieve's execute folder (beside the meters'
+    folder, where the program keeps its counts), with a Python to run it; the meters are a volume the mail user
+    writes and the rules container mounts read-only where its setting reads them."""
+    base = rendered_dovecot_base()
+    bin_dir = re.search(r"^\s*sieve_execute_bin_dir = (\S+)$", base, re.M)[1]
+    stage = dockerfile_stages()["dovecot"]
+    assert f"COPY --chmod=755 services/rules/adapters/outbound_meter.py {bin_dir}/mailss-outbound" in stage
+    assert re.search(r"apt-get install [^;]*\bpython3;", stage)
+    meters = str(Path(bin_dir).parent / "outbound")
+    assert f"dovecot-outbound:{meters}" in SERVICES["dovecot"]["volumes"]
+    assert f"dovecot-outbound:{meters}:ro" in SERVICES["rules"]["volumes"]
+    assert RulesSettings.model_fields["outbound_meter_dir"].default == meters
+    assert "OUTBOUND_METER_DIR" not in SERVICES["rules"]["environment"]
+    entrypoint = DOVECOT_ENTRYPOINT.read_text()
+    assert 'chown vmail:mailss-mail "$RUN/outbound"' in entrypoint and 'chmod 2750 "$RUN/outbound"' in entrypoint

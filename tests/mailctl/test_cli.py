@@ -88,6 +88,7 @@ async def test_forwarding_from_the_command_line(tmp_path, client_url, account_se
 
     shown = await run(tmp_path, client_url, "rules", "show", "-a", address)
     assert "subject contains '請求書' -> amy@example.org, zed@example.org" in shown.stdout
+    assert "sent out this hour" in shown.stdout and "0 of 3000" in shown.stdout
     removed = await run(tmp_path, client_url, "rules", "forward", "remove", "2", "-a", address)
     assert removed.returncode == 0, removed.stdout + removed.stderr
     assert "forward #" not in (await run(tmp_path, client_url, "rules", "show", "-a", address)).stdout

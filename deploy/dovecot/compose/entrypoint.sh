@@ -62,11 +62,14 @@ check_host_addresses() {
 # services/ (a volume the copy job and rules containers mount) holds Dovecot's sockets for them, where
 # alone the master user logs in: only the group mailss-mail, which compose gives those two, enters it.
 prepare_instance() {
-  mkdir -p "$RUN/base" "$RUN/state" "$RUN/passwd.d" "$RUN/mail" "$RUN/services"
+  mkdir -p "$RUN/base" "$RUN/state" "$RUN/passwd.d" "$RUN/mail" "$RUN/services" "$RUN/outbound"
   chown "$ACCOUNT_UID:dovecot" "$RUN/passwd.d"
   chmod 2750 "$RUN/passwd.d"
   chown root:mailss-mail "$RUN/services"
   chmod 750 "$RUN/services"
+  # The outbound meters: the mail user writes them (Sieve's program), the rules service reads them.
+  chown vmail:mailss-mail "$RUN/outbound"
+  chmod 2750 "$RUN/outbound"
   migrate_mail_homes
   chown vmail:mailss-homes "$RUN/mail"
   chmod 2770 "$RUN/mail"

@@ -11,7 +11,7 @@ from services.rules.adapters.managesieve import MailServerUnavailable, ScriptRef
 from services.rules.adapters.postfix_map import MapUnavailable
 from services.rules.adapters.stored_rules import rules_of
 from services.rules.domain.rules import forwarding_table
-from services.rules.domain.sieve import compile_sieve
+from services.rules.domain.sieve import Outside, compile_sieve
 from shared.contracts.rules import DeployRules, PruneForwards, RecordDeployment
 from shared.messaging.unit_of_work import Doc
 
@@ -41,7 +41,7 @@ class Deployer:
     forward_map: ForwardTable
     install: Install
     send: Send
-    forward_domain: str
+    outside: Outside
     _reported: set[str] = field(default_factory=set)
     """items whose failure was already reported: one RulesApplyFailed per item, not per retry"""
 
@@ -52,7 +52,7 @@ class Deployer:
             return  # dropped, or a later item (or an earlier attempt) got there first
         try:
             await self.forward_map.put(forwarding_table(rules))  # before any script can redirect there
-            active = await self.install(item.address, compile_sieve(rules, self.forward_domain), rules.version,
+            active = await self.install(item.address, compile_sieve(rules, self.outside), rules.version,
                                         incarnation=(doc or {}).get("generation"))
         except ScriptRefused as error:
             log.error("Dovecot refused the script of %s v%d: %s", item.address, rules.version, error)

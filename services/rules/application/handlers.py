@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from services.rules.application.ports import RuleSets, Sessions
+from services.rules.application.ports import Outbound, RuleSets, Sessions
 from services.rules.domain.rules import (
     Condition,
     Forward,
@@ -50,6 +50,7 @@ from shared.plans import Plan
 @dataclass(frozen=True)
 class Deps:
     sessions: Sessions
+    outbound: Outbound
     internal_domains: frozenset[str] = frozenset()
     """the mail system's own domains (forwarding addresses, SRS): never a forward's destination"""
 
@@ -76,7 +77,7 @@ async def handle(command: RulesCommand, store: RuleSets, deps: Deps) -> Reply:
     if (rules := store.current()) is None:
         return rejection(command, "not_found", f"{address} has no mail account")
     if isinstance(command, GetRules):
-        return Accepted(command_id=command.message_id, result=view(rules, store.deployment()))
+        return Accepted(command_id=command.message_id, result=view(rules, store.deployment(), deps.outbound.view(address)))
     return _change(command, actor, rules, store, deps)
 
 
@@ -99,13 +100,13 @@ def _refused(command: RulesCommand, violations: tuple[Violation, ...]) -> Reject
     return rejection(command, code, message, *errors)
 
 
-def view(rules: RuleSet, deployment: dict[str, Any]) -> dict[str, Any]:
+def view(rules: RuleSet, deployment: dict[str, Any], outbound: dict[str, Any]) -> dict[str, Any]:
     reply = rules.autoreply
     return {"address": rules.address, "plan": str(rules.plan), "version": rules.version,
             "spam_tag": rules.spam_tag, "spam_sort": rules.spam_sort, "receive": rules.receive,
             "autoreply": {"text": reply.text, "include_original": reply.include_original} if reply else None,
             "forwards": [_forward_view(f) for f in sorted(rules.forwards, key=_listing_order)],
-            "mail_server": deployment}
+            "mail_server": deployment, "outbound": outbound}
 
 
 def _listing_order(entry: Forward) -> tuple[int, str, int]:

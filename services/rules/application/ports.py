@@ -46,3 +46,9 @@ class Sessions(Protocol):
 
     async def actor_on(self, command: Command, what: str) -> Actor | Rejected:
         """`actor_of`, or `forbidden` unless the actor may act on the command's address."""
+
+
+class Outbound(Protocol):
+    def view(self, address: str) -> dict[str, Any]:
+        """What the account sent out in the last hour (forwarded copies, autoreplies), what it held
+        back over its limit (kept in the mailbox), and that limit."""

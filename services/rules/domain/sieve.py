@@ -8,9 +8,9 @@ so forwarding (part 2) adds its block without touching the others.
 """
 
 from collections.abc import Callable
-from functools import partial
+from dataclasses import dataclass
 
-from services.rules.domain.rules import Condition, RuleSet, all_key, rule_key
+from services.rules.domain.rules import Condition, RuleSet, all_key, forwarding_table, rule_key
 
 SPAM_TEST = 'header :is "X-Spam-Flag" "YES"'
 CHECKED_HAM = 'allof (exists "X-Spam-Checker-Version", not header :is "X-Spam-Flag" "YES")'
@@ -24,6 +24,15 @@ ORIGINAL_TEXT_LIMIT = 2000
 VACATION_DAYS = 1
 FORWARD_DOMAIN = "forward.mailss.invalid"
 """where the forwarding addresses live: Postfix expands them (virtual_alias_maps), only for Sieve"""
+OUTBOUND_PER_HOUR = 3000
+"""[choice] messages an account may send out an hour (each destination of a forwarded copy and each
+autoreply counts one): a 300-destination forward of ten messages an hour, not a spam cannon"""
+METER = "mailss-outbound"
+METER_EXTENSION = "vnd.dovecot.execute"
+FORWARDED = "forwarded"
+"""the variable that says the forward of all mail went out (so receive off may drop the message)"""
+REPLIED = "mailss-autoreply"
+"""the `duplicate` handle of the senders answered (or held) today"""
 FORWARDED_BY = "X-MailSS-Forwarded-By"
 """the loop marker: each account that forwarded a copy adds its token (Postfix strips the header
 from mail coming in from the world and from mail leaving for it)"""
@@ -40,11 +49,25 @@ def quoted(text: str) -> str:
     return f'"{escaped}"'
 
 
-Block = Callable[[RuleSet], tuple[set[str], list[str]]]
+@dataclass(frozen=True)
+class Outside:
+    """What a script needs to know of the mail system around it."""
+
+    forward_domain: str = FORWARD_DOMAIN
+    per_hour: int = OUTBOUND_PER_HOUR
+
+
+Block = Callable[[RuleSet, Outside], tuple[set[str], list[str]]]
 """one concern: the extensions it needs and its lines"""
 
 
-def _loop_guard(rules: RuleSet) -> tuple[set[str], list[str]]:
+def _fits(messages: int, outside: Outside) -> str:
+    """The outbound meter's yes (services/rules/adapters/outbound_meter.py): `messages` more fit in
+    the account's hour, and count. Its no, or no answer at all, keeps the message in the mailbox."""
+    return f'execute "{METER}" ["{messages}", "{outside.per_hour}"]'
+
+
+def _loop_guard(rules: RuleSet, _: Outside) -> tuple[set[str], list[str]]:
     """A copy this account forwarded before has come back (A forwards to B, B to A): it is stored
     already, so it is dropped here and goes no further."""
     if not rules.forwards:
@@ -52,23 +75,27 @@ def _loop_guard(rules: RuleSet) -> tuple[set[str], list[str]]:
     return set(), [f'if header :is "{FORWARDED_BY}" {quoted(rules.forward_token)} {{', "  discard;", "  stop;", "}"]
 
 
-def _forwarding(rules: RuleSet, domain: str) -> tuple[set[str], list[str]]:
+def _forwarding(rules: RuleSet, outside: Outside) -> tuple[set[str], list[str]]:
     """One redirect per forwarding address, only for mail our checker found no spam in [choice: 300
-    destinations must not amplify spam, or mail nobody checked]; Postfix expands each address to its
-    destinations. `:copy` leaves the keeping to the delivery block."""
+    destinations must not amplify spam, or mail nobody checked], and only while its destinations fit
+    in the account's hour; Postfix expands each address to its destinations. `:copy` leaves the
+    keeping to the delivery block, which learns from `forwarded` whether all mail went on."""
     if not rules.forwards:
         return set(), []
+    table, domain = forwarding_table(rules), outside.forward_domain
     lines = [f"if {CHECKED_HAM} {{", f'  addheader "{FORWARDED_BY}" {quoted(rules.forward_token)};']
-    if any(f.condition is Condition.ALL for f in rules.forwards):
-        lines.append(f"  redirect :copy {quoted(all_key(rules) + '@' + domain)};")
+    if (everything := all_key(rules)) in table:
+        lines += [f"  if {_fits(len(table[everything]), outside)} {{",
+                  f"    redirect :copy {quoted(everything + '@' + domain)};", f'    set "{FORWARDED}" "all";', "  }"]
     for entry in rules.forwards:
         if entry.condition is not Condition.ALL:
             lines += [f"  if {CONDITION_TESTS[entry.condition]} {quoted(entry.match)} {{",
-                      f"    redirect :copy {quoted(rule_key(rules, entry) + '@' + domain)};", "  }"]
-    return {"copy", "editheader", "variables"}, [*lines, "}"]
+                      f"    if {_fits(len(entry.destinations), outside)} {{",
+                      f"      redirect :copy {quoted(rule_key(rules, entry) + '@' + domain)};", "    }", "  }"]
+    return {"copy", "editheader", "variables", METER_EXTENSION}, [*lines, "}"]
 
 
-def _spam_tag(rules: RuleSet) -> tuple[set[str], list[str]]:
+def _spam_tag(rules: RuleSet, _: Outside) -> tuple[set[str], list[str]]:
     if not rules.spam_tag:
         return set(), []
     return {"editheader", "variables"}, [
@@ -81,15 +108,17 @@ def _spam_tag(rules: RuleSet) -> tuple[set[str], list[str]]:
     ]
 
 
-def _autoreply(rules: RuleSet) -> tuple[set[str], list[str]]:
+def _autoreply(rules: RuleSet, outside: Outside) -> tuple[set[str], list[str]]:
     """Vacation (RFC 5230): once per sender per day, never to lists or auto-generated mail (the
-    implementation's RFC 3834 checks), and [choice] only to mail our checker found no spam in
-    (no backscatter, nor to mail nobody checked)."""
+    implementation's RFC 3834 checks), [choice] only to mail our checker found no spam in (no
+    backscatter, nor to mail nobody checked), and only while one more fits in the account's hour.
+    The meter is asked once per sender a day, as vacation answers (`duplicate`, RFC 7352, keeps that
+    day): it may count a reply vacation's own checks then decline, never miss one."""
     reply = rules.autoreply
     if reply is None:
         return set(), []
     lines = [f"if {CHECKED_HAM} {{"]
-    needs = {"vacation", "variables"}
+    needs = {"vacation", "variables", "envelope", "duplicate", METER_EXTENSION}
     reason = quoted(reply.text)
     if reply.include_original:
         needs |= {"foreverypart", "mime", "extracttext"}
@@ -103,29 +132,42 @@ def _autoreply(rules: RuleSet) -> tuple[set[str], list[str]]:
             "  }",
         ]
         reason = reason[:-1] + '\n\n${original}"'
-    lines += [f"  vacation :days {VACATION_DAYS} {reason};", "}"]
+    lines += [
+        '  if envelope :matches "from" "?*" {',
+        '    set "sender" "${0}";',
+        f'    if not duplicate :handle "{REPLIED}" :uniqueid "${{sender}}" :seconds {VACATION_DAYS * 86400} {{',
+        f"      if {_fits(1, outside)} {{",
+        f"        vacation :days {VACATION_DAYS} {reason};",
+        "      }",
+        "    }",
+        "  }",
+        "}",
+    ]
     return needs, lines
 
 
-def _delivery(rules: RuleSet) -> tuple[set[str], list[str]]:
+def _delivery(rules: RuleSet, _: Outside) -> tuple[set[str], list[str]]:
     """Receive off stores nothing the forward of all mail sent on; what it did not send (spam, mail the
-    checker skipped) is kept, never lost. Receive off without such a forward was confirmed as a loss."""
+    checker skipped, mail held over the hour's limit) is kept, never lost. Receive off without such a
+    forward was confirmed as a loss."""
     lines: list[str] = []
     if not rules.receive and not any(f.condition is Condition.ALL for f in rules.forwards):
         return set(), ["discard;"]
     if not rules.receive:
-        lines = [f"if {CHECKED_HAM} {{", "  discard;", "  stop;", "}"]
+        lines = [f'if string :is "${{{FORWARDED}}}" "all" {{', "  discard;", "  stop;", "}"]
     if rules.spam_sort:
         return {"fileinto"}, [*lines, f"if {SPAM_TEST} {{", f'  fileinto "{JUNK}";', "}"]
     return set(), lines
 
 
-def compile_sieve(rules: RuleSet, forward_domain: str = FORWARD_DOMAIN) -> str:
-    blocks: tuple[Block, ...] = (_loop_guard, _spam_tag, partial(_forwarding, domain=forward_domain), _autoreply, _delivery)
+BLOCKS: tuple[Block, ...] = (_loop_guard, _spam_tag, _forwarding, _autoreply, _delivery)
+
+
+def compile_sieve(rules: RuleSet, outside: Outside = Outside()) -> str:
     needs: set[str] = set()
     body: list[str] = []
-    for block in blocks:
-        extensions, lines = block(rules)
+    for block in BLOCKS:
+        extensions, lines = block(rules, outside)
         needs |= extensions
         body += lines
     header = [f"# Written by the rules service (version {rules.version}); changes made here are overwritten."]

@@ -7,85 +7,13 @@ import email.policy
 import os
 import smtplib
 import uuid
-from email.message import EmailMessage
 
 from services.rules.adapters.postfix_map import ForwardMap
-from shared.client import CommandClient
 from shared.contracts.account import SERVICE as ACCOUNT
-from shared.contracts.account import CreateAccount, DeleteAccount
+from shared.contracts.account import DeleteAccount
 from shared.contracts.rules import SERVICE, AddForwarding, GetRules, RemoveForwarding, SetAutoreply, SetReceive
-from tests.support import RUN, as_owner, eventually, holds, new_address, subjects_in
-
-STRONG = "Strong-Passw0rd!"
-GTUBE = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
-
-
-def outside(name: str = "d") -> str:
-    return f"{name}-{uuid.uuid4().hex[:8]}@example.org"
-
-
-def send(recipient: str, *, subject: str = "hello", sender: str = "", from_header: str = "", body: str = "hi\r\n",
-         envelope_from: str | None = None) -> None:
-    message = EmailMessage(policy=email.policy.SMTP)
-    message["From"] = from_header or sender or "stranger@example.net"
-    message["To"], message["Subject"] = recipient, subject
-    message["Message-ID"] = email.utils.make_msgid()
-    message.set_content(body)
-    with smtplib.SMTP("127.0.0.1", int(os.environ.get("POSTFIX_SMTP_PORT", "10587")), timeout=30) as smtp:
-        smtp.send_message(message, from_addr=envelope_from if envelope_from is not None else (sender or "stranger@example.net"),
-                          to_addrs=[recipient])
-
-
-def stored(address: str, folder: str = "INBOX") -> list[email.message.EmailMessage]:
-    with as_owner(address) as imap:
-        status, data = imap.select(folder, readonly=True)
-        assert status == "OK", data
-        found = []
-        for number in range(1, int(data[0]) + 1):
-            _, parts = imap.fetch(str(number), "(BODY.PEEK[])")
-            found.append(email.message_from_bytes(parts[0][1], policy=email.policy.default))
-        return found
-
-
-async def _account(client: CommandClient, token: str) -> str:
-    address = new_address()
-    reply = await client.request(ACCOUNT, CreateAccount(actor_token=token, address=address, plan="kwc", initial_password=STRONG))
-    assert reply.status == "accepted", reply
-
-    async def adopted() -> bool:
-        return (await client.request(SERVICE, GetRules(actor_token=token, address=address))).status == "accepted"
-
-    await eventually(adopted, what="the rules service to know the new account")
-    return address
-
-
-async def _change(client: CommandClient, command) -> dict:
-    reply = await client.request(SERVICE, command)
-    assert reply.status == "accepted", reply
-    token, address = command.actor_token, command.address
-
-    async def applied() -> bool:
-        rules = (await client.request(SERVICE, GetRules(actor_token=token, address=address))).result
-        return rules["mail_server"]["state"] == "applied" and rules["version"] >= reply.result["version"]
-
-    await eventually(applied, what="the rules on the mail server")
-    return (await client.request(SERVICE, GetRules(actor_token=token, address=address))).result
-
-
-async def _at_sink(sink, recipient: str, count: int = 1) -> list[tuple[str, bytes]]:
-    await eventually(lambda: holds(len(sink.to(recipient)) >= count), what=f"{count} message(s) for {recipient} at the sink")
-    return [(sender, content) for sender, recipients, content in sink.messages if recipient in recipients]
-
-
-async def _in_mailbox(address: str, count: int, folder: str = "INBOX") -> list[str]:
-    found: list[str] = []
-
-    async def there() -> bool:
-        found[:] = await asyncio.to_thread(subjects_in, address, folder)
-        return len(found) >= count
-
-    await eventually(there, what=f"{count} message(s) in {address}'s {folder}")
-    return found
+from tests.rules.mail_world import GTUBE, STRONG, at_sink, changed_rules, in_mailbox, outside, rules_account, send, stored
+from tests.support import RUN, eventually, holds, subjects_in
 
 
 async def test_all_to_three_destinations_keeps_a_copy_with_srs_only_on_the_forwarded_ones(
@@ -93,9 +21,9 @@ async def test_all_to_three_destinations_keeps_a_copy_with_srs_only_on_the_forwa
     """Ensure every destination gets one copy with an SRS envelope sender and no trace of the forwarding
     address (its token would let anyone forge the loop marker), the stored copy keeps the original
     sender, and a bounce to the SRS address reaches the original sender."""
-    address = await _account(client, admin_token)
+    address = await rules_account(client, admin_token)
     destinations = [outside() for _ in range(3)]
-    rules = await _change(client, AddForwarding(actor_token=admin_token, address=address, condition="all",
+    rules = await changed_rules(client, AddForwarding(actor_token=admin_token, address=address, condition="all",
                                                 destinations=destinations))
     assert [f["destinations"] for f in rules["forwards"]] == [[d] for d in sorted(destinations)]
     sender = outside("alice")
@@ -103,7 +31,7 @@ async def test_all_to_three_destinations_keeps_a_copy_with_srs_only_on_the_forwa
     await asyncio.to_thread(send, address, subject="to everyone", sender=sender)
 
     for destination in destinations:
-        [(srs_sender, content)] = await _at_sink(smtp_sink, destination)
+        [(srs_sender, content)] = await at_sink(smtp_sink, destination)
         assert srs_sender.startswith("SRS0=") and srs_sender.endswith(f"@{os.environ['SRS_DOMAIN']}")
         forwarded = email.message_from_bytes(content, policy=email.policy.default)
         assert forwarded["Subject"] == "to everyone" and "X-MailSS-Forwarded-By" not in forwarded
@@ -112,7 +40,7 @@ async def test_all_to_three_destinations_keeps_a_copy_with_srs_only_on_the_forwa
     assert kept["Subject"] == "to everyone" and kept["Return-Path"] == f"<{sender}>"
 
     await asyncio.to_thread(send, srs_sender, subject="Undelivered Mail Returned to Sender", envelope_from="")
-    [(bounce_sender, _)] = await _at_sink(smtp_sink, sender)
+    [(bounce_sender, _)] = await at_sink(smtp_sink, sender)
     assert bounce_sender in ("", "<>")
 
     local, domain = srs_sender.split("@")
@@ -134,23 +62,23 @@ async def test_a_loop_through_an_outside_forwarder_ends_at_our_second_redirect(c
     """Ensure mail an outside destination forwards back, as it came (same Message-ID), is kept but not
     forwarded again: Sieve remembers what it redirected (sieve_redirect_duplicate_period), so the loop
     ends; distinct mail still goes out."""
-    address = await _account(client, admin_token)
+    address = await rules_account(client, admin_token)
     destination = outside("loop")
-    await _change(client, AddForwarding(actor_token=admin_token, address=address, condition="all",
+    await changed_rules(client, AddForwarding(actor_token=admin_token, address=address, condition="all",
                                         destinations=[destination]))
 
     await asyncio.to_thread(send, address, subject="round trip")
-    [(_, content)] = await _at_sink(smtp_sink, destination)
+    [(_, content)] = await at_sink(smtp_sink, destination)
     log = RUN / "logs" / "dovecot.log"
     start = log.stat().st_size
     with smtplib.SMTP("127.0.0.1", int(os.environ["POSTFIX_SMTP_PORT"]), timeout=30) as smtp:  # the forwarder sends it back
         smtp.sendmail(destination, [address], content)
-    assert sorted(await _in_mailbox(address, 2)) == ["round trip", "round trip"]
+    assert sorted(await in_mailbox(address, 2)) == ["round trip", "round trip"]
     with log.open(errors="replace") as lines:  # written at the delivery, before the copy was stored
         lines.seek(start)
         assert any(f"lmtp({address})" in line and "discarded duplicate forward" in line for line in lines)
     await asyncio.to_thread(send, address, subject="next one")
-    await _at_sink(smtp_sink, destination, count=2)
+    await at_sink(smtp_sink, destination, count=2)
 
     subjects = [email.message_from_bytes(c, policy=email.policy.default)["Subject"] for c in smtp_sink.to(destination)]
     assert sorted(subjects) == ["next one", "round trip"]
@@ -159,12 +87,12 @@ async def test_a_loop_through_an_outside_forwarder_ends_at_our_second_redirect(c
 async def test_from_and_subject_rules_match_hostile_keywords_exactly(client, admin_token, rules_service, smtp_sink):
     """Ensure a keyword with quotes, backslashes, Sieve syntax, full-width, look-alike and emoji text
     forwards exactly the mail that contains it (ASCII letters in either case) and nothing else."""
-    address = await _account(client, admin_token)
+    address = await rules_account(client, admin_token)
     keyword = '"; discard; \\ 請求書 ＩＮＶ 😀'
     by_subject, by_from = outside("subject"), outside("from")
-    await _change(client, AddForwarding(actor_token=admin_token, address=address, condition="subject", match=keyword,
+    await changed_rules(client, AddForwarding(actor_token=admin_token, address=address, condition="subject", match=keyword,
                                         destinations=[by_subject]))
-    await _change(client, AddForwarding(actor_token=admin_token, address=address, condition="from", match="Boss@Corp",
+    await changed_rules(client, AddForwarding(actor_token=admin_token, address=address, condition="from", match="Boss@Corp",
                                         destinations=[by_from]))
     subjects = {
         f"re: {keyword} march": True,
@@ -179,10 +107,10 @@ async def test_from_and_subject_rules_match_hostile_keywords_exactly(client, adm
     await asyncio.to_thread(send, address, subject="from the boss", sender="big.boss@corp.example")
     await asyncio.to_thread(send, address, subject="from a lookalike", sender="boss@c0rp.example")
 
-    await _in_mailbox(address, len(subjects) + 2)
+    await in_mailbox(address, len(subjects) + 2)
     forwarded = sorted(email.message_from_bytes(c, policy=email.policy.default)["Subject"] for _, c in smtp_sink_to(smtp_sink, by_subject))
     assert forwarded == sorted(s for s, match in subjects.items() if match)
-    await _at_sink(smtp_sink, by_from)
+    await at_sink(smtp_sink, by_from)
     assert [email.message_from_bytes(c, policy=email.policy.default)["Subject"] for _, c in smtp_sink_to(smtp_sink, by_from)] == [
         "from the boss"]
 
@@ -193,10 +121,10 @@ def smtp_sink_to(sink, recipient: str) -> list[tuple[str, bytes]]:
 
 async def test_300_destinations_each_get_one_copy(client, admin_token, rules_service, smtp_sink):
     """Ensure one message to an account forwarding all mail to 300 destinations reaches each once."""
-    address = await _account(client, admin_token)
+    address = await rules_account(client, admin_token)
     tag = uuid.uuid4().hex[:8]
     destinations = [f"d{n:03d}-{tag}@example.org" for n in range(300)]
-    await _change(client, AddForwarding(actor_token=admin_token, address=address, condition="all", destinations=destinations))
+    await changed_rules(client, AddForwarding(actor_token=admin_token, address=address, condition="all", destinations=destinations))
 
     await asyncio.to_thread(send, address, subject="to 300")
 
@@ -209,34 +137,34 @@ async def test_receive_off_stores_nothing_but_forwards_and_spam_is_never_forward
         client, admin_token, rules_service, smtp_sink):
     """Ensure receive off with a forward of all mail stores what was forwarded nowhere but the destination,
     and keeps what was not forwarded (spam, mail too large to check) rather than lose it."""
-    address = await _account(client, admin_token)
+    address = await rules_account(client, admin_token)
     destination = outside()
-    await _change(client, AddForwarding(actor_token=admin_token, address=address, condition="all", destinations=[destination]))
-    relay = await _change(client, SetReceive(actor_token=admin_token, address=address, on=False))
+    await changed_rules(client, AddForwarding(actor_token=admin_token, address=address, condition="all", destinations=[destination]))
+    relay = await changed_rules(client, SetReceive(actor_token=admin_token, address=address, on=False))
     assert relay["receive"] is False
 
     await asyncio.to_thread(send, address, subject="buy now", body=f"{GTUBE}\r\n")
     await asyncio.to_thread(send, address, subject="large", body=("x" * 76 + "\r\n") * 14_000)  # over 1 MiB
     await asyncio.to_thread(send, address, subject="relayed")
 
-    [(_, content)] = await _at_sink(smtp_sink, destination)
+    [(_, content)] = await at_sink(smtp_sink, destination)
     assert email.message_from_bytes(content, policy=email.policy.default)["Subject"] == "relayed"
-    assert sorted(await _in_mailbox(address, 2)) == ["buy now", "large"]
+    assert sorted(await in_mailbox(address, 2)) == ["buy now", "large"]
     await asyncio.sleep(1)  # all three went through the same queue
     assert len(smtp_sink.to(destination)) == 1
     assert sorted(await asyncio.to_thread(subjects_in, address, "INBOX")) == ["buy now", "large"]
 
 
 async def test_spam_is_kept_not_forwarded(client, admin_token, rules_service, smtp_sink):
-    address = await _account(client, admin_token)
+    address = await rules_account(client, admin_token)
     destination = outside()
-    await _change(client, AddForwarding(actor_token=admin_token, address=address, condition="all", destinations=[destination]))
+    await changed_rules(client, AddForwarding(actor_token=admin_token, address=address, condition="all", destinations=[destination]))
 
     await asyncio.to_thread(send, address, subject="buy now", body=f"{GTUBE}\r\n")
     await asyncio.to_thread(send, address, subject="ham")
 
-    assert sorted(await _in_mailbox(address, 2)) == ["buy now", "ham"]
-    await _at_sink(smtp_sink, destination)
+    assert sorted(await in_mailbox(address, 2)) == ["buy now", "ham"]
+    await at_sink(smtp_sink, destination)
     assert [email.message_from_bytes(c)["Subject"] for _, c in smtp_sink_to(smtp_sink, destination)] == ["ham"]
 
 
@@ -244,19 +172,19 @@ async def test_mail_too_large_to_check_is_kept_but_neither_forwarded_nor_answere
         client, admin_token, rules_service, smtp_sink):
     """Ensure a message our spam checker skips (over its size limit) carries no verdict and goes no further
     than the mailbox — however the sender flagged it — while a checked one is forwarded and answered."""
-    address = await _account(client, admin_token)
+    address = await rules_account(client, admin_token)
     destination, sender = outside(), outside("sender")
-    await _change(client, AddForwarding(actor_token=admin_token, address=address, condition="all", destinations=[destination]))
-    await _change(client, SetAutoreply(actor_token=admin_token, address=address, text="Away."))
+    await changed_rules(client, AddForwarding(actor_token=admin_token, address=address, condition="all", destinations=[destination]))
+    await changed_rules(client, SetAutoreply(actor_token=admin_token, address=address, text="Away."))
     too_large = "x" * 76 + "\r\n"
     lines = int(os.environ["SPAM_CHECK_MAX_BYTES"]) // len(too_large) + 100
 
     await asyncio.to_thread(send, address, subject="large", sender=sender, body=too_large * lines)
     await asyncio.to_thread(send, address, subject="checked", sender=sender)
 
-    assert sorted(await _in_mailbox(address, 2)) == ["checked", "large"]
-    [(_, forwarded)] = await _at_sink(smtp_sink, destination)
-    [(_, answer)] = await _at_sink(smtp_sink, sender)
+    assert sorted(await in_mailbox(address, 2)) == ["checked", "large"]
+    [(_, forwarded)] = await at_sink(smtp_sink, destination)
+    [(_, answer)] = await at_sink(smtp_sink, sender)
     assert email.message_from_bytes(forwarded)["Subject"] == "checked" and b"Away." in answer
     [large] = [m for m in await asyncio.to_thread(stored, address) if m["Subject"] == "large"]
     assert large["X-Spam-Checker-Version"] is None  # skipped by the checker: no verdict
@@ -265,44 +193,44 @@ async def test_mail_too_large_to_check_is_kept_but_neither_forwarded_nor_answere
 async def test_two_accounts_forwarding_to_each_other_get_each_message_once(client, admin_token, rules_service, smtp_sink):
     """Ensure A all -> B and B all -> A, and rules that send to each other, store each message once per
     mailbox and nothing circulates."""
-    a, b = await _account(client, admin_token), await _account(client, admin_token)
-    await _change(client, AddForwarding(actor_token=admin_token, address=a, condition="all", destinations=[b]))
-    await _change(client, AddForwarding(actor_token=admin_token, address=b, condition="all", destinations=[a]))
-    c, d = await _account(client, admin_token), await _account(client, admin_token)
-    await _change(client, AddForwarding(actor_token=admin_token, address=c, condition="subject", match="ping", destinations=[d]))
-    await _change(client, AddForwarding(actor_token=admin_token, address=d, condition="from", match="example.net",
+    a, b = await rules_account(client, admin_token), await rules_account(client, admin_token)
+    await changed_rules(client, AddForwarding(actor_token=admin_token, address=a, condition="all", destinations=[b]))
+    await changed_rules(client, AddForwarding(actor_token=admin_token, address=b, condition="all", destinations=[a]))
+    c, d = await rules_account(client, admin_token), await rules_account(client, admin_token)
+    await changed_rules(client, AddForwarding(actor_token=admin_token, address=c, condition="subject", match="ping", destinations=[d]))
+    await changed_rules(client, AddForwarding(actor_token=admin_token, address=d, condition="from", match="example.net",
                                         destinations=[c]))
 
     await asyncio.to_thread(send, a, subject="loop all")
     await asyncio.to_thread(send, c, subject="ping loop", sender="x@example.net")
 
-    assert await _in_mailbox(a, 1) == ["loop all"] and await _in_mailbox(b, 1) == ["loop all"]
-    assert await _in_mailbox(c, 1) == ["ping loop"] and await _in_mailbox(d, 1) == ["ping loop"]
+    assert await in_mailbox(a, 1) == ["loop all"] and await in_mailbox(b, 1) == ["loop all"]
+    assert await in_mailbox(c, 1) == ["ping loop"] and await in_mailbox(d, 1) == ["ping loop"]
     await asyncio.sleep(3)  # anything circulating would have come round again by now
     for mailbox in (a, b, c, d):
         assert len(await asyncio.to_thread(subjects_in, mailbox, "INBOX")) == 1
 
 
 async def test_a_subaddressed_message_goes_to_the_destinations_as_written(client, admin_token, rules_service, smtp_sink):
-    address = await _account(client, admin_token)
+    address = await rules_account(client, admin_token)
     destination = outside("dest")
-    await _change(client, AddForwarding(actor_token=admin_token, address=address, condition="all", destinations=[destination]))
+    await changed_rules(client, AddForwarding(actor_token=admin_token, address=address, condition="all", destinations=[destination]))
     local, domain = address.split("@")
 
     await asyncio.to_thread(send, f"{local}+news@{domain}", subject="subaddressed")
 
-    await _at_sink(smtp_sink, destination)
+    await at_sink(smtp_sink, destination)
     assert not [r for _, rs, _ in smtp_sink.messages for r in rs if "+news" in r and r != f"{local}+news@{domain}"]
 
 
 async def test_forwarding_goes_on_while_the_rules_service_is_down(client, admin_token, rules_service, smtp_sink):
-    address = await _account(client, admin_token)
+    address = await rules_account(client, admin_token)
     destination = outside()
-    await _change(client, AddForwarding(actor_token=admin_token, address=address, condition="all", destinations=[destination]))
+    await changed_rules(client, AddForwarding(actor_token=admin_token, address=address, condition="all", destinations=[destination]))
     await rules_service.stop()
     try:
         await asyncio.to_thread(send, address, subject="while down")
-        await _at_sink(smtp_sink, destination)
+        await at_sink(smtp_sink, destination)
     finally:
         await rules_service.start()
 
@@ -311,17 +239,17 @@ async def test_removed_forwards_and_deleted_accounts_leave_the_map(client, admin
                                                                    smtp_sink):
     """Ensure a removed entry stops forwarding and its address leaves Postfix's map, and that
     AccountDeleted takes every forwarding address of the account with it."""
-    address = await _account(client, admin_token)
+    address = await rules_account(client, admin_token)
     first, second, third = outside(), outside(), outside()
-    await _change(client, AddForwarding(actor_token=admin_token, address=address, condition="all", destinations=[first, second]))
-    rules = await _change(client, AddForwarding(actor_token=admin_token, address=address, condition="subject",
+    await changed_rules(client, AddForwarding(actor_token=admin_token, address=address, condition="all", destinations=[first, second]))
+    rules = await changed_rules(client, AddForwarding(actor_token=admin_token, address=address, condition="subject",
                                                 match="x", destinations=[third]))
     forward_map = ForwardMap(os.environ["POSTFIX_FORWARD_MAP"], os.environ["POSTFIX_CONFIG_DIR"], os.environ["FORWARD_DOMAIN"])
     before = await _map_of(forward_map, rules_env, address)
     assert sorted(before.values()) == sorted([sorted([first, second]), [third]])
 
     gone = next(f["id"] for f in rules["forwards"] if f["destinations"] == [first])
-    await _change(client, RemoveForwarding(actor_token=admin_token, address=address, entry_id=gone))
+    await changed_rules(client, RemoveForwarding(actor_token=admin_token, address=address, entry_id=gone))
 
     async def pruned() -> bool:
         return [await forward_map.lookup(key) for key in before if key.endswith("-a2")] == [None]
@@ -329,7 +257,7 @@ async def test_removed_forwards_and_deleted_accounts_leave_the_map(client, admin
     await eventually(pruned, what="the old forwarding address to leave the map")
     assert sorted((await _map_of(forward_map, rules_env, address)).values()) == sorted([[second], [third]])
     await asyncio.to_thread(send, address, subject="after removal")
-    await _at_sink(smtp_sink, second)
+    await at_sink(smtp_sink, second)
     assert smtp_sink.to(first) == []
 
     keys = list(await _map_of(forward_map, rules_env, address))
@@ -360,10 +288,10 @@ async def test_forwards_are_the_owners_and_their_admins_only(client, admin_token
     from shared.contracts.account import Login
     from tests.support import mint
 
-    address, other = await _account(client, admin_token), await _account(client, admin_token)
+    address, other = await rules_account(client, admin_token), await rules_account(client, admin_token)
     token = (await client.request(ACCOUNT, Login(login=address, password=STRONG))).result["token"]
     stranger_admin = mint(issuer, "elsewhere", role="admin", domains=("example.com",))
-    await _change(client, AddForwarding(actor_token=token, address=address, condition="all", destinations=[outside()]))
+    await changed_rules(client, AddForwarding(actor_token=token, address=address, condition="all", destinations=[outside()]))
 
     for command in (AddForwarding(actor_token=token, address=other, condition="all", destinations=[outside()]),
                     RemoveForwarding(actor_token=token, address=other, entry_id="2-1"),
@@ -377,27 +305,27 @@ async def test_forwards_are_the_owners_and_their_admins_only(client, admin_token
 async def test_receive_off_is_refused_where_mail_would_be_lost_unless_confirmed(client, admin_token, rules_service):
     """Ensure receive off needs a forward of all mail or a confirmation, the last such forward cannot
     go while receive is off without one, and a refusal changes nothing."""
-    address = await _account(client, admin_token)
-    await _change(client, AddForwarding(actor_token=admin_token, address=address, condition="from", match="boss",
+    address = await rules_account(client, admin_token)
+    await changed_rules(client, AddForwarding(actor_token=admin_token, address=address, condition="from", match="boss",
                                         destinations=[outside()]))
     refused = await client.request(SERVICE, SetReceive(actor_token=admin_token, address=address, on=False))
     assert (refused.code, refused.errors[0].field) == ("validation_failed", "accept_loss")
 
-    rules = await _change(client, AddForwarding(actor_token=admin_token, address=address, condition="all",
+    rules = await changed_rules(client, AddForwarding(actor_token=admin_token, address=address, condition="all",
                                                 destinations=[outside()]))
-    rules = await _change(client, SetReceive(actor_token=admin_token, address=address, on=False))
+    rules = await changed_rules(client, SetReceive(actor_token=admin_token, address=address, on=False))
     last_all = next(f["id"] for f in rules["forwards"] if f["condition"] == "all")
     refused = await client.request(SERVICE, RemoveForwarding(actor_token=admin_token, address=address, entry_id=last_all))
     assert (refused.code, refused.errors[0].field) == ("validation_failed", "accept_loss")
     assert (await client.request(SERVICE, GetRules(actor_token=admin_token, address=address))).result["version"] == rules["version"]
 
-    confirmed = await _change(client, RemoveForwarding(actor_token=admin_token, address=address, entry_id=last_all,
+    confirmed = await changed_rules(client, RemoveForwarding(actor_token=admin_token, address=address, entry_id=last_all,
                                                        accept_loss=True))
     assert [f["condition"] for f in confirmed["forwards"]] == ["from"] and confirmed["receive"] is False
 
 
 async def test_a_bad_request_names_every_problem_and_changes_nothing(client, admin_token, rules_service):
-    address = await _account(client, admin_token)
+    address = await rules_account(client, admin_token)
     destinations = [f"d{n:03d}@example.org" for n in range(300)] + ["-x@example.org", address]
 
     reply = await client.request(SERVICE, AddForwarding(actor_token=admin_token, address=address, condition="subject",

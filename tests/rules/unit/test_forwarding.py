@@ -16,7 +16,7 @@ from services.rules.domain.rules import (
     with_receive,
     without_forward,
 )
-from services.rules.domain.sieve import compile_sieve
+from services.rules.domain.sieve import Outside, compile_sieve
 from shared.plans import Plan
 from tests.rules.unit.test_sieve import sievec_accepts, skeleton
 
@@ -146,26 +146,32 @@ def test_forwarding_addresses_are_new_for_every_new_set_of_all_destinations():
     assert tables[3] == {"0123456789abcdef-a4": ("b@example.org",), "0123456789abcdef-r5": ("c@example.org",)}
 
 
-def test_the_forwarding_block_guards_loops_skips_spam_and_keeps_a_copy():
-    script = compile_sieve(with_forward(with_forward(rules(), ALL, "", ["a@example.org"]), FROM, "Boss", ["b@example.org"]))
+def test_the_forwarding_block_guards_loops_skips_spam_meters_and_keeps_a_copy():
+    """Ensure each redirect asks the outbound meter first, for as many messages as its address has
+    destinations, and that only the forward of all mail tells the delivery block it went out."""
+    forwards = with_forward(with_forward(rules(), ALL, "", ["a@example.org", "c@example.org"]), FROM, "Boss", ["b@example.org"])
+    script = compile_sieve(forwards, Outside(per_hour=40))
 
-    assert 'if header :is "X-MailSS-Forwarded-By" "0123456789abcdef" {\n  discard;\n  stop;\n}' in script
-    assert ('if allof (exists "X-Spam-Checker-Version", not header :is "X-Spam-Flag" "YES") {\n'
-            '  addheader "X-MailSS-Forwarded-By" "0123456789abcdef";') in script
-    assert 'redirect :copy "0123456789abcdef-a2@forward.mailss.invalid";' in script
-    assert ('if address :all :contains :comparator "i;ascii-casemap" "From" "Boss" {\n'
-            '    redirect :copy "0123456789abcdef-r3@forward.mailss.invalid";') in script
-    assert "discard;\n  stop;" in script and script.count("discard") == 1
+    assert script.splitlines()[1:] == [
+        'require ["copy", "editheader", "variables", "vnd.dovecot.execute"];', 'set "dollar" "$";',
+        'if header :is "X-MailSS-Forwarded-By" "0123456789abcdef" {', "  discard;", "  stop;", "}",
+        'if allof (exists "X-Spam-Checker-Version", not header :is "X-Spam-Flag" "YES") {',
+        '  addheader "X-MailSS-Forwarded-By" "0123456789abcdef";',
+        '  if execute "mailss-outbound" ["2", "40"] {',
+        '    redirect :copy "0123456789abcdef-a2@forward.mailss.invalid";', '    set "forwarded" "all";', "  }",
+        '  if address :all :contains :comparator "i;ascii-casemap" "From" "Boss" {',
+        '    if execute "mailss-outbound" ["1", "40"] {',
+        '      redirect :copy "0123456789abcdef-r3@forward.mailss.invalid";', "    }", "  }", "}"]
     assert sievec_accepts(script)
 
 
-def test_forwarding_with_receive_off_still_redirects_and_then_discards():
-    """Ensure receive off discards only what the forward of all mail sent on (checked, not spam): the rest is kept."""
+def test_forwarding_with_receive_off_discards_only_what_the_forward_of_all_mail_sent():
+    """Ensure receive off discards only what the forward of all mail sent on (checked, not spam, within
+    the hour's limit): the rest is kept."""
     script = compile_sieve(with_receive(with_forward(rules(), ALL, "", ["a@example.org"]), False, accept_loss=False))
 
     assert script.index("redirect :copy") < script.rindex("discard;")
-    assert ('if allof (exists "X-Spam-Checker-Version", not header :is "X-Spam-Flag" "YES") {\n  discard;\n  stop;\n}'
-            in script)
+    assert script.endswith('if string :is "${forwarded}" "all" {\n  discard;\n  stop;\n}\n')
     assert sievec_accepts(script)
 
 

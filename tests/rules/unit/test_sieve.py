@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from services.rules.domain.rules import Autoreply, RuleSet
-from services.rules.domain.sieve import compile_sieve
+from services.rules.domain.sieve import METER_EXTENSION, OUTBOUND_PER_HOUR, compile_sieve
 from shared.plans import Plan
 
 HEADER = "# Written by the rules service (version 1); changes made here are overwritten."
@@ -29,6 +29,13 @@ def sievec_accepts(script: str) -> bool:
     return True
 
 
+REPLY_ONCE_A_DAY_WITHIN_THE_HOUR = [
+    '  if envelope :matches "from" "?*" {', '    set "sender" "${0}";',
+    '    if not duplicate :handle "mailss-autoreply" :uniqueid "${sender}" :seconds 86400 {',
+    f'      if execute "mailss-outbound" ["1", "{OUTBOUND_PER_HOUR}"] {{']
+"""an autoreply asks the outbound meter once per sender a day, as vacation answers"""
+END_REPLY = ["      }", "    }", "  }", "}"]
+
 GOLDEN = {
     "nothing": (BASE, [HEADER]),
     "spam tag": (RuleSet(address="a@b.jp", plan=Plan.KWC, spam_tag=True), [
@@ -40,14 +47,17 @@ GOLDEN = {
         HEADER, 'require ["fileinto"];', 'if header :is "X-Spam-Flag" "YES" {', '  fileinto "Junk";', "}"]),
     "receive off": (RuleSet(address="a@b.jp", plan=Plan.KWC, receive=False, spam_sort=True), [HEADER, "discard;"]),
     "autoreply": (RuleSet(address="a@b.jp", plan=Plan.KWC, autoreply=Autoreply('Away "until" 5\\6 $HOME ${x}')), [
-        HEADER, 'require ["vacation", "variables"];', 'set "dollar" "$";',
+        HEADER, f'require ["duplicate", "envelope", "vacation", "variables", "{METER_EXTENSION}"];', 'set "dollar" "$";',
         'if allof (exists "X-Spam-Checker-Version", not header :is "X-Spam-Flag" "YES") {',
-        '  vacation :days 1 "Away \\"until\\" 5\\\\6 ${dollar}HOME ${dollar}{x}";', "}"]),
+        *REPLY_ONCE_A_DAY_WITHIN_THE_HOUR, '        vacation :days 1 "Away \\"until\\" 5\\\\6 ${dollar}HOME ${dollar}{x}";',
+        *END_REPLY]),
     "autoreply with the original": (RuleSet(address="a@b.jp", plan=Plan.SV_BASIC, autoreply=Autoreply("Away", True)), [
-        HEADER, 'require ["extracttext", "foreverypart", "mime", "vacation", "variables"];', 'set "dollar" "$";',
+        HEADER, 'require ["duplicate", "envelope", "extracttext", "foreverypart", "mime", "vacation", "variables", '
+                f'"{METER_EXTENSION}"];', 'set "dollar" "$";',
         'if allof (exists "X-Spam-Checker-Version", not header :is "X-Spam-Flag" "YES") {', '  set "original" "";', "  foreverypart {",
         '    if header :mime :contenttype "Content-Type" "text/plain" {', '      extracttext :first 2000 "original";',
-        "      break;", "    }", "  }", '  vacation :days 1 "Away', "", '${original}";', "}"]),
+        "      break;", "    }", "  }", *REPLY_ONCE_A_DAY_WITHIN_THE_HOUR, '        vacation :days 1 "Away', "",
+        '${original}";', *END_REPLY]),
 }
 
 

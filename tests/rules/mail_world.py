@@ -1,0 +1,88 @@
+"""The outside world of the rules' mail tests: mail sent into the stack's Postfix as a stranger would,
+accounts whose rules are on the mail server, what arrived at the SMTP sink and in a mailbox."""
+
+import asyncio
+import email
+import email.policy
+import email.utils
+import os
+import smtplib
+import uuid
+from email.message import EmailMessage
+
+from shared.client import CommandClient
+from shared.contracts.account import SERVICE as ACCOUNT
+from shared.contracts.account import CreateAccount
+from shared.contracts.rules import SERVICE, GetRules, RulesCommand
+from tests.support import as_owner, eventually, holds, new_address, subjects_in
+
+STRONG = "Strong-Passw0rd!"
+GTUBE = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
+
+
+def outside(name: str = "d") -> str:
+    return f"{name}-{uuid.uuid4().hex[:8]}@example.org"
+
+
+def send(recipient: str, *, subject: str = "hello", sender: str = "", from_header: str = "", body: str = "hi\r\n",
+         envelope_from: str | None = None) -> None:
+    message = EmailMessage(policy=email.policy.SMTP)
+    message["From"] = from_header or sender or "stranger@example.net"
+    message["To"], message["Subject"] = recipient, subject
+    message["Message-ID"] = email.utils.make_msgid()
+    message.set_content(body)
+    with smtplib.SMTP("127.0.0.1", int(os.environ.get("POSTFIX_SMTP_PORT", "10587")), timeout=30) as smtp:
+        smtp.send_message(message, from_addr=envelope_from if envelope_from is not None else (sender or "stranger@example.net"),
+                          to_addrs=[recipient])
+
+
+def stored(address: str, folder: str = "INBOX") -> list[email.message.EmailMessage]:
+    with as_owner(address) as imap:
+        status, data = imap.select(folder, readonly=True)
+        assert status == "OK", data
+        found = []
+        for number in range(1, int(data[0]) + 1):
+            _, parts = imap.fetch(str(number), "(BODY.PEEK[])")
+            found.append(email.message_from_bytes(parts[0][1], policy=email.policy.default))
+        return found
+
+
+async def rules_account(client: CommandClient, token: str) -> str:
+    address = new_address()
+    reply = await client.request(ACCOUNT, CreateAccount(actor_token=token, address=address, plan="kwc", initial_password=STRONG))
+    assert reply.status == "accepted", reply
+
+    async def adopted() -> bool:
+        return (await client.request(SERVICE, GetRules(actor_token=token, address=address))).status == "accepted"
+
+    await eventually(adopted, what="the rules service to know the new account")
+    return address
+
+
+async def changed_rules(client: CommandClient, command: RulesCommand) -> dict:
+    reply = await client.request(SERVICE, command)
+    assert reply.status == "accepted", reply
+    token, address = command.actor_token, command.address
+
+    async def applied() -> bool:
+        rules = (await client.request(SERVICE, GetRules(actor_token=token, address=address))).result
+        return rules["mail_server"]["state"] == "applied" and rules["version"] >= reply.result["version"]
+
+    await eventually(applied, what="the rules on the mail server")
+    return (await client.request(SERVICE, GetRules(actor_token=token, address=address))).result
+
+
+async def at_sink(sink, recipient: str, count: int = 1) -> list[tuple[str, bytes]]:
+    await eventually(lambda: holds(len(sink.to(recipient)) >= count), what=f"{count} message(s) for {recipient} at the sink")
+    return [(sender, content) for sender, recipients, content in sink.messages if recipient in recipients]
+
+
+async def in_mailbox(address: str, count: int, folder: str = "INBOX") -> list[str]:
+    found: list[str] = []
+
+    async def there() -> bool:
+        found[:] = await asyncio.to_thread(subjects_in, address, folder)
+        return len(found) >= count
+
+    await eventually(there, what=f"{count} message(s) in {address}'s {folder}")
+    return found
