@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Local stack for Mail Self-Service: RabbitMQ, FerretDB, a private Dovecot, SpamAssassin
-# (spamd + spamass-milter) and a private Postfix.
+# (spamd + spamass-milter), an SPF milter (pyspf-milter) and a private Postfix.
 #
 #   scripts/stack.sh up|down|status|env
-#   scripts/stack.sh start|stop|restart rabbitmq|ferretdb|dovecot|spamassassin|postsrsd|postfix
+#   scripts/stack.sh start|stop|restart rabbitmq|ferretdb|dovecot|spamassassin|spf|postsrsd|postfix
 #
 # Debian 12, run as root, no systemd, no Docker. Everything the scripts start is
 # recorded under .run/pids so `down` stops only that, never a service someone
@@ -59,7 +59,7 @@ FERRETDB_MODULE=github.com/FerretDB/FerretDB
 # Used only when the machine's Go cannot build FerretDB (its go.mod asks for 1.24).
 FALLBACK_GOTOOLCHAIN=go1.24.3
 APT_PACKAGES=(procps iproute2 rabbitmq-server dovecot-imapd dovecot-lmtpd dovecot-sieve dovecot-managesieved
-  postfix postfix-lmdb spamassassin spamd spamc spamass-milter postsrsd)
+  postfix postfix-lmdb spamassassin spamd spamc spamass-milter postsrsd pyspf-milter dnsmasq-base)
 POSTFIX_DIR=$RUN/postfix
 POSTFIX_CONF=$POSTFIX_DIR/etc
 POSTFIX_PORT=$(port 10587)
@@ -69,6 +69,8 @@ SPAMD_PORT=$(port 10784)
 # spam is small, and checking attachments costs seconds of the two cores per message.
 SPAM_CHECK_MAX_BYTES=1048576
 MILTER_PORT=$(port 10783)
+SPF_DIR=$RUN/spf
+SPF_SOCKET=$SPF_DIR/milter.sock
 MAP_PORT=$(port 10181)
 SUBMIT_PORT=$(port 10589)
 SRS_FORWARD_PORT=$(port 10785)
@@ -228,6 +230,7 @@ ensure_users() {
     join_group "mailss-$service" mailss
   done
   join_group mailss-account mailss-homes
+  system_user mailss-spf
   # mailss-mail: the services that act in mailboxes through the master user (the copy job, the rules
   # service) may open Dovecot's sockets for them; the master user logs in nowhere else.
   system_group mailss-mail
@@ -669,6 +672,46 @@ stop_spamassassin() {
   done
 }
 
+# ---------------------------------------------------------------- SPF
+
+# The SPF milter (deploy/spf/pyspf-milter.conf.in) records each message's SPF result for Sieve. Its
+# socket is in a folder of the group postfix (setgid), which alone may connect (umask 007). The test
+# stack's runs in a network and mount namespace of its own, with a DNS server on its loopback and a
+# resolv.conf naming it (deploy/spf/test-dns.conf): the tests' senders get SPF records, and the
+# machine's DNS and port 53 are untouched. The other stacks' ask the machine's resolver.
+start_spf() {
+  running spf-milter && return
+  say "starting the SPF milter"
+  mkdir -p "$SPF_DIR"
+  chown mailss-spf:postfix "$SPF_DIR"
+  chmod 2750 "$SPF_DIR"
+  rm -f "$SPF_SOCKET" "$PIDS/spf-milter.pid"
+  sed -e "s|@SOCKET@|$SPF_SOCKET|g" -e "s|@PIDFILE@|$PIDS/spf-milter.pid|g" -e "s|@USER@|mailss-spf:postfix|g" \
+    "$REPO/deploy/spf/pyspf-milter.conf.in" >"$SPF_DIR/pyspf-milter.conf"
+  local launch=(pyspf-milter "$SPF_DIR/pyspf-milter.conf")
+  if [[ $STACK == test ]]; then
+    echo "nameserver 127.0.0.1" >"$SPF_DIR/resolv.conf"
+    launch=(unshare --net --mount --fork -- bash -c 'ip link set lo up && mount --bind "$1/resolv.conf" /etc/resolv.conf &&
+      { dnsmasq --conf-file="$2" --pid-file="$3" --user=nobody --log-facility=- --keep-in-foreground & } && shift 3 && exec "$@"' \
+      spf "$SPF_DIR" "$REPO/deploy/spf/test-dns.conf" "$PIDS/spf-dns.pid" "${launch[@]}")
+  fi
+  (umask 007 && exec setsid "${launch[@]}") </dev/null >>"$LOGS/spf-milter.log" 2>&1 9>&- &
+  wait_for 30 "SPF milter" "$LOGS/spf-milter.log" 0 test -S "$SPF_SOCKET"
+}
+
+stop_spf() {
+  local name pid
+  for name in spf-milter spf-dns; do
+    running "$name" || { rm -f "$PIDS/$name.pid"; continue; }
+    say "stopping $name"
+    pid=$(pid_of "$name")
+    kill "$pid" 2>/dev/null || true
+    wait_gone 30 "$pid" || kill -9 "$pid" 2>/dev/null || true
+    rm -f "$PIDS/$name.pid"
+  done
+  rm -f "$SPF_SOCKET"
+}
+
 # ---------------------------------------------------------------- postsrsd
 
 # SRS for forwarded copies (Postfix's Sieve listener asks the forward port; the reverse port
@@ -714,7 +757,7 @@ allow_postfix_instance() {
 
 render_postfix() {
   sed -e "s|@RUN@|$POSTFIX_DIR|g" -e "s|@LOGS@|$LOGS|g" -e "s|@MAP@|127.0.0.1:$MAP_PORT|g" \
-    -e "s|@MILTER@|127.0.0.1:$MILTER_PORT|g" -e "s|@LMTP@|unix:$DOVECOT_DIR/base/lmtp|g" -e "s|@RELAYHOST@|$RELAYHOST|g" \
+    -e "s|@MILTER@|127.0.0.1:$MILTER_PORT|g" -e "s|@SPF_MILTER@|$SPF_SOCKET|g" -e "s|@LMTP@|unix:$DOVECOT_DIR/base/lmtp|g" -e "s|@RELAYHOST@|$RELAYHOST|g" \
     -e "s|@LISTEN@|127.0.0.1|g" -e "s|@SMTPD@|127.0.0.1:$POSTFIX_PORT|g" -e "s|@TRUSTED@||g" -e "s|@SUBMITTERS@|vmail|g" \
     -e "s|@SUBMIT_SMTPD@|127.0.0.1:$SUBMIT_PORT|g" -e "s|@SASL_PATH@|$DOVECOT_DIR/base/auth-postfix|g" \
     -e "s|@SRS_FORWARD@|127.0.0.1:$SRS_FORWARD_PORT|g" \
@@ -836,7 +879,7 @@ export_line() { printf "export %s='%s'\n" "$1" "${2//\'/\'\\\'\'}"; }
 print_status() {
   local c port
   echo "$STACK stack ($RUN)"
-  for c in rabbitmq ferretdb dovecot spamd postsrsd postfix; do
+  for c in rabbitmq ferretdb dovecot spamd spf-milter postsrsd postfix; do
     port=$(component_port "$c")
     if component_running "$c"; then
       printf '%-9s running (pid %s)\n' "$c" "$(pid_of "$c")"
@@ -874,8 +917,8 @@ take_lock() {
 
 check_component() {
   case ${1:-} in
-    rabbitmq | ferretdb | dovecot | spamassassin | postsrsd | postfix) ;;
-    *) die "unknown component '${1:-}' (rabbitmq|ferretdb|dovecot|spamassassin|postsrsd|postfix)" ;;
+    rabbitmq | ferretdb | dovecot | spamassassin | spf | postsrsd | postfix) ;;
+    *) die "unknown component '${1:-}' (rabbitmq|ferretdb|dovecot|spamassassin|spf|postsrsd|postfix)" ;;
   esac
 }
 
@@ -900,6 +943,7 @@ main() {
       start_ferretdb
       start_dovecot
       start_spamassassin
+      start_spf
       start_postsrsd
       start_postfix
       print_status
@@ -908,6 +952,7 @@ main() {
       take_lock
       stop_postfix
       stop_postsrsd
+      stop_spf
       stop_spamassassin
       stop_dovecot
       stop_ferretdb

@@ -17,19 +17,25 @@ from shared.contracts.rules import SERVICE, GetRules, RulesCommand
 from tests.support import as_owner, eventually, holds, new_address, subjects_in
 
 STRONG = "Strong-Passw0rd!"
+BASIC = "Basic-Passw0rd"
+"""a password sv-basic takes (letters, digits, - _ . only)"""
 GTUBE = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
 
 
-def outside(name: str = "d") -> str:
-    return f"{name}-{uuid.uuid4().hex[:8]}@example.org"
+def outside(name: str = "d", domain: str = "example.org") -> str:
+    """A new address of the outside world (the test stack's DNS gives spf-pass.test, spf-fail.test and
+    spf-softfail.test SPF records, deploy/spf/test-dns.conf; other domains have none)."""
+    return f"{name}-{uuid.uuid4().hex[:8]}@{domain}"
 
 
 def send(recipient: str, *, subject: str = "hello", sender: str = "", from_header: str = "", body: str = "hi\r\n",
-         envelope_from: str | None = None) -> None:
+         envelope_from: str | None = None, headers: dict[str, str] | None = None) -> None:
     message = EmailMessage(policy=email.policy.SMTP)
     message["From"] = from_header or sender or "stranger@example.net"
     message["To"], message["Subject"] = recipient, subject
     message["Message-ID"] = email.utils.make_msgid()
+    for name, value in (headers or {}).items():
+        message[name] = value
     message.set_content(body)
     with smtplib.SMTP("127.0.0.1", int(os.environ.get("POSTFIX_SMTP_PORT", "10587")), timeout=30) as smtp:
         smtp.send_message(message, from_addr=envelope_from if envelope_from is not None else (sender or "stranger@example.net"),
@@ -47,9 +53,10 @@ def stored(address: str, folder: str = "INBOX") -> list[email.message.EmailMessa
         return found
 
 
-async def rules_account(client: CommandClient, token: str) -> str:
+async def rules_account(client: CommandClient, token: str, plan: str = "kwc") -> str:
     address = new_address()
-    reply = await client.request(ACCOUNT, CreateAccount(actor_token=token, address=address, plan="kwc", initial_password=STRONG))
+    password = BASIC if plan == "sv-basic" else STRONG
+    reply = await client.request(ACCOUNT, CreateAccount(actor_token=token, address=address, plan=plan, initial_password=password))
     assert reply.status == "accepted", reply
 
     async def adopted() -> bool:

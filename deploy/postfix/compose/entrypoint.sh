@@ -15,6 +15,8 @@ set -euo pipefail
 RUN=/srv/postfix
 CONF=$RUN/etc
 FORWARD_DOMAIN=forward.mailss.invalid
+SPF_DIR=/run/mailss-spf
+SPF_SOCKET=$SPF_DIR/milter.sock
 
 die() { printf 'mailss-postfix: %s\n' "$*" >&2; exit 1; }
 
@@ -43,7 +45,7 @@ check_host_addresses() {
 
 render() {
   sed -e "s|@RUN@|$RUN|g" -e "s|@LOGS@/postfix.log|/dev/stdout|g" -e "s|@LOGS@|/dev|g" \
-    -e "s|@MAP@|account:10181|g" -e "s|@MILTER@|spamassassin:10783|g" -e "s|@LMTP@|inet:dovecot:10024|g" \
+    -e "s|@MAP@|account:10181|g" -e "s|@MILTER@|spamassassin:10783|g" -e "s|@SPF_MILTER@|$SPF_SOCKET|g" -e "s|@LMTP@|inet:dovecot:10024|g" \
     -e "s|@RELAYHOST@|$POSTFIX_RELAYHOST|g" -e "s|@LISTEN@|all|g" -e "s|@SMTPD@|10587|g" \
     -e "s|@TRUSTED@|$POSTFIX_TRUSTED_NETWORKS|g" -e "s|@SUBMITTERS@||g" \
     -e "s|@SRS_FORWARD@|127.0.0.1:10785|g" -e "s|@SRS_REVERSE@|127.0.0.1:10786|g" -e "s|@SRS_DOMAIN@|$POSTFIX_SRS_DOMAIN|g" \
@@ -100,6 +102,23 @@ start_postsrsd() {
   postsrsd -s/run/postsrsd.secret -d"$POSTFIX_SRS_DOMAIN" -f10785 -r10786 -l127.0.0.1 -4 -unobody -D
 }
 
+# The SPF milter (deploy/spf/pyspf-milter.conf.in), as scripts/stack.sh starts it locally: its socket
+# in a folder of the group postfix, which alone may connect; the container's resolver answers it.
+start_spf_milter() {
+  mkdir -p "$SPF_DIR"
+  chown pyspf-milter:postfix "$SPF_DIR"
+  chmod 2750 "$SPF_DIR"
+  rm -f "$SPF_SOCKET" "$SPF_DIR/pyspf-milter.pid"
+  sed -e "s|@SOCKET@|$SPF_SOCKET|g" -e "s|@PIDFILE@|$SPF_DIR/pyspf-milter.pid|g" -e "s|@USER@|pyspf-milter:postfix|g" \
+    /etc/postfix/mailss/pyspf-milter.conf.in >"$SPF_DIR/pyspf-milter.conf"
+  (umask 007 && exec setsid pyspf-milter "$SPF_DIR/pyspf-milter.conf") </dev/null &
+  for _ in $(seq 50); do
+    [[ -S $SPF_SOCKET ]] && return
+    sleep 0.2
+  done
+  die "the SPF milter did not start"
+}
+
 main() {
   check_environment
   mkdir -p "$RUN/data" "$RUN/queue"
@@ -107,6 +126,7 @@ main() {
   render_config /etc/postfix/mailss "$CONF"
   prepare_forward_map
   start_postsrsd
+  start_spf_milter
   grep -qsF "$CONF" /etc/postfix/main.cf || echo "alternate_config_directories = $CONF" >>/etc/postfix/main.cf
   postfix -c "$CONF" set-permissions >/dev/null 2>&1 || true
   exec postfix -c "$CONF" start-fg

@@ -21,6 +21,11 @@ SPAM_PREFIX = "[SPAM] "
 JUNK = "Junk"
 ORIGINAL_TEXT_LIMIT = 2000
 """characters of the original text part quoted in an sv-basic autoreply"""
+SPF_PASSED = "^[^;]+;[[:space:]]*spf=pass([[:space:];]|$)"
+"""the SPF milter found the envelope sender's domain allows the sending host: only then does an
+sv-basic autoreply quote the sender's text (never reflected to a forged address). Every
+Authentication-Results a sender wrote is dropped before the milter adds its own (deploy/postfix),
+and its result comes first, before any text the sender chose (HELO, envelope sender)"""
 VACATION_DAYS = 1
 FORWARD_DOMAIN = "forward.mailss.invalid"
 """where the forwarding addresses live: Postfix expands them (virtual_alias_maps), only for Sieve"""
@@ -113,7 +118,8 @@ def _autoreply(rules: RuleSet, outside: Outside) -> tuple[set[str], list[str]]:
     implementation's RFC 3834 checks), [choice] only to mail our checker found no spam in (no
     backscatter, nor to mail nobody checked), and only while one more fits in the account's hour.
     The meter is asked once per sender a day, as vacation answers (`duplicate`, RFC 7352, keeps that
-    day): it may count a reply vacation's own checks then decline, never miss one."""
+    day): it may count a reply vacation's own checks then decline, never miss one. The original is
+    quoted only to a sender that passed SPF."""
     reply = rules.autoreply
     if reply is None:
         return set(), []
@@ -121,13 +127,15 @@ def _autoreply(rules: RuleSet, outside: Outside) -> tuple[set[str], list[str]]:
     needs = {"vacation", "variables", "envelope", "duplicate", METER_EXTENSION}
     reason = quoted(reply.text)
     if reply.include_original:
-        needs |= {"foreverypart", "mime", "extracttext"}
+        needs |= {"foreverypart", "mime", "extracttext", "regex"}
         lines += [
             '  set "original" "";',
-            '  foreverypart {',
-            '    if header :mime :contenttype "Content-Type" "text/plain" {',
-            f'      extracttext :first {ORIGINAL_TEXT_LIMIT} "original";',
-            "      break;",
+            f'  if header :regex "Authentication-Results" "{SPF_PASSED}" {{',
+            '    foreverypart {',
+            '      if header :mime :contenttype "Content-Type" "text/plain" {',
+            f'        extracttext :first {ORIGINAL_TEXT_LIMIT} "original";',
+            "        break;",
+            "      }",
             "    }",
             "  }",
         ]

@@ -200,18 +200,3 @@ async def test_a_deleted_account_has_no_rules(client, admin_token, rules_service
         return reply.status == "rejected" and reply.code == "not_found"
 
     await eventually(dropped, what="the rules dropped with the account")
-
-
-async def test_sv_basic_autoreply_can_quote_the_original_text(client, admin_token, rules_service, smtp_sink):
-    """Ensure "include original body" puts the sender's text part into the reply (foreverypart + extracttext)."""
-    address = await _account(client, admin_token, plan="sv-basic")
-    await _accepted(client, SetAutoreply(actor_token=admin_token, address=address, text="Away; you wrote:",
-                                         include_original=True))
-    await _applied(client, admin_token, address)
-    sender = f"q-{address.partition('@')[0]}@example.net"
-
-    assert await asyncio.to_thread(deliver, address, sender=sender, body="the original words, 元の文\r\n")
-
-    await eventually(lambda: holds(bool(smtp_sink.to(sender))), what="the autoreply with the original")
-    text = _decoded(smtp_sink.to(sender)[0]).decode()
-    assert text.startswith("Away; you wrote:") and "the original words, 元の文" in text

@@ -52,11 +52,12 @@ GOLDEN = {
         *REPLY_ONCE_A_DAY_WITHIN_THE_HOUR, '        vacation :days 1 "Away \\"until\\" 5\\\\6 ${dollar}HOME ${dollar}{x}";',
         *END_REPLY]),
     "autoreply with the original": (RuleSet(address="a@b.jp", plan=Plan.SV_BASIC, autoreply=Autoreply("Away", True)), [
-        HEADER, 'require ["duplicate", "envelope", "extracttext", "foreverypart", "mime", "vacation", "variables", '
-                f'"{METER_EXTENSION}"];', 'set "dollar" "$";',
-        'if allof (exists "X-Spam-Checker-Version", not header :is "X-Spam-Flag" "YES") {', '  set "original" "";', "  foreverypart {",
-        '    if header :mime :contenttype "Content-Type" "text/plain" {', '      extracttext :first 2000 "original";',
-        "      break;", "    }", "  }", *REPLY_ONCE_A_DAY_WITHIN_THE_HOUR, '        vacation :days 1 "Away', "",
+        HEADER, 'require ["duplicate", "envelope", "extracttext", "foreverypart", "mime", "regex", "vacation", '
+                f'"variables", "{METER_EXTENSION}"];', 'set "dollar" "$";',
+        'if allof (exists "X-Spam-Checker-Version", not header :is "X-Spam-Flag" "YES") {', '  set "original" "";',
+        '  if header :regex "Authentication-Results" "^[^;]+;[[:space:]]*spf=pass([[:space:];]|$)" {', "    foreverypart {",
+        '      if header :mime :contenttype "Content-Type" "text/plain" {', '        extracttext :first 2000 "original";',
+        "        break;", "      }", "    }", "  }", *REPLY_ONCE_A_DAY_WITHIN_THE_HOUR, '        vacation :days 1 "Away', "",
         '${original}";', *END_REPLY]),
 }
 
