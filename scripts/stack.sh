@@ -882,13 +882,13 @@ print_status() {
   for c in rabbitmq ferretdb dovecot spamd spf-milter postsrsd postfix; do
     port=$(component_port "$c")
     if component_running "$c"; then
-      printf '%-9s running (pid %s)\n' "$c" "$(pid_of "$c")"
+      printf '%-10s running (pid %s)\n' "$c" "$(pid_of "$c")"
     elif [[ $c == ferretdb ]] && external_mongodb; then
-      printf '%-9s not used (MONGODB_URL is set)\n' "$c"
+      printf '%-10s not used (MONGODB_URL is set)\n' "$c"
     elif port_open 127.0.0.1 "$port"; then
-      printf '%-9s not started by stack.sh, but 127.0.0.1:%s answers\n' "$c" "$port"
+      printf '%-10s not started by stack.sh, but 127.0.0.1:%s answers\n' "$c" "$port"
     else
-      printf '%-9s stopped\n' "$c"
+      printf '%-10s stopped\n' "$c"
     fi
   done
 }
