@@ -660,9 +660,12 @@ start_spamassassin() {
   fi
 }
 
-stop_spamassassin() {
+stop_spamassassin() { stop_recorded spamass-milter spamd; }
+
+# stop_recorded NAME...: each process recorded in $PIDS/NAME.pid, TERM then (after 30 s) KILL.
+stop_recorded() {
   local name pid
-  for name in spamass-milter spamd; do
+  for name in "$@"; do
     running "$name" || { rm -f "$PIDS/$name.pid"; continue; }
     say "stopping $name"
     pid=$(pid_of "$name")
@@ -700,15 +703,7 @@ start_spf() {
 }
 
 stop_spf() {
-  local name pid
-  for name in spf-milter spf-dns; do
-    running "$name" || { rm -f "$PIDS/$name.pid"; continue; }
-    say "stopping $name"
-    pid=$(pid_of "$name")
-    kill "$pid" 2>/dev/null || true
-    wait_gone 30 "$pid" || kill -9 "$pid" 2>/dev/null || true
-    rm -f "$PIDS/$name.pid"
-  done
+  stop_recorded spf-milter spf-dns
   rm -f "$SPF_SOCKET"
 }
 
@@ -729,15 +724,7 @@ start_postsrsd() {
   wait_for 30 postsrsd "$LOGS/postsrsd.log" 0 port_open 127.0.0.1 "$SRS_REVERSE_PORT"
 }
 
-stop_postsrsd() {
-  running postsrsd || { rm -f "$PIDS/postsrsd.pid"; return; }
-  say "stopping postsrsd"
-  local pid
-  pid=$(pid_of postsrsd)
-  kill "$pid" 2>/dev/null || true
-  wait_gone 30 "$pid" || kill -9 "$pid" 2>/dev/null || true
-  rm -f "$PIDS/postsrsd.pid"
-}
+stop_postsrsd() { stop_recorded postsrsd; }
 
 # ---------------------------------------------------------------- Postfix
 

@@ -11,6 +11,7 @@ import pytest
 from shared.contracts.account import SERVICE as ACCOUNT
 from shared.contracts.account import CreateAccount
 from shared.contracts.rules import SERVICE, GetRules, SetSpamSort, SetSpamTag
+from tests.rules.mail_world import in_mailbox
 from tests.support import eventually, new_address, stack, subjects_in
 
 GTUBE = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
@@ -49,17 +50,6 @@ async def _tagging_and_sorting_account(client, admin_token) -> str:
     return address
 
 
-async def _arrived(address: str, folder: str, count: int) -> list[str]:
-    found: list[str] = []
-
-    async def there() -> bool:
-        found[:] = await asyncio.to_thread(subjects_in, address, folder)
-        return len(found) >= count
-
-    await eventually(there, what=f"{count} message(s) in {folder}")
-    return found
-
-
 async def test_spamassassin_flags_gtube_and_the_rules_tag_and_file_it(client, admin_token, rules_service):
     """Ensure GTUBE sent into Postfix is flagged by SpamAssassin and lands in Junk tagged, while a
     message whose sender forged X-Spam-Flag arrives in INBOX untouched."""
@@ -68,8 +58,8 @@ async def test_spamassassin_flags_gtube_and_the_rules_tag_and_file_it(client, ad
     await asyncio.to_thread(send_smtp, address, subject="buy now", body=f"{GTUBE}\r\n")
     await asyncio.to_thread(send_smtp, address, subject="honest mail", headers={"X-Spam-Flag": "YES"})
 
-    assert await _arrived(address, "Junk", 1) == ["[SPAM] buy now"]
-    assert await _arrived(address, "INBOX", 1) == ["honest mail"]
+    assert await in_mailbox(address, 1, "Junk") == ["[SPAM] buy now"]
+    assert await in_mailbox(address, 1, "INBOX") == ["honest mail"]
 
 
 async def test_an_unknown_address_of_a_hosted_domain_is_refused(account_service):
@@ -91,7 +81,7 @@ async def test_with_the_spam_checker_down_mail_is_deferred_never_let_through_unc
     finally:
         await asyncio.to_thread(stack, "start", "spamassassin")
     await asyncio.to_thread(send_smtp, address, subject="forged", headers={"X-Spam-Flag": "YES"})
-    assert await _arrived(address, "INBOX", 1) == ["forged"]
+    assert await in_mailbox(address, 1, "INBOX") == ["forged"]
     assert await asyncio.to_thread(subjects_in, address, "Junk") == []
 
 
