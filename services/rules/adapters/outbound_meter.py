@@ -13,12 +13,14 @@ A meter is one small JSON document per account, in the folder `outbound/` beside
 `sieve-execute/` (the mail user's, readable by the group of the services that act in mailboxes).
 It is rewritten in place under an exclusive lock, new text first and the old tail cut after, and read
 back by its first JSON value: a writer killed midway leaves either the old counts or the new ones.
+Meters idle for two hours are swept now and then (deleted accounts leave theirs behind).
 """
 
 import fcntl
 import hashlib
 import json
 import os
+import random
 import sys
 import time
 from dataclasses import dataclass
@@ -32,6 +34,9 @@ MAX_MESSAGES = 100_000
 MAX_LIMIT = 10_000_000
 HELD = 1
 BROKEN = 2
+IDLE_AFTER_S = 2 * 3600
+SWEEP_ONE_IN = 512
+"""one call in this many also sweeps the folder: about one scan of it per 512 forwards and replies"""
 
 
 @dataclass(frozen=True)
@@ -99,9 +104,8 @@ def read_usage(folder: Path, address: str, now: float | None = None) -> Usage:
 
 
 def ask(folder: Path, address: str, messages: int, limit: int, now: float) -> bool:
-    fd = os.open(meter_path(folder, address), os.O_RDWR | os.O_CREAT, 0o640)
+    fd = _locked(meter_path(folder, address))
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
         os.fchmod(fd, 0o640)  # the delivery's umask would leave the rules service out
         state, fits = counted(_parsed(os.read(fd, 1 << 20).decode("utf-8", "replace")), messages, limit, now)
         text = json.dumps(state, separators=(",", ":")).encode()
@@ -110,6 +114,41 @@ def ask(folder: Path, address: str, messages: int, limit: int, now: float) -> bo
         return fits
     finally:
         os.close(fd)
+
+
+def _locked(path: Path) -> int:
+    """The meter, open and exclusively locked, still in its folder (a sweep may have taken the one
+    opened before the lock came)."""
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o640)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        if os.fstat(fd).st_nlink:
+            return fd
+        os.close(fd)
+
+
+def sweep(folder: Path, now: float) -> int:
+    """Meters untouched for IDLE_AFTER_S hold nothing of the last hour (deleted accounts' among
+    them): they go, unless someone holds one at that moment. -> how many went."""
+    removed = 0
+    for entry in os.scandir(folder):
+        try:
+            if not entry.name.endswith(".json") or entry.stat().st_mtime > now - IDLE_AFTER_S:
+                continue
+            fd = os.open(entry.path, os.O_RDWR)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            held = os.fstat(fd)
+            if held.st_nlink and held.st_mtime <= now - IDLE_AFTER_S:
+                os.unlink(entry.path)
+                removed += 1
+        except OSError:
+            pass  # in use (or gone): it stays for the next sweep
+        finally:
+            os.close(fd)
+    return removed
 
 
 @dataclass(frozen=True)
@@ -141,7 +180,11 @@ def main(argv: list[str], environ: dict[str, str]) -> int:
         return BROKEN
     messages, limit = asked
     folder = Path(os.path.abspath(argv[0])).parent.parent / "outbound"  # beside sieve-execute/, links not followed
-    if ask(folder, address, messages, limit, time.time()):
+    now = time.time()
+    fits = ask(folder, address, messages, limit, now)
+    if random.randrange(SWEEP_ONE_IN) == 0:
+        sweep(folder, now)
+    if fits:
         return 0
     print(f"{PROGRAM}: {address} is over its {limit} messages an hour: {messages} held "
           "(kept in the mailbox, not sent)", file=sys.stderr)

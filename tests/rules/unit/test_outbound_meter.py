@@ -2,12 +2,14 @@
 (its own folder layout, the account in USER, exit 0 = send, 1 = held, 2 = not ours to answer)."""
 
 import concurrent.futures
+import fcntl
 import json
 import os
 import shutil
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -16,9 +18,11 @@ from services.rules.adapters import outbound_meter
 from services.rules.adapters.outbound_meter import (
     OutboundMeters,
     Usage,
+    ask,
     counted,
     meter_path,
     read_usage,
+    sweep,
     usage_in,
 )
 
@@ -135,3 +139,37 @@ def test_the_rules_service_shows_the_hour_and_its_own_setting_before_any_mail(pr
     assert before == {"per_hour": 3000, "sent_last_hour": 0, "held_last_hour": 0, "last_held_at": None}
     assert after["per_hour"] == 4 and after["sent_last_hour"] == 4 and after["held_last_hour"] == 1
     assert after["last_held_at"] is not None and after["last_held_at"].endswith("+00:00")
+
+
+def test_a_sweep_takes_idle_meters_and_leaves_busy_and_recent_ones(program: Path):
+    folder, now = program.parent.parent / "outbound", time.time()
+    for address in ("idle@example.jp", "busy@example.jp", "recent@example.jp"):
+        ask(folder, address, 1, 5, now)
+    for address in ("idle@example.jp", "busy@example.jp"):
+        os.utime(meter_path(folder, address), (now - 3 * 3600, now - 3 * 3600))
+    (folder / "not-a-meter").write_text("")
+    busy = os.open(meter_path(folder, "busy@example.jp"), os.O_RDWR)
+    fcntl.flock(busy, fcntl.LOCK_EX)
+    try:
+        assert sweep(folder, now) == 1
+    finally:
+        os.close(busy)
+
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        [meter_path(folder, "busy@example.jp").name, meter_path(folder, "recent@example.jp").name, "not-a-meter"])
+
+
+def test_a_meter_swept_while_a_delivery_waited_for_it_is_made_again(program: Path):
+    """Ensure the count of a delivery that opened a meter just before a sweep removed it is not lost."""
+    folder = program.parent.parent / "outbound"
+    ask(folder, ADDRESS, 1, 5, NOW)
+    path = meter_path(folder, ADDRESS)
+    stale = os.open(path, os.O_RDWR)
+    fcntl.flock(stale, fcntl.LOCK_EX)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        waiting = pool.submit(ask, folder, ADDRESS, 2, 5, NOW + 1)
+        os.unlink(path)  # as a sweep does, holding the lock
+        os.close(stale)
+        assert waiting.result(timeout=10)
+
+    assert read_usage(folder, ADDRESS, NOW + 1).sent == 2  # counted in the new meter, not the removed one
