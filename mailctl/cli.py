@@ -337,7 +337,9 @@ def _job_table(job: dict[str, Any]) -> Table:
     table.add_row("total", "", str(totals["copied"]), str(totals["already_there"]), str(totals["skipped_too_big"]))
     notes = [f"{totals['flags_dropped']} flags the source sent were not IMAP flags and were left off"
              if totals.get("flags_dropped") else "",
-             f"{totals['renamed_folders']} folders had no valid name here and got a safe one" if totals.get("renamed_folders") else ""]
+             f"{totals['renamed_folders']} folders had no valid name here and got a safe one" if totals.get("renamed_folders") else "",
+             "our server would not store " + ", ".join(r for f in job["folders"] for r in f.get("refused", ()))
+             if totals.get("skipped_refused") else ""]
     table.caption = "; ".join(note for note in notes if note) or None
     return table
 

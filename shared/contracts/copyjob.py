@@ -115,6 +115,8 @@ class RecordStep(InternalCommand):
     copied_bytes: int = 0
     too_big: list[str] = Field(default_factory=list)
     """folder#UID (size) of messages over the size limit, skipped"""
+    refused: list[str] = Field(default_factory=list)
+    """folder#UID (why) of messages our mail server would not store (an empty one), left out"""
     flags_dropped: int = Field(default=0, ge=0)
     """what the source sent as flags that is none (not an RFC 3501 atom), left off the copies"""
     failure: FailureReason | None = None
@@ -325,6 +327,8 @@ class JobCompleted(JobEvent):
     already_there: int = 0
     copied_bytes: int = 0
     skipped_too_big: int = 0
+    skipped_refused: int = 0
+    """messages our mail server would not store (an empty one), each named in GetJob"""
     flags_dropped: int = 0
     """source flags that were none (not RFC 3501 atoms), left off the copies"""
     removed: int = 0

@@ -187,12 +187,12 @@ class Copier:
             log.info("copy job %s: %s wrapped up after %d messages (a slow source)", item.job_id, item.folder, moved.copied)
             return RecordStep(address=item.address, job_id=item.job_id, folder=item.folder, source_folder=item.source_folder,
                               chunk=item.chunk, more=True, copied=moved.copied, already_there=covered,
-                              copied_bytes=moved.copied_bytes, flags_dropped=moved.flags_dropped)
+                              copied_bytes=moved.copied_bytes, refused=moved.refused, flags_dropped=moved.flags_dropped)
         here_box = await target.select(item.folder, readonly=True)
         return RecordStep(address=item.address, job_id=item.job_id, folder=item.folder, source_folder=item.source_folder,
                           chunk=item.chunk, more=chunk.more, copied=moved.copied, already_there=covered + chunk.already_there,
                           copied_bytes=moved.copied_bytes, too_big=[f"{item.folder}#{m.uid} ({m.size} bytes)" for m in chunk.too_big],
-                          flags_dropped=moved.flags_dropped,
+                          refused=moved.refused, flags_dropped=moved.flags_dropped,
                           mark=FolderMark(source_uidvalidity=there_box.uidvalidity, source_uidnext=there_box.uidnext,
                                           source_after=chunk.source_after, target_uidvalidity=here_box.uidvalidity,
                                           target_uidnext=here_box.uidnext, target_messages=here_box.messages))
@@ -220,8 +220,10 @@ class Copier:
                         return None
                 await report(moved.copied)
                 present = [m for m in batch if m.uid in bodies]  # gone from the source meanwhile: nothing to copy
-                await target.append_many(item.folder, [(bodies[m.uid], m.flags, m.internaldate) for m in present])
-                moved.add(present, sum(len(bodies[m.uid]) for m in present))
+                refused = await target.append_many(item.folder, [(bodies[m.uid], m.flags, m.internaldate) for m in present])
+                stored = [m for position, m in enumerate(present) if position not in refused]
+                moved.add(stored, sum(len(bodies[m.uid]) for m in stored))
+                moved.refused += [f"{item.folder}#{present[p].uid} ({why or 'refused'})" for p, why in sorted(refused.items())]
                 if not moved.whole:
                     break
         finally:
@@ -309,6 +311,8 @@ class _Moved:
     copied_bytes: int = 0
     flags_dropped: int = 0
     whole: bool = True
+    refused: list[str] = field(default_factory=list)
+    """folder#UID (why) of the messages our mail server would not store, left out"""
 
     def add(self, messages: list[Summary], size: int) -> None:
         self.copied += len(messages)

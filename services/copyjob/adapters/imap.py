@@ -32,11 +32,11 @@ from services.copyjob.domain.purge import uid_sets
 
 
 class ImapError(Exception):
-    """A command failed; `category` is a FailureReason."""
+    """A command failed; `category` is a FailureReason, `said` the server's own words (if it answered)."""
 
-    def __init__(self, category: str, detail: str, limit: int | None = None) -> None:
+    def __init__(self, category: str, detail: str, limit: int | None = None, said: str = "") -> None:
         super().__init__(detail)
-        self.category, self.limit = category, limit
+        self.category, self.limit, self.said = category, limit, said
 
 
 MAX_LINE_BYTES = 8 * 1024 * 1024
@@ -204,6 +204,16 @@ _FLAGS, _DATE = re.compile(rb"\bFLAGS \(([^)]*)\)"), re.compile(rb'\bINTERNALDAT
 _UIDVALIDITY, _UIDNEXT = re.compile(rb"\bUIDVALIDITY (\d+)"), re.compile(rb"\bUIDNEXT (\d+)")
 _EXISTS, _MESSAGES = re.compile(rb"^(\d+) EXISTS$"), re.compile(rb"\bMESSAGES (\d+)")
 _PASSING = re.compile(rb"^\[(UNAVAILABLE|SERVERBUG|INUSE)\]")
+_STATUS_AND_CODE = re.compile(r"^(?:\S+ )?(?:OK|NO|BAD|BYE) (?:\[[^\]]*\] ?)?")
+_TIMING = re.compile(r" \(\d+\.\d+ \+ [^)]*secs\)")
+"""Dovecot's "(0.001 + 0.000 secs)" after its words"""
+
+
+def _said(line: bytes) -> str:
+    """A server's words in an answer: without tag, status, response code or Dovecot's timing;
+    printable ASCII, at most 200 characters."""
+    text = _TIMING.sub("", _STATUS_AND_CODE.sub("", line.decode("ascii", "replace")))
+    return "".join(c for c in text if c.isprintable())[:200]
 CLOSE_S = 5.0
 LIST_BYTES = 4 * 1024 * 1024
 """a LIST or LSUB answer (some 20,000 folders)"""
@@ -484,14 +494,32 @@ class Session:
         self._ok(response, "FETCH")
         return {int(found[1]): record.literal for record in _fetched(response.lines) if (found := _UID.search(record.text))}
 
-    async def append_many(self, folder: str, messages: list[tuple[bytes, tuple[str, ...], str]]) -> None:
+    async def append_many(self, folder: str, messages: list[tuple[bytes, tuple[str, ...], str]]) -> dict[int, str]:
         """MULTIAPPEND (RFC 3502, all or none) with non-synchronizing literals (LITERAL+, RFC 7888):
-        one round trip for the batch instead of two per message. Falls back to one APPEND each."""
+        one round trip for the batch instead of two per message. Without it, or when the server
+        refuses the batch (none of it stored), one APPEND each. -> the messages it would not store
+        (by position) with its words; a full mailbox or a lost connection still raises."""
         capabilities = self.client.protocol.capabilities
-        if "MULTIAPPEND" not in capabilities or "LITERAL+" not in capabilities:
-            for body, flags, date in messages:
+        if "MULTIAPPEND" in capabilities and "LITERAL+" in capabilities:
+            try:
+                await self._multiappend(folder, messages)
+                return {}
+            except ImapError as error:
+                if error.category != "refused_here":
+                    raise
+                if len(messages) == 1:
+                    return {0: error.said}
+        refused: dict[int, str] = {}
+        for position, (body, flags, date) in enumerate(messages):
+            try:
                 await self.append(folder, body, flags, date)
-            return
+            except ImapError as error:
+                if error.category != "refused_here":
+                    raise
+                refused[position] = error.said
+        return refused
+
+    async def _multiappend(self, folder: str, messages: list[tuple[bytes, tuple[str, ...], str]]) -> None:
         protocol = self.client.protocol
         command = aioimaplib.Command("APPEND", protocol.new_tag(), loop=protocol.loop)
         parts = [f"{command.tag} APPEND {quoted(folder)}".encode()]
@@ -530,4 +558,4 @@ class Session:
         detail = f"{what} failed: {bytes(response.lines[-1])[:200]!r}"
         if category in ("connection_lost", "unavailable"):
             raise self._lost(category, detail)
-        raise ImapError(category, detail)
+        raise ImapError(category, detail, said=_said(bytes(response.lines[-1])))

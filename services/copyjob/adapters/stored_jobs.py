@@ -17,12 +17,13 @@ from shared.messaging.unit_of_work import Doc, UnitOfWork
 
 def job_doc(job: Job) -> dict[str, Any]:
     doc = asdict(job)
-    doc["folders"] = [{**f, "too_big": list(f["too_big"])} for f in doc["folders"]]
+    doc["folders"] = [{**f, "too_big": list(f["too_big"]), "refused": list(f["refused"])} for f in doc["folders"]]
     return doc
 
 
 def job_of(doc: dict[str, Any]) -> Job:
-    folders = tuple(FolderProgress(**{**f, "too_big": tuple(f["too_big"])}) for f in doc["folders"])
+    folders = tuple(FolderProgress(**{**f, "too_big": tuple(f["too_big"]), "refused": tuple(f.get("refused", ()))})
+                    for f in doc["folders"])
     purge = tuple(PurgeFolder(**f) for f in doc.get("purge") or ())
     removed = doc.get("removed_folders")
     return Job(**{**doc, "folders": folders, "purge": purge,

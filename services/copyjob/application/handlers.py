@@ -196,8 +196,8 @@ async def record_step(command: RecordStep, jobs: Jobs, deps: Deps) -> Accepted:
         changed = with_folder_skipped(job, command.source_folder, command.chunk, command.skipped, deps.clock())
         jobs.save(changed, events=_ended(changed, command.address))
         return Accepted(command_id=command.message_id)
-    result = StepResult(command.copied, command.already_there, command.copied_bytes, tuple(command.too_big),
-                        command.flags_dropped)
+    result = StepResult(copied=command.copied, already_there=command.already_there, copied_bytes=command.copied_bytes,
+                        too_big=tuple(command.too_big), refused=tuple(command.refused), flags_dropped=command.flags_dropped)
     changed = with_step(job, command.source_folder, command.chunk, result, deps.clock(), more=command.more)
     if changed == job:
         return Accepted(command_id=command.message_id)  # that chunk was recorded before

@@ -28,6 +28,8 @@ class FolderProgress:
     already_there: int = 0
     copied_bytes: int = 0
     too_big: tuple[str, ...] = ()
+    refused: tuple[str, ...] = ()
+    """folder#UID (why) of messages our mail server would not store"""
     flags_dropped: int = 0
     progress: int = 0
     """copied as last reported by a running chunk (ahead of `copied` while it runs)"""
@@ -82,6 +84,7 @@ class Job:
         return {"copied": self.copied, "already_there": sum(f.already_there for f in self.folders),
                 "copied_bytes": sum(f.copied_bytes for f in self.folders),
                 "skipped_too_big": sum(len(f.too_big) for f in self.folders),
+                "skipped_refused": sum(len(f.refused) for f in self.folders),
                 "flags_dropped": sum(f.flags_dropped for f in self.folders),
                 "renamed_folders": sum(f.renamed for f in self.folders)}
 
@@ -119,6 +122,7 @@ class StepResult:
     already_there: int = 0
     copied_bytes: int = 0
     too_big: tuple[str, ...] = field(default=())
+    refused: tuple[str, ...] = field(default=())
     flags_dropped: int = 0
 
 
@@ -182,9 +186,9 @@ def with_step(job: Job, source_name: str, chunk: int, result: StepResult, now: d
     recorded = replace(folder, state="pending" if more else "done", chunks=chunk + 1,
                        copied=folder.copied + result.copied, already_there=folder.already_there + result.already_there,
                        copied_bytes=folder.copied_bytes + result.copied_bytes, too_big=folder.too_big + result.too_big,
-                       flags_dropped=folder.flags_dropped + result.flags_dropped)
+                       refused=folder.refused + result.refused, flags_dropped=folder.flags_dropped + result.flags_dropped)
     if not more:
-        recorded = replace(recorded, total=recorded.copied + len(recorded.too_big))
+        recorded = replace(recorded, total=recorded.copied + len(recorded.too_big) + len(recorded.refused))
     return _completed_if_done(replace(job, folders=tuple(recorded if f is folder else f for f in job.folders)), now)
 
 

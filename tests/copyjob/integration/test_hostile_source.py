@@ -74,6 +74,23 @@ async def test_flags_that_are_no_flags_cannot_inject_commands_and_are_counted(cl
                                      ("Subject: r", frozenset({"\\Answered"})): 1})
 
 
+async def test_a_message_our_server_will_not_store_is_left_out_and_named_and_the_folder_goes_on(
+        client, admin_token, copyjob_service):
+    """Dovecot refuses an empty message: the batch it came in is stored one by one (MULTIAPPEND is all
+    or none), the rest of the folder is copied, and the result names what was left out."""
+    messages = _messages(3)
+    messages.insert(1, Message(b""))
+    async with HostileImap({"INBOX": Folder(messages), "Work": Folder(_messages(2))}) as server:
+        address, job = await _copy(client, admin_token, server)
+
+    assert job["state"] == "completed", job
+    assert (job["totals"]["copied"], job["totals"]["skipped_refused"]) == (5, 1), job["totals"]
+    [inbox] = [f for f in job["folders"] if f["name"] == "INBOX"]
+    assert inbox["state"] == "done" and inbox["refused"] == ["INBOX#2 (Can't save a zero byte message.)"], inbox
+    ours = await _ours_now(address)
+    assert sum(ours["INBOX"].values()) == 3 and sum(ours["Work"].values()) == 2
+
+
 async def test_folder_names_keep_their_own_form_or_get_a_safe_one_and_a_refused_folder_is_left_out(
         client, admin_token, copyjob_service):
     folders = {"INBOX": Folder(_messages(1)), "a.b": Folder(_messages(2)), "v1.2": Folder(_messages(1)),

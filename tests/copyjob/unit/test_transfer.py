@@ -17,8 +17,9 @@ class _Target:
     def __init__(self) -> None:
         self.appended: list[bytes] = []
 
-    async def append_many(self, folder: str, messages: list[tuple[bytes, tuple[str, ...], str]]) -> None:
+    async def append_many(self, folder: str, messages: list[tuple[bytes, tuple[str, ...], str]]) -> dict[int, str]:
         self.appended += [body for body, _, _ in messages]
+        return {}
 
 
 async def _nothing(done: int) -> None:
