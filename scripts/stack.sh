@@ -569,7 +569,9 @@ prepare_dovecot_instance() {
 # mail user's, which the rules service reads (GetRules) through the group mailss-mail.
 install_outbound_meter() {
   mkdir -p "$DOVECOT_DIR/sieve-execute" "$DOVECOT_DIR/outbound"
-  install_if_changed "$REPO/services/rules/adapters/outbound_meter.py" "$DOVECOT_DIR/sieve-execute/mailss-outbound" -m 755 || true
+  local meter=$DOVECOT_DIR/sieve-execute/mailss-outbound
+  cmp -s "$REPO/services/rules/adapters/outbound_meter.py" "$meter" ||
+    install -m 755 "$REPO/services/rules/adapters/outbound_meter.py" "$meter"
   chown vmail:mailss-mail "$DOVECOT_DIR/outbound"
   chmod 2750 "$DOVECOT_DIR/outbound"
 }
@@ -695,7 +697,8 @@ start_spf() {
   if [[ $STACK == test ]]; then
     echo "nameserver 127.0.0.1" >"$SPF_DIR/resolv.conf"
     launch=(unshare --net --mount --fork -- bash -c 'ip link set lo up && mount --bind "$1/resolv.conf" /etc/resolv.conf &&
-      { dnsmasq --conf-file="$2" --pid-file="$3" --user=nobody --log-facility=- --keep-in-foreground & } && shift 3 && exec "$@"' \
+      { dnsmasq --conf-file="$2" --pid-file="$3" --user=nobody --log-facility=- --keep-in-foreground & } &&
+      for _ in {1..50}; do (exec 3<>/dev/tcp/127.0.0.1/53) 2>/dev/null && break; sleep 0.1; done && shift 3 && exec "$@"' \
       spf "$SPF_DIR" "$REPO/deploy/spf/test-dns.conf" "$PIDS/spf-dns.pid" "${launch[@]}")
   fi
   (umask 007 && exec setsid "${launch[@]}") </dev/null >>"$LOGS/spf-milter.log" 2>&1 9>&- &

@@ -16,9 +16,11 @@ back by its first JSON value: a writer killed midway leaves either the old count
 Meters idle for two hours are swept now and then (deleted accounts leave theirs behind).
 """
 
+import asyncio
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import random
 import sys
@@ -36,6 +38,7 @@ HELD = 1
 BROKEN = 2
 IDLE_AFTER_S = 2 * 3600
 SWEEP_ONE_IN = 512
+SWEEP_BUDGET_S = 1.0
 """one call in this many also sweeps the folder: about one scan of it per 512 forwards and replies"""
 
 
@@ -95,10 +98,13 @@ def counted(state: dict[str, object], messages: int, limit: int, now: float) -> 
 
 def read_usage(folder: Path, address: str, now: float | None = None) -> Usage:
     try:
-        with open(meter_path(folder, address), encoding="utf-8") as meter:
+        with open(meter_path(folder, address), encoding="utf-8", errors="replace") as meter:
             fcntl.flock(meter, fcntl.LOCK_SH)
             text = meter.read()
     except FileNotFoundError:
+        return Usage()
+    except OSError as error:  # unreadable (the folder's group not ours): nothing known, and ops are told
+        logging.getLogger(__name__).warning("outbound meter of %s unreadable: %s", address, error)
         return Usage()
     return usage_in(_parsed(text), time.time() if now is None else now)
 
@@ -130,8 +136,10 @@ def _locked(path: Path) -> int:
 def sweep(folder: Path, now: float) -> int:
     """Meters untouched for IDLE_AFTER_S hold nothing of the last hour (deleted accounts' among
     them): they go, unless someone holds one at that moment. -> how many went."""
-    removed = 0
+    removed, stop_at = 0, time.monotonic() + SWEEP_BUDGET_S
     for entry in os.scandir(folder):
+        if time.monotonic() > stop_at:
+            break  # within the delivery's wait for the meter; the next sweep goes on
         try:
             if not entry.name.endswith(".json") or entry.stat().st_mtime > now - IDLE_AFTER_S:
                 continue
@@ -159,8 +167,8 @@ class OutboundMeters:
     per_hour: int
     """the service's setting, shown until the mail server has applied a limit of its own"""
 
-    def view(self, address: str) -> dict[str, object]:
-        usage = read_usage(self.folder, address)
+    async def view(self, address: str) -> dict[str, object]:
+        usage = await asyncio.to_thread(read_usage, self.folder, address)
         held_at = usage.last_held_at
         return {"per_hour": usage.limit or self.per_hour, "sent_last_hour": usage.sent, "held_last_hour": usage.held,
                 "last_held_at": None if held_at is None else datetime.fromtimestamp(held_at, UTC).isoformat()}

@@ -77,7 +77,7 @@ async def handle(command: RulesCommand, store: RuleSets, deps: Deps) -> Reply:
     if (rules := store.current()) is None:
         return rejection(command, "not_found", f"{address} has no mail account")
     if isinstance(command, GetRules):
-        return Accepted(command_id=command.message_id, result=view(rules, store.deployment(), deps.outbound.view(address)))
+        return Accepted(command_id=command.message_id, result=view(rules, store.deployment(), await deps.outbound.view(address)))
     return _change(command, actor, rules, store, deps)
 
 

@@ -49,6 +49,6 @@ class Sessions(Protocol):
 
 
 class Outbound(Protocol):
-    def view(self, address: str) -> dict[str, Any]:
+    async def view(self, address: str) -> dict[str, Any]:
         """What the account sent out in the last hour (forwarded copies, autoreplies), what it held
         back over its limit (kept in the mailbox), and that limit."""

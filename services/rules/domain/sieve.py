@@ -21,11 +21,13 @@ SPAM_PREFIX = "[SPAM] "
 JUNK = "Junk"
 ORIGINAL_TEXT_LIMIT = 2000
 """characters of the original text part quoted in an sv-basic autoreply"""
-SPF_PASSED = "^[^;]+;[[:space:]]*spf=pass([[:space:];]|$)"
+SPF_PASSED = "^[^;]+;[[:space:]]*spf=pass[[:space:]]+([(][^)]*[)][[:space:]]*)?smtp[.]mailfrom="
 """the SPF milter found the envelope sender's domain allows the sending host: only then does an
 sv-basic autoreply quote the sender's text (never reflected to a forged address). Every
 Authentication-Results a sender wrote is dropped before the milter adds its own (deploy/postfix),
-and its result comes first, before any text the sender chose (HELO, envelope sender)"""
+and its result comes first, before any text the sender chose (HELO, envelope sender). Only the
+envelope sender's identity counts: a HELO pass (the milter's answer when the sender's domain has no
+record) says nothing of the address a reply would go to"""
 VACATION_DAYS = 1
 FORWARD_DOMAIN = "forward.mailss.invalid"
 """where the forwarding addresses live: Postfix expands them (virtual_alias_maps), only for Sieve"""
@@ -36,6 +38,11 @@ METER = "mailss-outbound"
 METER_EXTENSION = "vnd.dovecot.execute"
 FORWARDED = "forwarded"
 """the variable that says the forward of all mail went out (so receive off may drop the message)"""
+HELD = "held"
+"""the variable that says a forward or reply was held over the hour's limit (so the message stays)"""
+LIST_HEADERS = ("List-Id", "List-Owner", "List-Subscribe", "List-Post", "List-Unsubscribe", "List-Help", "List-Archive")
+SYSTEM_SENDERS = ("MAILER-DAEMON*", "LISTSERV*", "majordomo*", "*-request", "owner-*")
+RECIPIENT_HEADERS = ("To", "Cc", "Bcc", "Resent-To", "Resent-Cc", "Resent-Bcc")
 REPLIED = "mailss-autoreply"
 """the `duplicate` handle of the senders answered (or held) today"""
 FORWARDED_BY = "X-MailSS-Forwarded-By"
@@ -66,10 +73,28 @@ Block = Callable[[RuleSet, Outside], tuple[set[str], list[str]]]
 """one concern: the extensions it needs and its lines"""
 
 
-def _fits(messages: int, outside: Outside) -> str:
-    """The outbound meter's yes (services/rules/adapters/outbound_meter.py): `messages` more fit in
-    the account's hour, and count. Its no, or no answer at all, keeps the message in the mailbox."""
-    return f'execute "{METER}" ["{messages}", "{outside.per_hour}"]'
+def _metered(messages: int, outside: Outside, action: list[str], indent: str) -> list[str]:
+    """`action` if the outbound meter says yes (services/rules/adapters/outbound_meter.py: `messages`
+    more fit in the account's hour, and count); its no, or no answer at all, marks the message held,
+    and the delivery block keeps it."""
+    return [f'{indent}if execute "{METER}" ["{messages}", "{outside.per_hour}"] {{', *(indent + "  " + a for a in action),
+            f"{indent}}} else {{", f'{indent}  set "{HELD}" "yes";', f"{indent}}}"]
+
+
+def _answerable(address: str) -> str:
+    """What vacation itself refuses to answer (Pigeonhole 0.5's act_vacation_commit: no sender, the
+    account itself, system senders, lists, automatic mail, mail not addressed to the account), asked
+    first: the meter and the day's `duplicate` then count only replies vacation sends."""
+    local, _, domain = address.partition("@")
+    mine = f"[{quoted(address)}, {quoted(local + '+*@' + domain)}]"
+    names = ", ".join(f'"{name}"' for name in RECIPIENT_HEADERS)
+    return "allof (" + ", ".join([
+        'envelope :matches "from" "?*"', f'not envelope :all :matches "from" {mine}',
+        "not envelope :localpart :matches \"from\" [" + ", ".join(f'"{s}"' for s in SYSTEM_SENDERS) + "]",
+        "not anyof (" + ", ".join(f'exists "{h}"' for h in LIST_HEADERS) + ")",
+        'not allof (exists "Auto-Submitted", not header :is "Auto-Submitted" "no")',
+        'not header :is "Precedence" ["junk", "bulk", "list"]',
+        f"address :all :matches [{names}] {mine}"]) + ")"
 
 
 def _loop_guard(rules: RuleSet, _: Outside) -> tuple[set[str], list[str]]:
@@ -90,13 +115,13 @@ def _forwarding(rules: RuleSet, outside: Outside) -> tuple[set[str], list[str]]:
     table, domain = forwarding_table(rules), outside.forward_domain
     lines = [f"if {CHECKED_HAM} {{", f'  addheader "{FORWARDED_BY}" {quoted(rules.forward_token)};']
     if (everything := all_key(rules)) in table:
-        lines += [f"  if {_fits(len(table[everything]), outside)} {{",
-                  f"    redirect :copy {quoted(everything + '@' + domain)};", f'    set "{FORWARDED}" "all";', "  }"]
+        lines += _metered(len(table[everything]), outside,
+                          [f"redirect :copy {quoted(everything + '@' + domain)};", f'set "{FORWARDED}" "all";'], "  ")
     for entry in rules.forwards:
         if entry.condition is not Condition.ALL:
             lines += [f"  if {CONDITION_TESTS[entry.condition]} {quoted(entry.match)} {{",
-                      f"    if {_fits(len(entry.destinations), outside)} {{",
-                      f"      redirect :copy {quoted(rule_key(rules, entry) + '@' + domain)};", "    }", "  }"]
+                      *_metered(len(entry.destinations), outside,
+                                [f"redirect :copy {quoted(rule_key(rules, entry) + '@' + domain)};"], "    "), "  }"]
     return {"copy", "editheader", "variables", METER_EXTENSION}, [*lines, "}"]
 
 
@@ -117,9 +142,9 @@ def _autoreply(rules: RuleSet, outside: Outside) -> tuple[set[str], list[str]]:
     """Vacation (RFC 5230): once per sender per day, never to lists or auto-generated mail (the
     implementation's RFC 3834 checks), [choice] only to mail our checker found no spam in (no
     backscatter, nor to mail nobody checked), and only while one more fits in the account's hour.
-    The meter is asked once per sender a day, as vacation answers (`duplicate`, RFC 7352, keeps that
-    day): it may count a reply vacation's own checks then decline, never miss one. The original is
-    quoted only to a sender that passed SPF."""
+    The meter is asked only where vacation would answer: what it refuses is asked first, and a
+    sender answered (or held) today is not asked again (`duplicate`, RFC 7352, keeps that day). The
+    original is quoted only to a sender that passed SPF."""
     reply = rules.autoreply
     if reply is None:
         return set(), []
@@ -141,12 +166,10 @@ def _autoreply(rules: RuleSet, outside: Outside) -> tuple[set[str], list[str]]:
         ]
         reason = reason[:-1] + '\n\n${original}"'
     lines += [
-        '  if envelope :matches "from" "?*" {',
-        '    set "sender" "${0}";',
+        f"  if {_answerable(rules.address)} {{",
+        '    if envelope :matches "from" "*" { set "sender" "${1}"; }',
         f'    if not duplicate :handle "{REPLIED}" :uniqueid "${{sender}}" :seconds {VACATION_DAYS * 86400} {{',
-        f"      if {_fits(1, outside)} {{",
-        f"        vacation :days {VACATION_DAYS} {reason};",
-        "      }",
+        *_metered(1, outside, [f"vacation :days {VACATION_DAYS} {reason};"], "      "),
         "    }",
         "  }",
         "}",
@@ -156,13 +179,16 @@ def _autoreply(rules: RuleSet, outside: Outside) -> tuple[set[str], list[str]]:
 
 def _delivery(rules: RuleSet, _: Outside) -> tuple[set[str], list[str]]:
     """Receive off stores nothing the forward of all mail sent on; what it did not send (spam, mail the
-    checker skipped, mail held over the hour's limit) is kept, never lost. Receive off without such a
-    forward was confirmed as a loss."""
+    checker skipped) is kept, never lost. Receive off without such a forward was confirmed as a loss.
+    Either way a message whose forward or reply was held over the hour's limit stays."""
     lines: list[str] = []
+    kept_if_held = f'string :is "${{{HELD}}}" ""'
     if not rules.receive and not any(f.condition is Condition.ALL for f in rules.forwards):
-        return set(), ["discard;"]
+        if not rules.forwards and rules.autoreply is None:
+            return set(), ["discard;"]
+        return {"variables"}, [f"if {kept_if_held} {{", "  discard;", "  stop;", "}"]
     if not rules.receive:
-        lines = [f'if string :is "${{{FORWARDED}}}" "all" {{', "  discard;", "  stop;", "}"]
+        lines = [f'if allof (string :is "${{{FORWARDED}}}" "all", {kept_if_held}) {{', "  discard;", "  stop;", "}"]
     if rules.spam_sort:
         return {"fileinto"}, [*lines, f"if {SPAM_TEST} {{", f'  fileinto "{JUNK}";', "}"]
     return set(), lines

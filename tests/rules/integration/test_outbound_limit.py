@@ -73,3 +73,21 @@ async def test_an_autoreply_over_the_hours_limit_is_not_sent_and_a_sender_counts
     assert smtp_sink.to(bob) == [] and len(smtp_sink.to(alice)) == 1
     shown = (await changed_rules(client, SetAutoreply(actor_token=admin_token, address=address, text="Away.")))["outbound"]
     assert (shown["sent_last_hour"], shown["held_last_hour"]) == (per_hour, 1)
+
+
+async def test_with_receive_off_a_message_whose_rule_forward_was_held_stays(client, admin_token, rules_service,
+                                                                           smtp_sink):
+    """Receive off without a forward of all mail stores nothing (the user confirmed the loss), except a
+    message a rule would have forwarded but the hour's limit held: that one stays."""
+    address = await rules_account(client, admin_token)
+    await changed_rules(client, AddForwarding(actor_token=admin_token, address=address, condition="subject",
+                                              match="invoice", destinations=[outside()]))
+    rules = await changed_rules(client, SetReceive(actor_token=admin_token, address=address, on=False, accept_loss=True))
+    await asyncio.to_thread(spend, address, rules["outbound"]["per_hour"], rules["outbound"]["per_hour"])
+
+    await asyncio.to_thread(send, address, subject="chatter")
+    await asyncio.to_thread(send, address, subject="invoice 42")
+
+    assert await in_mailbox(address, 1) == ["invoice 42"]
+    await asyncio.sleep(1)
+    assert await in_mailbox(address, 1) == ["invoice 42"]  # the other was dropped, as confirmed

@@ -158,20 +158,29 @@ def test_the_forwarding_block_guards_loops_skips_spam_meters_and_keeps_a_copy():
         'if allof (exists "X-Spam-Checker-Version", not header :is "X-Spam-Flag" "YES") {',
         '  addheader "X-MailSS-Forwarded-By" "0123456789abcdef";',
         '  if execute "mailss-outbound" ["2", "40"] {',
-        '    redirect :copy "0123456789abcdef-a2@forward.mailss.invalid";', '    set "forwarded" "all";', "  }",
+        '    redirect :copy "0123456789abcdef-a2@forward.mailss.invalid";', '    set "forwarded" "all";',
+        "  } else {", '    set "held" "yes";', "  }",
         '  if address :all :contains :comparator "i;ascii-casemap" "From" "Boss" {',
         '    if execute "mailss-outbound" ["1", "40"] {',
-        '      redirect :copy "0123456789abcdef-r3@forward.mailss.invalid";', "    }", "  }", "}"]
+        '      redirect :copy "0123456789abcdef-r3@forward.mailss.invalid";',
+        "    } else {", '      set "held" "yes";', "    }", "  }", "}"]
     assert sievec_accepts(script)
 
 
 def test_forwarding_with_receive_off_discards_only_what_the_forward_of_all_mail_sent():
-    """Ensure receive off discards only what the forward of all mail sent on (checked, not spam, within
-    the hour's limit): the rest is kept."""
+    """Ensure receive off discards only what the forward of all mail sent on (checked, not spam), and
+    nothing whose forward was held over the hour's limit (a rule's too): the rest is kept."""
     script = compile_sieve(with_receive(with_forward(rules(), ALL, "", ["a@example.org"]), False, accept_loss=False))
 
     assert script.index("redirect :copy") < script.rindex("discard;")
-    assert script.endswith('if string :is "${forwarded}" "all" {\n  discard;\n  stop;\n}\n')
+    assert script.endswith('if allof (string :is "${forwarded}" "all", string :is "${held}" "") {\n  discard;\n  stop;\n}\n')
+    assert sievec_accepts(script)
+
+
+def test_receive_off_with_only_rules_keeps_what_a_held_forward_did_not_send():
+    script = compile_sieve(with_receive(with_forward(rules(), FROM, "Boss", ["a@example.org"]), False, accept_loss=True))
+
+    assert script.endswith('if string :is "${held}" "" {\n  discard;\n  stop;\n}\n')
     assert sievec_accepts(script)
 
 

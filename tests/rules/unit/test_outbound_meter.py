@@ -129,12 +129,12 @@ def test_deliveries_at_once_never_send_past_the_limit(program: Path):
     assert read_usage(program.parent.parent / "outbound", ADDRESS).sent == 10
 
 
-def test_the_rules_service_shows_the_hour_and_its_own_setting_before_any_mail(program: Path):
+async def test_the_rules_service_shows_the_hour_and_its_own_setting_before_any_mail(program: Path):
     folder = program.parent.parent / "outbound"
-    before = OutboundMeters(folder, per_hour=3000).view(ADDRESS)
+    before = await OutboundMeters(folder, per_hour=3000).view(ADDRESS)
     run(program, "4", "4")
     run(program, "1", "4")
-    after = OutboundMeters(folder, per_hour=3000).view(ADDRESS)
+    after = await OutboundMeters(folder, per_hour=3000).view(ADDRESS)
 
     assert before == {"per_hour": 3000, "sent_last_hour": 0, "held_last_hour": 0, "last_held_at": None}
     assert after["per_hour"] == 4 and after["sent_last_hour"] == 4 and after["held_last_hour"] == 1
@@ -173,3 +173,15 @@ def test_a_meter_swept_while_a_delivery_waited_for_it_is_made_again(program: Pat
         assert waiting.result(timeout=10)
 
     assert read_usage(folder, ADDRESS, NOW + 1).sent == 2  # counted in the new meter, not the removed one
+
+
+async def test_an_unreadable_meter_shows_nothing_known_and_says_why(program: Path, caplog):
+    folder = program.parent.parent / "outbound"
+    run(program, "1", "5")
+    meter_path(folder, ADDRESS).write_bytes(b'{"limit": 5, "sent": {"\xff": 1}}')
+    assert (await OutboundMeters(folder, per_hour=9).view(ADDRESS))["per_hour"] == 5  # a bad byte spoils nothing else
+
+    meter_path(folder, ADDRESS).unlink()
+    meter_path(folder, ADDRESS).mkdir()  # a read that fails
+    assert (await OutboundMeters(folder, per_hour=9).view(ADDRESS))["sent_last_hour"] == 0
+    assert "unreadable" in caplog.text

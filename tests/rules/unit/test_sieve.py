@@ -29,12 +29,21 @@ def sievec_accepts(script: str) -> bool:
     return True
 
 
+VACATION_WOULD_ANSWER = (
+    '  if allof (envelope :matches "from" "?*", not envelope :all :matches "from" ["a@b.jp", "a+*@b.jp"], '
+    'not envelope :localpart :matches "from" ["MAILER-DAEMON*", "LISTSERV*", "majordomo*", "*-request", "owner-*"], '
+    'not anyof (exists "List-Id", exists "List-Owner", exists "List-Subscribe", exists "List-Post", '
+    'exists "List-Unsubscribe", exists "List-Help", exists "List-Archive"), '
+    'not allof (exists "Auto-Submitted", not header :is "Auto-Submitted" "no"), '
+    'not header :is "Precedence" ["junk", "bulk", "list"], '
+    'address :all :matches ["To", "Cc", "Bcc", "Resent-To", "Resent-Cc", "Resent-Bcc"] ["a@b.jp", "a+*@b.jp"]) {')
+"""what vacation itself declines, asked before the meter: only replies it sends are counted"""
 REPLY_ONCE_A_DAY_WITHIN_THE_HOUR = [
-    '  if envelope :matches "from" "?*" {', '    set "sender" "${0}";',
+    VACATION_WOULD_ANSWER, '    if envelope :matches "from" "*" { set "sender" "${1}"; }',
     '    if not duplicate :handle "mailss-autoreply" :uniqueid "${sender}" :seconds 86400 {',
     f'      if execute "mailss-outbound" ["1", "{OUTBOUND_PER_HOUR}"] {{']
-"""an autoreply asks the outbound meter once per sender a day, as vacation answers"""
-END_REPLY = ["      }", "    }", "  }", "}"]
+"""an autoreply asks the outbound meter once per sender a day, where vacation would answer"""
+END_REPLY = ["      } else {", '        set "held" "yes";', "      }", "    }", "  }", "}"]
 
 GOLDEN = {
     "nothing": (BASE, [HEADER]),
@@ -55,7 +64,8 @@ GOLDEN = {
         HEADER, 'require ["duplicate", "envelope", "extracttext", "foreverypart", "mime", "regex", "vacation", '
                 f'"variables", "{METER_EXTENSION}"];', 'set "dollar" "$";',
         'if allof (exists "X-Spam-Checker-Version", not header :is "X-Spam-Flag" "YES") {', '  set "original" "";',
-        '  if header :regex "Authentication-Results" "^[^;]+;[[:space:]]*spf=pass([[:space:];]|$)" {', "    foreverypart {",
+        '  if header :regex "Authentication-Results" '
+        '"^[^;]+;[[:space:]]*spf=pass[[:space:]]+([(][^)]*[)][[:space:]]*)?smtp[.]mailfrom=" {', "    foreverypart {",
         '      if header :mime :contenttype "Content-Type" "text/plain" {', '        extracttext :first 2000 "original";',
         "        break;", "      }", "    }", "  }", *REPLY_ONCE_A_DAY_WITHIN_THE_HOUR, '        vacation :days 1 "Away', "",
         '${original}";', *END_REPLY]),
