@@ -89,7 +89,27 @@ def our_names(folders: list[SourceFolder]) -> list[str]:
     candidates = [f for f in folders if f.special_use and f.name.upper() != "INBOX"]
     for folder in sorted(candidates, key=lambda f: our_name(f) != own_name(f)):
         chosen.setdefault(our_name(folder), folder)
-    return [our_name(f, special=chosen.get(our_name(f)) is f) for f in folders]
+    return _apart(folders, [our_name(f, special=chosen.get(our_name(f)) is f) for f in folders])
+
+
+def _apart(folders: list[SourceFolder], names: list[str]) -> list[str]:
+    """Two source folders whose own names would meet here (`a/b` on a source that separates with `.`,
+    written `a／b`, beside a folder named `a／b` itself): the one whose name needed no such change keeps
+    it, the other gets its safe name, on every run alike."""
+    taken: set[str] = set()
+    apart = list(names)
+    own = [i for i, folder in enumerate(folders) if names[i] == own_name(folder) and names[i] not in ("INBOX", *SPECIAL_USE.values())]
+    for i in sorted(own, key=lambda i: (_slash_inside(folders[i]), folders[i].name)):
+        if apart[i] in taken:
+            apart[i] = _safe_name(folders[i], _natural_name(folders[i]))
+        taken.add(apart[i])
+    return apart
+
+
+def _slash_inside(folder: SourceFolder) -> bool:
+    """A level of the name holds our separator (written as a full-width solidus here)."""
+    natural = _natural_name(folder)
+    return natural is not None and folder.separator not in (None, OUR_SEPARATOR) and OUR_SEPARATOR in decode_mutf7(folder.name)
 
 
 def our_name(folder: SourceFolder, *, special: bool = True) -> str:

@@ -79,9 +79,12 @@ def test_a_job_completes_when_its_last_chunk_is_recorded_once():
 
     assert half == again and half.running and with_step(half, "INBOX", 0, StepResult(copied=9), NOW) == half
     assert half.folders[0].copied == 5 and half.folders[0].total == 5
-    done = with_step(half, "Sent Items", 0, StepResult(copied=2, already_there=1, too_big=("Sent#9 (2 bytes)",)), NOW)
+    done = with_step(half, "Sent Items", 0, StepResult(copied=2, already_there=1, too_big=("Sent#9 (2 bytes)",),
+                                                       refused=("Sent#4 (empty)",)), NOW)
     assert done.state == "completed" and done.totals() == {"copied": 7, "already_there": 9, "copied_bytes": 0,
-                                                          "skipped_too_big": 1, "flags_dropped": 0, "renamed_folders": 0}
+                                                          "skipped_too_big": 1, "skipped_refused": 1, "flags_dropped": 0,
+                                                          "renamed_folders": 0}
+    assert done.folders[1].total == 4  # copied, too big and refused: all it looked at
     assert with_plan(_job(), [], NOW).state == "completed"
     assert with_plan(_job(), [Planned("INBOX", "INBOX", 3)], NOW).state == "completed"
 

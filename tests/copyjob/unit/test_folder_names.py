@@ -34,6 +34,26 @@ def test_a_name_spelled_otherwise_than_modified_utf7_does_not_meet_the_canonical
     assert own_name(_folder("&AEE-")) != "A"
 
 
+def test_a_slash_inside_a_level_never_meets_a_folder_named_with_the_full_width_one():
+    """On a source that separates with `.`, `a/b` is one level, written `a／b` here: beside a folder
+    really named `a／b`, that one keeps the name and `a/b` gets a safe one, whatever their order."""
+    slash, full_width = _folder("a/b", "."), _folder(encode_mutf7("a\uff0fb"), ".")
+
+    for folders in ([slash, full_width], [full_width, slash]):
+        names = dict(zip((f.name for f in folders), our_names(folders), strict=True))
+        assert names[full_width.name] == "a\uff0fb" and names[slash.name].startswith("a\uff0fb (")
+        assert renamed(slash, names[slash.name]) and storable(names[slash.name])
+    assert our_names([slash]) == ["a\uff0fb"]  # alone, it keeps its readable name
+
+
+@given(st.lists(st.tuples(st.text(min_size=1, max_size=40), st.sampled_from(["/", "."])), min_size=1, max_size=6,
+                unique_by=lambda t: t[0]))
+def test_names_from_either_separator_never_meet(raw):
+    folders = [_folder(encode_mutf7(name), separator) for name, separator in raw]
+    names = our_names(folders)
+    assert len(set(names)) == len(names) and all(storable(name) for name in names)
+
+
 @given(st.lists(st.text(min_size=1, max_size=80), min_size=1, max_size=6, unique=True))
 def test_any_source_names_become_distinct_storable_names(raw_names):
     folders = [_folder(encode_mutf7(name)) for name in raw_names]
