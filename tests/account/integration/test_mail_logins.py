@@ -44,7 +44,7 @@ async def test_a_delete_the_file_cannot_take_yet_is_accepted_and_followed_once_i
     then, once."""
     address = new_address()
     await _create(client, admin_token, address)
-    assert await imap_login(address, STRONG)
+    await eventually(lambda: imap_login(address, STRONG), what="the new account's login")  # its line follows the reply
     path = _bucket(address)
     await asyncio.to_thread(subprocess.run, ["chattr", "+i", str(path)], check=True)
     try:

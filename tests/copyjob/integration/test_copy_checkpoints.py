@@ -13,7 +13,7 @@ from tests.copyjob.integration.test_copy_service import (
     _append_source,
     _contents,
     _finished,
-    _ours,
+    _ours_contents,
     _start,
     _user,
 )
@@ -59,10 +59,9 @@ async def test_reruns_copy_only_what_is_new_and_lost_checkpoints_add_nothing(cli
     address, token = await _user(client, admin_token, source_server)
     await _append_source(address, source_server.port, 100, 2_000)
     await _work_folder(address, source_server.port, 30)
-    port, master_password, master = _ours()
 
     async def ours() -> dict:
-        return await _contents(address, port, master_password, user=f"{address}*{master}")
+        return await _ours_contents(address)
 
     first = await _copy(client, token, address, source_server.port)  # INBOX in three chunks
     assert _totals(first) == (130, 0)

@@ -12,7 +12,7 @@ from tests.copyjob.integration.test_copy_service import (
     SOURCE_PASSWORD,
     _contents,
     _finished,
-    _ours,
+    _ours_contents,
     _start,
     _user,
 )
@@ -61,10 +61,9 @@ async def test_a_worker_killed_mid_copy_loses_and_duplicates_nothing(client, adm
         jobs = [await _finished(client, token, address, reply.result["job_id"])
                 for (address, token), reply in zip(users, replies, strict=True)]
         assert [j["state"] for j in jobs] == ["completed"] * 3, jobs
-        port, master_password, master = _ours()
         for address, _ in users:
             source = await _contents(address, source_server.port, SOURCE_PASSWORD)
-            assert await _contents(address, port, master_password, user=f"{address}*{master}") == source
+            assert await _ours_contents(address) == source
             assert sum(sum(c.values()) for c in source.values()) == 450
         progress = [e for address, _ in users for e in events.of_type("JobProgress", address=address)]
         assert progress and all(0 <= e["folder_copied"] <= e["folder_total"] for e in progress)
@@ -91,9 +90,8 @@ async def test_the_source_dropping_the_connection_mid_copy_resumes_the_step(clie
 
     job = await _finished(client, token, address, reply.result["job_id"])
     assert job["state"] == "completed", job
-    port, master_password, master = _ours()
     source = await _contents(address, source_server.port, SOURCE_PASSWORD)
-    assert await _contents(address, port, master_password, user=f"{address}*{master}") == source
+    assert await _ours_contents(address) == source
 
 
 async def _inbox_count_above(address: str, count: int) -> bool:
@@ -122,7 +120,6 @@ async def test_a_rabbitmq_restart_mid_copy_loses_and_duplicates_nothing(client, 
     finally:
         await after.close()
     assert job["state"] == "completed", job
-    port, master_password, master = _ours()
     source = await _contents(address, source_server.port, SOURCE_PASSWORD)
-    assert await _contents(address, port, master_password, user=f"{address}*{master}") == source
+    assert await _ours_contents(address) == source
     assert copyjob_service.process.returncode is None

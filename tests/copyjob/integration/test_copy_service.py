@@ -2,11 +2,9 @@
 separator) into ours, checked as a user would see it over IMAP."""
 
 import asyncio
-import os
 import uuid
 from collections import Counter
 from hashlib import sha256
-from pathlib import Path
 
 from pymongo import AsyncMongoClient
 
@@ -15,7 +13,7 @@ from shared.client import CommandClient
 from shared.contracts.account import SERVICE as ACCOUNT
 from shared.contracts.account import CreateAccount, Login
 from shared.contracts.copyjob import SERVICE, CancelJob, GetJob, StartCopy
-from tests.support import eventually, holds, new_address
+from tests.support import eventually, holds, new_address, ours_session
 
 PASSWORD = "Strong-Passw0rd!"
 SOURCE_PASSWORD = "source-secret-9"
@@ -63,11 +61,19 @@ async def _fill_source(address: str, port: int) -> None:
         await source.close()
 
 
-async def _contents(address: str, where: int | str, password: str, user: str | None = None) -> dict[str, Counter]:
-    """Per folder (our names): a multiset of (content hash, flags without \\Recent, INTERNALDATE); `where`:
-    a port on loopback (the source), or our services' socket."""
-    host, port = (where, 0) if isinstance(where, str) else ("127.0.0.1", where)
-    session = await Session.open(host, port, tls=None, server_hostname=None, user=user or address, password=password)
+async def _contents(address: str, port: int, password: str) -> dict[str, Counter]:
+    """The source's mailbox (on loopback), as _held reads it."""
+    return await _held(await Session.open("127.0.0.1", port, tls=None, server_hostname=None, user=address, password=password))
+
+
+async def _ours_contents(address: str) -> dict[str, Counter]:
+    """Ours, as the account's owner would see it (through the services' socket), as _held reads it."""
+    return await _held(await ours_session(address))
+
+
+async def _held(session: Session) -> dict[str, Counter]:
+    """Per folder (our names), a multiset of (content hash, flags without \\Recent, INTERNALDATE); the
+    session closed after."""
     from services.copyjob.domain.folders import our_name
 
     found: dict[str, Counter] = {}
@@ -95,12 +101,6 @@ async def _finished(client: CommandClient, token: str, address: str, job_id: str
     return job
 
 
-def _ours() -> tuple[str, str, str]:
-    """Our Dovecot's socket for the services, the master user's password and name."""
-    return (os.environ["DOVECOT_IMAP_SOCKET"], Path(os.environ["DOVECOT_MASTER_PASSWORD_FILE"]).read_text().strip(),
-            os.environ["DOVECOT_MASTER_USER"])
-
-
 async def test_a_copy_equals_the_source_and_a_second_run_adds_nothing(client, admin_token, copyjob_service, source_server):
     address, token = await _user(client, admin_token, source_server)
     await _fill_source(address, source_server.port)
@@ -113,17 +113,15 @@ async def test_a_copy_equals_the_source_and_a_second_run_adds_nothing(client, ad
     job = await _finished(client, token, address, reply.result["job_id"])
     assert job["state"] == "completed", job
     assert job["totals"]["copied"] == 8
-
-    port, master_password, master = _ours()
     source = await _contents(address, source_server.port, SOURCE_PASSWORD)
-    copied = await _contents(address, port, master_password, user=f"{address}*{master}")
+    copied = await _ours_contents(address)
     assert copied == source
 
     again = await client.request(SERVICE, start.model_copy(update={"message_id": uuid.uuid4()}))
     assert again.status == "accepted", again
     second = await _finished(client, token, address, again.result["job_id"])
     assert (second["state"], second["totals"]["copied"], second["totals"]["already_there"]) == ("completed", 0, 8)
-    assert await _contents(address, port, master_password, user=f"{address}*{master}") == source
+    assert await _ours_contents(address) == source
 
 
 async def test_a_start_waiting_on_its_checks_holds_no_other_accounts_command(client, admin_token, copyjob_service,
@@ -221,10 +219,8 @@ async def test_one_job_at_a_time_and_cancel_keeps_what_was_copied(client, admin_
     assert (second.status, second.code) == ("rejected", "already_running")
     cancel = await client.request(SERVICE, CancelJob(actor_token=token, address=address, job_id=first.result["job_id"]))
     assert cancel.status == "accepted" and cancel.result["state"] == "cancelled", cancel
-
-    port, master_password, master = _ours()
     await asyncio.sleep(3)
-    copied = await _contents(address, port, master_password, user=f"{address}*{master}")
+    copied = await _ours_contents(address)
     assert sum(copied.get("INBOX", Counter()).values()) < 400
     again = await client.request(SERVICE, _start(token, address, source_server.port))
     assert again.status == "accepted", again
