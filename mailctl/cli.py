@@ -20,6 +20,7 @@ from shared.contracts.account import (
     ChangeQuota,
     CreateAccount,
     DeleteAccount,
+    GetAccount,
     Login,
     PlanName,
 )
@@ -62,6 +63,24 @@ console = Console()
 SESSION_FILE = Path(os.environ.get("MAILCTL_SESSION", Path.home() / ".config" / "mailctl" / "session.json"))
 
 
+JSON_OUTPUT = {"on": False}
+
+
+@app.callback()
+def options(as_json: Annotated[bool, typer.Option(
+        "--json", help="print each reply as one JSON object on stdout, a stable shape for scripts: "
+                       '{"status": "accepted", "result": {...}} or {"status": "rejected", "code", "message", "errors"}; '
+                       "jobs are then not followed (ask `copy status`)")] = False) -> None:
+    JSON_OUTPUT["on"] = as_json
+
+
+def emitted(result: dict[str, Any]) -> bool:
+    """With --json: the command's whole output is its reply's result, printed here (True)."""
+    if JSON_OUTPUT["on"]:
+        print(json.dumps({"status": "accepted", "result": result}, ensure_ascii=False, sort_keys=True))
+    return JSON_OUTPUT["on"]
+
+
 def amqp_url() -> str:
     """AMQP_URL, or mailctl's own broker user on the local stack (it may only send commands)."""
     return os.environ.get("AMQP_URL") or Broker.from_env().url("mailctl")
@@ -84,6 +103,10 @@ def send(command: Command | AnonymousCommand, service: str = SERVICE) -> Accepte
 
 
 def show_rejection(reply: Rejected) -> None:
+    if JSON_OUTPUT["on"]:
+        print(json.dumps({"status": "rejected", "code": reply.code, "message": reply.message,
+                          "errors": [error.model_dump() for error in reply.errors]}, ensure_ascii=False, sort_keys=True))
+        return
     console.print(f"[bold red]rejected[/] [red]{reply.code}[/]: {reply.message}")
     if reply.errors:
         table = Table("field", "rule", "message", header_style="bold")
@@ -98,7 +121,11 @@ def session() -> dict[str, Any]:
         current["token"], current["subject"]
         return current
     except (OSError, ValueError, KeyError, TypeError):
-        console.print("[red]not logged in[/]: run [bold]mailctl login[/] first")
+        if JSON_OUTPUT["on"]:
+            print(json.dumps({"status": "rejected", "code": "not_logged_in", "message": "run mailctl login first",
+                              "errors": []}))
+        else:
+            console.print("[red]not logged in[/]: run [bold]mailctl login[/] first")
         raise typer.Exit(2) from None
 
 
@@ -114,7 +141,8 @@ def save_session(result: dict[str, Any]) -> None:
 
 
 def ask_password(prompt: str) -> str:
-    return str(typer.prompt(prompt, hide_input=True, confirmation_prompt=True))
+    """Prompts go to stderr: stdout is the command's output (one JSON object with --json)."""
+    return str(typer.prompt(prompt, hide_input=True, confirmation_prompt=True, err=True))
 
 
 @app.command()
@@ -123,9 +151,11 @@ def login(login: str, password_stdin: Annotated[bool, typer.Option(
           ) -> None:
     """Sign in with a mail address (user) or an admin login; keeps the session token. The password is
     asked for (or read from stdin), never taken from the command line, where `ps` would show it."""
-    password = sys.stdin.readline().rstrip("\n") if password_stdin else str(typer.prompt("Password", hide_input=True))
+    password = sys.stdin.readline().rstrip("\n") if password_stdin else str(typer.prompt("Password", hide_input=True, err=True))
     result = send(Login(login=login, password=password)).result
     save_session(result)
+    if emitted({key: result[key] for key in ("subject", "role", "domains", "expires_at")}):  # never the token
+        return
     console.print(f"[green]signed in[/] as [bold]{result['subject']}[/] ({result['role']}), until {result['expires_at']}")
 
 
@@ -133,18 +163,21 @@ def login(login: str, password_stdin: Annotated[bool, typer.Option(
 def logout() -> None:
     """Forget the session token."""
     SESSION_FILE.unlink(missing_ok=True)
-    console.print("signed out")
+    if not emitted({}):
+        console.print("signed out")
 
 
 @app.command()
 def whoami() -> None:
     """Show the current session."""
     current = session()
-    console.print(f"{current['subject']} ({current['role']}) domains={current['domains']} until {current['expires_at']}")
+    if not emitted({key: current[key] for key in ("subject", "role", "domains", "expires_at")}):
+        console.print(f"{current['subject']} ({current['role']}) domains={current['domains']} until {current['expires_at']}")
 
 
-def accepted(_reply: Accepted, what: str) -> None:
-    console.print(f"[green]accepted[/]: {what}")
+def accepted(reply: Accepted, what: str) -> None:
+    if not emitted(reply.result or {}):
+        console.print(f"[green]accepted[/]: {what}")
 
 
 @account_app.command("create")
@@ -164,7 +197,7 @@ def account_create(
 def account_delete(address: str, yes: Annotated[bool, typer.Option("--yes", help="do not ask")] = False) -> None:
     """Delete a mail account (admin)."""
     if not yes:
-        typer.confirm(f"Delete {address}?", abort=True)
+        typer.confirm(f"Delete {address}?", abort=True, err=True)
     accepted(send(DeleteAccount(actor_token=token(), address=address)), f"{address} deleted")
 
 
@@ -180,20 +213,37 @@ def account_comment(address: str, comment: str) -> None:
     accepted(send(ChangeComment(actor_token=token(), address=address, comment=comment)), f"comment of {address} changed")
 
 
+@account_app.command("show")
+def account_show(address: Annotated[str | None, typer.Argument(help="default: your own")] = None) -> None:
+    """Show an account: plan, quota, what its mailbox holds, comment (yours, or any in your domains as admin)."""
+    result = send(GetAccount(actor_token=token(), address=(address or session()["subject"]).lower())).result
+    if emitted(result):
+        return
+    usage, quota = result["usage"], result["quota_mb"]
+    table = Table("", "", show_header=False, title=f"{result['address']} ({result['plan']})")
+    table.add_row("quota", "no limit" if quota is None else f"{quota:,} MB")
+    table.add_row("in the mailbox", "not known" if usage is None else
+                  f"{usage['bytes'] / 1024 / 1024:,.1f} MB in {usage['messages']:,} messages"
+                  + ("" if quota is None else f" ({usage['bytes'] / (quota * 1024 * 1024):.0%} of the quota)"))
+    table.add_row("comment", result["comment"] or "-")
+    console.print(table)
+
+
 @password_app.command("change")
 def password_change(address: Annotated[str | None, typer.Argument(help="default: your own")] = None) -> None:
     """Change a password (your own, or any in your domains as admin)."""
     current = session()
     target = (address or current["subject"]).lower()
     own = current["role"] == "user"
-    current_password = str(typer.prompt("Current password", hide_input=True)) if own else None
+    current_password = str(typer.prompt("Current password", hide_input=True, err=True)) if own else None
     password = ask_password("New password")
     accepted(send(ChangePassword(actor_token=current["token"], address=target, new_password=password,
                                  current_password=current_password)),
              f"password of {target} changed")
     if target == current["subject"]:
         SESSION_FILE.unlink(missing_ok=True)
-        console.print("your session ended with the old password: run [bold]mailctl login[/] again")
+        if not JSON_OUTPUT["on"]:
+            console.print("your session ended with the old password: run [bold]mailctl login[/] again")
 
 
 Address = Annotated[str | None, typer.Option("--address", "-a", help="default: your own")]
@@ -208,6 +258,8 @@ def target(address: str | None) -> str:
 def rules_show(address: Address = None) -> None:
     """Show the rules and whether the mail server runs them yet."""
     result = send(GetRules(actor_token=token(), address=target(address)), RULES).result
+    if emitted(result):
+        return
     table = Table("rule", "value", header_style="bold", title=f"{result['address']} ({result['plan']})")
     reply = result["autoreply"]
     for name, value in (("spam subject tag", result["spam_tag"]), ("spam auto-sort", result["spam_sort"]),
@@ -295,11 +347,13 @@ def copy_start(host: Annotated[str, typer.Argument(help="the other server's IMAP
                follow: Annotated[bool, typer.Option(help="show the progress until the job ends")] = True) -> None:
     """Copy every folder of your address on HOST into your mailbox (asks both passwords)."""
     current = session()
-    own = str(typer.prompt("Your current password", hide_input=True))
-    source = str(typer.prompt(f"Your password on {host}", hide_input=True))
+    own = str(typer.prompt("Your current password", hide_input=True, err=True))
+    source = str(typer.prompt(f"Your password on {host}", hide_input=True, err=True))
     reply = send(StartCopy(actor_token=current["token"], address=current["subject"], current_password=own,
                            source_host=host, source_port=port, source_security=security,
                            source_password=source, notification_address=notify), COPYJOB)
+    if emitted(reply.result or {}):
+        return
     console.print(f"[green]accepted[/]: job {reply.result['job_id']}")
     if follow:
         _follow(current["token"], current["subject"], reply.result["job_id"])
@@ -311,6 +365,8 @@ def copy_status(job_id: Annotated[str | None, typer.Argument(help="default: the 
                 follow: Annotated[bool, typer.Option(help="show the progress until the job ends")] = False) -> None:
     """Show a copy or purge job: state, folders, counts."""
     job = send(GetJob(actor_token=token(), address=target(address), job_id=job_id), COPYJOB).result
+    if emitted(job):
+        return
     if follow and job["state"] == "running":
         _follow(token(), target(address), job["id"])
         job = send(GetJob(actor_token=token(), address=target(address), job_id=job["id"]), COPYJOB).result
@@ -352,6 +408,8 @@ def copy_notifications(job_id: Annotated[str | None, typer.Argument(help="defaul
                        address: Address = None) -> None:
     """The notification mails of your jobs (and password changes): state, attempts, last error."""
     shown = send(GetNotifications(actor_token=token(), address=target(address), job_id=job_id), NOTIFIER).result
+    if emitted(shown):
+        return
     table = Table("kind", "to", "job", "state", "attempts", "last error", header_style="bold")
     for n in shown["notifications"]:
         table.add_row(n["kind"], n["to"], n["job_id"] or "", n["state"], str(n["attempts"]), n["last_error"] or "")
@@ -369,6 +427,8 @@ def copy_cancel(job_id: str, address: Address = None) -> None:
 def account_retention(address: str) -> None:
     """Admin: the account's last retention pass (INBOX mail over 180 days to Archive, Trash over 31 days deleted)."""
     shown = send(GetRetention(actor_token=token(), address=address.lower()), COPYJOB).result
+    if emitted(shown):
+        return
     if not shown["applies"]:
         console.print(f"{address}: no retention on its plan")
     elif (last := shown["last"]) is None:
@@ -385,9 +445,11 @@ def mail_purge(address: Address = None,
     """Delete every message in the mailbox, and your own folders (INBOX and Sent, Drafts, Trash,
     Junk, Archive stay, and so does mail arriving meanwhile). It cannot be undone."""
     whose = target(address)
-    if not yes and not typer.confirm(f"Delete all mail of {whose} for good?", default=False):
+    if not yes and not typer.confirm(f"Delete all mail of {whose} for good?", default=False, err=True):
         raise typer.Exit(1)
     reply = send(PurgeMailbox(actor_token=token(), address=whose), COPYJOB)
+    if emitted(reply.result or {}):
+        return
     console.print(f"[green]accepted[/]: job {reply.result['job_id']}")
     if follow:
         _follow(token(), whose, reply.result["job_id"])

@@ -34,6 +34,7 @@ from shared.contracts.account import (
     CreateAccount,
     DeleteAccount,
     ForgetDeletedAccount,
+    GetAccount,
     Login,
     RemoveHome,
     SetFirstAdmin,
@@ -45,13 +46,14 @@ from shared.messaging.unit_of_work import AggregateReader, Doc
 log = logging.getLogger(__name__)
 
 AGGREGATES = "accounts"
-CLIENT_COMMANDS = (CreateAccount, DeleteAccount, ChangeQuota, ChangeComment, ChangePassword, VerifyPassword, Login)
+CLIENT_COMMANDS = (CreateAccount, DeleteAccount, ChangeQuota, ChangeComment, GetAccount, ChangePassword, VerifyPassword,
+                   Login)
 
 
 def compose(settings: AccountSettings, kit: Resources) -> Wiring:
     stored, homes = StoredPrincipals(AggregateReader(kit.database[AGGREGATES])), MailHomes(settings.dovecot_mail_dir)
     passwd_files = DovecotPasswdFiles(settings.dovecot_passwd_dir, homes)
-    deps = _deps(settings, kit, StoredAdmins(stored), passwd_files)
+    deps = _deps(settings, kit, StoredAdmins(stored), passwd_files, homes)
 
     async def complete_deletions(addresses: Iterable[str]) -> None:
         await kit.send_all(CompleteDeletion(address=address) for address in addresses)
@@ -95,11 +97,12 @@ def compose(settings: AccountSettings, kit: Resources) -> Wiring:
     )
 
 
-def _deps(settings: AccountSettings, kit: Resources, admins: StoredAdmins, passwd_files: DovecotPasswdFiles) -> Deps:
+def _deps(settings: AccountSettings, kit: Resources, admins: StoredAdmins, passwd_files: DovecotPasswdFiles,
+          homes: MailHomes) -> Deps:
     hasher = Argon2Hasher(settings.argon2)
     return Deps(
         accounts=AccountsInUnit.outside_any_turn(), admins=admins, hasher=hasher, audit=kit.events(),
-        mail_logins=passwd_files,
+        mail_logins=passwd_files, mailboxes=homes,
         issuer=TokenIssuer(load_private_key(settings.session_private_key.get_secret_value()),
                            timedelta(minutes=settings.session_lifetime_minutes)),
         verifier=kit.sessions.verifier,

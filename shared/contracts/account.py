@@ -51,6 +51,14 @@ class ChangeComment(AddressCommand):
     comment: CommentText
 
 
+class GetAccount(AddressCommand):
+    """The account as its owner (or an admin of its domain) sees it: plan, quota, what the mailbox
+    holds (Dovecot's own count), comment."""
+
+    type: Literal["GetAccount"] = "GetAccount"
+    address: AddressText
+
+
 class ChangePassword(AddressCommand):
     """A user changing their own password gives the current one; an admin changing a user's does not."""
 
@@ -118,7 +126,7 @@ class RemoveHome(WorkItem):
 
 
 AccountCommand = Annotated[
-    CreateAccount | DeleteAccount | ChangeQuota | ChangeComment | ChangePassword | Login,
+    CreateAccount | DeleteAccount | ChangeQuota | ChangeComment | GetAccount | ChangePassword | Login,
     Field(discriminator="type"),
 ]
 """What clients may send."""

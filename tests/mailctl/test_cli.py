@@ -1,6 +1,7 @@
 """mailctl end to end: the CLI as a person runs it, against the running account service."""
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -27,8 +28,15 @@ async def test_admin_creates_an_account_and_the_user_changes_its_password(tmp_pa
     assert weak.returncode == 1 and "too_short" in weak.stdout and "missing_digit" in weak.stdout
     created = await run(tmp_path, client_url, "account", "create", address, "--plan", "kwc", stdin=f"{first}\n{first}\n")
     assert created.returncode == 0, created.stdout + created.stderr
+    shown = await run(tmp_path, client_url, "--json", "account", "show", address)
+    assert json.loads(shown.stdout) == {"status": "accepted", "result": {
+        "address": address, "plan": "kwc", "quota_mb": None, "comment": "", "usage": {"bytes": 0, "messages": 0}}}
+    again = await run(tmp_path, client_url, "--json", "account", "create", address, "--plan", "kwc", stdin=f"{first}\n{first}\n")
+    assert again.returncode == 1 and json.loads(again.stdout)["status"] == "rejected"
 
     assert (await run(tmp_path, client_url, "login", address, "--password-stdin", stdin=first + "\n")).returncode == 0
+    own = await run(tmp_path, client_url, "account", "show")
+    assert own.returncode == 0 and "0.0 MB in 0 messages" in own.stdout and "no limit" in own.stdout
     forbidden = await run(tmp_path, client_url, "account", "delete", address, "--yes")
     assert forbidden.returncode == 1 and "forbidden" in forbidden.stdout
     wrong = await run(tmp_path, client_url, "password", "change", stdin=f"Not-the-current-1!\n{second}\n{second}\n")

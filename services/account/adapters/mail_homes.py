@@ -16,13 +16,16 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from services.account.application.ports import MailboxUsage
+
 log = logging.getLogger(__name__)
 
 HOME_ID_BYTES = 6
 HOME_MODE = 0o2770
 """with the mail root's group (setgid: mailss-homes), which Dovecot and Pigeonhole copy to everything
-they create inside: so this service, not the mail user, can remove the home later. Its sieve/ is made
-here too: Pigeonhole would make a missing one 0700, out of the group's reach."""
+they create inside: so this service, not the mail user, can remove the home later. Its sieve/ and
+Maildir/ are made here too: Pigeonhole would make a missing sieve/ 0700, and Dovecot, finding no
+Maildir/ at the first delivery, makes its quota count (maildirsize) 0600, out of the group's reach."""
 
 
 def new_home_id() -> str:
@@ -43,6 +46,12 @@ class MailHomes:
     async def make(self, address: str, home: str) -> None:
         """Idempotent: the home and its sieve/ folder, before Dovecot first needs them."""
         await asyncio.to_thread(_make_folders, self.path_of(address, home))
+
+    async def usage(self, address: str, home: str) -> MailboxUsage | None:
+        """Dovecot's own count for the quota (Maildir++ `maildirsize`: a limits line, then one line of
+        bytes and messages per change, summed), which it keeps without a limit too. No file yet: no
+        mail has come. None: the file is not ours to read (a home older than its Maildir/ made here)."""
+        return await asyncio.to_thread(_maildir_usage, self.path_of(address, home) / "Maildir" / "maildirsize")
 
     async def remove(self, address: str, home: str) -> None:
         """Idempotent: a home already gone (or never created: no mail arrived) is fine."""
@@ -106,8 +115,23 @@ def _last_change(home: Path) -> float:
         return float("inf")
 
 
+def _maildir_usage(path: Path) -> MailboxUsage | None:
+    try:
+        lines = path.read_text(encoding="ascii", errors="replace").splitlines()[1:]
+    except FileNotFoundError:
+        return MailboxUsage()
+    except PermissionError:  # a home from before Maildir/ was made here: Dovecot made the file its own (0600)
+        return None
+    size = count = 0
+    for line in lines:
+        fields = line.split()
+        if len(fields) == 2 and all(f.lstrip("-").isdigit() for f in fields):
+            size, count = size + int(fields[0]), count + int(fields[1])
+    return MailboxUsage(bytes=max(size, 0), messages=max(count, 0))
+
+
 def _make_folders(home: Path) -> None:
-    for folder in (home.parent, home, home / "sieve"):
+    for folder in (home.parent, home, home / "sieve", home / "Maildir"):
         try:
             folder.mkdir()
         except FileExistsError:

@@ -11,6 +11,7 @@ from services.account.application.ports import (
     Admins,
     AuditPublisher,
     Clock,
+    Mailboxes,
     MailLogins,
     PasswordHasher,
     PendingDeletion,
@@ -43,6 +44,7 @@ from shared.contracts.account import (
     CompleteDeletion,
     CreateAccount,
     DeleteAccount,
+    GetAccount,
     Login,
     LoginFailed,
     LoginSucceeded,
@@ -61,6 +63,7 @@ class Deps:
     admins: Admins
     hasher: PasswordHasher
     mail_logins: MailLogins
+    mailboxes: Mailboxes
     audit: AuditPublisher
     issuer: SessionIssuer
     verifier: SessionVerifier
@@ -90,6 +93,7 @@ WHO_MAY: Mapping[type[AddressCommand], Callable[[Actor, str], bool]] = {
     DeleteAccount: _admin_of_domain,
     ChangeQuota: _admin_of_domain,
     ChangeComment: _admin_of_domain,
+    GetAccount: _self_or_admin,
     ChangePassword: _self_or_admin,
     VerifyPassword: lambda actor, address: not actor.is_admin and actor.subject == address,
 }
@@ -258,6 +262,14 @@ async def change_comment(command: ChangeComment, actor: Actor, address: str, pri
     return await _commit(command, address, with_comment(account, command.comment), event, deps)
 
 
+async def get_account(command: GetAccount, actor: Actor, address: str, principal: Account | Admin | None, deps: Deps) -> Reply:
+    account = _existing(command, address, principal)
+    usage = await deps.mailboxes.usage(address, account.home)
+    return Accepted(command_id=command.message_id, result={
+        "address": address, "plan": str(account.plan), "quota_mb": account.quota_mb, "comment": account.comment,
+        "usage": None if usage is None else {"bytes": usage.bytes, "messages": usage.messages}})
+
+
 async def change_password(command: ChangePassword, actor: Actor, address: str, principal: Account | Admin | None, deps: Deps) -> Reply:
     account = _existing(command, address, principal)
     if not actor.is_admin and (refusal := await _current_password_refused(command, account, deps)):
@@ -310,6 +322,7 @@ ACCOUNT_HANDLERS: Mapping[type[AddressCommand], Callable[..., Awaitable[Reply]]]
     DeleteAccount: delete_account,
     ChangeQuota: change_quota,
     ChangeComment: change_comment,
+    GetAccount: get_account,
     ChangePassword: change_password,
     VerifyPassword: verify_password,
 }

@@ -47,6 +47,18 @@ class Accounts(Protocol):
         """Remove the tombstone of an account deleted before `moment`, with its replay records."""
 
 
+@dataclass(frozen=True)
+class MailboxUsage:
+    bytes: int = 0
+    messages: int = 0
+
+
+class Mailboxes(Protocol):
+    async def usage(self, address: str, home: str) -> MailboxUsage | None:
+        """What the account's mailbox holds, as Dovecot counts it for its quota (also without a limit);
+        None when it cannot be read."""
+
+
 class Admins(Protocol):
     async def current(self, login: str) -> Admin | None:
         """The admin as stored now (read only; it never joins another aggregate's turn)."""

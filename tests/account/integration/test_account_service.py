@@ -1,5 +1,6 @@
 """The account service against the real RabbitMQ, FerretDB and Dovecot."""
 
+import asyncio
 import json
 
 import aio_pika
@@ -13,9 +14,10 @@ from shared.contracts.account import (
     ChangeQuota,
     CreateAccount,
     DeleteAccount,
+    GetAccount,
     Login,
 )
-from tests.support import deliver_over_lmtp, eventually, imap_login, mint, new_address
+from tests.support import deliver, deliver_over_lmtp, eventually, imap_login, mint, new_address
 
 STRONG = "Strong-Passw0rd!"
 STRONG_2 = "Another-Passw0rd#"
@@ -38,6 +40,23 @@ async def test_created_account_logs_in_over_imap(client, admin_token):
     await create(client, admin_token, address)
     await eventually(lambda: imap_login(address, STRONG), what="IMAP login with the initial password")
     assert not await imap_login(address, "Wrong-Passw0rd!")
+
+
+async def test_an_account_shows_what_dovecot_counts_in_its_mailbox(client, admin_token):
+    """Ensure GetAccount's usage is Dovecot's own quota count (its maildirsize), on sv-basic too, which
+    has no limit, as mail arrives."""
+    address = new_address()
+    await create(client, admin_token, address, plan="sv-basic")
+    await eventually(lambda: asyncio.to_thread(deliver, address, body="x" * 5000 + "\r\n"), what="a first delivery")
+    assert await asyncio.to_thread(deliver, address, body="y" * 3000 + "\r\n")
+    shown: dict = {}
+
+    async def counted() -> bool:
+        shown.update((await client.request(SERVICE, GetAccount(actor_token=admin_token, address=address))).result)
+        return shown["usage"]["messages"] == 2
+
+    await eventually(counted, what="both messages in the account's usage")
+    assert shown["quota_mb"] is None and 8000 < shown["usage"]["bytes"] < 12000
 
 
 async def test_changed_password_replaces_the_old_one_everywhere(client, admin_token):

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from services.account.application.handlers import Deps
-from services.account.application.ports import PendingDeletion
+from services.account.application.ports import MailboxUsage, PendingDeletion
 from services.account.domain.account import Account, Admin, LockoutPolicy
 from services.account.domain.guessing import FailureCounters
 from shared.auth import TokenIssuer, TokenVerifier, generate_keypair, load_private_key, load_public_key
@@ -216,11 +216,21 @@ def deps(
     token_issuer: TokenIssuer, token_verifier: TokenVerifier, clock: SteppingClock, lockout: LockoutPolicy,
 ) -> Deps:
     return Deps(
-        accounts=accounts, admins=admins, hasher=hasher, mail_logins=mail_logins, audit=audit,
+        accounts=accounts, admins=admins, hasher=hasher, mail_logins=mail_logins, mailboxes=FakeMailboxes(), audit=audit,
         issuer=token_issuer, verifier=token_verifier, clock=clock, lockout=lockout,
         dummy_hash=FakeHasher.PREFIX + "dummy password never used", new_home_id=HomeIds(),
         unknown_logins=FailureCounters(lockout, max_keys=100),
     )
+
+
+class FakeMailboxes:
+    """What a test's mailboxes hold, by address (empty unless set)."""
+
+    def __init__(self) -> None:
+        self.held: dict[str, MailboxUsage] = {}
+
+    async def usage(self, address: str, home: str) -> MailboxUsage | None:
+        return self.held.get(address, MailboxUsage())
 
 
 class HomeIds:
