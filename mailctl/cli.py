@@ -4,9 +4,11 @@ import asyncio
 import json
 import os
 import sys
+import typing
 from pathlib import Path
 from typing import Annotated, Any
 
+import aio_pika
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -95,11 +97,32 @@ async def _request(service: str, command: Command | AnonymousCommand) -> Accepte
 
 
 def send(command: Command | AnonymousCommand, service: str = SERVICE) -> Accepted:
-    reply = asyncio.run(_request(service, command))
+    try:
+        reply = asyncio.run(_request(service, command))
+    except (OSError, TimeoutError, aio_pika.exceptions.AMQPError) as error:
+        fail("unreachable", f"no answer from the {service} service: {type(error).__name__}")
     if isinstance(reply, Rejected):
         show_rejection(reply)
         raise typer.Exit(1)
     return reply
+
+
+def fail(code: str, message: str) -> typing.NoReturn:
+    """Anything but a reply (no broker, no session, a question --json cannot ask): said, exit 2."""
+    if JSON_OUTPUT["on"]:
+        print(json.dumps({"status": "rejected", "code": code, "message": message, "errors": []}))
+    else:
+        console.print(f"[red]{message}[/]")
+    raise typer.Exit(2)
+
+
+def confirmed(question: str, yes: bool) -> bool:
+    """--yes, or the person's answer; with --json there is nobody to ask."""
+    if yes:
+        return True
+    if JSON_OUTPUT["on"]:
+        fail("confirmation_needed", f"{question} (give --yes with --json)")
+    return typer.confirm(question, default=False, err=True)
 
 
 def show_rejection(reply: Rejected) -> None:
@@ -121,12 +144,7 @@ def session() -> dict[str, Any]:
         current["token"], current["subject"]
         return current
     except (OSError, ValueError, KeyError, TypeError):
-        if JSON_OUTPUT["on"]:
-            print(json.dumps({"status": "rejected", "code": "not_logged_in", "message": "run mailctl login first",
-                              "errors": []}))
-        else:
-            console.print("[red]not logged in[/]: run [bold]mailctl login[/] first")
-        raise typer.Exit(2) from None
+        fail("not_logged_in", "not logged in: run mailctl login first")
 
 
 def token() -> str:
@@ -196,8 +214,8 @@ def account_create(
 @account_app.command("delete")
 def account_delete(address: str, yes: Annotated[bool, typer.Option("--yes", help="do not ask")] = False) -> None:
     """Delete a mail account (admin)."""
-    if not yes:
-        typer.confirm(f"Delete {address}?", abort=True, err=True)
+    if not confirmed(f"Delete {address}?", yes):
+        raise typer.Exit(1)
     accepted(send(DeleteAccount(actor_token=token(), address=address)), f"{address} deleted")
 
 
@@ -237,13 +255,16 @@ def password_change(address: Annotated[str | None, typer.Argument(help="default:
     own = current["role"] == "user"
     current_password = str(typer.prompt("Current password", hide_input=True, err=True)) if own else None
     password = ask_password("New password")
-    accepted(send(ChangePassword(actor_token=current["token"], address=target, new_password=password,
-                                 current_password=current_password)),
-             f"password of {target} changed")
-    if target == current["subject"]:
+    reply = send(ChangePassword(actor_token=current["token"], address=target, new_password=password,
+                                current_password=current_password))
+    ended = target == current["subject"]  # the change ends every session of the address, this one too
+    if ended:
         SESSION_FILE.unlink(missing_ok=True)
-        if not JSON_OUTPUT["on"]:
-            console.print("your session ended with the old password: run [bold]mailctl login[/] again")
+    if emitted({**(reply.result or {}), "session_ended": ended}):
+        return
+    console.print(f"[green]accepted[/]: password of {target} changed")
+    if ended:
+        console.print("your session ended with the old password: run [bold]mailctl login[/] again")
 
 
 Address = Annotated[str | None, typer.Option("--address", "-a", help="default: your own")]
@@ -445,7 +466,7 @@ def mail_purge(address: Address = None,
     """Delete every message in the mailbox, and your own folders (INBOX and Sent, Drafts, Trash,
     Junk, Archive stay, and so does mail arriving meanwhile). It cannot be undone."""
     whose = target(address)
-    if not yes and not typer.confirm(f"Delete all mail of {whose} for good?", default=False, err=True):
+    if not confirmed(f"Delete all mail of {whose} for good?", yes):
         raise typer.Exit(1)
     reply = send(PurgeMailbox(actor_token=token(), address=whose), COPYJOB)
     if emitted(reply.result or {}):

@@ -9,8 +9,10 @@ account without an id (created before homes had one) lives at `<root>/<domain>/<
 import asyncio
 import logging
 import os
+import re
 import secrets
 import shutil
+import stat
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -51,7 +53,7 @@ class MailHomes:
         """Dovecot's own count for the quota (Maildir++ `maildirsize`: a limits line, then one line of
         bytes and messages per change, summed), which it keeps without a limit too. No file yet: no
         mail has come. None: the file is not ours to read (a home older than its Maildir/ made here)."""
-        return await asyncio.to_thread(_maildir_usage, self.path_of(address, home) / "Maildir" / "maildirsize")
+        return await asyncio.to_thread(_maildir_usage, self.root, self.path_of(address, home))
 
     async def remove(self, address: str, home: str) -> None:
         """Idempotent: a home already gone (or never created: no mail arrived) is fine."""
@@ -115,19 +117,45 @@ def _last_change(home: Path) -> float:
         return float("inf")
 
 
-def _maildir_usage(path: Path) -> MailboxUsage | None:
+MAILDIRSIZE_BYTES = 64 * 1024
+"""read of the count at most (Dovecot rewrites it once it passes 5,120 bytes)"""
+_COUNT_LINE = re.compile(r"(-?\d{1,19}) (-?\d{1,19})")
+
+
+def _maildir_usage(root: Path, home: Path) -> MailboxUsage | None:
+    """The mail user may write in the home: no link is followed, only a regular file is read, and
+    at most MAILDIRSIZE_BYTES of it (a FIFO or a link to /dev/zero could hang or flood a shard)."""
     try:
-        lines = path.read_text(encoding="ascii", errors="replace").splitlines()[1:]
+        text = _read_beneath(root, [*home.relative_to(root).parts, "Maildir", "maildirsize"])
     except FileNotFoundError:
         return MailboxUsage()
-    except PermissionError:  # a home from before Maildir/ was made here: Dovecot made the file its own (0600)
+    except OSError:  # not ours to read (a home from before Maildir/ was made here: the file is 0600), or a trap
         return None
     size = count = 0
-    for line in lines:
-        fields = line.split()
-        if len(fields) == 2 and all(f.lstrip("-").isdigit() for f in fields):
-            size, count = size + int(fields[0]), count + int(fields[1])
+    for line in text.splitlines()[1:]:
+        if found := _COUNT_LINE.fullmatch(line.strip()):
+            size, count = size + int(found[1]), count + int(found[2])
     return MailboxUsage(bytes=max(size, 0), messages=max(count, 0))
+
+
+def _read_beneath(root: Path, parts: list[str]) -> str:
+    """The file at root/parts, each level opened without following a link; ENOENT when a level is
+    missing, another OSError for anything that is not a folder or a regular file."""
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for part in parts[:-1]:
+            inner = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+            os.close(fd)
+            fd = inner
+        file = os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=fd)
+    finally:
+        os.close(fd)
+    try:
+        if not stat.S_ISREG(os.fstat(file).st_mode):
+            raise OSError(f"{parts[-1]} is not a regular file")
+        return os.read(file, MAILDIRSIZE_BYTES).decode("ascii", "replace")
+    finally:
+        os.close(file)
 
 
 def _make_folders(home: Path) -> None:

@@ -168,7 +168,8 @@ class Copier:
         missing (within the `room` the job's byte limit leaves), and return the record with the new
         checkpoint (None: cancelled meanwhile). A chunk still going at `wrap_up_at` ends after its
         batch in hand and is recorded without a checkpoint: the next chunk compares from the last one
-        and finds the rest (a mark is only a shortcut)."""
+        and finds the rest (a mark is only a shortcut), messages our server refused among it too, which
+        it names then (named here, they would be named twice)."""
         there_box = await source.select(item.source_folder, raw=True, readonly=True, refused="refused_at_source")
         view = view_from(mark, there_box, await target.select(item.folder, refused="refused_here"))
         there = await source.summaries(view.source_after + 1)
@@ -187,7 +188,7 @@ class Copier:
             log.info("copy job %s: %s wrapped up after %d messages (a slow source)", item.job_id, item.folder, moved.copied)
             return RecordStep(address=item.address, job_id=item.job_id, folder=item.folder, source_folder=item.source_folder,
                               chunk=item.chunk, more=True, copied=moved.copied, already_there=covered,
-                              copied_bytes=moved.copied_bytes, refused=moved.refused, flags_dropped=moved.flags_dropped)
+                              copied_bytes=moved.copied_bytes, flags_dropped=moved.flags_dropped)
         here_box = await target.select(item.folder, readonly=True)
         return RecordStep(address=item.address, job_id=item.job_id, folder=item.folder, source_folder=item.source_folder,
                           chunk=item.chunk, more=chunk.more, copied=moved.copied, already_there=covered + chunk.already_there,

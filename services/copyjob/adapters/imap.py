@@ -34,9 +34,10 @@ from services.copyjob.domain.purge import uid_sets
 class ImapError(Exception):
     """A command failed; `category` is a FailureReason, `said` the server's own words (if it answered)."""
 
-    def __init__(self, category: str, detail: str, limit: int | None = None, said: str = "") -> None:
+    def __init__(self, category: str, detail: str, limit: int | None = None, said: str = "", code: str = "") -> None:
         super().__init__(detail)
-        self.category, self.limit, self.said = category, limit, said
+        self.category, self.limit, self.said, self.code = category, limit, said, code
+        """`code`: the answer's response code (TRYCREATE, NOPERM, LIMIT…), when it had one"""
 
 
 MAX_LINE_BYTES = 8 * 1024 * 1024
@@ -205,8 +206,14 @@ _UIDVALIDITY, _UIDNEXT = re.compile(rb"\bUIDVALIDITY (\d+)"), re.compile(rb"\bUI
 _EXISTS, _MESSAGES = re.compile(rb"^(\d+) EXISTS$"), re.compile(rb"\bMESSAGES (\d+)")
 _PASSING = re.compile(rb"^\[(UNAVAILABLE|SERVERBUG|INUSE)\]")
 _STATUS_AND_CODE = re.compile(r"^(?:\S+ )?(?:OK|NO|BAD|BYE) (?:\[[^\]]*\] ?)?")
+_RESPONSE_CODE = re.compile(r"^(?:\S+ )?(?:(?:OK|NO|BAD|BYE) )?\[([A-Za-z0-9-]+)")
 _TIMING = re.compile(r" \(\d+\.\d+ \+ [^)]*secs\)")
 """Dovecot's "(0.001 + 0.000 secs)" after its words"""
+
+
+def _code(line: bytes) -> str:
+    found = _RESPONSE_CODE.match(line.decode("ascii", "replace"))
+    return found[1].upper() if found else ""
 
 
 def _said(line: bytes) -> str:
@@ -497,15 +504,16 @@ class Session:
     async def append_many(self, folder: str, messages: list[tuple[bytes, tuple[str, ...], str]]) -> dict[int, str]:
         """MULTIAPPEND (RFC 3502, all or none) with non-synchronizing literals (LITERAL+, RFC 7888):
         one round trip for the batch instead of two per message. Without it, or when the server
-        refuses the batch (none of it stored), one APPEND each. -> the messages it would not store
-        (by position) with its words; a full mailbox or a lost connection still raises."""
+        refuses the batch (none of it stored) with no response code, one APPEND each. -> the
+        messages it would not store (by position) with its words. A refusal with a code is the
+        folder's (TRYCREATE, NOPERM, LIMIT…), a full mailbox or a lost connection the job's: raised."""
         capabilities = self.client.protocol.capabilities
         if "MULTIAPPEND" in capabilities and "LITERAL+" in capabilities:
             try:
                 await self._multiappend(folder, messages)
                 return {}
             except ImapError as error:
-                if error.category != "refused_here":
+                if error.category != "refused_here" or error.code:
                     raise
                 if len(messages) == 1:
                     return {0: error.said}
@@ -514,7 +522,7 @@ class Session:
             try:
                 await self.append(folder, body, flags, date)
             except ImapError as error:
-                if error.category != "refused_here":
+                if error.category != "refused_here" or error.code:
                     raise
                 refused[position] = error.said
         return refused
@@ -558,4 +566,5 @@ class Session:
         detail = f"{what} failed: {bytes(response.lines[-1])[:200]!r}"
         if category in ("connection_lost", "unavailable"):
             raise self._lost(category, detail)
-        raise ImapError(category, detail, said=_said(bytes(response.lines[-1])))
+        line = bytes(response.lines[-1])
+        raise ImapError(category, detail, said=_said(line), code=_code(line))

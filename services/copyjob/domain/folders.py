@@ -101,9 +101,22 @@ def _apart(folders: list[SourceFolder], names: list[str]) -> list[str]:
     own = [i for i, folder in enumerate(folders) if names[i] == own_name(folder) and names[i] not in ("INBOX", *SPECIAL_USE.values())]
     for i in sorted(own, key=lambda i: (_slash_inside(folders[i]), folders[i].name)):
         if apart[i] in taken:
-            apart[i] = _safe_name(folders[i], _natural_name(folders[i]))
+            apart[i] = _unused(_safe_name(folders[i], _natural_name(folders[i])), taken)
         taken.add(apart[i])
     return apart
+
+
+def _unused(name: str, taken: set[str]) -> str:
+    """`name`, or, when a source folder is really called so, `name 2`, `name 3`… (cut to stay storable)."""
+    candidate, n = name, 1
+    while candidate in taken or not storable(candidate):
+        n += 1
+        suffix = f" {n}"
+        head = name
+        while head and not storable(head + suffix):
+            head = head[:-1]
+        candidate = head + suffix
+    return candidate
 
 
 def _slash_inside(folder: SourceFolder) -> bool:

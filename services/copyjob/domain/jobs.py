@@ -4,7 +4,7 @@ often its step runs. Pure."""
 
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from services.copyjob.domain.folders import decode_mutf7_or_raw
 from services.copyjob.domain.purge import PurgeFolder
@@ -15,6 +15,8 @@ STARTING_FOR = timedelta(minutes=2)
 addresses) before another start may take its place"""
 FINISHED = ("done", "skipped")
 RECENT_JOBS = 5
+MAX_NAMED_REFUSED = 100
+"""messages our server refused, named per folder; beyond, only counted (the job document stays small)"""
 """finished jobs GetJob can still show per account"""
 
 
@@ -29,7 +31,9 @@ class FolderProgress:
     copied_bytes: int = 0
     too_big: tuple[str, ...] = ()
     refused: tuple[str, ...] = ()
-    """folder#UID (why) of messages our mail server would not store"""
+    """folder#UID (why) of messages our mail server would not store, the first MAX_NAMED_REFUSED"""
+    refused_more: int = 0
+    """refused beyond those named (a source of empty messages names no more than that)"""
     flags_dropped: int = 0
     progress: int = 0
     """copied as last reported by a running chunk (ahead of `copied` while it runs)"""
@@ -84,7 +88,7 @@ class Job:
         return {"copied": self.copied, "already_there": sum(f.already_there for f in self.folders),
                 "copied_bytes": sum(f.copied_bytes for f in self.folders),
                 "skipped_too_big": sum(len(f.too_big) for f in self.folders),
-                "skipped_refused": sum(len(f.refused) for f in self.folders),
+                "skipped_refused": sum(len(f.refused) + f.refused_more for f in self.folders),
                 "flags_dropped": sum(f.flags_dropped for f in self.folders),
                 "renamed_folders": sum(f.renamed for f in self.folders)}
 
@@ -186,10 +190,15 @@ def with_step(job: Job, source_name: str, chunk: int, result: StepResult, now: d
     recorded = replace(folder, state="pending" if more else "done", chunks=chunk + 1,
                        copied=folder.copied + result.copied, already_there=folder.already_there + result.already_there,
                        copied_bytes=folder.copied_bytes + result.copied_bytes, too_big=folder.too_big + result.too_big,
-                       refused=folder.refused + result.refused, flags_dropped=folder.flags_dropped + result.flags_dropped)
+                       **_refused(folder, result.refused), flags_dropped=folder.flags_dropped + result.flags_dropped)
     if not more:
-        recorded = replace(recorded, total=recorded.copied + len(recorded.too_big) + len(recorded.refused))
+        recorded = replace(recorded, total=recorded.copied + len(recorded.too_big) + len(recorded.refused) + recorded.refused_more)
     return _completed_if_done(replace(job, folders=tuple(recorded if f is folder else f for f in job.folders)), now)
+
+
+def _refused(folder: FolderProgress, more: tuple[str, ...]) -> dict[str, Any]:
+    named = (folder.refused + more)[:MAX_NAMED_REFUSED]
+    return {"refused": named, "refused_more": folder.refused_more + len(folder.refused) + len(more) - len(named)}
 
 
 def with_folder_skipped(job: Job, source_name: str, chunk: int, why: str, now: datetime) -> Job:

@@ -5,7 +5,9 @@ FETCH answer far larger than aioimaplib's recursive parser survives."""
 import asyncio
 import os
 
-from services.copyjob.adapters.imap import Session
+import pytest
+
+from services.copyjob.adapters.imap import ImapError, Session
 from services.copyjob.domain.folders import our_name
 from services.copyjob.domain.identity import missing
 from shared.contracts.account import SERVICE as ACCOUNT
@@ -119,5 +121,25 @@ async def test_flags_a_source_invents_cannot_inject_commands_into_our_append(cli
         assert {"Archive", "Sent"} <= names
         assert len(stored) == 3 and all(s.flags == ("\\Seen",) for s in stored)
         assert [await target.body(s.uid) for s in stored] == [body] * 3
+    finally:
+        await target.close()
+
+
+async def test_a_refused_batch_is_stored_one_by_one_and_a_folders_refusal_stays_the_folders(client, admin_token):
+    """Ensure a message Dovecot will not store (an empty one, refused without a response code) is named
+    and the rest of its batch stored; a refusal with a code (TRYCREATE: no such folder) is the whole
+    folder's, raised rather than spelt out message by message."""
+    address = await _account(client, admin_token)
+    target = await _open(address)
+    good = b"Subject: fine\r\n\r\nbody\r\n"
+    try:
+        refused = await target.append_many("INBOX", [(good, (), "1700000000"), (b"", (), "1700000001"),
+                                                     (good, (), "1700000002")])
+        await target.select("INBOX")
+        assert refused == {1: "Can't save a zero byte message."} and len(await target.summaries()) == 2
+
+        with pytest.raises(ImapError) as folders:
+            await target.append_many("Gone", [(good, (), "1700000000"), (good, (), "1700000001")])
+        assert (folders.value.category, folders.value.code) == ("refused_here", "TRYCREATE")
     finally:
         await target.close()

@@ -85,6 +85,16 @@ def test_a_job_completes_when_its_last_chunk_is_recorded_once():
                                                           "skipped_too_big": 1, "skipped_refused": 1, "flags_dropped": 0,
                                                           "renamed_folders": 0}
     assert done.folders[1].total == 4  # copied, too big and refused: all it looked at
+
+
+def test_a_source_of_empty_messages_has_a_hundred_named_and_the_rest_counted():
+    planned = with_plan(_job(), [Planned("INBOX", "INBOX")], NOW)
+    refused = tuple(f"INBOX#{n} (empty)" for n in range(150))
+    first = with_step(planned, "INBOX", 0, StepResult(refused=refused[:90]), NOW, more=True)
+    done = with_step(first, "INBOX", 1, StepResult(copied=1, refused=refused[90:]), NOW)
+
+    assert done.folders[0].refused == refused[:100] and done.folders[0].refused_more == 50
+    assert done.totals()["skipped_refused"] == 150 and done.folders[0].total == 151
     assert with_plan(_job(), [], NOW).state == "completed"
     assert with_plan(_job(), [Planned("INBOX", "INBOX", 3)], NOW).state == "completed"
 
