@@ -327,17 +327,18 @@ async def ours_session(address: str) -> "Session":
                               user=f"{address}*{os.environ['DOVECOT_MASTER_USER']}", password=password)
 
 
-def subjects_in(address: str, folder: str) -> list[str]:
-    """The decoded subjects of a folder, read as the account's owner would (through the master user)."""
-    import email
-    import email.header
-
+def fetched(address: str, folder: str, part: str = "BODY.PEEK[]") -> list[bytes]:
+    """`part` of every message of a folder, read as the account's owner would (through the master user)."""
     with as_owner(address) as imap:
         status, data = imap.select(folder, readonly=True)
         assert status == "OK", data
-        found = []
-        for number in range(1, int(data[0]) + 1):
-            _, parts = imap.fetch(str(number), "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
-            header = email.message_from_bytes(parts[0][1])
-            found.append(str(email.header.make_header(email.header.decode_header(header["Subject"] or ""))))
-        return found
+        return [imap.fetch(str(number), f"({part})")[1][0][1] for number in range(1, int(data[0]) + 1)]
+
+
+def subjects_in(address: str, folder: str) -> list[str]:
+    """The decoded subjects of a folder."""
+    import email
+    import email.header
+
+    headers = [email.message_from_bytes(raw) for raw in fetched(address, folder, "BODY.PEEK[HEADER.FIELDS (SUBJECT)]")]
+    return [str(email.header.make_header(email.header.decode_header(header["Subject"] or ""))) for header in headers]

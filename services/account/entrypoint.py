@@ -26,19 +26,12 @@ from services.account.domain.guessing import FailureCounters
 from services.account.settings import AccountSettings
 from shared.auth import TokenIssuer, load_private_key
 from shared.contracts.account import (
+    CLIENT_COMMANDS,
     SERVICE,
-    ChangeComment,
-    ChangePassword,
-    ChangeQuota,
     CompleteDeletion,
-    CreateAccount,
-    DeleteAccount,
     ForgetDeletedAccount,
-    GetAccount,
-    Login,
     RemoveHome,
     SetFirstAdmin,
-    VerifyPassword,
 )
 from shared.messaging.service import Resources, ServiceSpec, Sweep, Wiring, over_units
 from shared.messaging.unit_of_work import AggregateReader, Doc
@@ -46,8 +39,6 @@ from shared.messaging.unit_of_work import AggregateReader, Doc
 log = logging.getLogger(__name__)
 
 AGGREGATES = "accounts"
-CLIENT_COMMANDS = (CreateAccount, DeleteAccount, ChangeQuota, ChangeComment, GetAccount, ChangePassword, VerifyPassword,
-                   Login)
 
 
 def compose(settings: AccountSettings, kit: Resources) -> Wiring:

@@ -125,6 +125,11 @@ class RemoveHome(WorkItem):
     home: Annotated[str, Field(pattern=r"^[0-9a-f]{0,32}$")]
 
 
+CLIENT_COMMANDS = (CreateAccount, DeleteAccount, ChangeQuota, ChangeComment, GetAccount, ChangePassword, VerifyPassword,
+                   Login)
+"""what a client (the gateway, mailctl, another service as the registry allows) may send"""
+
+
 AccountCommand = Annotated[
     CreateAccount | DeleteAccount | ChangeQuota | ChangeComment | GetAccount | ChangePassword | Login,
     Field(discriminator="type"),

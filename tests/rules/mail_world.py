@@ -14,7 +14,7 @@ from shared.client import CommandClient
 from shared.contracts.account import SERVICE as ACCOUNT
 from shared.contracts.account import CreateAccount
 from shared.contracts.rules import SERVICE, GetRules, RulesCommand
-from tests.support import as_owner, eventually, holds, new_address, subjects_in
+from tests.support import eventually, fetched, holds, new_address, subjects_in
 
 STRONG = "Strong-Passw0rd!"
 BASIC = "Basic-Passw0rd"
@@ -43,14 +43,7 @@ def send(recipient: str, *, subject: str = "hello", sender: str = "", from_heade
 
 
 def stored(address: str, folder: str = "INBOX") -> list[email.message.EmailMessage]:
-    with as_owner(address) as imap:
-        status, data = imap.select(folder, readonly=True)
-        assert status == "OK", data
-        found = []
-        for number in range(1, int(data[0]) + 1):
-            _, parts = imap.fetch(str(number), "(BODY.PEEK[])")
-            found.append(email.message_from_bytes(parts[0][1], policy=email.policy.default))
-        return found
+    return [email.message_from_bytes(raw, policy=email.policy.default) for raw in fetched(address, folder)]
 
 
 async def rules_account(client: CommandClient, token: str, plan: str = "kwc") -> str:

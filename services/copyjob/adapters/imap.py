@@ -205,22 +205,20 @@ _FLAGS, _DATE = re.compile(rb"\bFLAGS \(([^)]*)\)"), re.compile(rb'\bINTERNALDAT
 _UIDVALIDITY, _UIDNEXT = re.compile(rb"\bUIDVALIDITY (\d+)"), re.compile(rb"\bUIDNEXT (\d+)")
 _EXISTS, _MESSAGES = re.compile(rb"^(\d+) EXISTS$"), re.compile(rb"\bMESSAGES (\d+)")
 _PASSING = re.compile(rb"^\[(UNAVAILABLE|SERVERBUG|INUSE)\]")
-_STATUS_AND_CODE = re.compile(r"^(?:\S+ )?(?:OK|NO|BAD|BYE) (?:\[[^\]]*\] ?)?")
-_RESPONSE_CODE = re.compile(r"^(?:\S+ )?(?:(?:OK|NO|BAD|BYE) )?\[([A-Za-z0-9-]+)")
+_STATUS_AND_CODE = re.compile(r"^(?:(?:\S+ )?(?:OK|NO|BAD|BYE) )?(?:\[([A-Za-z0-9-]+)[^\]]*\] ?)?")
+"""the start of an answer line: tag and status (when there), response code (when there, captured)"""
 _TIMING = re.compile(r" \(\d+\.\d+ \+ [^)]*secs\)")
 """Dovecot's "(0.001 + 0.000 secs)" after its words"""
 
 
-def _code(line: bytes) -> str:
-    found = _RESPONSE_CODE.match(line.decode("ascii", "replace"))
-    return found[1].upper() if found else ""
-
-
-def _said(line: bytes) -> str:
-    """A server's words in an answer: without tag, status, response code or Dovecot's timing;
-    printable ASCII, at most 200 characters."""
-    text = _TIMING.sub("", _STATUS_AND_CODE.sub("", line.decode("ascii", "replace")))
-    return "".join(c for c in text if c.isprintable())[:200]
+def _answer(line: bytes) -> tuple[str, str]:
+    """An answer's response code (upper case, or "") and the server's words: without tag, status,
+    code or Dovecot's timing; printable ASCII, at most 200 characters."""
+    text = line.decode("ascii", "replace")
+    start = _STATUS_AND_CODE.match(text)
+    assert start is not None  # every part of the pattern is optional
+    words = _TIMING.sub("", text[start.end():])
+    return (start[1] or "").upper(), "".join(c for c in words if c.isprintable())[:200]
 CLOSE_S = 5.0
 LIST_BYTES = 4 * 1024 * 1024
 """a LIST or LSUB answer (some 20,000 folders)"""
@@ -566,5 +564,5 @@ class Session:
         detail = f"{what} failed: {bytes(response.lines[-1])[:200]!r}"
         if category in ("connection_lost", "unavailable"):
             raise self._lost(category, detail)
-        line = bytes(response.lines[-1])
-        raise ImapError(category, detail, said=_said(line), code=_code(line))
+        code, said = _answer(bytes(response.lines[-1]))
+        raise ImapError(category, detail, said=said, code=code)
