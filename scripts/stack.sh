@@ -59,7 +59,7 @@ FERRETDB_MODULE=github.com/FerretDB/FerretDB
 # Used only when the machine's Go cannot build FerretDB (its go.mod asks for 1.24).
 FALLBACK_GOTOOLCHAIN=go1.24.3
 APT_PACKAGES=(procps iproute2 rabbitmq-server dovecot-imapd dovecot-lmtpd dovecot-sieve dovecot-managesieved
-  postfix postfix-lmdb spamassassin spamd spamc spamass-milter postsrsd pyspf-milter dnsmasq-base)
+  postfix postfix-lmdb spamassassin spamd spamc spamass-milter postsrsd pyspf-milter dnsmasq-base python3)
 POSTFIX_DIR=$RUN/postfix
 POSTFIX_CONF=$POSTFIX_DIR/etc
 POSTFIX_PORT=$(port 10587)
@@ -565,7 +565,7 @@ prepare_dovecot_instance() {
 }
 
 # Sieve asks the outbound meter before each forward and autoreply (vnd.dovecot.execute, as vmail): the
-# program, root's and read-only, is the only one in sieve-execute/; its counts go to outbound/, the
+# program (Debian's /usr/bin/python3, standard library only), root's and read-only, is the only one in sieve-execute/; its counts go to outbound/, the
 # mail user's, which the rules service reads (GetRules) through the group mailss-mail.
 install_outbound_meter() {
   mkdir -p "$DOVECOT_DIR/sieve-execute" "$DOVECOT_DIR/outbound"
