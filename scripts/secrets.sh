@@ -21,3 +21,6 @@ fi
 # The copy job seals source passwords with it (Fernet).
 grep -q '^COPY_SECRET_KEY=' "$file" ||
   .venv/bin/python -c 'from cryptography.fernet import Fernet; print("COPY_SECRET_KEY=" + Fernet.generate_key().decode())' >>"$file"
+# The web panel signs its forms' tokens with it (services/gateway/domain/forms.py).
+grep -q '^GATEWAY_FORM_SECRET=' "$file" ||
+  .venv/bin/python -c 'import secrets; print("GATEWAY_FORM_SECRET=" + secrets.token_urlsafe(32))' >>"$file"

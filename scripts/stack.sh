@@ -85,10 +85,11 @@ FORWARD_MAP=$POSTFIX_DIR/maps/forwards
 # stack's is a port of its own (nothing listens there unless MAILSS_RELAYHOST names a real relay:
 # outside mail waits in its queue), so neither stack's mail ever reaches the other.
 SINK_PORT=$(port 10025)
+GATEWAY_PORT=$(port 10080)  # the web panel (services/gateway), started by scripts/start.sh or the tests
 RELAYHOST=${MAILSS_RELAYHOST:-[127.0.0.1]:$SINK_PORT}
 START_TIMEOUT=${STACK_START_TIMEOUT:-90}
 # Every service runs as its own user, mailss-<name> (shared/registry.py: tests/shared check both agree).
-SERVICE_USERS=(account rules copyjob notifier)
+SERVICE_USERS=(account rules copyjob notifier gateway)
 
 # Go from go.dev's tarball is not on PATH in non-login shells.
 [[ -d /usr/local/go/bin ]] && PATH=$PATH:/usr/local/go/bin
@@ -853,6 +854,7 @@ print_env() {
   export_line FORWARD_DOMAIN "$FORWARD_DOMAIN"
   export_line SRS_DOMAIN "$SRS_DOMAIN"
   export_line RELAY_SINK_PORT "$SINK_PORT"
+  export_line GATEWAY_PORT "$GATEWAY_PORT"
   export_line HEALTH_DIR "$RUN/health"
   export_line RABBITMQ_DIST_PORT "$DIST_PORT"
   export_line FERRETDB_SOCKET "$FERRETDB_SOCKET"

@@ -50,11 +50,26 @@ wait_ready() {
   done
 }
 
+# The web panel answers its own health check over HTTP (shared/registry.py FRONTS).
+panel_ready() {
+  local deadline=$((SECONDS + 60))
+  until .venv/bin/python -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)' \
+      "http://127.0.0.1:$GATEWAY_PORT/healthz" 2>/dev/null; do
+    if ! running gateway || [ $SECONDS -ge $deadline ]; then
+      echo "gateway did not become ready; last log lines:" >&2; tail -n 30 .run/logs/gateway.log >&2; exit 1
+    fi
+    sleep 0.5
+  done
+}
+
 for entry in "${SERVICES[@]}"; do start_service $entry; done
 for entry in "${SERVICES[@]}"; do wait_ready ${entry%% *}; done
+start_instance gateway gateway
+panel_ready
 cat <<MSG
 
 Mail Self-Service is running.
+  web panel     : http://127.0.0.1:$GATEWAY_PORT/   (Japanese; English by the switch at the top)
   services logs : .run/logs/<service>.log     stack logs: .run/logs/
   admin login   : $(sed -n 's/^BOOTSTRAP_ADMIN_LOGIN=//p' .run/secrets/services.env)  (password: grep BOOTSTRAP_ADMIN_PASSWORD .run/secrets/services.env)
   mailctl       : .venv/bin/mailctl --help

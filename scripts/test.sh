@@ -28,6 +28,18 @@ echo $$ >"$RUN/tests.pid"
 exec 8>&-
 
 scripts/stack.sh up
+# The browser tests drive Debian's Chromium (Selenium; Playwright's own download cannot work here),
+# with Japanese fonts for the pages' screenshots.
+BROWSER_PACKAGES=(chromium chromium-driver fonts-noto-cjk)
+missing=()
+for pkg in "${BROWSER_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+  echo "test.sh: installing ${missing[*]}" >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >/dev/null ||
+    { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >/dev/null; }
+fi
 scripts/python.sh
 .venv/bin/ruff check --quiet .
 .venv/bin/mypy --no-error-summary

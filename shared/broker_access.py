@@ -35,13 +35,13 @@ from urllib.parse import quote
 
 import aio_pika
 
-from shared.registry import SERVICES, ServiceEntry
+from shared.registry import FRONTS, SERVICES, ServiceEntry
 from shared.topology import COMMANDS, EVENTS, declare_shared
 
 ADMIN = "admin"
 HEALTH = "health"
-CLIENTS = ("mailctl",)
-"""principals that only send commands (the gateway joins here when it exists)"""
+CLIENTS = ("mailctl", *FRONTS)
+"""principals that only send commands: mailctl and the web panel"""
 USER_PREFIX = "mailss-"
 DEFAULT_SECRETS = Path(__file__).resolve().parent.parent / ".run" / "secrets" / "broker"
 

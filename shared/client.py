@@ -37,6 +37,10 @@ class CommandClient:
         await client._ready()
         return client
 
+    @property
+    def connected(self) -> bool:
+        return not self._connection.is_closed and self._connection.connected.is_set()
+
     def _forget_channel(self, *_: Any) -> None:
         # direct reply-to is not a real queue: a restored channel has lost its reply consumer
         self._channel = None

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from shared.broker_access import Broker
-from shared.registry import SERVICES, ServiceEntry
+from shared.registry import FRONTS, SERVICES, FrontEntry, ServiceEntry
 
 SECRETS_FILE = Path(__file__).resolve().parent.parent / ".run" / "secrets" / "services.env"
 SECRET_NAME = re.compile(r"PASSWORD|PRIVATE_KEY|API_KEY|NONCE|SECRET", re.IGNORECASE)
@@ -37,9 +37,10 @@ def read_env_file(path: Path) -> dict[str, str]:
     return values
 
 
-def environment_for(entry: ServiceEntry, inherited: Mapping[str, str], secrets_file: Mapping[str, str],
+def environment_for(entry: ServiceEntry | FrontEntry, inherited: Mapping[str, str], secrets_file: Mapping[str, str],
                     broker: Broker) -> dict[str, str]:
-    listed = {name for e in SERVICES.values() for name in e.secrets}
+    entries: list[ServiceEntry | FrontEntry] = [*SERVICES.values(), *FRONTS.values()]
+    listed = {name for e in entries for name in e.secrets}
     secret = listed | {name for name in (*inherited, *secrets_file) if SECRET_NAME.search(name)}
     env = {k: v for k, v in {**inherited, **secrets_file}.items() if k not in secret and k not in POINTERS}
     available = {**inherited, **secrets_file, "AMQP_URL": broker.url(entry.name)}
@@ -65,9 +66,10 @@ def become(user: str) -> None:
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) != 1 or argv[0] not in SERVICES:
-        sys.exit(f"usage: python -m shared.launch {{{','.join(SERVICES)}}}")
-    entry = SERVICES[argv[0]]
+    entries: dict[str, ServiceEntry | FrontEntry] = {**SERVICES, **FRONTS}
+    if len(argv) != 1 or argv[0] not in entries:
+        sys.exit(f"usage: python -m shared.launch {{{','.join(entries)}}}")
+    entry = entries[argv[0]]
     env = environment_for(entry, os.environ, read_env_file(SECRETS_FILE), Broker.from_env())
     if os.getuid() == 0:
         become(entry.user)

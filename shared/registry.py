@@ -2,7 +2,8 @@
 needs. scripts/start.sh, the test fixtures and the compose check read it; adding a service is its
 folder plus one entry here.
 
-`python -m shared.registry` prints `<name> <module>` for each service, one a line (for the shell scripts).
+`python -m shared.registry` prints `<name> <module>` for each service, one a line (for the shell scripts);
+`python -m shared.registry fronts` the same for the processes people use (the web panel).
 """
 
 import sys
@@ -61,5 +62,33 @@ SERVICES: Mapping[str, ServiceEntry] = MappingProxyType({
 })
 
 
+
+
+@dataclass(frozen=True)
+class FrontEntry:
+    """A process people use (the web panel): a client of the services that only sends commands, as its own
+    broker user (shared/broker_access.py CLIENTS), with no queue, database or secret of theirs."""
+
+    name: str
+    module: str
+    settings: str
+    secrets: tuple[str, ...]
+    health_path: str
+    """its HTTP health check, on the port its settings give"""
+
+    @property
+    def user(self) -> str:
+        return f"mailss-{self.name}"
+
+
+FRONTS: Mapping[str, FrontEntry] = MappingProxyType({
+    "gateway": FrontEntry(
+        name="gateway", module="services.gateway", settings="services.gateway.settings:GatewaySettings",
+        secrets=("AMQP_URL", "GATEWAY_FORM_SECRET"), health_path="/healthz",
+    ),
+})
+
+
 if __name__ == "__main__":
-    sys.stdout.write("".join(f"{entry.name} {entry.module}\n" for entry in SERVICES.values()))
+    entries = FRONTS if sys.argv[1:] == ["fronts"] else SERVICES
+    sys.stdout.write("".join(f"{entry.name} {entry.module}\n" for entry in entries.values()))

@@ -20,7 +20,7 @@ import pytest
 
 from shared.auth import TokenIssuer
 from shared.launch import credentials
-from shared.registry import ServiceEntry
+from shared.registry import FrontEntry, ServiceEntry
 
 if TYPE_CHECKING:
     from services.copyjob.adapters.imap import Session
@@ -126,6 +126,38 @@ class ServiceProcess:
         with self.log_path.open() as log:
             log.seek(self.log_start)
             return [line for line in log if PROGRAMMING_ERROR.search(line)]
+
+
+class FrontProcess(ServiceProcess):
+    """A front (the web panel) as a real process, its own user: ready when its HTTP health check answers."""
+
+    def __init__(self, entry: FrontEntry, env: dict[str, str], port: int) -> None:
+        self.entry, self.module, self.port = entry, entry.module, port  # type: ignore[assignment]
+        self.instance = f"test-{entry.name}"
+        self.env = {**env, "INSTANCE": self.instance}
+        self.process = None
+        self.log_path = LOGS / f"{self.instance}.log"
+        self.log_start = self.log_path.stat().st_size if self.log_path.exists() else 0
+        self.ready_queue = ""
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def is_consuming(self) -> bool:
+        if self.process and self.process.returncode is not None:
+            raise AssertionError(f"{self.module} exited with {self.process.returncode}; see {self.log_path}")
+        return await asyncio.to_thread(self._answers)
+
+    def _answers(self) -> bool:
+        import urllib.error
+        import urllib.request
+
+        try:
+            with urllib.request.urlopen(self.url + self.entry.health_path, timeout=2) as response:  # type: ignore[attr-defined]
+                return bool(response.status == 200)
+        except (urllib.error.URLError, OSError):
+            return False
 
 
 async def publish_event(amqp_url: str, event: Any, *, principal: str | None = None, routing_key: str | None = None) -> None:

@@ -18,6 +18,7 @@ import pytest
 from services.account.adapters.dovecot_passwd import BUCKET_DIGITS, BUCKETS
 from services.account.settings import AccountSettings
 from shared.auth import generate_keypair
+from shared.registry import FRONTS
 from shared.registry import SERVICES as REGISTRY
 
 yaml = pytest.importorskip("yaml", reason="PyYAML is not installed: uv run --with pyyaml pytest tests/deploy")
@@ -62,6 +63,8 @@ DEPLOYER_ENV = {
     "POSTFIX_SRS_SECRET": "2f3e4d5c6b7a8f9e0d1c2b3a",
     "MAIL_POLICY_API_KEY": "9d8c7b6a5f4e3d2c1b0a9f8e",
     "MAIL_POLICY_HASH_NONCE": "1a2b3c4d5e6f7a8b9c0d1e2f",
+    "BROKER_GATEWAY_PASSWORD": "5e4d3c2b1a0f9e8d7c6b5a4f",
+    "GATEWAY_FORM_SECRET": "6f5e4d3c2b1a0f9e8d7c6b5a4f3e2d1c",
 }
 
 
@@ -272,11 +275,16 @@ def test_dovecot_healthcheck_probes_the_configured_listeners():
     assert "-S /srv/dovecot/services/imap" in check and "-S /srv/dovecot/services/sieve" in check
 
 
+PANEL_NETWORK = {"gateway": ["backend", "panel"], "panel-proxy": ["panel"]}
+
+
 def test_every_service_is_on_the_one_network():
-    """Ensure every container is on the compose network and no other, and Dovecot is not published."""
+    """Ensure every container is on the compose network and no other, but the panel's proxy, which reaches
+    only the gateway; Dovecot is not published, the gateway only through its proxy."""
     for name, service in SERVICES.items():
-        assert list(service["networks"]) == ["backend"], name
-    assert "ports" not in SERVICES["dovecot"]
+        assert list(service["networks"]) == PANEL_NETWORK.get(name, ["backend"]), name
+    assert "ports" not in SERVICES["dovecot"] and "ports" not in SERVICES["gateway"]
+    assert SERVICES["panel-proxy"]["ports"] == ["${PANEL_PORT:-443}:443"]
 
 
 def test_the_base_config_is_fully_rendered_and_dovecot_accepts_the_container_config(tmp_path):
@@ -412,7 +420,23 @@ def test_every_registered_service_runs_in_compose_with_the_kit_healthcheck():
         fields = {field.upper() for field in getattr(importlib.import_module(module), name).model_fields}
         assert set(service["environment"]) <= fields, (entry.name, set(service["environment"]) - fields)
     app_services = {name for name, service in SERVICES.items() if service.get("image", "").startswith("mailss/app")}
-    assert app_services == set(REGISTRY) | ONE_SHOT
+    assert app_services == set(REGISTRY) | set(FRONTS) | ONE_SHOT
+
+
+def test_the_web_panel_runs_behind_its_tls_proxy_without_hsts_unless_asked():
+    """Ensure each front runs by its module with an HTTP health check and only its settings' names, and the
+    panel gets HSTS only when the operator says the certificate is real."""
+    for entry in FRONTS.values():
+        service = SERVICES[entry.name]
+        assert service["command"] == ["python", "-m", entry.module]
+        assert entry.health_path in " ".join(service["healthcheck"]["test"])
+        module, _, name = entry.settings.partition(":")
+        fields = {field.upper() for field in getattr(importlib.import_module(module), name).model_fields}
+        assert set(service["environment"]) <= fields, set(service["environment"]) - fields
+    gateway = interpolated(SERVICES["gateway"]["environment"], DEPLOYER_ENV)
+    assert gateway["GATEWAY_HSTS"] == "false" and gateway["AMQP_URL"].startswith("amqp://mailss-gateway:")
+    caddyfile = (DEPLOY / "panel" / "Caddyfile").read_text()
+    assert "tls {$PANEL_TLS:internal}" in caddyfile and "reverse_proxy gateway:10080" in caddyfile
 
 
 def _docker_compose() -> list[str]:

@@ -1,0 +1,78 @@
+"""What each page asks of the services: one command per action, built from what the form said.
+
+Nothing is decided here: the services authorize and validate every command; the panel only turns a
+form into the command and hands back the reply.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from pydantic import ValidationError
+
+from services.gateway.application.ports import Services
+from shared.contracts.account import SERVICE as ACCOUNT
+from shared.contracts.account import (
+    ChangeComment,
+    ChangePassword,
+    ChangeQuota,
+    CreateAccount,
+    DeleteAccount,
+    GetAccount,
+    Login,
+)
+from shared.contracts.base import Accepted, AnonymousCommand, Command, FieldError, Rejected
+
+Reply = Accepted | Rejected
+
+
+@dataclass(frozen=True)
+class Panel:
+    services: Services
+
+    async def sign_in(self, login: str, password: str) -> Reply:
+        return await self._ask(ACCOUNT, lambda: Login(login=login, password=password))
+
+    async def account(self, token: str, address: str) -> Reply:
+        return await self._ask(ACCOUNT, lambda: GetAccount(actor_token=token, address=address))
+
+    async def change_password(self, token: str, address: str, new_password: str, current_password: str | None) -> Reply:
+        return await self._ask(ACCOUNT, lambda: ChangePassword(
+            actor_token=token, address=address, new_password=new_password,
+            current_password=current_password))
+
+    async def create_account(self, token: str, address: str, plan: str, password: str, quota_mb: int | None,
+                             comment: str) -> Reply:
+        return await self._ask(ACCOUNT, lambda: CreateAccount(
+            actor_token=token, address=address, plan=plan, initial_password=password,
+            quota_mb=quota_mb, comment=comment))
+
+    async def change_quota(self, token: str, address: str, quota_mb: int) -> Reply:
+        return await self._ask(ACCOUNT, lambda: ChangeQuota(actor_token=token, address=address, quota_mb=quota_mb))
+
+    async def change_comment(self, token: str, address: str, comment: str) -> Reply:
+        return await self._ask(ACCOUNT, lambda: ChangeComment(actor_token=token, address=address, comment=comment))
+
+    async def delete_account(self, token: str, address: str) -> Reply:
+        return await self._ask(ACCOUNT, lambda: DeleteAccount(actor_token=token, address=address))
+
+    async def _ask(self, service: str, build: Callable[[], Command | AnonymousCommand]) -> Reply:
+        try:
+            command = build()
+        except ValidationError as error:
+            return _malformed(error)
+        return await self.services.ask(service, command)
+
+
+
+def _malformed(error: ValidationError) -> Rejected:
+    """What the contract itself refuses (too long, missing), said per field as a service would."""
+    errors = tuple(
+        FieldError(field=str(problem["loc"][0]) if problem["loc"] else "", code=_code_of(problem["type"]),
+                   message=problem["msg"])
+        for problem in error.errors(include_url=False, include_input=False))
+    return Rejected(code="validation_failed", message="the form does not fit the command", errors=errors)
+
+
+def _code_of(pydantic_type: str) -> str:
+    return {"string_too_long": "too_long", "string_too_short": "required", "missing": "required"}.get(
+        pydantic_type, "invalid")
