@@ -22,9 +22,11 @@ from shared.contracts.account import (
     ChangeQuota,
     CreateAccount,
     DeleteAccount,
+    EndSession,
     GetAccount,
     Login,
     PlanName,
+    SignOutEverywhere,
 )
 from shared.contracts.base import Accepted, AnonymousCommand, Command, Rejected
 from shared.contracts.copyjob import SERVICE as COPYJOB
@@ -138,13 +140,19 @@ def show_rejection(reply: Rejected) -> None:
         console.print(table)
 
 
-def session() -> dict[str, Any]:
+def stored_session() -> dict[str, Any] | None:
     try:
         current: dict[str, Any] = json.loads(SESSION_FILE.read_text())
         current["token"], current["subject"]
         return current
     except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def session() -> dict[str, Any]:
+    if (current := stored_session()) is None:
         fail("not_logged_in", "not logged in: run mailctl login first")
+    return current
 
 
 def token() -> str:
@@ -177,12 +185,38 @@ def login(login: str, password_stdin: Annotated[bool, typer.Option(
     console.print(f"[green]signed in[/] as [bold]{result['subject']}[/] ({result['role']}), until {result['expires_at']}")
 
 
+LOGGED_OUT = {
+    "ended": "signed out: this session is ended on every service",
+    "already_ended": "signed out (the session had already ended)",
+    "expired": "signed out (the session had already expired)",
+    "ended_everywhere": "signed out everywhere: every session of {login} until now is ended, on every device",
+}
+
+
 @app.command()
-def logout() -> None:
-    """Forget the session token."""
+def logout(everywhere: Annotated[bool, typer.Option(
+        "--everywhere", help="end every session of your login until now, on every device, not only this one")] = False,
+           ) -> None:
+    """End this session on every service (or, with --everywhere, all of yours) and forget its token. The
+    token is forgotten here even when the services cannot be told; it then stays valid until it expires."""
+    if (current := stored_session()) is None:
+        if not emitted({"outcome": "no_session"}):
+            console.print("signed out (there was no session)")
+        return
+    command = (SignOutEverywhere(actor_token=current["token"], login=current["subject"]) if everywhere
+               else EndSession(actor_token=current["token"]))
+    try:
+        reply = asyncio.run(_request(SERVICE, command))
+    except (OSError, TimeoutError, aio_pika.exceptions.AMQPError) as error:
+        SESSION_FILE.unlink(missing_ok=True)
+        fail("unreachable", f"no answer from the account service ({type(error).__name__}): the session token is "
+                            f"forgotten here, but the session stays valid until {current.get('expires_at', 'it expires')}")
     SESSION_FILE.unlink(missing_ok=True)
-    if not emitted({}):
-        console.print("signed out")
+    if isinstance(reply, Rejected):
+        show_rejection(reply)
+        raise typer.Exit(1)
+    if not emitted(reply.result):
+        console.print(LOGGED_OUT[reply.result["outcome"]].format(login=reply.result["login"]))
 
 
 @app.command()

@@ -28,6 +28,10 @@ class InvalidToken(Exception):
     """The token is missing, malformed, expired or not signed by the account service."""
 
 
+class ExpiredToken(InvalidToken):
+    """The token is the account service's own, but it has expired (a logout of it has nothing left to end)."""
+
+
 @dataclass(frozen=True)
 class Actor:
     subject: str
@@ -35,6 +39,8 @@ class Actor:
     domains: frozenset[str]
     expires_at: datetime
     issued_at: datetime
+    token_id: str = ""
+    """the token's `jti`: what EndSession ends (shared/sessions.py), never the token itself"""
 
     def may_act_on(self, address: str) -> bool:
         """A user acts only on their own address; an admin only within their domains."""
@@ -106,7 +112,7 @@ class TokenVerifier:
     def verify(self, token: str) -> Actor:
         if (actor := self._verified.get(token)) is not None:
             if actor.expires_at + CLOCK_SKEW <= datetime.now(UTC):
-                raise InvalidToken("ExpiredSignatureError")
+                raise ExpiredToken("ExpiredSignatureError")
             return actor
         actor = self._decode(token)
         self._verified[token] = actor
@@ -118,7 +124,7 @@ class TokenVerifier:
         try:
             claims = jwt.decode(
                 token, self.public_key, algorithms=[ALGORITHM], issuer=ISSUER, audience=AUDIENCE,
-                leeway=CLOCK_SKEW, options={"require": ["exp", "iat", "sub", "iss", "aud"]},
+                leeway=CLOCK_SKEW, options={"require": ["exp", "iat", "sub", "iss", "aud", "jti"]},
             )
             if claims["role"] not in ROLES or not isinstance(claims["sub"], str):
                 raise ValueError("unknown role")
@@ -126,7 +132,19 @@ class TokenVerifier:
                 subject=claims["sub"], role=claims["role"],
                 domains=frozenset(str(domain) for domain in claims.get("domains", ())),
                 expires_at=datetime.fromtimestamp(claims["exp"], UTC),
-                issued_at=datetime.fromtimestamp(claims["iat"], UTC),
+                issued_at=datetime.fromtimestamp(claims["iat"], UTC), token_id=str(claims["jti"]),
             )
+        except jwt.ExpiredSignatureError:  # raised only once the signature is verified
+            raise ExpiredToken("ExpiredSignatureError") from None
         except (jwt.PyJWTError, KeyError, TypeError, ValueError) as error:
             raise InvalidToken(type(error).__name__) from None
+
+
+def unverified_subject(token: str) -> str:
+    """The subject a token names, signature NOT checked: only to route a command that carries nothing
+    but its token (EndSession) to its subject's shard; the handler verifies the token before anything."""
+    try:
+        subject = jwt.decode(token, options={"verify_signature": False}).get("sub")
+    except jwt.PyJWTError:
+        return ""
+    return subject.strip().lower() if isinstance(subject, str) else ""

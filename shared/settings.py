@@ -31,6 +31,8 @@ class ServiceSettings(BaseSettings):
     waits this long for another); it beats every sixth of it (shared/messaging/leases.py)"""
     outbox_sweep_interval_s: float = Field(default=30.0, gt=0)
     outbox_stale_after_s: float = Field(default=60.0, gt=0)
+    ended_sessions_sweep_interval_s: float = Field(default=600.0, gt=0)
+    """how often the ended sessions of tokens expired for good are dropped (shared/sessions.py)"""
     health_dir: Path = Path(tempfile.gettempdir()) / "mailss-health"
     """where the process reports its health for `python -m shared.health <service>`"""
 

@@ -85,7 +85,7 @@ def service_env(operator: Broker, vhost: str, keys: tuple[str, str]) -> dict[str
         "MAIL_POLICY_API_KEY": Path(stack_env("MAIL_POLICY_API_KEY_FILE")).read_text().strip(),
         "BOOTSTRAP_ADMIN_LOGIN": ADMIN_LOGIN, "BOOTSTRAP_ADMIN_PASSWORD": ADMIN_PASSWORD,
         "BOOTSTRAP_ADMIN_DOMAINS": f'["{ADMIN_DOMAIN}"]', "OTEL_EXPORTER": "console",
-        "OUTBOX_SWEEP_INTERVAL_S": "1", "OUTBOX_STALE_AFTER_S": "5",
+        "OUTBOX_SWEEP_INTERVAL_S": "1", "OUTBOX_STALE_AFTER_S": "5", "ENDED_SESSIONS_SWEEP_INTERVAL_S": "1",
         "HEALTH_DIR": stack_env("HEALTH_DIR"), "PASSWD_RECONCILE_INTERVAL_S": "3",
         "TOMBSTONE_SWEEP_INTERVAL_S": "2", "TOMBSTONE_RETENTION_DAYS": "0.0001",  # 8.6 s
         "DELETION_SWEEP_INTERVAL_S": "2", "HOME_SWEEP_INTERVAL_S": "2", "ORPHAN_HOME_GRACE_S": "60",

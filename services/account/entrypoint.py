@@ -21,6 +21,7 @@ from services.account.adapters.stored_accounts import (
 )
 from services.account.application.first_admin import set_first_admin
 from services.account.application.handlers import Deps, complete_deletion, follow_mail_login, handle
+from services.account.application.sessions import SESSION_HANDLERS
 from services.account.application.tombstones import forget_deleted_account, tombstones_due
 from services.account.domain.guessing import FailureCounters
 from services.account.settings import AccountSettings
@@ -74,7 +75,7 @@ def compose(settings: AccountSettings, kit: Resources) -> Wiring:
 
     first_admin = settings.first_admin
     handlers = over_units(lambda unit: replace(deps, accounts=AccountsInUnit(unit)), {
-        **dict.fromkeys(CLIENT_COMMANDS, handle), ForgetDeletedAccount: forget_deleted_account,
+        **dict.fromkeys(CLIENT_COMMANDS, handle), **SESSION_HANDLERS, ForgetDeletedAccount: forget_deleted_account,
         CompleteDeletion: complete_deletion,
         **({SetFirstAdmin: partial(set_first_admin, wanted=first_admin)} if first_admin else {})})
     due = partial(tombstones_due, stored.deleted_before, retention=settings.tombstone_retention)

@@ -5,6 +5,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
+from shared.auth import unverified_subject
 from shared.contracts.base import AnonymousCommand, Command, Event, InternalCommand, Secret, WorkItem
 
 PlanName = Literal["business-standard", "kwc", "sv-basic"]
@@ -89,6 +90,28 @@ class Login(AnonymousCommand):
     password: PasswordText
 
 
+class EndSession(Command):
+    """A logout: ends the session of the token it carries, and no other. Every service refuses that
+    token's id from then on (SessionEnded). Nothing else is needed: the token names its subject."""
+
+    type: Literal["EndSession"] = "EndSession"
+
+    def subject_key(self) -> str:
+        """The token's subject, unverified: it only picks the subject's shard (a forged token reaches a
+        shard and is refused there)."""
+        return unverified_subject(self.actor_token)
+
+
+class SignOutEverywhere(Command):
+    """Ends every session of `login` issued until now, the sender's too: a user its own, an admin its
+    own, or an account's in its domains (a lost phone, without changing the password)."""
+
+    KEY_FIELD = "login"
+    type: Literal["SignOutEverywhere"] = "SignOutEverywhere"
+    login: Annotated[str, Field(min_length=1, max_length=254)]
+    """whose sessions: a mail address, or the sender's own admin login"""
+
+
 class SetFirstAdmin(InternalCommand):
     """Internal, sent at start-up: make the admin named in settings exist as configured."""
 
@@ -126,12 +149,13 @@ class RemoveHome(WorkItem):
 
 
 CLIENT_COMMANDS = (CreateAccount, DeleteAccount, ChangeQuota, ChangeComment, GetAccount, ChangePassword, VerifyPassword,
-                   Login)
+                   Login, EndSession, SignOutEverywhere)
 """what a client (the gateway, mailctl, another service as the registry allows) may send"""
 
 
 AccountCommand = Annotated[
-    CreateAccount | DeleteAccount | ChangeQuota | ChangeComment | GetAccount | ChangePassword | Login,
+    CreateAccount | DeleteAccount | ChangeQuota | ChangeComment | GetAccount | ChangePassword | Login
+    | EndSession | SignOutEverywhere,
     Field(discriminator="type"),
 ]
 """What clients may send."""
@@ -194,6 +218,30 @@ class AdminChanged(Event):
     sessions_valid_from: datetime
 
 
+class SessionEnded(Event):
+    """One session ended (EndSession): every service refuses the token with this id. The token itself
+    never travels; its expiry says how long the refusal must be kept."""
+
+    ROUTING_KEY = "account.session.ended"
+    type: Literal["SessionEnded"] = "SessionEnded"
+    login: str
+    """the session's subject: a mail address or an admin login"""
+    token_id: str
+    """the token's `jti`"""
+    expires_at: datetime
+
+
+class SignedOutEverywhere(Event):
+    """Every session of `login` issued before `sessions_valid_from` ended (SignOutEverywhere)."""
+
+    ROUTING_KEY = "account.session.signed_out_everywhere"
+    type: Literal["SignedOutEverywhere"] = "SignedOutEverywhere"
+    login: str
+    """a mail address or an admin login"""
+    actor: str
+    sessions_valid_from: datetime
+
+
 class LoginSucceeded(Event):
     ROUTING_KEY = "account.session.login_succeeded"
     type: Literal["LoginSucceeded"] = "LoginSucceeded"
@@ -211,6 +259,6 @@ class LoginFailed(Event):
 
 AccountEvent = Annotated[
     AccountCreated | AccountDeleted | PasswordChanged | QuotaChanged | CommentChanged
-    | AdminChanged | LoginSucceeded | LoginFailed,
+    | AdminChanged | LoginSucceeded | LoginFailed | SessionEnded | SignedOutEverywhere,
     Field(discriminator="type"),
 ]

@@ -32,7 +32,7 @@ from shared.messaging.work import WorkConsumer, WorkHandler
 from shared.mongo import enforces_write_guards, make_client
 from shared.sessions import COLLECTION as SESSIONS_COLLECTION
 from shared.sessions import REACTIONS as SESSION_REACTIONS
-from shared.sessions import LimitSessions, SessionGuard, SessionLimits
+from shared.sessions import EndedSessions, LimitSessions, RevokeSession, SessionGuard, SessionLimits
 from shared.settings import ServiceSettings
 from shared.telemetry import make_tracer_provider
 from shared.topology import ServiceTopology, declare
@@ -166,13 +166,13 @@ def create_app(spec: ServiceSpec, settings: ServiceSettings | None = None) -> Fa
     mongo = make_client(settings.mongodb_url.get_secret_value())
     database = mongo[settings.mongodb_db]
     reporter = HealthReporter(health_path, broker, database)
-    limits = SessionLimits(database[SESSIONS_COLLECTION])
-    sessions = SessionGuard(TokenVerifier(load_public_key(settings.session_public_key)), limits)
+    limits, ended = SessionLimits(database[SESSIONS_COLLECTION]), EndedSessions(database)
+    sessions = SessionGuard(TokenVerifier(load_public_key(settings.session_public_key)), limits, ended)
     wiring = spec.compose(settings, Resources(settings, broker, database, sessions, spec.name))
     topology = topology_of(spec, settings, wiring)
     shards = {queue: ShardAggregates(database[wiring.aggregates], service=spec.name) for queue in topology.shard_queues()}
     leases = WorkLeases(database[LEASES], new_holder(settings.instance), settings.work_lease_s)
-    reporter.subscribers.update(_subscribe_all(spec, settings, broker, shards, wiring, topology, limits, leases))
+    reporter.subscribers.update(_subscribe_all(spec, settings, broker, shards, wiring, topology, sessions, leases))
     sweeper = OutboxSweeper(broker=broker, service=spec.name,
                             stale_keys=AggregateReader(database[wiring.aggregates]).stale_keys,
                             interval_s=settings.outbox_sweep_interval_s, stale_after_s=settings.outbox_stale_after_s)
@@ -191,6 +191,8 @@ def create_app(spec: ServiceSpec, settings: ServiceSettings | None = None) -> Fa
                            *(asyncio.create_task(sweep.run(broker, spec.name)) for sweep in wiring.sweeps)])
         if any(not kind.OVERLAP_SAFE for kind in wiring.work):
             background.append(asyncio.create_task(leases.clean_up_every(LEASE_CLEAN_UP_S)))
+        if spec.keeps_sessions:
+            background.append(asyncio.create_task(ended.sweep_every(settings.ended_sessions_sweep_interval_s)))
 
     async def close() -> None:
         for task in background:
@@ -203,14 +205,14 @@ def create_app(spec: ServiceSpec, settings: ServiceSettings | None = None) -> Fa
 
 
 def _subscribe_all(spec: ServiceSpec, settings: ServiceSettings, broker: RabbitBroker, shards: Mapping[str, ShardAggregates],
-                   wiring: Wiring, topology: ServiceTopology, limits: SessionLimits,
+                   wiring: Wiring, topology: ServiceTopology, sessions: SessionGuard,
                    leases: WorkLeases) -> dict[str, RabbitSubscriber]:
     """Every consumer of the service, by queue."""
     subscribers = {}
     handlers: dict[type, Handler] = {**wiring.handlers}
     if spec.keeps_sessions:
-        handlers[LimitSessions] = limits.record
-    kinds = (*spec.commands, FlushOutbox, *((LimitSessions,) if spec.keeps_sessions else ()))
+        handlers[LimitSessions], handlers[RevokeSession] = sessions.limits.record, sessions.ended.record
+    kinds = (*spec.commands, FlushOutbox, *((LimitSessions, RevokeSession) if spec.keeps_sessions else ()))
     parse, relay = command_parser(kinds), OutboxRelay(user_id=broker_user(settings.amqp_url.get_secret_value()))
     redact = Redactor.for_messages((*kinds, *_reactions(spec, wiring), *wiring.work))
     workers = _work_consumers(settings, broker, wiring, topology, leases, redact)

@@ -100,3 +100,39 @@ async def test_forwarding_from_the_command_line(tmp_path, client_url, account_se
     removed = await run(tmp_path, client_url, "rules", "forward", "remove", "2", "-a", address)
     assert removed.returncode == 0, removed.stdout + removed.stderr
     assert "forward #" not in (await run(tmp_path, client_url, "rules", "show", "-a", address)).stdout
+
+
+async def test_logout_ends_the_session_on_the_services_and_forgets_it(tmp_path, client_url, account_service):
+    """Ensure `mailctl logout` ends the session itself (its token refused afterwards, another device's session going
+    on), `logout --everywhere` ends every session, and with the broker away the token is forgotten all the same and
+    the person is told it stays valid until it expires."""
+    from tests.support import free_port
+
+    address, password = new_address(), "Cli-Passw0rd-One!"
+    admin, phone, laptop = (tmp_path / name for name in ("admin", "phone", "laptop"))
+    for device in (admin, phone, laptop):
+        device.mkdir()
+    assert (await run(admin, client_url, "login", ADMIN_LOGIN, "--password-stdin", stdin=ADMIN_PASSWORD + "\n")).returncode == 0
+    assert (await run(admin, client_url, "account", "create", address, "--plan", "kwc",
+                      stdin=f"{password}\n{password}\n")).returncode == 0
+    for device in (phone, laptop):
+        assert (await run(device, client_url, "login", address, "--password-stdin", stdin=password + "\n")).returncode == 0
+    ended_token = json.loads((phone / "session.json").read_text())["token"]
+
+    out = await run(phone, client_url, "--json", "logout")
+
+    assert json.loads(out.stdout) == {"status": "accepted", "result": {"login": address, "outcome": "ended"}}
+    assert (await run(phone, client_url, "whoami")).returncode == 2
+    (phone / "session.json").write_text(json.dumps({"token": ended_token, "subject": address}))  # kept by someone
+    replayed = await run(phone, client_url, "account", "show")
+    assert replayed.returncode == 1 and "unauthenticated" in replayed.stdout
+    assert (await run(laptop, client_url, "account", "show")).returncode == 0
+
+    everywhere = await run(laptop, client_url, "logout", "--everywhere")
+    assert everywhere.returncode == 0 and "signed out everywhere" in everywhere.stdout
+    assert (await run(admin, client_url, "logout")).returncode == 0
+
+    assert (await run(laptop, client_url, "login", address, "--password-stdin", stdin=password + "\n")).returncode == 0
+    away = await run(laptop, f"amqp://nobody:nothing@127.0.0.1:{free_port()}/", "logout")
+    assert away.returncode == 2 and "forgotten here" in away.stdout and "stays valid until" in away.stdout
+    assert not (laptop / "session.json").exists()

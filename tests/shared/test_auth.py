@@ -50,7 +50,7 @@ def test_a_token_signed_by_another_key_is_refused_even_after_a_good_one():
 def _signed(**claims) -> str:
     now = datetime.now(UTC).timestamp()
     base = {"iss": TOKEN_ISSUER, "aud": AUDIENCE, "sub": "a@example.jp", "role": "user", "domains": [],
-            "iat": now, "exp": int(now) + 3600}
+            "iat": now, "exp": int(now) + 3600, "jti": "0123456789abcdef0123456789abcdef"}
     return jwt.encode({**base, **claims}, load_private_key(PRIVATE), algorithm="EdDSA")
 
 
@@ -65,9 +65,11 @@ def test_a_token_issued_a_few_seconds_ahead_is_accepted():
 
 
 @pytest.mark.parametrize("claims", [{"role": "root"}, {"role": None}, {"aud": "another-system"}, {"aud": None},
-                                    {"sub": 42}], ids=["root", "no role", "other audience", "no audience", "odd sub"])
+                                    {"sub": 42}, {"jti": None}],
+                         ids=["root", "no role", "other audience", "no audience", "odd sub", "no token id"])
 def test_a_token_with_a_claim_outside_this_system_is_refused(claims):
-    """Ensure a validly signed token is refused when its role is not user or admin, or its audience not ours."""
+    """Ensure a validly signed token is refused when its role is not user or admin, its audience not ours, or it
+    has no id (a session that no logout could end)."""
     token = _signed(**{k: v for k, v in claims.items() if v is not None})
     if None in claims.values():
         payload = jwt.decode(token, options={"verify_signature": False})

@@ -10,6 +10,7 @@ from pathlib import Path
 from services.account.adapters.mail_homes import MailHomes
 from services.account.application.ports import PendingDeletion, Principal
 from services.account.domain.account import Account, Admin, SignInState
+from services.account.domain.ended_sessions import EndedSessions
 from shared.contracts.account import AccountDeleted
 from shared.contracts.base import Event, WorkItem
 from shared.messaging.unit_of_work import AggregateReader, Doc, UnitOfWork
@@ -25,9 +26,9 @@ def _sign_in_doc(state: SignInState) -> Doc:
 def principal_doc(principal: Principal | None) -> Doc:
     if principal is None:  # a tombstone keeps nothing of the account it was
         return {"deleted": True, "password_hash": None, "sign_in": None, "role": None, "plan": None,
-                "quota_mb": None, "comment": None, "domains": None, "deletion_pending": None}
+                "quota_mb": None, "comment": None, "domains": None, "deletion_pending": None, "ended_sessions": None}
     common = {"deleted": False, "password_hash": principal.password_hash, "sign_in": _sign_in_doc(principal.sign_in),
-              "sessions_valid_from": principal.sessions_valid_from}
+              "sessions_valid_from": principal.sessions_valid_from, "ended_sessions": principal.ended_sessions.encode()}
     if isinstance(principal, Admin):
         return {**common, "role": "admin", "domains": sorted(principal.domains)}
     return {**common, "role": "user", "plan": str(principal.plan), "quota_mb": principal.quota_mb,
@@ -49,12 +50,13 @@ def principal_of(key: str, doc: Doc | None) -> Principal | None:
     if not doc or doc.get("deleted"):
         return None
     sign_in = SignInState(**doc["sign_in"]) if doc.get("sign_in") else SignInState()
+    ended = EndedSessions.decode(doc.get("ended_sessions"))
     if doc.get("role") == "admin":
         return Admin(login=key, password_hash=doc["password_hash"], domains=frozenset(doc["domains"]),
-                     sign_in=sign_in, sessions_valid_from=doc.get("sessions_valid_from"))
+                     sign_in=sign_in, sessions_valid_from=doc.get("sessions_valid_from"), ended_sessions=ended)
     return Account(address=key, plan=Plan(doc["plan"]), password_hash=doc["password_hash"],
                    quota_mb=doc.get("quota_mb"), comment=doc.get("comment", ""), sign_in=sign_in,
-                   sessions_valid_from=doc.get("sessions_valid_from"), home=doc.get("home") or "")
+                   sessions_valid_from=doc.get("sessions_valid_from"), home=doc.get("home") or "", ended_sessions=ended)
 
 
 class AccountsInUnit:

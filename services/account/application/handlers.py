@@ -132,15 +132,17 @@ async def _account_command(command: AddressCommand, deps: Deps) -> Reply:
     if actor.is_admin:
         await _check_admin_still_holds(command, actor, address, deps)
     principal = await deps.accounts.get(address)
-    if (account := _live(principal)) and not account.accepts_session(subject=actor.subject, issued_at=actor.issued_at):
-        raise Refused(rejected(command, "unauthenticated", "this session ended when the password changed; log in again"))
+    if (account := _live(principal)) and not account.accepts_session(subject=actor.subject, issued_at=actor.issued_at,
+                                                                      token_id=actor.token_id):
+        raise Refused(rejected(command, "unauthenticated", "this session has ended (a logout, a sign-out everywhere or "
+                                                           "a password change); log in again"))
     return await ACCOUNT_HANDLERS[type(command)](command, actor, address, principal, deps)
 
 
 async def _check_admin_still_holds(command: AddressCommand, actor: Actor, address: str, deps: Deps) -> None:
     """Claims are checked against the stored admin, so a password or domain change takes effect at once."""
     admin = await deps.admins.current(actor.subject)
-    if admin is None or not admin.accepts_session(issued_at=actor.issued_at):
+    if admin is None or not admin.accepts_session(issued_at=actor.issued_at, token_id=actor.token_id):
         raise Refused(rejected(command, "unauthenticated", "this admin session has ended; log in again"))
     if address.rpartition("@")[2] not in admin.domains:
         raise Refused(rejected(command, "forbidden", f"{actor.subject} no longer administers {address}"))

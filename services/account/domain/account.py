@@ -4,6 +4,7 @@ import unicodedata
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from services.account.domain.ended_sessions import NO_ENDED_SESSIONS, EndedSessions
 from shared.plans import Capability, Plan, allows
 
 MIN_QUOTA_MB = 1
@@ -56,9 +57,14 @@ class Account:
     """sessions issued earlier (before a password change or before the address was re-created) end"""
     home: str = ""
     """the id of this account's home on the mail server: new for every account created"""
+    ended_sessions: EndedSessions = NO_ENDED_SESSIONS
+    """sessions ended one by one (logouts), until their tokens expire"""
 
-    def accepts_session(self, *, subject: str, issued_at: datetime) -> bool:
-        return subject != self.address or self.sessions_valid_from is None or issued_at >= self.sessions_valid_from
+    def accepts_session(self, *, subject: str, issued_at: datetime, token_id: str = "") -> bool:
+        if subject != self.address:
+            return True
+        limited = self.sessions_valid_from is not None and issued_at < self.sessions_valid_from
+        return not limited and not self.ended_sessions.includes(token_id)
 
 
 @dataclass(frozen=True)
@@ -71,9 +77,12 @@ class Admin:
     sign_in: SignInState = SignInState()
     sessions_valid_from: datetime | None = None
     """set when the admin's password or domains change: earlier sessions end"""
+    ended_sessions: EndedSessions = NO_ENDED_SESSIONS
+    """sessions ended one by one (logouts), until their tokens expire"""
 
-    def accepts_session(self, *, issued_at: datetime) -> bool:
-        return self.sessions_valid_from is None or issued_at >= self.sessions_valid_from
+    def accepts_session(self, *, issued_at: datetime, token_id: str = "") -> bool:
+        limited = self.sessions_valid_from is not None and issued_at < self.sessions_valid_from
+        return not limited and not self.ended_sessions.includes(token_id)
 
 
 class RuleBroken(Exception):
