@@ -44,7 +44,7 @@ AccountFieldCode = Literal[
 REJECT_CODES: tuple[AccountRejectCode, ...] = get_args(AccountRejectCode)
 FIELD_CODES: tuple[AccountFieldCode, ...] = get_args(AccountFieldCode)
 FIELD_PARAMS: Mapping[AccountFieldCode, tuple[str, ...]] = {
-    "invalid_address": ("max_local_length", "max_domain_length", "max_label_length", "max_length"),
+    "invalid_address": ("min_length", "max_local_length", "max_domain_length", "max_label_length", "max_length"),
     "subaddress_delimiter": ("delimiter",),
     "not_allowed_on_plan": ("plan",),
     "out_of_range": ("min_mb", "max_mb"),

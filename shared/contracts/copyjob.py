@@ -37,8 +37,8 @@ notification address, and the source host (each a reason it may not be connected
 REJECT_CODES: tuple[CopyjobRejectCode, ...] = get_args(CopyjobRejectCode)
 FIELD_CODES: tuple[CopyjobFieldCode, ...] = get_args(CopyjobFieldCode)
 FIELD_PARAMS: Mapping[CopyjobFieldCode, tuple[str, ...]] = {
-    "not_one_address": ("max_length", "max_local_length"),
-    "host_length": ("max_length",),
+    "not_one_address": ("min_length", "max_length", "max_local_length"),
+    "host_length": ("min_length", "max_length"),
     "not_a_host_name": (),
     "malformed_ip_address": (),
     "not_public": ("address",),

@@ -25,14 +25,14 @@ REJECT_CODES: tuple[RulesRejectCode, ...] = get_args(RulesRejectCode)
 FIELD_CODES: tuple[RulesFieldCode, ...] = get_args(RulesFieldCode)
 FIELD_PARAMS: Mapping[RulesFieldCode, tuple[str, ...]] = {
     "empty": (),
-    "too_wide": ("width", "max_width"),
+    "too_wide": ("width", "max_width", "full_width_units", "other_units"),
     "unsupported_character": ("characters", "code_points", "plan"),
     "control_character": ("code_points",),
     "not_allowed_on_plan": ("plan",),
     "not_allowed": (),
     "too_long": ("length", "max_length"),
     "too_many_rules": ("count", "max_count"),
-    "invalid_address": ("address", "max_length", "max_local_length"),
+    "invalid_address": ("address", "min_length", "max_length", "max_local_length"),
     "internal_domain": ("address",),
     "own_address": ("address",),
     "duplicate": ("address",),

@@ -24,7 +24,7 @@ class InvalidAddress(ValueError):
     """Every rule the address breaks, in its message; `params` holds the limits it may name."""
 
     params: Mapping[str, int] = MappingProxyType({
-        "max_local_length": MAX_LOCAL_LENGTH, "max_domain_length": MAX_DOMAIN_LENGTH,
+        "min_length": 1, "max_local_length": MAX_LOCAL_LENGTH, "max_domain_length": MAX_DOMAIN_LENGTH,
         "max_label_length": MAX_LABEL_LENGTH, "max_length": MAX_ADDRESS_LENGTH})
 
 

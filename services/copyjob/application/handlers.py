@@ -58,12 +58,9 @@ from shared.contracts.copyjob import (
     StartCopy,
 )
 from shared.generations import of_earlier_generation
-from shared.mail_addresses import MAX_ADDRESS_LENGTH, MAX_LOCAL_LENGTH, address_problem, normalized
+from shared.mail_addresses import LIMITS, address_problem, normalized
 from shared.plans import Capability, Plan, allows
 from shared.sessions import SessionGuard
-
-ADDRESS_LIMITS = {"max_length": MAX_ADDRESS_LENGTH, "max_local_length": MAX_LOCAL_LENGTH}
-"""what a refused notification address's message may name"""
 
 
 def host_error(refusal: HostRefused) -> CopyjobFieldError:
@@ -117,7 +114,7 @@ async def _start(command: StartCopy, actor: Actor, address: str, jobs: Jobs, dep
     errors = []
     if problem := address_problem(command.notification_address):  # one address: a list would mail each
         errors.append(CopyjobFieldError(field="notification_address", code="not_one_address",
-                                        message=f"the notification address {problem}", params=dict(ADDRESS_LIMITS)))
+                                        message=f"the notification address {problem}", params=dict(LIMITS)))
     try:
         source = parse_host(command.source_host)
         if source.literal is not None:  # an address as typed: judged here, no DNS (a name is, out of the turn)

@@ -50,7 +50,7 @@ def parse_host(text: str) -> Source:
     host = text.strip().lower().rstrip(".")
     if not host or len(host) > MAX_HOST_LENGTH:
         raise HostRefused(f"the source host must be 1 to {MAX_HOST_LENGTH} characters", "host_length",
-                          max_length=MAX_HOST_LENGTH)
+                          min_length=1, max_length=MAX_HOST_LENGTH)
     if (literal := ip_literal(host)) is not None:
         return Source(host=host, literal=literal)
     labels = host.split(".")

@@ -14,13 +14,15 @@ from enum import StrEnum
 from types import MappingProxyType
 
 from shared.contracts.rules import RulesFieldCode
-from shared.mail_addresses import MAX_ADDRESS_LENGTH, MAX_LOCAL_LENGTH, address_problem, normalized
+from shared.mail_addresses import LIMITS, address_problem, normalized
 from shared.plans import Capability, Plan, allows
 
 MAX_AUTOREPLY_WIDTH = 600
 """SPEC: 600 half-width or 300 full-width characters; full-width counts 2"""
 WIDE = frozenset({"W", "F", "A"})
 """East Asian Width classes counted as full-width (A: ambiguous, full-width in Japanese text)"""
+WIDTH_UNITS = MappingProxyType({"full_width_units": 2, "other_units": 1})
+"""what a full-width character counts, and any other (a newline too)"""
 NOT_ROUND_TRIPPING = {
     "\u2015": "HORIZONTAL BAR", "\u301c": "WAVE DASH", "\uff5e": "FULLWIDTH TILDE",
     "\u2016": "DOUBLE VERTICAL LINE", "\u2225": "PARALLEL TO", "\uff0d": "FULLWIDTH HYPHEN-MINUS",
@@ -37,8 +39,6 @@ MAX_RULES = 99
 `all` a delivery then makes at most 100, the most Pigeonhole performs (the 101st fails the delivery)"""
 MAX_MATCH_LENGTH = 256
 """[choice] characters of a from/subject keyword (a Subject line is rarely longer)"""
-ADDRESS_LIMITS = MappingProxyType({"max_length": MAX_ADDRESS_LENGTH, "max_local_length": MAX_LOCAL_LENGTH})
-"""what a refused destination's message may name"""
 
 
 class Condition(StrEnum):
@@ -105,7 +105,8 @@ class Refused(Exception):
 def width(text: str) -> int:
     """SPEC's count: 2 per code point of East Asian Width W, F or A, 1 otherwise; a newline 1."""
     text = text.replace("\r\n", "\n")
-    return sum(2 if unicodedata.east_asian_width(ch) in WIDE else 1 for ch in text)
+    wide, other = WIDTH_UNITS["full_width_units"], WIDTH_UNITS["other_units"]
+    return sum(wide if unicodedata.east_asian_width(ch) in WIDE else other for ch in text)
 
 
 def normalized_text(text: str) -> str:
@@ -121,8 +122,9 @@ def autoreply_violations(plan: Plan, text: str, include_original: bool) -> list[
         problems.append(Violation("text", "empty", "the autoreply text must not be empty (delete the autoreply instead)"))
     if (used := width(text)) > MAX_AUTOREPLY_WIDTH:
         problems.append(Violation("text", "too_wide", f"the autoreply text is {used} width units; the limit is "
-                                  f"{MAX_AUTOREPLY_WIDTH} (full-width characters count 2, others 1)",
-                                  {"width": used, "max_width": MAX_AUTOREPLY_WIDTH}))
+                                  f"{MAX_AUTOREPLY_WIDTH} (full-width characters count {WIDTH_UNITS['full_width_units']}, "
+                                  f"others {WIDTH_UNITS['other_units']})",
+                                  {"width": used, "max_width": MAX_AUTOREPLY_WIDTH, **WIDTH_UNITS}))
     if not allows(plan, Capability.AUTOREPLY_ANY_CHARACTER):
         found = sorted({ch for ch in text if ch in NOT_ROUND_TRIPPING})
         if found:
@@ -196,7 +198,7 @@ def _destination_problems(rules: RuleSet, destinations: Iterable[str], internal:
     for text in wanted:
         if (problem := address_problem(text)) is not None:
             problems.append(Violation("destinations", "invalid_address", f"the destination {text!r} {problem}",
-                                      {"address": text, **ADDRESS_LIMITS}))
+                                      {"address": text, **LIMITS}))
         elif _in_any(text.partition("@")[2].lower(), internal):
             problems.append(Violation("destinations", "internal_domain",
                                       f"{text} is in one of the mail system's own internal domains", {"address": text}))
