@@ -3,9 +3,14 @@ notice goes): exactly one `local@domain`, in a plain form every mail system read
 display name, no list, no comments, no quoting, nothing a header or an SMTP command could split. Pure."""
 
 import re
+from collections.abc import Mapping
+from types import MappingProxyType
 
 MAX_LOCAL_LENGTH = 64
 MAX_ADDRESS_LENGTH = 254
+LIMITS: Mapping[str, int] = MappingProxyType({"min_length": 1, "max_length": MAX_ADDRESS_LENGTH,
+                                             "max_local_length": MAX_LOCAL_LENGTH})
+"""the numbers what `address_problem` says may name, for a client to word it"""
 _LOCAL = re.compile(r"[A-Za-z0-9._%+=-]+")
 _DOMAIN_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 

@@ -1,12 +1,25 @@
 """Commands and events owned by the account service."""
 
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal, get_args
+from uuid import UUID
 
 from pydantic import Field
 
 from shared.auth import unverified_subject
-from shared.contracts.base import AnonymousCommand, Command, Event, InternalCommand, Secret, WorkItem
+from shared.contracts.base import (
+    AnonymousCommand,
+    Command,
+    Event,
+    FieldError,
+    InternalCommand,
+    Params,
+    RejectCode,
+    Rejected,
+    Secret,
+    WorkItem,
+)
 
 PlanName = Literal["business-standard", "kwc", "sv-basic"]
 AddressText = Annotated[str, Field(min_length=3, max_length=254)]
@@ -16,8 +29,61 @@ CommentText = Annotated[str, Field(max_length=1000)]
 
 SERVICE = "account"
 
-AccountRejectCode = Literal["invalid_credentials", "locked"]
-"""The account service's own codes, besides the shared ones in contracts/base.py."""
+AccountRejectCode = Literal[RejectCode, "invalid_credentials", "locked", "being_deleted"]
+"""Every code the account service answers: the shared ones and its own."""
+
+AccountFieldCode = Literal[
+    "invalid_address", "subaddress_delimiter",
+    "not_allowed_on_plan", "out_of_range",
+    "too_long", "control_character", "invisible_character", "bidi_control",
+    "too_short", "non_ascii_character", "forbidden_character", "missing_lowercase", "missing_uppercase",
+    "missing_letter", "missing_digit", "missing_symbol", "same_as_local_part", "same_as_address", "same_as_domain",
+    "six_consecutive_digits", "required",
+]
+"""Every field code the account service's rules answer (the kit's shared ones aside)."""
+
+REJECT_CODES: tuple[AccountRejectCode, ...] = get_args(AccountRejectCode)
+FIELD_CODES: tuple[AccountFieldCode, ...] = get_args(AccountFieldCode)
+FIELD_PARAMS: Mapping[AccountFieldCode, tuple[str, ...]] = {
+    "invalid_address": ("min_length", "max_local_length", "max_domain_length", "max_label_length", "max_length"),
+    "subaddress_delimiter": ("delimiter",),
+    "not_allowed_on_plan": ("plan",),
+    "out_of_range": ("min_mb", "max_mb"),
+    "too_long": ("max_length",),
+    "control_character": (),
+    "invisible_character": (),
+    "bidi_control": (),
+    "too_short": ("min_length",),
+    "non_ascii_character": (),
+    "forbidden_character": ("symbols",),
+    "missing_lowercase": (),
+    "missing_uppercase": (),
+    "missing_letter": (),
+    "missing_digit": (),
+    "missing_symbol": ("symbols",),
+    "same_as_local_part": (),
+    "same_as_address": (),
+    "same_as_domain": (),
+    "six_consecutive_digits": ("digits",),
+    "required": (),
+}
+"""the params each field code carries: `symbols` the password policy's allowed symbols (a password
+itself is never echoed), `digits` the run of digits refused, `plan` the account's plan"""
+
+
+class AccountFieldError(FieldError):
+    code: AccountFieldCode
+
+    if TYPE_CHECKING:  # the code is checked where it is built (pydantic's mypy plugin leaves __init__ untyped)
+        def __init__(self, *, field: str, code: AccountFieldCode, message: str, params: Params = ...) -> None: ...
+
+
+class AccountRejected(Rejected):
+    code: AccountRejectCode
+
+    if TYPE_CHECKING:
+        def __init__(self, *, command_id: UUID | None = None, code: AccountRejectCode, message: str,
+                     errors: tuple[FieldError, ...] = ()) -> None: ...
 
 
 class AddressCommand(Command):

@@ -1,7 +1,8 @@
 """Envelope, replies, shared reject codes and the message kinds every service builds on."""
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Annotated, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, get_args
 from uuid import UUID, uuid4
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, SecretStr
@@ -87,12 +88,21 @@ class WorkItem(Message):
     for short items someone waits on. Only for OVERLAP_SAFE kinds."""
 
 
+Params = dict[str, int | str]
+"""What a message says beside its code: limits, lengths, names (never a secret)."""
+
+
 class FieldError(BaseModel):
+    """One broken rule of one field, as it travels. `message` is English (mailctl, logs); every
+    number in it is in `params` too, named as the contract's FIELD_PARAMS says for `code`, so a
+    client words it in its own language. Each contract narrows `code` to what it can answer."""
+
     model_config = ConfigDict(frozen=True)
 
     field: str
     code: str
     message: str
+    params: Params = Field(default_factory=dict)
 
 
 RejectCode = Literal[
@@ -105,7 +115,50 @@ RejectCode = Literal[
     "not_allowed_on_plan",
     "unavailable",
 ]
-"""Codes every service may answer; a service's own codes live in its contract module."""
+"""Codes every service may answer; a contract's RejectCode adds the service's own."""
+
+SharedFieldCode = Literal[
+    "missing",
+    "extra_forbidden",
+    "string_too_short",
+    "string_too_long",
+    "too_short",
+    "too_long",
+    "greater_than_equal",
+    "less_than_equal",
+    "literal_error",
+    "string_pattern_mismatch",
+    "invalid_value",
+    "too_large",
+]
+"""Field codes the kit answers for every service (with `invalid_message`): a message that does not
+match its contract (pydantic's error types our contracts can produce; any other is `invalid_value`),
+or a body over the size limit (`too_large`, field `body`)."""
+
+FIELD_CODES: tuple[SharedFieldCode, ...] = get_args(SharedFieldCode)
+REJECT_CODES: tuple[RejectCode, ...] = get_args(RejectCode)
+FIELD_PARAMS: Mapping[SharedFieldCode, tuple[str, ...]] = {
+    "missing": (),
+    "extra_forbidden": (),
+    "string_too_short": ("min_length",),
+    "string_too_long": ("max_length",),
+    "too_short": ("min_length", "actual_length"),
+    "too_long": ("max_length", "actual_length"),
+    "greater_than_equal": ("ge",),
+    "less_than_equal": ("le",),
+    "literal_error": ("expected",),
+    "string_pattern_mismatch": ("pattern",),
+    "invalid_value": (),
+    "too_large": ("max_bytes",),
+}
+"""the params each shared field code carries"""
+
+
+class SharedFieldError(FieldError):
+    code: SharedFieldCode
+
+    if TYPE_CHECKING:  # the code is checked where it is built (pydantic's mypy plugin leaves __init__ untyped)
+        def __init__(self, *, field: str, code: SharedFieldCode, message: str, params: Params = ...) -> None: ...
 
 
 class Accepted(BaseModel):
@@ -117,6 +170,8 @@ class Accepted(BaseModel):
 
 
 class Rejected(BaseModel):
+    """A refusal as it travels: `code` is one of the answering contract's REJECT_CODES."""
+
     model_config = ConfigDict(frozen=True)
 
     status: Literal["rejected"] = "rejected"
@@ -124,6 +179,16 @@ class Rejected(BaseModel):
     code: str
     message: str
     errors: tuple[FieldError, ...] = ()
+
+
+class SharedRejected(Rejected):
+    """A refusal any service may give (the kit's, a session's); a contract's own Rejected adds its codes."""
+
+    code: RejectCode
+
+    if TYPE_CHECKING:
+        def __init__(self, *, command_id: UUID | None = None, code: RejectCode, message: str,
+                     errors: tuple[FieldError, ...] = ()) -> None: ...
 
 
 Reply = Annotated[Accepted | Rejected, Field(discriminator="status")]
@@ -147,6 +212,6 @@ class Deferred(BaseModel):
     status: Literal["deferred"] = "deferred"
 
 
-def rejection(command: Keyed, code: str, message: str, *errors: FieldError) -> Rejected:
-    """The reply refusing `command`."""
-    return Rejected(command_id=command.message_id, code=code, message=message, errors=errors)
+def rejection(command: Keyed, code: RejectCode, message: str, *errors: FieldError) -> Rejected:
+    """The reply refusing `command` with a shared code (a service's own codes: its contract's Rejected)."""
+    return SharedRejected(command_id=command.message_id, code=code, message=message, errors=errors)

@@ -1,15 +1,67 @@
 """Commands and events owned by the copy job service: mail copy from another IMAP server, mailbox
 purge, and retention. The notifier consumes the job events."""
 
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal, get_args
+from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.contracts.account import AddressText, PasswordText, PlanName
-from shared.contracts.base import Command, Event, InternalCommand, Rejected, Requester, WorkItem
+from shared.contracts.base import (
+    Command,
+    Event,
+    FieldError,
+    InternalCommand,
+    Params,
+    RejectCode,
+    Rejected,
+    Requester,
+    WorkItem,
+)
 
 SERVICE = "copyjob"
+
+CopyjobRejectCode = Literal[RejectCode, "already_running", "not_cancellable", "conflict", "invalid_credentials", "locked"]
+"""Every code the copy job service answers: the shared ones, its own, and the account service's
+answers to the user's password (a start re-checks it there: `invalid_credentials`, `locked`)."""
+
+CopyjobFieldCode = Literal[
+    "not_one_address",
+    "host_length", "not_a_host_name", "malformed_ip_address", "not_public", "not_resolving", "no_address",
+]
+"""Every field code the copy job service's rules answer (the kit's shared ones aside): the
+notification address, and the source host (each a reason it may not be connected to)."""
+
+REJECT_CODES: tuple[CopyjobRejectCode, ...] = get_args(CopyjobRejectCode)
+FIELD_CODES: tuple[CopyjobFieldCode, ...] = get_args(CopyjobFieldCode)
+FIELD_PARAMS: Mapping[CopyjobFieldCode, tuple[str, ...]] = {
+    "not_one_address": ("min_length", "max_length", "max_local_length"),
+    "host_length": ("min_length", "max_length"),
+    "not_a_host_name": (),
+    "malformed_ip_address": (),
+    "not_public": ("address",),
+    "not_resolving": ("host",),
+    "no_address": (),
+}
+"""the params each field code carries: `address` the IP address refused (a name's, or the one typed),
+`host` the name that did not resolve"""
+
+
+class CopyjobFieldError(FieldError):
+    code: CopyjobFieldCode
+
+    if TYPE_CHECKING:  # the code is checked where it is built (pydantic's mypy plugin leaves __init__ untyped)
+        def __init__(self, *, field: str, code: CopyjobFieldCode, message: str, params: Params = ...) -> None: ...
+
+
+class CopyjobRejected(Rejected):
+    code: CopyjobRejectCode
+
+    if TYPE_CHECKING:
+        def __init__(self, *, command_id: UUID | None = None, code: CopyjobRejectCode, message: str,
+                     errors: tuple[FieldError, ...] = ()) -> None: ...
 
 JobKind = Literal["copy", "purge"]
 JobState = Literal["running", "completed", "failed", "cancelled"]

@@ -1,15 +1,24 @@
 """Commands and events owned by the notifier: the mails that tell a user a copy or a purge ended,
 or that their password changed. It consumes the copy job's and the account service's events."""
 
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import Field
 
 from shared.contracts.account import AddressText
-from shared.contracts.base import Command, Event, InternalCommand, WorkItem
+from shared.contracts.base import Command, Event, InternalCommand, RejectCode, WorkItem
 
 SERVICE = "notifier"
+
+NotifierRejectCode = RejectCode
+"""Every code the notifier answers: the shared ones only."""
+
+REJECT_CODES: tuple[NotifierRejectCode, ...] = get_args(NotifierRejectCode)
+FIELD_CODES: tuple[str, ...] = ()
+"""no rule of its own refuses a field (only the kit's shared field codes, contracts/base.py)"""
+FIELD_PARAMS: Mapping[str, tuple[str, ...]] = {}
 
 NotificationKind = Literal["copy_completed", "copy_failed", "purge_completed", "purge_failed", "password_changed"]
 

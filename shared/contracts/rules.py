@@ -1,14 +1,55 @@
 """Commands and events owned by the rules service."""
 
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal, get_args
 
 from pydantic import Field
 
 from shared.contracts.account import AddressText, PlanName
-from shared.contracts.base import Command, Event, InternalCommand, WorkItem
+from shared.contracts.base import Command, Event, FieldError, InternalCommand, Params, RejectCode, WorkItem
 
 SERVICE = "rules"
+
+RulesRejectCode = RejectCode
+"""Every code the rules service answers: the shared ones only."""
+
+RulesFieldCode = Literal[
+    "empty", "too_wide", "unsupported_character", "control_character", "not_allowed_on_plan", "not_allowed",
+    "too_long", "too_many_rules", "invalid_address", "internal_domain", "own_address", "duplicate", "too_many",
+    "not_found", "required",
+]
+"""Every field code the rules service's rules answer (the kit's shared ones aside)."""
+
+REJECT_CODES: tuple[RulesRejectCode, ...] = get_args(RulesRejectCode)
+FIELD_CODES: tuple[RulesFieldCode, ...] = get_args(RulesFieldCode)
+FIELD_PARAMS: Mapping[RulesFieldCode, tuple[str, ...]] = {
+    "empty": (),
+    "too_wide": ("width", "max_width", "full_width_units", "other_units"),
+    "unsupported_character": ("characters", "code_points", "plan"),
+    "control_character": ("code_points",),
+    "not_allowed_on_plan": ("plan",),
+    "not_allowed": (),
+    "too_long": ("length", "max_length"),
+    "too_many_rules": ("count", "max_count"),
+    "invalid_address": ("address", "min_length", "max_length", "max_local_length"),
+    "internal_domain": ("address",),
+    "own_address": ("address",),
+    "duplicate": ("address",),
+    "too_many": ("count", "max_count"),
+    "not_found": ("entry_id",),
+    "required": (),
+}
+"""the params each field code carries: `width` in width units (full-width counts 2), `characters` the
+refused characters themselves and `code_points` theirs ("U+301C, U+FF5E"), `count` what the account
+would have, `address` the destination as given"""
+
+
+class RulesFieldError(FieldError):
+    code: RulesFieldCode
+
+    if TYPE_CHECKING:  # the code is checked where it is built (pydantic's mypy plugin leaves __init__ untyped)
+        def __init__(self, *, field: str, code: RulesFieldCode, message: str, params: Params = ...) -> None: ...
 
 AutoreplyText = Annotated[str, Field(max_length=4000)]
 """transport bound only; the rule (600 width units) is the domain's, so its refusal names it"""

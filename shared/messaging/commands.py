@@ -24,7 +24,17 @@ from faststream.rabbit.message import RabbitMessage
 from pydantic import ValidationError
 
 from shared.broker_access import may_send
-from shared.contracts.base import Accepted, Deferred, FlushOutbox, InternalCommand, Keyed, Rejected, Requester, WorkItem
+from shared.contracts.base import (
+    Accepted,
+    Deferred,
+    FlushOutbox,
+    InternalCommand,
+    Keyed,
+    Rejected,
+    Requester,
+    SharedRejected,
+    WorkItem,
+)
 from shared.messaging.delivery import (
     Delivery,
     DeliveryLost,
@@ -44,7 +54,7 @@ from shared.topology import ACCOUNT_KEY_HEADER, COMMANDS, DIRECT_REPLY_TO
 
 log = logging.getLogger(__name__)
 
-UNAVAILABLE = Rejected(code="unavailable", message="the command could not be processed and was set aside for operators")
+UNAVAILABLE = SharedRejected(code="unavailable", message="the command could not be processed and was set aside for operators")
 Reply = Accepted | Rejected
 Handler = Callable[[Any, UnitOfWork], Awaitable[Reply | Deferred]]
 Follow = Callable[[str, Doc | None], Awaitable[None]]
@@ -117,13 +127,13 @@ class CommandConsumer:
         exchange = delivery.message.raw_message.exchange
         if isinstance(command, InternalCommand) and exchange != self.internal_exchange:
             raise SetAside(f"internal command {type(command).__name__} arrived through {exchange!r}",
-                           Rejected(code="forbidden", message="internal commands are not accepted from clients"))
+                           SharedRejected(code="forbidden", message="internal commands are not accepted from clients"))
         if not isinstance(command, InternalCommand) and exchange != COMMANDS:
             raise SetAside(f"client command arrived through {exchange!r}")
         sender = getattr(delivery.message.raw_message, "user_id", None)
         if not isinstance(command, InternalCommand) and not may_send(sender, type(command).__name__):
             raise SetAside(f"{type(command).__name__} from {sender or 'an unnamed sender'}, who may not send it",
-                           Rejected(code="forbidden", message=f"this sender may not send {type(command).__name__}"))
+                           SharedRejected(code="forbidden", message=f"this sender may not send {type(command).__name__}"))
 
     async def _run(self, delivery: Delivery, command: Keyed, turn: _Turn) -> None:
         key = command.subject_key()
@@ -199,7 +209,7 @@ class CommandConsumer:
     def _replayed(self, command: Keyed, applied: Applied, body: bytes,
                   unit: UnitOfWork) -> tuple[Reply | Deferred, Doc | None, bool]:
         if applied.digest != digest(body, self.redact):
-            return Rejected(command_id=command.message_id, code="invalid_message",
+            return SharedRejected(command_id=command.message_id, code="invalid_message",
                             message="this message_id was already used by a different command"), None, False
         if getattr(command, "answers", None):  # a deferred answer names the command it answers, not this one
             return applied.reply, unit.state, True

@@ -13,8 +13,9 @@ from aiormq.exceptions import DeliveryError
 from faststream.rabbit import RabbitBroker
 from faststream.rabbit.message import RabbitMessage
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
-from shared.contracts.base import FieldError, Rejected
+from shared.contracts.base import FIELD_CODES, FIELD_PARAMS, Rejected, SharedFieldCode, SharedFieldError, SharedRejected
 from shared.messaging.broker import publish
 from shared.messaging.redaction import MAX_BODY_BYTES, Redactor
 from shared.topology import dead_letter_exchange, dead_letter_queue, service_of
@@ -37,7 +38,7 @@ class SetAside(Exception):
     def __init__(self, reason: str, reply: Rejected | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
-        self.reply = reply or Rejected(code="invalid_message", message=f"set aside for operators: {reason}")
+        self.reply = reply or SharedRejected(code="invalid_message", message=f"set aside for operators: {reason}")
 
 
 def alive(message: RabbitMessage) -> bool:
@@ -160,9 +161,9 @@ async def ack_or_set_aside(delivery: Delivery, work: Callable[[], Awaitable[None
         await delivery.set_aside(aside.reason)
 
 
-TOO_LARGE_REPLY = Rejected(code="invalid_message", message=f"the message is larger than {MAX_BODY_BYTES} bytes",
-                           errors=(FieldError(field="body", code="too_large",
-                                              message=f"at most {MAX_BODY_BYTES} bytes"),))
+TOO_LARGE_REPLY = SharedRejected(code="invalid_message", message=f"the message is larger than {MAX_BODY_BYTES} bytes",
+                                 errors=(SharedFieldError(field="body", code="too_large", message=f"at most {MAX_BODY_BYTES} bytes",
+                                                          params={"max_bytes": MAX_BODY_BYTES}),))
 
 
 def refuse_oversized(body: bytes) -> None:
@@ -172,11 +173,23 @@ def refuse_oversized(body: bytes) -> None:
 
 
 def invalid(error: ValidationError) -> Rejected:
-    errors = tuple(
-        FieldError(field=_field_name(e["loc"]), code=e["type"], message=e["msg"])
-        for e in error.errors(include_input=False, include_url=False)
-    )
-    return Rejected(code="invalid_message", message="the message does not match the contract", errors=errors)
+    errors = tuple(_schema_error(e) for e in error.errors(include_input=False, include_url=False))
+    return SharedRejected(code="invalid_message", message="the message does not match the contract", errors=errors)
+
+
+SCHEMA_CODES: dict[str, SharedFieldCode] = {code: code for code in FIELD_CODES if code not in ("invalid_value", "too_large")}
+"""pydantic's error types the contract names; any other is answered as `invalid_value`"""
+
+
+def _schema_error(e: ErrorDetails) -> SharedFieldError:
+    code = SCHEMA_CODES.get(e["type"], "invalid_value")
+    context = e.get("ctx", {})
+    params = {name: _param(context[name]) for name in FIELD_PARAMS[code] if name in context}
+    return SharedFieldError(field=_field_name(e["loc"]), code=code, message=e["msg"], params=params)
+
+
+def _param(value: object) -> int | str:
+    return value if isinstance(value, int) and not isinstance(value, bool) else str(value)
 
 
 def schema_reason(rejected: Rejected) -> str:

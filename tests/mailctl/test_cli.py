@@ -26,6 +26,9 @@ async def test_admin_creates_an_account_and_the_user_changes_its_password(tmp_pa
 
     weak = await run(tmp_path, client_url, "account", "create", address, "--plan", "kwc", stdin="short\nshort\n")
     assert weak.returncode == 1 and "too_short" in weak.stdout and "missing_digit" in weak.stdout
+    weak_json = await run(tmp_path, client_url, "--json", "account", "create", address, "--plan", "kwc", stdin="short\nshort\n")
+    assert {"field": "initial_password", "code": "too_short", "message": "must be at least 12 characters long",
+            "params": {"min_length": 12}} in json.loads(weak_json.stdout)["errors"]
     created = await run(tmp_path, client_url, "account", "create", address, "--plan", "kwc", stdin=f"{first}\n{first}\n")
     assert created.returncode == 0, created.stdout + created.stderr
     shown = await run(tmp_path, client_url, "--json", "account", "show", address)

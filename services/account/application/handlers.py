@@ -36,6 +36,9 @@ from shared.auth import Actor, InvalidToken
 from shared.contracts.account import (
     AccountCreated,
     AccountDeleted,
+    AccountFieldError,
+    AccountRejectCode,
+    AccountRejected,
     AddressCommand,
     ChangeComment,
     ChangePassword,
@@ -53,7 +56,7 @@ from shared.contracts.account import (
     RemoveHome,
     VerifyPassword,
 )
-from shared.contracts.base import Accepted, Event, FieldError, Keyed, Rejected, Reply
+from shared.contracts.base import Accepted, Event, Keyed, Rejected, Reply
 from shared.plans import PLANS, Plan
 
 
@@ -99,12 +102,13 @@ WHO_MAY: Mapping[type[AddressCommand], Callable[[Actor, str], bool]] = {
 }
 
 
-def rejected(command: Keyed, code: str, message: str, *errors: FieldError) -> Rejected:
-    return Rejected(command_id=command.message_id, code=code, message=message, errors=errors)
+def rejected(command: Keyed, code: AccountRejectCode, message: str, *errors: AccountFieldError) -> Rejected:
+    return AccountRejected(command_id=command.message_id, code=code, message=message, errors=errors)
 
 
-def field_rejected(command: AddressCommand, *errors: FieldError) -> Rejected:
-    code = "not_allowed_on_plan" if any(e.code == "not_allowed_on_plan" for e in errors) else "validation_failed"
+def field_rejected(command: AddressCommand, *errors: AccountFieldError) -> Rejected:
+    code: AccountRejectCode = ("not_allowed_on_plan" if any(e.code == "not_allowed_on_plan" for e in errors)
+                               else "validation_failed")
     message = errors[0].message if len(errors) == 1 else "the command breaks several rules"
     return rejected(command, code, message, *errors)
 
@@ -124,7 +128,7 @@ async def handle(command: AddressCommand | Login, deps: Deps) -> Reply:
     except Refused as refusal:
         return refusal.reply
     except RuleBroken as error:
-        return field_rejected(command, FieldError(field=error.field, code=error.code, message=error.message))
+        return field_rejected(command, _field_error(error))
 
 
 async def _account_command(command: AddressCommand, deps: Deps) -> Reply:
@@ -156,7 +160,8 @@ def _authorized(command: AddressCommand, deps: Deps) -> tuple[Actor, str]:
         raise Refused(rejected(command, "unauthenticated", "the session token is missing, invalid or expired")) from None
     except InvalidAddress as error:
         raise Refused(rejected(command, "validation_failed", str(error),
-                               FieldError(field="address", code="invalid_address", message=str(error)))) from None
+                               AccountFieldError(field="address", code="invalid_address", message=str(error),
+                                                 params=dict(error.params)))) from None
     if not WHO_MAY[type(command)](actor, address):
         raise Refused(rejected(command, "forbidden", f"{actor.subject} is not allowed to {command.type} {address}"))  # type: ignore[attr-defined]
     return actor, address
@@ -190,20 +195,24 @@ def _existing(command: AddressCommand, address: str, principal: Account | Admin 
     return account
 
 
-def _rule_errors(*checks: Callable[[], None]) -> list[FieldError]:
+def _field_error(error: RuleBroken) -> AccountFieldError:
+    return AccountFieldError(field=error.field, code=error.code, message=error.message, params=error.params)
+
+
+def _rule_errors(*checks: Callable[[], None]) -> list[AccountFieldError]:
     """Run every check and collect what they refuse, so one reply names every broken rule."""
     errors = []
     for check in checks:
         try:
             check()
         except RuleBroken as error:
-            errors.append(FieldError(field=error.field, code=error.code, message=error.message))
+            errors.append(_field_error(error))
     return errors
 
 
-def _password_errors(field: str, password: str, plan: Plan, address: str) -> tuple[FieldError, ...]:
+def _password_errors(field: str, password: str, plan: Plan, address: str) -> tuple[AccountFieldError, ...]:
     violations = check_password(password, policy=PLANS[plan].password_policy, address=address)
-    return tuple(FieldError(field=field, code=v.code, message=v.message) for v in violations)
+    return tuple(AccountFieldError(field=field, code=v.code, message=v.message, params=dict(v.params)) for v in violations)
 
 
 async def create_account(command: CreateAccount, actor: Actor, address: str, principal: Account | Admin | None, deps: Deps) -> Reply:
@@ -291,7 +300,8 @@ async def _current_password_refused(command: ChangePassword, account: Account, d
     password, and a wrong one counts toward the sign-in lockout like a failed sign-in."""
     if command.current_password is None:
         return rejected(command, "validation_failed", "give your current password to change it",
-                        FieldError(field="current_password", code="required", message="the current password is required"))
+                        AccountFieldError(field="current_password", code="required",
+                                          message="the current password is required"))
     return await _password_refused(command, account, command.current_password.get_secret_value(), deps)
 
 

@@ -5,6 +5,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from services.account.domain.ended_sessions import NO_ENDED_SESSIONS, EndedSessions
+from shared.contracts.account import AccountFieldCode
 from shared.plans import Capability, Plan, allows
 
 MIN_QUOTA_MB = 1
@@ -86,20 +87,23 @@ class Admin:
 
 
 class RuleBroken(Exception):
-    """A command breaks a business rule; `field` and `code` go into the rejection."""
+    """A command breaks a business rule; `field`, `code` and `params` (every number the message
+    says) go into the rejection."""
 
-    def __init__(self, *, field: str, code: str, message: str) -> None:
+    def __init__(self, *, field: str, code: AccountFieldCode, message: str, **params: int | str) -> None:
         super().__init__(message)
-        self.field, self.code, self.message = field, code, message
+        self.field, self.code, self.message, self.params = field, code, message, params
 
 
 def check_quota(plan: Plan, quota_mb: int | None) -> None:
     if quota_mb is None:
         return
     if not allows(plan, Capability.CHANGE_QUOTA):
-        raise RuleBroken(field="quota_mb", code="not_allowed_on_plan", message=f"the {plan} plan has no quota setting")
+        raise RuleBroken(field="quota_mb", code="not_allowed_on_plan", message=f"the {plan} plan has no quota setting",
+                         plan=str(plan))
     if not MIN_QUOTA_MB <= quota_mb <= MAX_QUOTA_MB:
-        raise RuleBroken(field="quota_mb", code="out_of_range", message=f"quota must be {MIN_QUOTA_MB}..{MAX_QUOTA_MB} MB")
+        raise RuleBroken(field="quota_mb", code="out_of_range", message=f"quota must be {MIN_QUOTA_MB}..{MAX_QUOTA_MB} MB",
+                         min_mb=MIN_QUOTA_MB, max_mb=MAX_QUOTA_MB)
 
 
 SUBADDRESS_DELIMITER = "+"
@@ -111,12 +115,14 @@ def check_account_address(address: str) -> None:
     if SUBADDRESS_DELIMITER in address.partition("@")[0]:
         raise RuleBroken(field="address", code="subaddress_delimiter",
                          message=f"an account address must not contain '{SUBADDRESS_DELIMITER}': mail to "
-                                 f"name{SUBADDRESS_DELIMITER}tag@domain is delivered to name@domain")
+                                 f"name{SUBADDRESS_DELIMITER}tag@domain is delivered to name@domain",
+                         delimiter=SUBADDRESS_DELIMITER)
 
 
 def check_comment(comment: str) -> None:
     if len(comment) > MAX_COMMENT_LENGTH:
-        raise RuleBroken(field="comment", code="too_long", message=f"comment must be at most {MAX_COMMENT_LENGTH} characters")
+        raise RuleBroken(field="comment", code="too_long", message=f"comment must be at most {MAX_COMMENT_LENGTH} characters",
+                         max_length=MAX_COMMENT_LENGTH)
     if any(unicodedata.category(ch) == "Cc" for ch in comment):
         raise RuleBroken(field="comment", code="control_character", message="comment must not contain control characters")
     if any(ch in INVISIBLE_BREAKS for ch in comment):

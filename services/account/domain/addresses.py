@@ -5,8 +5,9 @@ we accept far less than RFC 5321 allows: no quoting, no comments, no IP literals
 """
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 
 MAX_LOCAL_LENGTH = 64
 MAX_DOMAIN_LENGTH = 253
@@ -20,7 +21,11 @@ Check = Callable[[str], bool]
 
 
 class InvalidAddress(ValueError):
-    pass
+    """Every rule the address breaks, in its message; `params` holds the limits it may name."""
+
+    params: Mapping[str, int] = MappingProxyType({
+        "min_length": 1, "max_local_length": MAX_LOCAL_LENGTH, "max_domain_length": MAX_DOMAIN_LENGTH,
+        "max_label_length": MAX_LABEL_LENGTH, "max_length": MAX_ADDRESS_LENGTH})
 
 
 def _labels_valid(domain: str) -> bool:

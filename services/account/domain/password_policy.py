@@ -3,9 +3,10 @@
 import re
 import string
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from shared.contracts.account import AccountFieldCode
 from shared.plans import PasswordPolicyName
 
 STRONG_MIN_LENGTH = 12
@@ -21,10 +22,15 @@ _LETTERS_AND_DIGITS = string.ascii_letters + string.digits
 _DIGIT_RUN = re.compile(rf"[0-9]{{{BASIC_MAX_DIGIT_RUN + 1},}}")
 
 
+Params = Mapping[str, int | str]
+
+
 @dataclass(frozen=True)
 class Violation:
-    code: str
+    code: AccountFieldCode
     message: str
+    params: Params = field(default_factory=dict)
+    """every number or name the message says (the policy's, never the password's)"""
 
 
 @dataclass(frozen=True)
@@ -45,9 +51,10 @@ Predicate = Callable[[str, _AccountNames], bool]
 
 @dataclass(frozen=True)
 class _Rule:
-    code: str
+    code: AccountFieldCode
     message: str
     is_met: Predicate
+    params: Params = field(default_factory=dict)
 
 
 def _length_at_least(minimum: int) -> Predicate:
@@ -94,14 +101,14 @@ _NON_ASCII = _Rule(
 
 _STRONG_RULES = (
     _Rule("too_short", f"must be at least {STRONG_MIN_LENGTH} characters long",
-          _length_at_least(STRONG_MIN_LENGTH)),
+          _length_at_least(STRONG_MIN_LENGTH), {"min_length": STRONG_MIN_LENGTH}),
     _Rule("too_long", f"must be at most {STRONG_MAX_LENGTH} characters long",
-          _length_at_most(STRONG_MAX_LENGTH)),
+          _length_at_most(STRONG_MAX_LENGTH), {"max_length": STRONG_MAX_LENGTH}),
     _NON_ASCII,
     _Rule("forbidden_character",
           "contains characters outside the allowed set: only letters, digits "
           f"and the symbols {' '.join(STRONG_SYMBOLS)} are allowed (no spaces)",
-          _ascii_limited_to(_LETTERS_AND_DIGITS + STRONG_SYMBOLS)),
+          _ascii_limited_to(_LETTERS_AND_DIGITS + STRONG_SYMBOLS), {"symbols": STRONG_SYMBOLS}),
     _Rule("missing_lowercase", "must contain at least one lowercase letter (a-z)",
           _contains_any_of(string.ascii_lowercase)),
     _Rule("missing_uppercase", "must contain at least one uppercase letter (A-Z)",
@@ -110,19 +117,19 @@ _STRONG_RULES = (
           _contains_any_of(string.digits)),
     _Rule("missing_symbol",
           f"must contain at least one of the symbols {' '.join(STRONG_SYMBOLS)}",
-          _contains_any_of(STRONG_SYMBOLS)),
+          _contains_any_of(STRONG_SYMBOLS), {"symbols": STRONG_SYMBOLS}),
 )
 
 _BASIC_RULES = (
     _Rule("too_short", f"must be at least {BASIC_MIN_LENGTH} characters long",
-          _length_at_least(BASIC_MIN_LENGTH)),
+          _length_at_least(BASIC_MIN_LENGTH), {"min_length": BASIC_MIN_LENGTH}),
     _Rule("too_long", f"must be at most {BASIC_MAX_LENGTH} characters long",
-          _length_at_most(BASIC_MAX_LENGTH)),
+          _length_at_most(BASIC_MAX_LENGTH), {"max_length": BASIC_MAX_LENGTH}),
     _NON_ASCII,
     _Rule("forbidden_character",
           "contains characters outside the allowed set: only letters, digits "
           f"and the symbols {' '.join(BASIC_SYMBOLS)} are allowed (no spaces)",
-          _ascii_limited_to(_LETTERS_AND_DIGITS + BASIC_SYMBOLS)),
+          _ascii_limited_to(_LETTERS_AND_DIGITS + BASIC_SYMBOLS), {"symbols": BASIC_SYMBOLS}),
     _Rule("missing_letter", "must contain at least one letter (A-Z or a-z)",
           _contains_any_of(string.ascii_letters)),
     _Rule("missing_digit", "must contain at least one digit (0-9)",
@@ -136,7 +143,7 @@ _BASIC_RULES = (
           _differs_from(lambda names: names.domain)),
     _Rule("six_consecutive_digits",
           f"must not contain {BASIC_MAX_DIGIT_RUN + 1} or more digits in a row",
-          _no_long_digit_run),
+          _no_long_digit_run, {"digits": BASIC_MAX_DIGIT_RUN + 1}),
 )
 
 _RULES_BY_POLICY: Mapping[PasswordPolicyName, tuple[_Rule, ...]] = MappingProxyType({
@@ -151,7 +158,7 @@ def check_password(
     """Return every rule of the policy the password breaks; empty means acceptable."""
     names = _AccountNames.of(address)
     return tuple(
-        Violation(code=rule.code, message=rule.message)
+        Violation(code=rule.code, message=rule.message, params=rule.params)
         for rule in _RULES_BY_POLICY[policy]
         if not rule.is_met(password, names)
     )

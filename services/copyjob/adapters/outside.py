@@ -12,7 +12,7 @@ from services.copyjob.domain.source_host import Address, HostRefused, Network, S
 from shared.client import CommandClient
 from shared.contracts.account import SERVICE as ACCOUNT
 from shared.contracts.account import VerifyPassword
-from shared.contracts.base import Rejected, Reply
+from shared.contracts.base import Reply, SharedRejected
 
 RESOLVE_TIMEOUT_S = 5.0
 
@@ -43,7 +43,8 @@ class CheckedResolver:
             infos = await asyncio.wait_for(asyncio.get_running_loop().getaddrinfo(source.host, None, type=socket.SOCK_STREAM),
                                            RESOLVE_TIMEOUT_S)
         except (OSError, TimeoutError):
-            raise HostRefused(f"the source host {source.host} does not resolve") from None
+            raise HostRefused(f"the source host {source.host} does not resolve", "not_resolving",
+                              host=source.host) from None
         return check_all([ipaddress.ip_address(info[4][0]) for info in infos], self.allowed)
 
 
@@ -59,7 +60,7 @@ class BusPasswords:
             return await self._client.request(ACCOUNT, VerifyPassword(actor_token=actor_token, address=address,
                                                                       password=password), timeout=15)
         except TimeoutError:
-            return Rejected(code="unavailable", message="the account service did not answer; try again")
+            return SharedRejected(code="unavailable", message="the account service did not answer; try again")
 
     async def close(self) -> None:
         if self._client is not None:

@@ -9,9 +9,10 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from services.copyjob.application.handlers import host_error
 from services.copyjob.application.ports import Passwords, Resolver, Vault
 from services.copyjob.domain.source_host import HostRefused, parse_host
-from shared.contracts.base import FieldError, InternalCommand, Rejected
+from shared.contracts.base import InternalCommand, Rejected, SharedRejected
 from shared.contracts.copyjob import CheckStart, OpenJob
 from shared.messaging.unit_of_work import Doc
 
@@ -36,7 +37,7 @@ class StartChecks:
             refusal, addresses = await self._checked(item)
         except Exception:  # never a start left without its answer (the client waits, the place is held)
             log.exception("the checks of a copy's start for job %s failed", item.job_id)
-            refusal, addresses = Rejected(code="unavailable", message="the start could not be checked; try again"), []
+            refusal, addresses = SharedRejected(code="unavailable", message="the start could not be checked; try again"), []
         await self.send(OpenJob(message_id=uuid.uuid5(uuid.NAMESPACE_URL, f"open-job:{item.message_id}"),
                                 address=item.address, job_id=item.job_id, addresses=addresses, refusal=refusal,
                                 answers=item.requester))
@@ -49,5 +50,4 @@ class StartChecks:
         try:
             return None, [str(a) for a in await self.resolver.addresses(parse_host(item.source_host))]
         except HostRefused as refused:
-            error = FieldError(field="source_host", code="refused", message=str(refused))
-            return Rejected(code="validation_failed", message=str(refused), errors=(error,)), []
+            return SharedRejected(code="validation_failed", message=str(refused), errors=(host_error(refused),)), []

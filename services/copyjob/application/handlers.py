@@ -30,11 +30,13 @@ from services.copyjob.domain.jobs import (
 from services.copyjob.domain.purge import PurgeFolder
 from services.copyjob.domain.source_host import HostRefused, parse_host
 from shared.auth import Actor
-from shared.contracts.base import Accepted, Deferred, FieldError, Rejected, Reply, rejection
+from shared.contracts.base import Accepted, Deferred, Rejected, Reply, rejection
 from shared.contracts.copyjob import (
     CancelJob,
     CheckStart,
     CopyFolder,
+    CopyjobFieldError,
+    CopyjobRejected,
     EndJobsOfDeleted,
     GetJob,
     JobCancelled,
@@ -56,9 +58,13 @@ from shared.contracts.copyjob import (
     StartCopy,
 )
 from shared.generations import of_earlier_generation
-from shared.mail_addresses import address_problem, normalized
+from shared.mail_addresses import LIMITS, address_problem, normalized
 from shared.plans import Capability, Plan, allows
 from shared.sessions import SessionGuard
+
+
+def host_error(refusal: HostRefused) -> CopyjobFieldError:
+    return CopyjobFieldError(field="source_host", code=refusal.code, message=str(refusal), params=refusal.params)
 
 
 @dataclass(frozen=True)
@@ -85,7 +91,8 @@ async def handle(command: JobCommand, jobs: Jobs, deps: Deps) -> Reply | Deferre
     if job is None:
         return rejection(command, "not_found", f"{address} has no such job")
     if isinstance(command, CancelJob) and job.running and job.kind == "purge":
-        return rejection(command, "not_cancellable", "a purge runs to its end: a mailbox is never left half purged")
+        return CopyjobRejected(command_id=command.message_id, code="not_cancellable",
+                               message="a purge runs to its end: a mailbox is never left half purged")
     if isinstance(command, CancelJob) and job.running:
         job = cancelled(job, deps.clock())
         jobs.save(job, events=[JobCancelled(**_about(job, address), copied=job.copied)])
@@ -106,14 +113,14 @@ async def _start(command: StartCopy, actor: Actor, address: str, jobs: Jobs, dep
         return refused
     errors = []
     if problem := address_problem(command.notification_address):  # one address: a list would mail each
-        errors.append(FieldError(field="notification_address", code="not_one_address",
-                                 message=f"the notification address {problem}"))
+        errors.append(CopyjobFieldError(field="notification_address", code="not_one_address",
+                                        message=f"the notification address {problem}", params=dict(LIMITS)))
     try:
         source = parse_host(command.source_host)
         if source.literal is not None:  # an address as typed: judged here, no DNS (a name is, out of the turn)
             await deps.resolver.addresses(source)
     except HostRefused as refusal:
-        errors.append(FieldError(field="source_host", code="refused", message=str(refusal)))
+        errors.append(host_error(refusal))
     if errors:
         return rejection(command, "validation_failed", "; ".join(e.message for e in errors), *errors)
     pending = PendingStart(job_id=uuid.uuid4().hex, command_id=str(command.message_id), asked_at=deps.clock(),
@@ -132,10 +139,10 @@ async def open_job(command: OpenJob, jobs: Jobs, deps: Deps) -> Reply:
     answering = command.answers.command_id if command.answers else command.message_id
     pending = jobs.starting()
     if pending is None or pending.job_id != command.job_id or not pending.holds(deps.clock()):
-        return Rejected(command_id=answering, code="conflict", message="this start waited too long; start the copy again")
+        return CopyjobRejected(command_id=answering, code="conflict", message="this start waited too long; start the copy again")
     if (current := jobs.current()) and current.running:  # cannot be while the start holds the place; never pushed aside
         jobs.save_starting(None)
-        return Rejected(command_id=answering, code="already_running", message=f"job {current.id} is still running")
+        return CopyjobRejected(command_id=answering, code="already_running", message=f"job {current.id} is still running")
     if command.refusal:
         jobs.save_starting(None)
         return command.refusal.model_copy(update={"command_id": answering})
@@ -155,9 +162,11 @@ def _refused_start(command: StartCopy | PurgeMailbox, address: str, jobs: Jobs, 
     if not allows(Plan(plan), needs):
         return rejection(command, "not_allowed_on_plan", f"{what} is not available on the {plan} plan")
     if (current := jobs.current()) and current.running:
-        return rejection(command, "already_running", f"job {current.id} is still running for {address}")
+        return CopyjobRejected(command_id=command.message_id, code="already_running",
+                               message=f"job {current.id} is still running for {address}")
     if (pending := jobs.starting()) and pending.holds(now):
-        return rejection(command, "already_running", f"a copy is starting for {address}")
+        return CopyjobRejected(command_id=command.message_id, code="already_running",
+                               message=f"a copy is starting for {address}")
     return None
 
 

@@ -17,6 +17,8 @@ import socket
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from shared.contracts.copyjob import CopyjobFieldCode
+
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -28,7 +30,12 @@ METADATA = (ipaddress.ip_network("169.254.169.254/32"), ipaddress.ip_network("fd
 
 
 class HostRefused(ValueError):
-    """The source host may not be connected to; the message says why (never a secret)."""
+    """The source host may not be connected to; the message says why (never a secret), `code` and
+    `params` say it for a client to word (shared/contracts/copyjob.py)."""
+
+    def __init__(self, message: str, code: CopyjobFieldCode, **params: int | str) -> None:
+        super().__init__(message)
+        self.code, self.params = code, params
 
 
 @dataclass(frozen=True)
@@ -42,14 +49,16 @@ class Source:
 def parse_host(text: str) -> Source:
     host = text.strip().lower().rstrip(".")
     if not host or len(host) > MAX_HOST_LENGTH:
-        raise HostRefused(f"the source host must be 1 to {MAX_HOST_LENGTH} characters")
+        raise HostRefused(f"the source host must be 1 to {MAX_HOST_LENGTH} characters", "host_length",
+                          min_length=1, max_length=MAX_HOST_LENGTH)
     if (literal := ip_literal(host)) is not None:
         return Source(host=host, literal=literal)
     labels = host.split(".")
     if not host.isascii() or not all(_NAME_LABEL.fullmatch(label) for label in labels):
-        raise HostRefused("the source host must be a host name (letters, digits, - and .) or an IP address")
+        raise HostRefused("the source host must be a host name (letters, digits, - and .) or an IP address",
+                          "not_a_host_name")
     if labels[-1].isdigit() or re.fullmatch(r"0x[0-9a-f]+", labels[-1]):
-        raise HostRefused("the source host looks like a malformed IP address")
+        raise HostRefused("the source host looks like a malformed IP address", "malformed_ip_address")
     return Source(host=host, literal=None)
 
 
@@ -75,7 +84,8 @@ def check(address: Address, allowed: Sequence[Network] = ()) -> None:
     if any(address in network for network in allowed):
         return
     if reason := _forbidden(address):
-        raise HostRefused(f"the source host's address {address} is {reason}: a copy only connects to public servers")
+        raise HostRefused(f"the source host's address {address} is {reason}: a copy only connects to public servers",
+                          "not_public", address=str(address))
 
 
 def _networks(*rows: tuple[str, str]) -> tuple[tuple[Network, str], ...]:
@@ -132,7 +142,7 @@ def check_all(addresses: Iterable[Address], allowed: Sequence[Network] = ()) -> 
     and split answers must not pick the connection)."""
     found = list(dict.fromkeys(addresses))
     if not found:
-        raise HostRefused("the source host has no address")
+        raise HostRefused("the source host has no address", "no_address")
     for address in found:
         check(address, allowed)
     return found

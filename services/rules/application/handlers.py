@@ -22,7 +22,7 @@ from services.rules.domain.rules import (
     without_forward,
 )
 from shared.auth import Actor
-from shared.contracts.base import Accepted, FieldError, Rejected, Reply, rejection
+from shared.contracts.base import Accepted, RejectCode, Rejected, Reply, rejection
 from shared.contracts.rules import (
     AddForwarding,
     AdoptAccount,
@@ -38,6 +38,7 @@ from shared.contracts.rules import (
     RulesApplyFailed,
     RulesChanged,
     RulesCommand,
+    RulesFieldError,
     SetAutoreply,
     SetReceive,
     SetSpamSort,
@@ -94,8 +95,9 @@ def _change(command: RulesCommand, actor: Actor, rules: RuleSet, store: RuleSets
 
 
 def _refused(command: RulesCommand, violations: tuple[Violation, ...]) -> Rejected:
-    errors = tuple(FieldError(field=v.field, code=v.code, message=v.message) for v in violations)
-    code = "not_allowed_on_plan" if all(v.code == "not_allowed_on_plan" for v in violations) else "validation_failed"
+    errors = tuple(RulesFieldError(field=v.field, code=v.code, message=v.message, params=dict(v.params)) for v in violations)
+    code: RejectCode = ("not_allowed_on_plan" if all(v.code == "not_allowed_on_plan" for v in violations)
+                        else "validation_failed")
     message = errors[0].message if len(errors) == 1 else "the change breaks several rules"
     return rejection(command, code, message, *errors)
 

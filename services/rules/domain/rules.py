@@ -6,18 +6,23 @@ what was last deployed is tracked beside it (the mail server follows the rule se
 other way round).
 """
 
+import dataclasses
 import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
+from types import MappingProxyType
 
-from shared.mail_addresses import address_problem, normalized
+from shared.contracts.rules import RulesFieldCode
+from shared.mail_addresses import LIMITS, address_problem, normalized
 from shared.plans import Capability, Plan, allows
 
 MAX_AUTOREPLY_WIDTH = 600
 """SPEC: 600 half-width or 300 full-width characters; full-width counts 2"""
 WIDE = frozenset({"W", "F", "A"})
 """East Asian Width classes counted as full-width (A: ambiguous, full-width in Japanese text)"""
+WIDTH_UNITS = MappingProxyType({"full_width_units": 2, "other_units": 1})
+"""what a full-width character counts, and any other (a newline too)"""
 NOT_ROUND_TRIPPING = {
     "\u2015": "HORIZONTAL BAR", "\u301c": "WAVE DASH", "\uff5e": "FULLWIDTH TILDE",
     "\u2016": "DOUBLE VERTICAL LINE", "\u2225": "PARALLEL TO", "\uff0d": "FULLWIDTH HYPHEN-MINUS",
@@ -84,8 +89,10 @@ class RuleSet:
 @dataclass(frozen=True)
 class Violation:
     field: str
-    code: str
+    code: RulesFieldCode
     message: str
+    params: Mapping[str, int | str] = dataclasses.field(default_factory=dict)
+    """every number or name the message says, as the contract's FIELD_PARAMS names them"""
 
 
 @dataclass(frozen=True)
@@ -98,7 +105,8 @@ class Refused(Exception):
 def width(text: str) -> int:
     """SPEC's count: 2 per code point of East Asian Width W, F or A, 1 otherwise; a newline 1."""
     text = text.replace("\r\n", "\n")
-    return sum(2 if unicodedata.east_asian_width(ch) in WIDE else 1 for ch in text)
+    wide, other = WIDTH_UNITS["full_width_units"], WIDTH_UNITS["other_units"]
+    return sum(wide if unicodedata.east_asian_width(ch) in WIDE else other for ch in text)
 
 
 def normalized_text(text: str) -> str:
@@ -114,21 +122,29 @@ def autoreply_violations(plan: Plan, text: str, include_original: bool) -> list[
         problems.append(Violation("text", "empty", "the autoreply text must not be empty (delete the autoreply instead)"))
     if (used := width(text)) > MAX_AUTOREPLY_WIDTH:
         problems.append(Violation("text", "too_wide", f"the autoreply text is {used} width units; the limit is "
-                                  f"{MAX_AUTOREPLY_WIDTH} (full-width characters count 2, others 1)"))
+                                  f"{MAX_AUTOREPLY_WIDTH} (full-width characters count {WIDTH_UNITS['full_width_units']}, "
+                                  f"others {WIDTH_UNITS['other_units']})",
+                                  {"width": used, "max_width": MAX_AUTOREPLY_WIDTH, **WIDTH_UNITS}))
     if not allows(plan, Capability.AUTOREPLY_ANY_CHARACTER):
         found = sorted({ch for ch in text if ch in NOT_ROUND_TRIPPING})
         if found:
             shown = ", ".join(f"{ch} (U+{ord(ch):04X} {NOT_ROUND_TRIPPING[ch]})" for ch in found)
             problems.append(Violation("text", "unsupported_character",
                                       f"on the {plan} plan the autoreply text must not contain {shown}: "
-                                      "they do not survive ISO-2022-JP/Shift_JIS"))
-    if controls := sorted({f"U+{ord(ch):04X}" for ch in text if _is_control(ch)}):
+                                      "they do not survive ISO-2022-JP/Shift_JIS",
+                                      {"characters": "".join(found), "code_points": _code_points(found), "plan": str(plan)}))
+    if controls := sorted({ch for ch in text if _is_control(ch)}):
         problems.append(Violation("text", "control_character",
-                                  f"the autoreply text must not contain control characters ({', '.join(controls)})"))
+                                  f"the autoreply text must not contain control characters ({_code_points(controls)})",
+                                  {"code_points": _code_points(controls)}))
     if include_original and not allows(plan, Capability.AUTOREPLY_INCLUDE_BODY):
         problems.append(Violation("include_original", "not_allowed_on_plan",
-                                  f"including the original body is not available on the {plan} plan"))
+                                  f"including the original body is not available on the {plan} plan", {"plan": str(plan)}))
     return problems
+
+
+def _code_points(characters: Iterable[str]) -> str:
+    return ", ".join(f"U+{ord(ch):04X}" for ch in characters)
 
 
 def _is_control(ch: str) -> bool:
@@ -144,7 +160,8 @@ def with_autoreply(rules: RuleSet, text: str, include_original: bool) -> RuleSet
 
 def with_spam_sort(rules: RuleSet, on: bool) -> RuleSet:
     if on and not allows(rules.plan, Capability.SPAM_AUTOSORT):
-        raise Refused((Violation("on", "not_allowed_on_plan", f"spam auto-sort is not available on the {rules.plan} plan"),))
+        raise Refused((Violation("on", "not_allowed_on_plan", f"spam auto-sort is not available on the {rules.plan} plan",
+                                 {"plan": str(rules.plan)}),))
     return rules.changed(spam_sort=on)
 
 
@@ -163,11 +180,13 @@ def _match_problems(condition: Condition, match: str) -> list[Violation]:
     if not match:
         problems.append(Violation("match", "empty", f"a {condition} forward needs a keyword"))
     if len(match) > MAX_MATCH_LENGTH:
-        problems.append(Violation("match", "too_long", f"the keyword is {len(match)} characters; the limit is {MAX_MATCH_LENGTH}"))
-    if controls := sorted({f"U+{ord(ch):04X}" for ch in match if unicodedata.category(ch) in ("Cc", "Cs")}):
+        problems.append(Violation("match", "too_long", f"the keyword is {len(match)} characters; the limit is {MAX_MATCH_LENGTH}",
+                                  {"length": len(match), "max_length": MAX_MATCH_LENGTH}))
+    if controls := sorted({ch for ch in match if unicodedata.category(ch) in ("Cc", "Cs")}):
         problems.append(Violation("match", "control_character",
-                                  f"the keyword must not contain control characters ({', '.join(controls)}): "
-                                  "a From address or a Subject never holds them, so it could never match"))
+                                  f"the keyword must not contain control characters ({_code_points(controls)}): "
+                                  "a From address or a Subject never holds them, so it could never match",
+                                  {"code_points": _code_points(controls)}))
     return problems
 
 
@@ -178,18 +197,21 @@ def _destination_problems(rules: RuleSet, destinations: Iterable[str], internal:
         problems.append(Violation("destinations", "empty", "a forward needs at least one destination"))
     for text in wanted:
         if (problem := address_problem(text)) is not None:
-            problems.append(Violation("destinations", "invalid_address", f"the destination {text!r} {problem}"))
+            problems.append(Violation("destinations", "invalid_address", f"the destination {text!r} {problem}",
+                                      {"address": text, **LIMITS}))
         elif _in_any(text.partition("@")[2].lower(), internal):
             problems.append(Violation("destinations", "internal_domain",
-                                      f"{text} is in one of the mail system's own internal domains"))
+                                      f"{text} is in one of the mail system's own internal domains", {"address": text}))
         elif text.lower() == rules.address.lower():
-            problems.append(Violation("destinations", "own_address", f"{text} is this account's own address"))
+            problems.append(Violation("destinations", "own_address", f"{text} is this account's own address",
+                                      {"address": text}))
         elif text.lower() in seen:
-            problems.append(Violation("destinations", "duplicate", f"{text} is a destination already"))
+            problems.append(Violation("destinations", "duplicate", f"{text} is a destination already", {"address": text}))
         seen.add(text.lower())
     if (total := sum(len(f.destinations) for f in rules.forwards) + len(wanted)) > MAX_DESTINATIONS:
         problems.append(Violation("destinations", "too_many",
-                                  f"the account would have {total} forwarding destinations; the limit is {MAX_DESTINATIONS}"))
+                                  f"the account would have {total} forwarding destinations; the limit is {MAX_DESTINATIONS}",
+                                  {"count": total, "max_count": MAX_DESTINATIONS}))
     return problems
 
 
@@ -201,7 +223,8 @@ def _rule_count_problems(rules: RuleSet, condition: Condition) -> list[Violation
     count = sum(f.condition is not Condition.ALL for f in rules.forwards)
     if condition is not Condition.ALL and count >= MAX_RULES:
         return [Violation("condition", "too_many_rules",
-                          f"the account has {count} from/subject forwards already; the limit is {MAX_RULES}")]
+                          f"the account has {count} from/subject forwards already; the limit is {MAX_RULES}",
+                          {"count": count, "max_count": MAX_RULES})]
     return []
 
 
@@ -225,7 +248,8 @@ def with_forward(rules: RuleSet, condition: Condition, match: str, destinations:
 def without_forward(rules: RuleSet, entry_id: str, *, accept_loss: bool) -> RuleSet:
     gone = [f for f in rules.forwards if f.id == entry_id]
     if not gone:
-        raise Refused((Violation("entry_id", "not_found", f"{rules.address} has no forwarding entry {entry_id!r}"),))
+        raise Refused((Violation("entry_id", "not_found", f"{rules.address} has no forwarding entry {entry_id!r}",
+                                 {"entry_id": entry_id}),))
     kept = tuple(f for f in rules.forwards if f.id != entry_id)
     if not rules.receive and _forwards_all(rules.forwards) and not _forwards_all(kept) and not accept_loss:
         raise Refused((_LOSS,))
