@@ -59,6 +59,31 @@ class GetAccount(AddressCommand):
     address: AddressText
 
 
+def domain_key(domain: str) -> str:
+    """The key of a domain as a whole: '@' + the domain, which no address and no admin login can be."""
+    return "@" + domain.strip().lower()
+
+
+class ListAccounts(Command):
+    """Admin, its own domains only: the domain's accounts sorted by address, a page at a time, those
+    being deleted shown as such. Answered from the domain's directory, kept from the accounts' own
+    changes: eventually consistent (a change shows within moments). Result: {"accounts": [{"address",
+    "plan", "quota_mb", "comment", "created_at", "state": "active"|"deleting"}], "next": cursor|null}."""
+
+    KEY_FIELD = "domain"
+    type: Literal["ListAccounts"] = "ListAccounts"
+    domain: Annotated[str, Field(min_length=1, max_length=253)]
+    prefix: Annotated[str, Field(max_length=254)] = ""
+    """only addresses starting with this (the part before @, or more of the address; any case)"""
+    limit: Annotated[int, Field(strict=True)] = 50
+    """accounts on the page: 1..100"""
+    after: Annotated[str, Field(max_length=1024)] | None = None
+    """`next` of the page before, as it was given"""
+
+    def subject_key(self) -> str:
+        return domain_key(self.domain)
+
+
 class ChangePassword(AddressCommand):
     """A user changing their own password gives the current one; an admin changing a user's does not."""
 
@@ -126,12 +151,13 @@ class RemoveHome(WorkItem):
 
 
 CLIENT_COMMANDS = (CreateAccount, DeleteAccount, ChangeQuota, ChangeComment, GetAccount, ChangePassword, VerifyPassword,
-                   Login)
+                   Login, ListAccounts)
 """what a client (the gateway, mailctl, another service as the registry allows) may send"""
 
 
 AccountCommand = Annotated[
-    CreateAccount | DeleteAccount | ChangeQuota | ChangeComment | GetAccount | ChangePassword | Login,
+    CreateAccount | DeleteAccount | ChangeQuota | ChangeComment | GetAccount | ChangePassword | Login
+    | ListAccounts,
     Field(discriminator="type"),
 ]
 """What clients may send."""

@@ -218,7 +218,8 @@ async def create_account(command: CreateAccount, actor: Actor, address: str, pri
         return field_rejected(command, *errors)
     password_hash = await deps.hasher.hash(command.initial_password.get_secret_value())
     account = Account(address=address, plan=plan, password_hash=password_hash, quota_mb=command.quota_mb,
-                      comment=command.comment, sessions_valid_from=deps.clock(), home=deps.new_home_id())
+                      comment=command.comment, sessions_valid_from=deps.clock(), home=deps.new_home_id(),
+                      created_at=deps.clock())
     event = AccountCreated(address=address, plan=command.plan, quota_mb=command.quota_mb, comment=command.comment,
                            actor=actor.subject, sessions_valid_from=account.sessions_valid_from, **_caused_by(command))
     return await _commit(command, address, account, event, deps)

@@ -56,6 +56,8 @@ class Account:
     """sessions issued earlier (before a password change or before the address was re-created) end"""
     home: str = ""
     """the id of this account's home on the mail server: new for every account created"""
+    created_at: datetime | None = None
+    """None for accounts made before it was kept"""
 
     def accepts_session(self, *, subject: str, issued_at: datetime) -> bool:
         return subject != self.address or self.sessions_valid_from is None or issued_at >= self.sessions_valid_from
