@@ -24,6 +24,7 @@ from shared.contracts.account import (
     DeleteAccount,
     EndSession,
     GetAccount,
+    ListAccounts,
     Login,
     PlanName,
     SignOutEverywhere,
@@ -46,7 +47,7 @@ from shared.contracts.rules import (
 )
 
 app = typer.Typer(help="Mail Self-Service from the command line.", no_args_is_help=True)
-account_app = typer.Typer(help="Admin: create, delete and size accounts.", no_args_is_help=True)
+account_app = typer.Typer(help="Admin: list, create, delete and size accounts.", no_args_is_help=True)
 password_app = typer.Typer(help="Passwords.", no_args_is_help=True)
 rules_app = typer.Typer(help="Spam handling, forwarding, autoreply and receive on/off (your own, or in your domains "
                              "as admin).", no_args_is_help=True)
@@ -267,7 +268,8 @@ def account_comment(address: str, comment: str) -> None:
 
 @account_app.command("show")
 def account_show(address: Annotated[str | None, typer.Argument(help="default: your own")] = None) -> None:
-    """Show an account: plan, quota, what its mailbox holds, comment (yours, or any in your domains as admin)."""
+    """Show an account: plan, quota, what its mailbox holds, comment, creation time (yours, or any in your domains
+    as admin)."""
     result = send(GetAccount(actor_token=token(), address=(address or session()["subject"]).lower())).result
     if emitted(result):
         return
@@ -278,7 +280,30 @@ def account_show(address: Annotated[str | None, typer.Argument(help="default: yo
                   f"{usage['bytes'] / 1024 / 1024:,.1f} MB in {usage['messages']:,} messages"
                   + ("" if quota is None else f" ({usage['bytes'] / (quota * 1024 * 1024):.0%} of the quota)"))
     table.add_row("comment", result["comment"] or "-")
+    table.add_row("created", result.get("created_at") or "-")
     console.print(table)
+
+
+@account_app.command("list")
+def account_list(domain: str,
+                 prefix: Annotated[str, typer.Option(help="only addresses starting with this (any case)")] = "",
+                 limit: Annotated[int, typer.Option(help="accounts on a page (1..100)")] = 50,
+                 after: Annotated[str | None, typer.Option(help="the page after this one: the cursor the page before "
+                                                                 "printed")] = None) -> None:
+    """List the accounts of one of your domains (admin), sorted by address, a page at a time."""
+    result = send(ListAccounts(actor_token=token(), domain=domain, prefix=prefix, limit=limit, after=after)).result
+    if emitted(result):
+        return
+    table = Table("address", "plan", "quota", "comment", "created", "state", header_style="bold", title=domain.lower())
+    for account in result["accounts"]:
+        quota = account["quota_mb"]
+        table.add_row(account["address"], account["plan"] or "-", "no limit" if quota is None else f"{quota:,} MB",
+                      account["comment"] or "-", (account["created_at"] or "-")[:19].replace("T", " "),
+                      "[yellow]deleting[/]" if account["state"] == "deleting" else account["state"])
+    console.print(table)
+    if result["next"]:
+        console.print(f"more: mailctl account list {domain} --after {result['next']}"
+                      + (f" --prefix {prefix}" if prefix else "") + (f" --limit {limit}" if limit != 50 else ""))
 
 
 @password_app.command("change")

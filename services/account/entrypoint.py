@@ -19,11 +19,15 @@ from services.account.adapters.stored_accounts import (
     pending_deletion_of,
     principal_of,
 )
+from services.account.adapters.stored_directory import COLLECTION as DIRECTORY
+from services.account.adapters.stored_directory import AccountsToList, StoredDirectory
+from services.account.application.directory import Directories, list_accounts, record_in_directory
 from services.account.application.first_admin import set_first_admin
 from services.account.application.handlers import Deps, complete_deletion, follow_mail_login, handle
 from services.account.application.sessions import SESSION_HANDLERS
 from services.account.application.tombstones import forget_deleted_account, tombstones_due
 from services.account.domain.guessing import FailureCounters
+from services.account.messages import RecordInDirectory
 from services.account.settings import AccountSettings
 from shared.auth import TokenIssuer, load_private_key
 from shared.contracts.account import (
@@ -31,10 +35,11 @@ from shared.contracts.account import (
     SERVICE,
     CompleteDeletion,
     ForgetDeletedAccount,
+    ListAccounts,
     RemoveHome,
     SetFirstAdmin,
 )
-from shared.messaging.service import Resources, ServiceSpec, Sweep, Wiring, over_units
+from shared.messaging.service import Resources, ServiceSpec, Sweep, Wiring, over_unit, over_units
 from shared.messaging.unit_of_work import AggregateReader, Doc
 
 log = logging.getLogger(__name__)
@@ -74,10 +79,13 @@ def compose(settings: AccountSettings, kit: Resources) -> Wiring:
         return [CompleteDeletion(address=address) for address in await stored.pending_deletions()]
 
     first_admin = settings.first_admin
+    directories = Directories(StoredDirectory(kit.database[DIRECTORY]), AccountsToList(kit.database[AGGREGATES]))
     handlers = over_units(lambda unit: replace(deps, accounts=AccountsInUnit(unit)), {
         **dict.fromkeys(CLIENT_COMMANDS, handle), **SESSION_HANDLERS, ForgetDeletedAccount: forget_deleted_account,
         CompleteDeletion: complete_deletion,
+        ListAccounts: partial(list_accounts, directories=directories),
         **({SetFirstAdmin: partial(set_first_admin, wanted=first_admin)} if first_admin else {})})
+    handlers[RecordInDirectory] = over_unit(lambda unit: directories, record_in_directory)
     due = partial(tombstones_due, stored.deleted_before, retention=settings.tombstone_retention)
     return Wiring(
         handlers=handlers, aggregates=AGGREGATES, follow=follow, work={RemoveHome: remove_home},
@@ -105,7 +113,8 @@ def _deps(settings: AccountSettings, kit: Resources, admins: StoredAdmins, passw
 
 
 SPEC = ServiceSpec(
-    name=SERVICE, settings=AccountSettings, commands=(*CLIENT_COMMANDS, SetFirstAdmin, ForgetDeletedAccount, CompleteDeletion),
+    name=SERVICE, settings=AccountSettings,
+    commands=(*CLIENT_COMMANDS, SetFirstAdmin, ForgetDeletedAccount, CompleteDeletion, RecordInDirectory),
     compose=compose,
     keeps_sessions=False,  # the account service holds the truth about sessions itself
 )

@@ -38,7 +38,8 @@ AccountFieldCode = Literal[
     "too_long", "control_character", "invisible_character", "bidi_control",
     "too_short", "non_ascii_character", "forbidden_character", "missing_lowercase", "missing_uppercase",
     "missing_letter", "missing_digit", "missing_symbol", "same_as_local_part", "same_as_address", "same_as_domain",
-    "six_consecutive_digits", "required",
+    "six_consecutive_digits", "required", "invalid_cursor", "invalid_characters", "other_domain",
+    "page_size",
 ]
 """Every field code the account service's rules answer (the kit's shared ones aside)."""
 
@@ -66,6 +67,10 @@ FIELD_PARAMS: Mapping[AccountFieldCode, tuple[str, ...]] = {
     "same_as_domain": (),
     "six_consecutive_digits": ("digits",),
     "required": (),
+    "invalid_cursor": (),
+    "invalid_characters": ("characters",),
+    "other_domain": ("domain",),
+    "page_size": ("min", "max"),
 }
 """the params each field code carries: `symbols` the password policy's allowed symbols (a password
 itself is never echoed), `digits` the run of digits refused, `plan` the account's plan"""
@@ -120,10 +125,35 @@ class ChangeComment(AddressCommand):
 
 class GetAccount(AddressCommand):
     """The account as its owner (or an admin of its domain) sees it: plan, quota, what the mailbox
-    holds (Dovecot's own count), comment."""
+    holds (Dovecot's own count), comment and creation time (null for accounts made before it was kept)."""
 
     type: Literal["GetAccount"] = "GetAccount"
     address: AddressText
+
+
+def domain_key(domain: str) -> str:
+    """The key of a domain as a whole: '@' + the domain, which no address and no admin login can be."""
+    return "@" + domain.strip().lower()
+
+
+class ListAccounts(Command):
+    """Admin, its own domains only: the domain's accounts sorted by address, a page at a time, those
+    being deleted shown as such. Answered from the domain's directory, kept from the accounts' own
+    changes: eventually consistent (a change shows within moments). Result: {"accounts": [{"address",
+    "plan", "quota_mb", "comment", "created_at", "state": "active"|"deleting"}], "next": cursor|null}."""
+
+    KEY_FIELD = "domain"
+    type: Literal["ListAccounts"] = "ListAccounts"
+    domain: Annotated[str, Field(min_length=1, max_length=253)]
+    prefix: Annotated[str, Field(max_length=254)] = ""
+    """only addresses starting with this (the part before @, or more of the address; any case)"""
+    limit: Annotated[int, Field(strict=True)] = 50
+    """accounts on the page: 1..100"""
+    after: Annotated[str, Field(max_length=1024)] | None = None
+    """`next` of the page before, as it was given"""
+
+    def subject_key(self) -> str:
+        return domain_key(self.domain)
 
 
 class ChangePassword(AddressCommand):
@@ -215,13 +245,13 @@ class RemoveHome(WorkItem):
 
 
 CLIENT_COMMANDS = (CreateAccount, DeleteAccount, ChangeQuota, ChangeComment, GetAccount, ChangePassword, VerifyPassword,
-                   Login, EndSession, SignOutEverywhere)
+                   Login, EndSession, SignOutEverywhere, ListAccounts)
 """what a client (the gateway, mailctl, another service as the registry allows) may send"""
 
 
 AccountCommand = Annotated[
     CreateAccount | DeleteAccount | ChangeQuota | ChangeComment | GetAccount | ChangePassword | Login
-    | EndSession | SignOutEverywhere,
+    | EndSession | SignOutEverywhere | ListAccounts,
     Field(discriminator="type"),
 ]
 """What clients may send."""

@@ -1,7 +1,8 @@
 """Messages waiting in their aggregate's document until the relay has published them, and the
 sweeper that finds outboxes left behind.
 
-An entry names its exchange: events go to `events`, work items to the service's internal exchange.
+An entry names its exchange: events go to `events`, work items and internal commands to the service's
+internal exchange.
 """
 
 import asyncio
@@ -15,9 +16,9 @@ from aiormq import spec
 from faststream.rabbit import RabbitBroker
 from opentelemetry import propagate
 
-from shared.contracts.base import Event, FlushOutbox, WorkItem
+from shared.contracts.base import Event, FlushOutbox, InternalCommand, WorkItem
 from shared.messaging.broker import send_internal
-from shared.topology import EVENTS, internal_exchange, work_routing_key
+from shared.topology import ACCOUNT_KEY_HEADER, EVENTS, internal_exchange, work_routing_key
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +31,7 @@ def trace_headers() -> dict[str, str]:
     return carrier
 
 
-def _entry(message: Event | WorkItem, exchange: str, routing_key: str) -> Entry:
+def _entry(message: Event | WorkItem | InternalCommand, exchange: str, routing_key: str) -> Entry:
     return {"id": str(message.message_id), "exchange": exchange, "routing_key": routing_key,
             "body": message.model_dump_json(), "headers": trace_headers(), "at": datetime.now(UTC)}
 
@@ -42,6 +43,14 @@ def event_entry(event: Event) -> Entry:
 
 def work_entry(service: str, item: WorkItem) -> Entry:
     return _entry(item, internal_exchange(service), work_routing_key(type(item).QUEUE))
+
+
+def command_entry(service: str, command: InternalCommand) -> Entry:
+    """An internal command to another aggregate of the same service (e.g. a read side kept per domain),
+    routed to that aggregate's shard: it is decided in that aggregate's turn, by its one writer."""
+    entry = _entry(command, internal_exchange(service), service)
+    entry["headers"][ACCOUNT_KEY_HEADER] = command.subject_key()
+    return entry
 
 
 class OutboxStore(Protocol):

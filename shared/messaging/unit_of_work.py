@@ -27,8 +27,8 @@ from typing import Any
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
-from shared.contracts.base import Accepted, Event, Rejected, Requester, WorkItem
-from shared.messaging.outbox import Entry, event_entry, work_entry
+from shared.contracts.base import Accepted, Event, InternalCommand, Rejected, Requester, WorkItem
+from shared.messaging.outbox import Entry, command_entry, event_entry, work_entry
 from shared.messaging.redaction import Redactor
 
 Doc = dict[str, Any]
@@ -89,12 +89,14 @@ class UnitOfWork:
             return None
         return {k: v for k, v in {**(self._doc or {}), **self.fields}.items() if k not in KIT_FIELDS}
 
-    def stage(self, fields: Doc, *, events: Sequence[Event] = (), work: Sequence[WorkItem] = ()) -> None:
-        """Set `fields` and send `events` and `work`, all in the commit's one write."""
+    def stage(self, fields: Doc, *, events: Sequence[Event] = (), work: Sequence[WorkItem] = (),
+              commands: Sequence[InternalCommand] = ()) -> None:
+        """Set `fields` and send `events`, `work` and internal `commands`, all in the commit's one write."""
         if KIT_FIELDS & fields.keys():
             raise ValueError(f"fields reserved by the kit: {sorted(KIT_FIELDS & fields.keys())}")
         self.fields.update(fields)
         self.entries += [event_entry(e) for e in events] + [work_entry(self._service, w) for w in work]
+        self.entries += [command_entry(self._service, c) for c in commands]
         self.work += work
 
     def remove(self) -> None:

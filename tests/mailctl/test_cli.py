@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 
 from tests.support import ADMIN_LOGIN, ADMIN_PASSWORD, eventually, imap_login, new_address
 
@@ -139,3 +140,36 @@ async def test_logout_ends_the_session_on_the_services_and_forgets_it(tmp_path, 
     away = await run(laptop, f"amqp://nobody:nothing@127.0.0.1:{free_port()}/", "logout")
     assert away.returncode == 2 and "forgotten here" in away.stdout and "stays valid until" in away.stdout
     assert not (laptop / "session.json").exists()
+
+
+async def test_an_admin_lists_its_domains_accounts_page_by_page(tmp_path, client_url, account_service):
+    """Ensure `account list` pages through a search with the cursor it prints, as a table and as JSON."""
+    tag = f"l{uuid.uuid4().hex[:8]}"
+    made = [f"{tag}-{n}@example.jp" for n in range(3)]
+    assert (await run(tmp_path, client_url, "login", ADMIN_LOGIN, "--password-stdin", stdin=ADMIN_PASSWORD + "\n")).returncode == 0
+    for address in made:
+        created = await run(tmp_path, client_url, "account", "create", address, "--plan", "sv-basic",
+                            "--comment", "一覧", stdin="basic123x\nbasic123x\n")
+        assert created.returncode == 0, created.stdout + created.stderr
+
+    async def listed() -> bool:
+        shown = await run(tmp_path, client_url, "--json", "account", "list", "example.jp", "--prefix", tag.upper())
+        return [a["address"] for a in json.loads(shown.stdout)["result"]["accounts"]] == made
+
+    await eventually(listed, what="the new accounts in the list")
+    first = json.loads((await run(tmp_path, client_url, "--json", "account", "list", "example.jp", "--prefix", tag,
+                                  "--limit", "2")).stdout)["result"]
+    assert [a["address"] for a in first["accounts"]] == made[:2] and first["next"]
+    assert set(first["accounts"][0]) == {"address", "plan", "quota_mb", "comment", "created_at", "state"}
+    table = await run(tmp_path, client_url, "account", "list", "example.jp", "--prefix", tag, "--limit", "2")
+    assert table.returncode == 0 and made[0] in table.stdout and "一覧" in table.stdout
+    assert f"--after {first['next']}" in table.stdout
+    rest = json.loads((await run(tmp_path, client_url, "--json", "account", "list", "example.jp", "--prefix", tag,
+                                 "--after", first["next"])).stdout)["result"]
+    assert [a["address"] for a in rest["accounts"]] == made[2:] and rest["next"] is None
+
+    too_many = await run(tmp_path, client_url, "account", "list", "example.jp", "--limit", "500")
+    assert too_many.returncode == 1 and "out_of_range" in too_many.stdout
+    assert (await run(tmp_path, client_url, "login", made[0], "--password-stdin", stdin="basic123x\n")).returncode == 0
+    forbidden = await run(tmp_path, client_url, "account", "list", "example.jp")
+    assert forbidden.returncode == 1 and "forbidden" in forbidden.stdout

@@ -10,7 +10,9 @@ from pathlib import Path
 from services.account.adapters.mail_homes import MailHomes
 from services.account.application.ports import PendingDeletion, Principal
 from services.account.domain.account import Account, Admin, SignInState
+from services.account.domain.directory import State
 from services.account.domain.ended_sessions import EndedSessions
+from services.account.messages import RecordInDirectory
 from shared.contracts.account import AccountDeleted
 from shared.contracts.base import Event, WorkItem
 from shared.messaging.unit_of_work import AggregateReader, Doc, UnitOfWork
@@ -26,13 +28,15 @@ def _sign_in_doc(state: SignInState) -> Doc:
 def principal_doc(principal: Principal | None) -> Doc:
     if principal is None:  # a tombstone keeps nothing of the account it was
         return {"deleted": True, "password_hash": None, "sign_in": None, "role": None, "plan": None,
-                "quota_mb": None, "comment": None, "domains": None, "deletion_pending": None, "ended_sessions": None}
+                "quota_mb": None, "comment": None, "domains": None, "deletion_pending": None, "ended_sessions": None,
+                "account_created_at": None}
     common = {"deleted": False, "password_hash": principal.password_hash, "sign_in": _sign_in_doc(principal.sign_in),
               "sessions_valid_from": principal.sessions_valid_from, "ended_sessions": principal.ended_sessions.encode()}
     if isinstance(principal, Admin):
         return {**common, "role": "admin", "domains": sorted(principal.domains)}
     return {**common, "role": "user", "plan": str(principal.plan), "quota_mb": principal.quota_mb,
-            "comment": principal.comment, "home": principal.home, "deletion_pending": None}
+            "comment": principal.comment, "home": principal.home, "deletion_pending": None,
+            "account_created_at": principal.created_at}
 
 
 def tombstone_doc(pending: PendingDeletion) -> Doc:
@@ -56,11 +60,31 @@ def principal_of(key: str, doc: Doc | None) -> Principal | None:
                      sign_in=sign_in, sessions_valid_from=doc.get("sessions_valid_from"), ended_sessions=ended)
     return Account(address=key, plan=Plan(doc["plan"]), password_hash=doc["password_hash"],
                    quota_mb=doc.get("quota_mb"), comment=doc.get("comment", ""), sign_in=sign_in,
-                   sessions_valid_from=doc.get("sessions_valid_from"), home=doc.get("home") or "", ended_sessions=ended)
+                   sessions_valid_from=doc.get("sessions_valid_from"), home=doc.get("home") or "", ended_sessions=ended,
+                   created_at=doc.get("account_created_at"))
+
+
+def directory_line(account: Account, version: int, state: State = "active") -> RecordInDirectory:
+    """What the domain's directory is to show of `account` (the list's read side)."""
+    domain = account.address.rpartition("@")[2]
+    return RecordInDirectory(domain=domain, address=account.address, version=version, plan=str(account.plan),
+                             quota_mb=account.quota_mb, comment=account.comment, created_at=account.created_at,
+                             state=state)
+
+
+def directory_gone(address: str, version: int) -> RecordInDirectory:
+    return RecordInDirectory(domain=address.rpartition("@")[2], address=address, version=version, gone=True)
+
+
+def listed_the_same(before: RecordInDirectory, after: RecordInDirectory) -> bool:
+    return before.model_dump(exclude={"message_id", "occurred_at", "version"}) == after.model_dump(
+        exclude={"message_id", "occurred_at", "version"})
 
 
 class AccountsInUnit:
-    """The Accounts port over the delivery's unit of work: only its own aggregate is reachable."""
+    """The Accounts port over the delivery's unit of work: only its own aggregate is reachable. A change
+    of what the account list shows stages the account's new line for its domain's directory (sent with
+    the change, in its one write); sign-ins and password changes stage none."""
 
     def __init__(self, unit: UnitOfWork | None) -> None:
         self._unit = unit
@@ -81,16 +105,31 @@ class AccountsInUnit:
         return principal_of(key, self._check(key).state)
 
     async def save(self, key: str, principal: Principal | None, *, events: Sequence[Event]) -> None:
-        self._check(key).stage(principal_doc(principal), events=events)
+        unit = self._check(key)
+        unit.stage(principal_doc(principal), events=events, commands=self._listed(unit, principal))
 
     async def pending_deletion(self, key: str) -> PendingDeletion | None:
         return pending_deletion_of(self._check(key).state)
 
     async def start_deletion(self, key: str, pending: PendingDeletion) -> None:
-        self._check(key).stage(tombstone_doc(pending))
+        unit = self._check(key)
+        before = principal_of(key, unit.state)
+        deleting = [directory_line(before, _next_version(unit), "deleting")] if isinstance(before, Account) else []
+        unit.stage(tombstone_doc(pending), commands=deleting)
 
     async def finish_deletion(self, key: str, pending: PendingDeletion, *, work: Sequence[WorkItem]) -> None:
-        self._check(key).stage({"deletion_pending": None}, events=[pending.event], work=work)
+        unit = self._check(key)
+        unit.stage({"deletion_pending": None}, events=[pending.event], work=work,
+                   commands=[directory_gone(key, _next_version(unit))])
+
+    @staticmethod
+    def _listed(unit: UnitOfWork, principal: Principal | None) -> list[RecordInDirectory]:
+        before = principal_of(unit.key, unit.state)
+        if isinstance(principal, Account):
+            line = directory_line(principal, _next_version(unit))
+            unchanged = isinstance(before, Account) and listed_the_same(directory_line(before, 0), line)
+            return [] if unchanged else [line]
+        return [directory_gone(before.address, _next_version(unit))] if isinstance(before, Account) else []
 
     async def forget_if_deleted_before(self, key: str, moment: datetime) -> bool:
         unit = self._check(key)
@@ -101,6 +140,11 @@ class AccountsInUnit:
             return False
         unit.remove()
         return True
+
+
+def _next_version(unit: UnitOfWork) -> int:
+    """The version the unit's commit gives the account's document."""
+    return (unit.version or 0) + 1
 
 
 class StoredPrincipals:

@@ -144,12 +144,19 @@ async def _account_command(command: AddressCommand, deps: Deps) -> Reply:
 
 
 async def _check_admin_still_holds(command: AddressCommand, actor: Actor, address: str, deps: Deps) -> None:
-    """Claims are checked against the stored admin, so a password or domain change takes effect at once."""
+    if refusal := await admin_refusal(command, actor, address.rpartition("@")[2], deps):
+        raise Refused(refusal)
+
+
+async def admin_refusal(command: Keyed, actor: Actor, domain: str, deps: Deps) -> Rejected | None:
+    """Claims are checked against the stored admin, so a logout, a password or a domain change takes
+    effect at once: None when the admin's session is live and it still administers `domain`."""
     admin = await deps.admins.current(actor.subject)
     if admin is None or not admin.accepts_session(issued_at=actor.issued_at, token_id=actor.token_id):
-        raise Refused(rejected(command, "unauthenticated", "this admin session has ended; log in again"))
-    if address.rpartition("@")[2] not in admin.domains:
-        raise Refused(rejected(command, "forbidden", f"{actor.subject} no longer administers {address}"))
+        return rejected(command, "unauthenticated", "this admin session has ended; log in again")
+    if domain not in admin.domains:
+        return rejected(command, "forbidden", f"{actor.subject} no longer administers {domain}")
+    return None
 
 
 def _authorized(command: AddressCommand, deps: Deps) -> tuple[Actor, str]:
@@ -229,7 +236,8 @@ async def create_account(command: CreateAccount, actor: Actor, address: str, pri
         return field_rejected(command, *errors)
     password_hash = await deps.hasher.hash(command.initial_password.get_secret_value())
     account = Account(address=address, plan=plan, password_hash=password_hash, quota_mb=command.quota_mb,
-                      comment=command.comment, sessions_valid_from=deps.clock(), home=deps.new_home_id())
+                      comment=command.comment, sessions_valid_from=deps.clock(), home=deps.new_home_id(),
+                      created_at=deps.clock())
     event = AccountCreated(address=address, plan=command.plan, quota_mb=command.quota_mb, comment=command.comment,
                            actor=actor.subject, sessions_valid_from=account.sessions_valid_from, **_caused_by(command))
     return await _commit(command, address, account, event, deps)
@@ -278,6 +286,7 @@ async def get_account(command: GetAccount, actor: Actor, address: str, principal
     usage = await deps.mailboxes.usage(address, account.home)
     return Accepted(command_id=command.message_id, result={
         "address": address, "plan": str(account.plan), "quota_mb": account.quota_mb, "comment": account.comment,
+        "created_at": account.created_at.isoformat() if account.created_at else None,
         "usage": None if usage is None else {"bytes": usage.bytes, "messages": usage.messages}})
 
 

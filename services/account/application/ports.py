@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Protocol
 
 from services.account.domain.account import Account, Admin
+from services.account.domain.directory import Index, Line
 from shared.auth import Actor, Role
 from shared.contracts.account import AccountDeleted
 from shared.contracts.base import Event, WorkItem
@@ -88,3 +89,26 @@ class MailLogins(Protocol):
 class AuditPublisher(Protocol):
     async def publish(self, event: Event) -> None:
         """Publish an event that belongs to no stored aggregate (sign-in to an unknown login)."""
+
+
+class Directory(Protocol):
+    """Each domain's directory (services/account/domain/directory.py): its index and its chunks, each
+    one document read and written by `_id`. Written only in the domain's turn."""
+
+    async def index(self, domain: str) -> Index | None:
+        """None: the domain's directory was never built."""
+
+    async def chunk(self, domain: str, chunk_id: str) -> tuple[Line, ...]: ...
+    async def write_chunk(self, domain: str, chunk_id: str, lines: Sequence[Line]) -> None: ...
+    async def write_index(self, domain: str, index: Index) -> None: ...
+    async def drop_chunks(self, domain: str, chunk_ids: Sequence[str]) -> None: ...
+
+    async def drop_unindexed(self, domain: str, index: Index) -> None:
+        """Remove the domain's chunks `index` does not name (left by an interrupted change or an earlier
+        build: a scan, for a build only)."""
+
+
+class ListedAccounts(Protocol):
+    async def lines(self, domain: str) -> list[Line]:
+        """The domain's accounts as the directory lists them, read from the accounts themselves (a scan
+        of every account: for a build only)."""

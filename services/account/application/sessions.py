@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
-from services.account.application.handlers import Deps, rejected
+from services.account.application.handlers import Deps, admin_refusal, rejected
 from services.account.domain.account import Account, Admin
 from services.account.domain.ended_sessions import EndedSessions
 from shared.auth import Actor, ExpiredToken, InvalidToken
@@ -76,12 +76,7 @@ async def _refused(command: SignOutEverywhere, key: str, actor: Actor, deps: Dep
         return None
     if not (actor.is_admin and "@" in key and actor.may_act_on(key)):
         return rejected(command, "forbidden", f"{actor.subject} may not end the sessions of {key}")
-    admin = await deps.admins.current(actor.subject)  # as every admin command checks it (handlers.py)
-    if admin is None or not admin.accepts_session(issued_at=actor.issued_at, token_id=actor.token_id):
-        return rejected(command, "unauthenticated", "this admin session has ended; log in again")
-    if key.rpartition("@")[2] not in admin.domains:
-        return rejected(command, "forbidden", f"{actor.subject} no longer administers {key}")
-    return None
+    return await admin_refusal(command, actor, key.rpartition("@")[2], deps)
 
 
 async def _sign_out(command: Command, key: str, principal: Principal, actor: Actor, deps: Deps, *, outcome: str) -> Accepted:

@@ -60,8 +60,10 @@ class Account:
     """the id of this account's home on the mail server: new for every account created"""
     ended_sessions: EndedSessions = NO_ENDED_SESSIONS
     """sessions ended one by one (logouts), until their tokens expire"""
+    created_at: datetime | None = None
+    """None for accounts made before it was kept"""
 
-    def accepts_session(self, *, subject: str, issued_at: datetime, token_id: str = "") -> bool:
+    def accepts_session(self, *, subject: str, issued_at: datetime, token_id: str) -> bool:
         if subject != self.address:
             return True
         limited = self.sessions_valid_from is not None and issued_at < self.sessions_valid_from
@@ -81,7 +83,7 @@ class Admin:
     ended_sessions: EndedSessions = NO_ENDED_SESSIONS
     """sessions ended one by one (logouts), until their tokens expire"""
 
-    def accepts_session(self, *, issued_at: datetime, token_id: str = "") -> bool:
+    def accepts_session(self, *, issued_at: datetime, token_id: str) -> bool:
         limited = self.sessions_valid_from is not None and issued_at < self.sessions_valid_from
         return not limited and not self.ended_sessions.includes(token_id)
 

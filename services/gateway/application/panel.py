@@ -17,10 +17,14 @@ from shared.contracts.account import (
     ChangeQuota,
     CreateAccount,
     DeleteAccount,
+    EndSession,
     GetAccount,
+    ListAccounts,
     Login,
+    SignOutEverywhere,
 )
-from shared.contracts.base import Accepted, AnonymousCommand, Command, FieldError, Rejected
+from shared.contracts.base import Accepted, AnonymousCommand, Command, Rejected
+from shared.messaging.delivery import invalid
 
 Reply = Accepted | Rejected
 
@@ -31,6 +35,16 @@ class Panel:
 
     async def sign_in(self, login: str, password: str) -> Reply:
         return await self._ask(ACCOUNT, lambda: Login(login=login, password=password))
+
+    async def end_session(self, token: str) -> Reply:
+        return await self._ask(ACCOUNT, lambda: EndSession(actor_token=token))
+
+    async def sign_out_everywhere(self, token: str, login: str) -> Reply:
+        return await self._ask(ACCOUNT, lambda: SignOutEverywhere(actor_token=token, login=login))
+
+    async def list_accounts(self, token: str, domain: str, prefix: str, after: str | None, limit: int) -> Reply:
+        return await self._ask(ACCOUNT, lambda: ListAccounts(actor_token=token, domain=domain, prefix=prefix, after=after,
+                                                             limit=limit))
 
     async def account(self, token: str, address: str) -> Reply:
         return await self._ask(ACCOUNT, lambda: GetAccount(actor_token=token, address=address))
@@ -65,14 +79,5 @@ class Panel:
 
 
 def _malformed(error: ValidationError) -> Rejected:
-    """What the contract itself refuses (too long, missing), said per field as a service would."""
-    errors = tuple(
-        FieldError(field=str(problem["loc"][0]) if problem["loc"] else "", code=_code_of(problem["type"]),
-                   message=problem["msg"])
-        for problem in error.errors(include_url=False, include_input=False))
-    return Rejected(code="validation_failed", message="the form does not fit the command", errors=errors)
-
-
-def _code_of(pydantic_type: str) -> str:
-    return {"string_too_long": "too_long", "string_too_short": "required", "missing": "required"}.get(
-        pydantic_type, "invalid")
+    """What the contract itself refuses (too long, missing), said per field as the kit would."""
+    return Rejected(code="validation_failed", message="the form does not fit the command", errors=invalid(error).errors)

@@ -7,10 +7,14 @@ from typing import Any
 
 import pytest
 
+from services.account.adapters.stored_accounts import directory_gone, directory_line
+from services.account.application.directory import Directories, change_of
 from services.account.application.handlers import Deps
 from services.account.application.ports import MailboxUsage, PendingDeletion
 from services.account.domain.account import Account, Admin, LockoutPolicy
+from services.account.domain.directory import Index, Line
 from services.account.domain.guessing import FailureCounters
+from services.account.messages import RecordInDirectory
 from shared.auth import TokenIssuer, TokenVerifier, generate_keypair, load_private_key, load_public_key
 from shared.contracts.base import Event, WorkItem
 
@@ -18,7 +22,8 @@ TOKEN_LIFETIME = timedelta(hours=1)
 
 
 class InMemoryAccounts:
-    """The Accounts port as one dict; a save replaces state and records its events together."""
+    """The Accounts port as one dict; a save replaces state and records its events together, and the
+    account's line for its domain's directory (as the stored accounts' outbox sends it)."""
 
     def __init__(self) -> None:
         self.records: dict[str, Account | Admin | None] = {}
@@ -26,11 +31,24 @@ class InMemoryAccounts:
         self.saved_keys: list[str] = []
         self.pending: dict[str, PendingDeletion] = {}
         self.sent_work: list[WorkItem] = []
+        self.versions: dict[str, int] = {}
+        self.to_directory: list[RecordInDirectory] = []
+        self.directory = InMemoryDirectory()
+        self.directories = Directories(self.directory, ListedFromMemory(self))
+
+    def _version(self, key: str) -> int:
+        self.versions[key] = self.versions.get(key, 0) + 1
+        return self.versions[key]
 
     async def get(self, key: str) -> Account | Admin | None:
         return self.records.get(key)  # frozen dataclasses: handlers cannot change what is stored
 
     async def save(self, key: str, principal: Account | Admin | None, *, events: Sequence[Event]) -> None:
+        before, version = self.records.get(key), self._version(key)
+        if isinstance(principal, Account):
+            self.to_directory.append(directory_line(principal, version))
+        elif isinstance(before, Account):
+            self.to_directory.append(directory_gone(key, version))
         self.records[key] = principal
         self.saved_events.extend(events)
         self.saved_keys.append(key)
@@ -39,6 +57,8 @@ class InMemoryAccounts:
         return self.pending.get(key)
 
     async def start_deletion(self, key: str, pending: PendingDeletion) -> None:
+        if isinstance(before := self.records.get(key), Account):
+            self.to_directory.append(directory_line(before, self._version(key), "deleting"))
         self.records[key] = None
         self.pending[key] = pending
         self.saved_keys.append(key)
@@ -47,6 +67,7 @@ class InMemoryAccounts:
         del self.pending[key]
         self.saved_events.append(pending.event)
         self.sent_work.extend(work)
+        self.to_directory.append(directory_gone(key, self._version(key)))
 
     def principal(self, key: str) -> Account | Admin | None:
         return self.records.get(key)
@@ -240,3 +261,52 @@ class HomeIds:
     def __call__(self) -> str:
         self.made += 1
         return f"{self.made:04x}"
+
+
+class InMemoryDirectory:
+    """The Directory port as dicts; counts chunk reads, so a test sees what a page costs."""
+
+    def __init__(self) -> None:
+        self.indexes: dict[str, Index] = {}
+        self.chunks: dict[tuple[str, str], tuple[Line, ...]] = {}
+        self.chunk_reads = 0
+
+    async def index(self, domain: str) -> Index | None:
+        return self.indexes.get(domain)
+
+    async def chunk(self, domain: str, chunk_id: str) -> tuple[Line, ...]:
+        self.chunk_reads += 1
+        return self.chunks.get((domain, chunk_id), ())
+
+    async def write_chunk(self, domain: str, chunk_id: str, lines: Sequence[Line]) -> None:
+        self.chunks[domain, chunk_id] = tuple(lines)
+
+    async def write_index(self, domain: str, index: Index) -> None:
+        self.indexes[domain] = index
+
+    async def drop_chunks(self, domain: str, chunk_ids: Sequence[str]) -> None:
+        for chunk_id in chunk_ids:
+            self.chunks.pop((domain, chunk_id), None)
+
+    async def drop_unindexed(self, domain: str, index: Index) -> None:
+        named = {chunk_id for _, chunk_id in index.chunks}
+        for key in [key for key in self.chunks if key[0] == domain and key[1] not in named]:
+            del self.chunks[key]
+
+
+class ListedFromMemory:
+    """The ListedAccounts port over InMemoryAccounts: live accounts, and those being deleted."""
+
+    def __init__(self, accounts: InMemoryAccounts) -> None:
+        self._accounts = accounts
+
+    async def lines(self, domain: str) -> list[Line]:
+        found = []
+        for key, principal in self._accounts.records.items():
+            version = self._accounts.versions.get(key, 0)
+            if key.endswith("@" + domain) and isinstance(principal, Account):
+                found.append(change_of(directory_line(principal, version)))
+            elif key.endswith("@" + domain) and key in self._accounts.pending:
+                found.append(Line(address=key, plan=None, quota_mb=None, comment="", created_at=None, state="deleting",
+                                  version=version))
+        return sorted(found, key=lambda line: line.address)  # type: ignore[union-attr]

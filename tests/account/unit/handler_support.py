@@ -6,12 +6,14 @@ import json
 
 import jwt
 
+from services.account.application.directory import list_accounts, record_in_directory
 from services.account.application.handlers import complete_deletion, follow_mail_login
 from services.account.application.handlers import handle as handle_command
 from services.account.domain.account import Admin
 from shared.contracts.account import (
     CompleteDeletion,
     CreateAccount,
+    ListAccounts,
     Login,
 )
 from shared.contracts.base import Accepted, Rejected
@@ -31,7 +33,10 @@ ADMIN_LOGIN, ADMIN_PASSWORD = "root", "Adm1n-Secret!xyz"
 
 
 async def handle(command, deps):
-    """As the kit runs a command: the handler, then, once its state is written, the mail server follows."""
+    """As the kit runs a command: the handler, then, once its state is written, the mail server follows,
+    and the lines it staged reach the domain's directory."""
+    if isinstance(command, ListAccounts):
+        return await list_accounts(command, deps, directories=deps.accounts.directories)
     saves_before = len(deps.accounts.saved_keys)
     reply = await handle_command(command, deps)
     if len(deps.accounts.saved_keys) > saves_before:
@@ -39,7 +44,14 @@ async def handle(command, deps):
         await follow_mail_login(key, deps.accounts.principal(key), deps.mail_logins)
         if await deps.accounts.pending_deletion(key):  # the follow of a delete sends CompleteDeletion
             await complete_deletion(CompleteDeletion(address=key), deps)
+    await to_directory(deps.accounts)
     return reply
+
+
+async def to_directory(accounts) -> None:
+    """The relay and the domain's turn: every staged line, in order."""
+    while accounts.to_directory:
+        await record_in_directory(accounts.to_directory.pop(0), accounts.directories)
 
 
 def expect_rejected(reply: Accepted | Rejected, code: str) -> Rejected:

@@ -56,7 +56,7 @@ async def test_admin_creates_account(deps, tokens, accounts, mail_logins, clock)
         ADDRESS, "business-standard", 2048, "sales", ADMIN_LOGIN)
     assert accounts.principal(ADDRESS) == Account(
         address=ADDRESS, plan=Plan.BUSINESS_STANDARD, password_hash="hash:" + STRONG, quota_mb=2048, comment="sales",
-        sessions_valid_from=clock.now, home="0001")
+        sessions_valid_from=clock.now, home="0001", created_at=clock.now)
     assert mail_logins.logins == {ADDRESS: "hash:" + STRONG}
     assert mail_logins.quotas == {ADDRESS: 2048}
 

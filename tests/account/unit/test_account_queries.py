@@ -22,13 +22,14 @@ from tests.account.unit.handler_support import (
 
 async def test_the_owner_and_its_domains_admin_see_the_account_and_its_mailbox(deps, tokens, accounts, mail_logins):
     await create(deps, tokens, quota_mb=2048, comment="営業部")
+    created_at = accounts.principal(ADDRESS).created_at.isoformat()
     deps.mailboxes.held[ADDRESS] = MailboxUsage(bytes=123_456, messages=7)
     before = state_of(accounts, mail_logins)
 
     for token in (tokens.user(ADDRESS), tokens.admin(DOMAIN)):
         reply = expect_accepted(await handle(GetAccount(actor_token=token, address=ADDRESS.upper()), deps))
         assert reply.result == {"address": ADDRESS, "plan": "business-standard", "quota_mb": 2048, "comment": "営業部",
-                                "usage": {"bytes": 123_456, "messages": 7}}
+                                "created_at": created_at, "usage": {"bytes": 123_456, "messages": 7}}
     assert state_of(accounts, mail_logins) == before
 
 

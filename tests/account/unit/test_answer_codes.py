@@ -4,7 +4,7 @@ contract documents, so a client words each refusal in its own language without i
 from services.account.domain.account import MAX_COMMENT_LENGTH, MAX_QUOTA_MB, MIN_QUOTA_MB
 from services.account.domain.password_policy import STRONG_MAX_LENGTH
 from shared.contracts import account
-from shared.contracts.account import ChangeComment, ChangePassword, ChangeQuota, GetAccount
+from shared.contracts.account import ChangeComment, ChangePassword, ChangeQuota, GetAccount, ListAccounts
 from shared.contracts.base import Rejected
 from tests.account.unit.handler_support import (
     ADDRESS,
@@ -52,6 +52,8 @@ async def _refusals(deps, tokens, accounts) -> list[Rejected]:
         await handle(GetAccount(actor_token=own, address="hanako@example.jp"), deps),
         await handle(GetAccount(actor_token="not-a-token", address=ADDRESS), deps),
         await handle(GetAccount(actor_token=admin, address="nobody@example.jp"), deps),
+        await handle(ListAccounts(actor_token=admin, domain=DOMAIN, prefix="a!", limit=0, after="forged"), deps),
+        await handle(ListAccounts(actor_token=admin, domain=DOMAIN, prefix="a@other.example"), deps),
     ]
     replies += [await log_in(deps, ADDRESS, WRONG) for _ in range(6)]
     return [expect_rejected(reply, reply.code) for reply in replies]

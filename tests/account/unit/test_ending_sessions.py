@@ -8,7 +8,15 @@ import pytest
 from services.account.adapters.stored_accounts import principal_doc, principal_of
 from services.account.application.sessions import SESSION_HANDLERS
 from services.account.domain.ended_sessions import MAX_ENDED_SESSIONS, EndedSession, EndedSessions
-from shared.contracts.account import ChangeComment, EndSession, GetAccount, SessionEnded, SignedOutEverywhere, SignOutEverywhere
+from shared.contracts.account import (
+    ChangeComment,
+    EndSession,
+    GetAccount,
+    ListAccounts,
+    SessionEnded,
+    SignedOutEverywhere,
+    SignOutEverywhere,
+)
 from tests.account.unit.handler_support import (
     ADDRESS,
     ADMIN_LOGIN,
@@ -119,6 +127,8 @@ async def test_an_admin_logout_ends_its_session(deps, accounts, admins):
 
     expect_rejected(ended, "unauthenticated")
     expect_rejected(still, "not_found")  # past the session checks: there is no such account
+    expect_rejected(await run(ListAccounts(actor_token=token, domain=DOMAIN), deps), "unauthenticated")
+    expect_accepted(await run(ListAccounts(actor_token=other, domain=DOMAIN), deps))
 
 
 async def test_signing_out_everywhere_ends_every_session_until_now(deps, tokens, accounts, clock):

@@ -70,7 +70,7 @@ def test_every_page_carries_the_security_headers(browser: TestClient) -> None:
         policy = headers["content-security-policy"]
         assert "script-src 'self'" in policy and "unsafe" not in policy and "frame-ancestors 'none'" in policy
         assert headers["x-frame-options"] == "DENY" and headers["x-content-type-options"] == "nosniff"
-        assert headers["referrer-policy"] == "no-referrer" and headers["cache-control"] == "no-store"
+        assert headers["referrer-policy"] == "same-origin" and headers["cache-control"] == "no-store"
         assert "strict-transport-security" not in headers
 
 
