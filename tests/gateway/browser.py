@@ -15,6 +15,7 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
+from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.support import RUN
 
@@ -69,7 +70,14 @@ class Panel:
             element.send_keys(value)
 
     def submit(self, css: str = "main form button[type=submit]") -> None:
+        self.click(css)
+
+    def click(self, css: str) -> None:
+        """Click, and wait for the page it leads to (every button and link here loads a new page)."""
+        self.driver.execute_script("window.__leaving = true")
         self.find(css).click()
+        WebDriverWait(self.driver, 30).until(lambda driver: driver.execute_script(
+            "return window.__leaving === undefined && document.readyState === 'complete'"))
 
     def sign_in(self, login: str, password: str) -> None:
         self.open("/login")
@@ -77,7 +85,7 @@ class Panel:
         self.submit()
 
     def sign_out(self) -> None:
-        self.find("header form button").click()
+        self.click("header form button")
 
     def session_token(self) -> str:
         cookie = self.driver.get_cookie("__Host-session")
@@ -85,7 +93,7 @@ class Panel:
         return str(cookie["value"])
 
     def switch_language(self) -> None:
-        self.find('header a[hreflang]').click()
+        self.click("header a[hreflang]")
 
     def check(self, name: str) -> None:
         """The page as people see it: saved, checked by axe-core, and at a phone's width."""

@@ -21,6 +21,7 @@ def account_view(result: Mapping[str, Any], language: str) -> dict[str, Any]:
         "plan_name": PLAN_NAMES.get(plan, plan),
         "quota_mb": quota_mb,
         "sized": sized(plan),
+        "retained": _allows(plan, Capability.RETENTION),
         "comment": result.get("comment", ""),
         "used_mb": None if used is None else f"{used / MIB:,.1f}",
         "messages": None if usage is None else int(usage["messages"]),
@@ -32,8 +33,12 @@ def account_view(result: Mapping[str, Any], language: str) -> dict[str, Any]:
 
 def sized(plan: str) -> bool:
     """Whether the plan has a quota an admin sets (not sv-basic)."""
+    return _allows(plan, Capability.CHANGE_QUOTA)
+
+
+def _allows(plan: str, capability: Capability) -> bool:
     try:
-        return allows(Plan(plan), Capability.CHANGE_QUOTA)
+        return allows(Plan(plan), capability)
     except ValueError:
         return False
 

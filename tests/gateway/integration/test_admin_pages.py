@@ -26,7 +26,7 @@ async def test_an_admin_lists_searches_and_pages_the_accounts(panel: Panel, clie
     first = [element.text for element in panel.all("table.accounts .address")]
     assert first == made[:25]
     panel.check("accounts-search")
-    panel.find('a[rel="next"]').click()
+    panel.click('a[rel="next"]')
     assert [element.text for element in panel.all("table.accounts .address")] == made[25:]
     assert not panel.all('a[rel="next"]')
 
@@ -65,7 +65,7 @@ async def test_an_admin_creates_sizes_comments_and_deletes_an_account(panel: Pan
     assert "パスワードの変更が完了しました" in panel.text()
     await eventually(lambda: imap_login(address, "Set-by-the-admin-42!"), timeout=30, what="the admin's password")
 
-    panel.find('a.button.danger').click()
+    panel.click('a.button.danger')
     assert "削除しますか" in panel.text()
     panel.check("account-delete")
     panel.submit('main form button.danger')
