@@ -75,6 +75,7 @@ def compose(settings: AccountSettings, kit: Resources) -> Wiring:
 
     first_admin = settings.first_admin
     handlers = over_units(lambda unit: replace(deps, accounts=AccountsInUnit(unit)), {
+        # the session commands name no address: their own handlers, not `handle`'s address commands
         **dict.fromkeys(CLIENT_COMMANDS, handle), **SESSION_HANDLERS, ForgetDeletedAccount: forget_deleted_account,
         CompleteDeletion: complete_deletion,
         **({SetFirstAdmin: partial(set_first_admin, wanted=first_admin)} if first_admin else {})})
