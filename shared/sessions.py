@@ -143,7 +143,7 @@ class EndedSessions:
         if not _bucket_over(collection, datetime.now(UTC)):
             ended = {"login": command.subject_key(), "expires_at": command.expires_at}
             await self.database[collection].update_one({"_id": command.token_id}, {"$set": ended}, upsert=True)
-        self._read[command.token_id] = (float("inf"), True)
+        self._remember(command.token_id, ended=True)
         return Accepted(command_id=command.message_id)
 
     async def ended(self, actor: Actor) -> bool:
@@ -156,11 +156,14 @@ class EndedSessions:
         if cached and cached[0] > now:
             return cached[1]
         ended = await self.database[bucket_of(actor.expires_at)].find_one({"_id": actor.token_id}, {"_id": 1}) is not None
-        self._read[actor.token_id] = (float("inf") if ended else now + CACHE_S, ended)
-        self._read.move_to_end(actor.token_id)
+        self._remember(actor.token_id, ended=ended, until=now + CACHE_S)
+        return ended
+
+    def _remember(self, token_id: str, *, ended: bool, until: float = float("inf")) -> None:
+        self._read[token_id] = (float("inf") if ended else until, ended)
+        self._read.move_to_end(token_id)
         if len(self._read) > ENDED_KEPT:
             self._read.popitem(last=False)
-        return ended
 
     async def sweep(self, now: datetime) -> list[str]:
         """Drop the buckets whose hour is over; the names dropped."""

@@ -81,6 +81,7 @@ def compose(settings: AccountSettings, kit: Resources) -> Wiring:
     first_admin = settings.first_admin
     directories = Directories(StoredDirectory(kit.database[DIRECTORY]), AccountsToList(kit.database[AGGREGATES]))
     handlers = over_units(lambda unit: replace(deps, accounts=AccountsInUnit(unit)), {
+        # the session commands name no address: their own handlers, not `handle`'s address commands
         **dict.fromkeys(CLIENT_COMMANDS, handle), **SESSION_HANDLERS, ForgetDeletedAccount: forget_deleted_account,
         CompleteDeletion: complete_deletion,
         ListAccounts: partial(list_accounts, directories=directories),

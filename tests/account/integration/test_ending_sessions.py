@@ -1,10 +1,12 @@
 """Logouts end sessions everywhere: through the real services, an ended token is refused by every service that takes
 commands, the account's other sessions go on, and the ended sessions are swept once their tokens expired."""
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import jwt
 import pymongo
+import pytest
 
 from shared.client import CommandClient
 from shared.contracts.account import SERVICE, CreateAccount, EndSession, GetAccount, Login, SignOutEverywhere
@@ -44,7 +46,7 @@ async def signed_in(client: CommandClient, address: str) -> str:
 
 
 async def test_a_logout_is_refused_by_every_service_and_other_sessions_go_on(
-        client, admin_token, rules_service, copyjob_service, notifier_service, rules_env):
+        client, admin_token, rules_service, copyjob_service, notifier_service, rules_db):
     """Ensure after EndSession every service (account, rules, copy jobs, notifier) refuses the ended token, the
     account's other session is still accepted everywhere, SignOutEverywhere then ends that one too, and what each
     service keeps of the logout is its token id in the bucket of its expiry."""
@@ -64,7 +66,7 @@ async def test_a_logout_is_refused_by_every_service_and_other_sessions_go_on(
     again = await client.request(SERVICE, EndSession(actor_token=phone))
     assert again.status == "accepted" and again.result["outcome"] == "already_ended"
     claims = jwt.decode(phone, options={"verify_signature": False})
-    kept = _database(rules_env)[bucket_of(datetime.fromtimestamp(claims["exp"], UTC))].find_one({"_id": claims["jti"]})
+    kept = rules_db[bucket_of(datetime.fromtimestamp(claims["exp"], UTC))].find_one({"_id": claims["jti"]})
     assert kept is not None and kept["login"] == address and phone not in str(kept)
 
     everywhere = await client.request(SERVICE, SignOutEverywhere(actor_token=laptop, login=address))
@@ -74,7 +76,7 @@ async def test_a_logout_is_refused_by_every_service_and_other_sessions_go_on(
     assert await refused_by(client, await signed_in(client, address), address) == set()
 
 
-async def test_ended_sessions_are_swept_once_their_hour_is_over(client, admin_token, rules_service, rules_env):
+async def test_ended_sessions_are_swept_once_their_hour_is_over(client, admin_token, rules_service, rules_db):
     """Ensure a running service drops the bucket of ended sessions whose tokens all expired, and keeps the current one."""
     address = new_address()
     created = await client.request(SERVICE, CreateAccount(actor_token=admin_token, address=address, plan="kwc",
@@ -85,13 +87,12 @@ async def test_ended_sessions_are_swept_once_their_hour_is_over(client, admin_to
     claims = jwt.decode(token, options={"verify_signature": False})
     live = bucket_of(datetime.fromtimestamp(claims["exp"], UTC))
     past = bucket_of(datetime.now(UTC) - timedelta(hours=3))
-    database = _database(rules_env)
-    await eventually(lambda: holds(database[live].find_one({"_id": claims["jti"]}) is not None), what="the logout recorded")
-    database[past].insert_one({"_id": "a-token-of-three-hours-ago", "login": address})
+    await eventually(lambda: holds(rules_db[live].find_one({"_id": claims["jti"]}) is not None), what="the logout recorded")
+    rules_db[past].insert_one({"_id": "a-token-of-three-hours-ago", "login": address})
 
-    await eventually(lambda: holds(past not in database.list_collection_names()), what="the past hour swept")
+    await eventually(lambda: holds(past not in rules_db.list_collection_names()), what="the past hour swept")
 
-    assert database[live].find_one({"_id": claims["jti"]}) is not None
+    assert rules_db[live].find_one({"_id": claims["jti"]}) is not None
 
 
 async def _all_accept(client: CommandClient, token: str, address: str) -> bool:
@@ -104,7 +105,9 @@ async def _refused_everywhere(client: CommandClient, token: str, address: str) -
     return await refused_by(client, token, address) == set(READS)
 
 
-def _database(env: dict[str, str]) -> pymongo.database.Database:
-    """The service's own database, as an operator looks at it (each test closes nothing: one client per call is a
-    few sockets for the session)."""
-    return pymongo.MongoClient(env["MONGODB_URL"], tz_aware=True)[env["MONGODB_DB"]]
+@pytest.fixture
+def rules_db(rules_env: dict[str, str]) -> Iterator[pymongo.database.Database]:
+    """The rules service's own database, as an operator looks at it."""
+    client: pymongo.MongoClient = pymongo.MongoClient(rules_env["MONGODB_URL"], tz_aware=True)
+    yield client[rules_env["MONGODB_DB"]]
+    client.close()
