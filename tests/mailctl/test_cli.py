@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import uuid
+from datetime import UTC, datetime
 
 from tests.support import ADMIN_LOGIN, ADMIN_PASSWORD, eventually, imap_login, new_address
 
@@ -33,7 +34,9 @@ async def test_admin_creates_an_account_and_the_user_changes_its_password(tmp_pa
     created = await run(tmp_path, client_url, "account", "create", address, "--plan", "kwc", stdin=f"{first}\n{first}\n")
     assert created.returncode == 0, created.stdout + created.stderr
     shown = await run(tmp_path, client_url, "--json", "account", "show", address)
-    assert json.loads(shown.stdout) == {"status": "accepted", "result": {
+    reply = json.loads(shown.stdout)
+    assert reply["result"].pop("created_at").startswith(str(datetime.now(UTC).year))
+    assert reply == {"status": "accepted", "result": {
         "address": address, "plan": "kwc", "quota_mb": None, "comment": "", "usage": {"bytes": 0, "messages": 0}}}
     again = await run(tmp_path, client_url, "--json", "account", "create", address, "--plan", "kwc", stdin=f"{first}\n{first}\n")
     assert again.returncode == 1 and json.loads(again.stdout)["status"] == "rejected"
@@ -169,7 +172,7 @@ async def test_an_admin_lists_its_domains_accounts_page_by_page(tmp_path, client
     assert [a["address"] for a in rest["accounts"]] == made[2:] and rest["next"] is None
 
     too_many = await run(tmp_path, client_url, "account", "list", "example.jp", "--limit", "500")
-    assert too_many.returncode == 1 and "out_of_range" in too_many.stdout
+    assert too_many.returncode == 1 and "page_size" in too_many.stdout
     assert (await run(tmp_path, client_url, "login", made[0], "--password-stdin", stdin="basic123x\n")).returncode == 0
     forbidden = await run(tmp_path, client_url, "account", "list", "example.jp")
     assert forbidden.returncode == 1 and "forbidden" in forbidden.stdout

@@ -41,3 +41,18 @@ def test_the_secrets_file_is_read_as_the_shell_reads_it(tmp_path):
     path.write_text("A=1\nB='[\"example.jp\"]'\n# comment\n\nC=\"x y\"\n")
 
     assert read_env_file(path) == {"A": "1", "B": '["example.jp"]', "C": "x y"}
+
+
+def test_the_web_panel_gets_its_form_secret_and_its_client_broker_user_and_nobody_else_gets_that_secret(tmp_path):
+    """Ensure the gateway (a front) gets its form secret and the broker user `mailss-gateway`, no database URL
+    or private key; and no service gets the gateway's secret."""
+    from shared.registry import FRONTS, SERVICES
+
+    secrets = {**SECRETS_FILE, "GATEWAY_FORM_SECRET": "form-secret"}
+    broker = Broker(secrets=tmp_path)
+    panel = environment_for(FRONTS["gateway"], INHERITED, secrets, broker)
+
+    assert panel["AMQP_URL"].startswith("amqp://mailss-gateway:") and panel["GATEWAY_FORM_SECRET"] == "form-secret"
+    assert not {"SESSION_PRIVATE_KEY", "BOOTSTRAP_ADMIN_PASSWORD", "MONGODB_URL"} & set(panel)
+    for entry in SERVICES.values():
+        assert "GATEWAY_FORM_SECRET" not in environment_for(entry, INHERITED, secrets, broker), entry.name

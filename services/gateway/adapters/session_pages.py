@@ -13,13 +13,14 @@ from services.gateway.adapters.web import (
     end_session_cookie,
     local_path,
     redirect,
+    refused_page,
     set_session_cookie,
     text,
     visit_of,
 )
 from services.gateway.domain.forms import new_pre_session
 from services.gateway.domain.languages import LANGUAGES
-from shared.contracts.base import Accepted
+from shared.contracts.base import Accepted, Rejected
 
 router = APIRouter()
 LOGIN_LIMIT = 254
@@ -75,6 +76,20 @@ async def sign_out(request: Request) -> Response:
     await checked_form(visit)
     await visit.gateway.panel.end_session(visit.signed_in().token)
     response = redirect("/login", notice="signed_out")
+    end_session_cookie(response)
+    return response
+
+
+@router.post("/logout/everywhere")
+async def sign_out_everywhere(request: Request) -> Response:
+    """Every session of this login ends, on every device (a lost phone), without changing the password."""
+    visit = visit_of(request)
+    await checked_form(visit)
+    session = visit.signed_in()
+    reply = await visit.gateway.panel.sign_out_everywhere(session.token, session.actor.subject)
+    if isinstance(reply, Rejected) and reply.code != "unauthenticated":
+        return refused_page(visit, reply)
+    response = redirect("/login", notice="signed_out_everywhere")
     end_session_cookie(response)
     return response
 

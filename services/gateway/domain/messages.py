@@ -107,6 +107,7 @@ NOTICES: Mapping[str, str] = {
     "expired": N_("Your session has expired. Please log in again."),
     "ended": N_("Your session has ended. Please log in again."),
     "signed_out": N_("You have logged out."),
+    "signed_out_everywhere": N_("You have logged out on every device."),
     "password_changed": N_("Your password has been changed. Please log in with the new password."),
     "form_refused": N_("This form could not be accepted (it was not sent from this page). Please open the page again."),
     "form_expired": N_("The login page was open too long. Please try again."),

@@ -7,7 +7,7 @@ from fastapi.testclient import TestClient
 from services.gateway.adapters.web import SESSION_COOKIE
 from services.gateway.domain.forms import FormKeys
 from services.gateway.domain.languages import from_accept_language
-from shared.contracts.account import ChangePassword, Login
+from shared.contracts.account import ChangePassword, Login, SignOutEverywhere
 from shared.contracts.base import Rejected
 from tests.gateway.unit.conftest import ATTEMPTS, field, form_token, sign_in
 from tests.gateway.unit.fakes import ADMIN, PASSWORDS, USER, FakeServices
@@ -101,6 +101,15 @@ def test_pages_need_a_session_and_an_expired_one_says_so(browser: TestClient) ->
     reply = browser.get("/password")
     assert reply.headers["location"] == "/login?notice=expired"
     assert 'Max-Age=0' in cookie_header(reply, SESSION_COOKIE) or "expires=" in cookie_header(reply, SESSION_COOKIE)
+
+
+def test_logging_out_on_every_device_ends_every_session_of_the_login(browser: TestClient, services: FakeServices) -> None:
+    sign_in(browser, USER)
+    reply = browser.post("/logout/everywhere", data={"form_token": form_token(browser, "/")})
+    assert reply.headers["location"] == "/login?notice=signed_out_everywhere"
+    assert [(type(c).__name__, c.login) for c in services.asked if isinstance(c, SignOutEverywhere)] == [
+        ("SignOutEverywhere", USER)]
+    assert browser.get("/").headers["location"] == "/login?notice=sign_in_first"
 
 
 def test_a_session_the_services_refuse_ends_here_too(browser: TestClient, services: FakeServices) -> None:
