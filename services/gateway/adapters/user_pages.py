@@ -3,6 +3,7 @@
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from services.gateway.adapters import mail_pages, rules_pages
 from services.gateway.adapters.session_pages import home_of
 from services.gateway.adapters.views import account_view
 from services.gateway.adapters.web import (
@@ -27,10 +28,13 @@ async def top(request: Request, done: str | None = None) -> Response:
     session = visit.signed_in()
     if session.actor.is_admin:
         return redirect(home_of("admin"))
-    reply = await visit.gateway.panel.account(session.token, session.actor.subject)
+    address = session.actor.subject
+    reply = await visit.gateway.panel.account(session.token, address)
     if not isinstance(reply, Accepted):
         return refused_page(visit, reply)
-    return visit.render("top.html", account=account_view(reply.result, visit.language), done=visit.notice(done))
+    return visit.render("top.html", account=account_view(reply.result, visit.language), done=visit.notice(done),
+                        rules=await rules_pages.top_section(visit, session, address),
+                        mail=await mail_pages.top_section(visit, session, address))
 
 
 @router.get("/password")

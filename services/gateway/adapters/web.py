@@ -18,13 +18,16 @@ from starlette.datastructures import FormData
 
 from services.gateway.adapters.pages import HERE, Pages
 from services.gateway.application.panel import Panel
+from services.gateway.domain import mail_messages, rules_messages
 from services.gateway.domain.forms import FormKeys
 from services.gateway.domain.languages import LANGUAGES, Language, chosen
-from services.gateway.domain.messages import PLAN_NAMES, Explained, explain, notice_text
+from services.gateway.domain.messages import DONE, PLAN_NAMES, Explained, explain, notice_text
 from services.gateway.domain.throttle import AttemptLimit
 from shared.auth import Actor, InvalidToken, TokenVerifier
 from shared.contracts.base import Accepted, Rejected
 
+COMPLETIONS: Mapping[str, str] = {**DONE, **rules_messages.DONE, **mail_messages.DONE}
+"""every page's completion messages, by the key its redirect names"""
 SESSION_COOKIE = "__Host-session"
 PRE_SESSION_COOKIE = "__Host-presession"
 LANGUAGE_COOKIE = "lang"
@@ -109,7 +112,7 @@ class Visit:
         return explain(reply, self.gateway.pages.gettext(self.language))
 
     def notice(self, key: str | None) -> str | None:
-        return notice_text(key, self.gateway.pages.gettext(self.language))
+        return notice_text(key, self.gateway.pages.gettext(self.language), COMPLETIONS)
 
 
 def visit_of(request: Request) -> Visit:
@@ -173,12 +176,12 @@ def accepted(reply: Accepted | Rejected) -> Mapping[str, Any] | None:
 
 
 def build_app(gateway: Gateway) -> FastAPI:
-    from services.gateway.adapters import admin_pages, session_pages, user_pages
+    from services.gateway.adapters import admin_pages, mail_pages, rules_pages, session_pages, user_pages
 
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     app.state.gateway = gateway
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
-    for module in (session_pages, user_pages, admin_pages):
+    for module in (session_pages, user_pages, admin_pages, rules_pages, mail_pages):
         app.include_router(module.router)
     _handle_refusals(app)
     _guard_requests(app, gateway)

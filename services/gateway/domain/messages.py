@@ -161,8 +161,9 @@ def _params(error: object) -> Mapping[str, object]:
     return params if isinstance(params, Mapping) else {}
 
 
-def notice_text(key: str | None, translations: Translations) -> str | None:
-    message = NOTICES.get(key or "") or DONE.get(key or "")
+def notice_text(key: str | None, translations: Translations, done: Mapping[str, str] = DONE) -> str | None:
+    """The notice or completion message a redirect names by its key (never text from the URL itself)."""
+    message = NOTICES.get(key or "") or done.get(key or "")
     return translations.gettext(message) if message else None
 
 PLAN_NAMES: Mapping[str, str] = {

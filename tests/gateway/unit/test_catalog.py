@@ -11,7 +11,8 @@ import pytest
 from babel.messages.pofile import read_po
 
 from services.gateway.adapters.pages import catalog_path
-from services.gateway.domain.messages import DONE, FIELD_MESSAGES, NOTICES, PLAN_NAMES, REJECT_MESSAGES
+from services.gateway.adapters.web import COMPLETIONS
+from services.gateway.domain.messages import FIELD_MESSAGES, NOTICES, PLAN_NAMES, REJECT_MESSAGES
 
 CONTRACTS = ["base", "account", "rules", "copyjob", "notifier"]
 PLACEHOLDER = re.compile(r"%\((\w+)\)s")
@@ -63,7 +64,8 @@ def test_the_catalog_holds_every_text_of_the_panel(tmp_path: Path) -> None:
     catalog = {message.id for message in ja_catalog() if message.id}
     assert extracted - catalog == set(), "run the catalog update: texts missing from ja"
     assert catalog - extracted == set(), "texts no page uses any more"
-    tables = {*REJECT_MESSAGES.values(), *FIELD_MESSAGES.values(), *NOTICES.values(), *DONE.values(), *PLAN_NAMES.values()}
+    tables = {*REJECT_MESSAGES.values(), *FIELD_MESSAGES.values(), *NOTICES.values(), *COMPLETIONS.values(),
+              *PLAN_NAMES.values()}
     assert tables <= catalog
 
 
