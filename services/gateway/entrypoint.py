@@ -23,7 +23,8 @@ def make_app(settings: GatewaySettings) -> FastAPI:
     gateway = Gateway(
         panel=Panel(services), pages=Pages(), forms=FormKeys(settings.gateway_form_secret.get_secret_value().encode()),
         verifier=TokenVerifier(load_public_key(settings.session_public_key)),
-        attempts=AttemptLimit(settings.gateway_sign_in_attempts, settings.gateway_sign_in_window_s),
+        attempts=AttemptLimit({"login": settings.gateway_sign_in_attempts,
+                               "client": settings.gateway_sign_in_attempts_per_client}, settings.gateway_sign_in_window_s),
         hsts=settings.gateway_hsts, healthy=services.healthy)
     app = build_app(gateway)
 
@@ -43,7 +44,8 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = GatewaySettings()
     server = uvicorn.Config(
-        make_app(settings), host=settings.gateway_host, port=settings.gateway_port, proxy_headers=True,
-        forwarded_allow_ips=settings.gateway_forwarded_allow_ips, server_header=False, date_header=False,
+        make_app(settings), host=settings.gateway_host, port=settings.gateway_port,
+        proxy_headers=bool(settings.gateway_forwarded_allow_ips),
+        forwarded_allow_ips=settings.gateway_forwarded_allow_ips or None, server_header=False, date_header=False,
         access_log=False, log_config=None)
     uvicorn.Server(server).run()

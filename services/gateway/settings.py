@@ -19,10 +19,13 @@ class GatewaySettings(BaseSettings):
     gateway_port: int = Field(default=10080, ge=1, le=65535)
     gateway_command_timeout_s: float = Field(default=30.0, gt=0)
     gateway_sign_in_attempts: int = Field(default=10, ge=1, le=1000)
-    """sign-in attempts per client address and per login in SIGN_IN_WINDOW_S, on this instance"""
+    """failed sign-ins per login in GATEWAY_SIGN_IN_WINDOW_S, on this instance"""
+    gateway_sign_in_attempts_per_client: int = Field(default=100, ge=1, le=100_000)
+    """failed sign-ins per client address (many people may share an office's) in the same window"""
     gateway_sign_in_window_s: float = Field(default=300.0, gt=0)
-    gateway_forwarded_allow_ips: str = "127.0.0.1"
-    """proxies whose X-Forwarded-For names the client (its sign-in attempts are counted by it)"""
+    gateway_forwarded_allow_ips: str = ""
+    """the proxy (its address) whose X-Forwarded-For names the client, whose failed sign-ins are counted by
+    it; empty: no proxy, the connection's own address counts (scripts/start.sh)"""
     gateway_hsts: bool = False
     """Strict-Transport-Security: only behind a real certificate (on a self-signed one it locks users out)"""
 

@@ -435,6 +435,8 @@ def test_the_web_panel_runs_behind_its_tls_proxy_without_hsts_unless_asked():
         assert set(service["environment"]) <= fields, set(service["environment"]) - fields
     gateway = interpolated(SERVICES["gateway"]["environment"], DEPLOYER_ENV)
     assert gateway["GATEWAY_HSTS"] == "false" and gateway["AMQP_URL"].startswith("amqp://mailss-gateway:")
+    proxy = interpolated(SERVICES["panel-proxy"]["networks"]["panel"]["ipv4_address"], DEPLOYER_ENV)
+    assert gateway["GATEWAY_FORWARDED_ALLOW_IPS"] == proxy, "only the proxy may name the client"
     caddyfile = (DEPLOY / "panel" / "Caddyfile").read_text()
     assert "tls {$PANEL_TLS:internal}" in caddyfile and "reverse_proxy gateway:10080" in caddyfile
 

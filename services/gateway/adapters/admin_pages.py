@@ -2,12 +2,14 @@
 password) and deletion with a confirmation step. Beyond the seed (a user's manual), which names the admin
 screens 【アカウント詳細設定変更】 and 【コメント・パスワード変更】."""
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from starlette.datastructures import FormData
 
 from services.gateway.adapters.views import account_view, sized
 from services.gateway.adapters.web import Visit, checked_form, redirect, refused_page, text, visit_of
@@ -18,6 +20,8 @@ from shared.plans import Plan
 router = APIRouter(prefix="/admin")
 PAGE_SIZE = 25
 PLANS = tuple(plan.value for plan in Plan)
+PASSWORD_LIMIT = 1025
+"""one more than the contract takes, so a longer password is refused as too long, never cut short"""
 
 
 def account_path(address: str, *rest: str) -> str:
@@ -35,15 +39,17 @@ async def account_list(request: Request, domain: str | None = None, prefix: str 
     visit = visit_of(request)
     session = visit.admin()
     chosen = _domain_of(visit, domain)
-    reply = await visit.gateway.panel.list_accounts(session.token, chosen, prefix[:254], after, PAGE_SIZE)
-    if not isinstance(reply, Accepted):
+    reply = await visit.gateway.panel.list_accounts(session.token, chosen, prefix[:255], after, PAGE_SIZE)
+    page: dict[str, Any] = {"domain": chosen, "prefix": prefix, "accounts": [], "next": None, "first_page": after is None,
+            "account_path": account_path}
+    if isinstance(reply, Rejected):
         if reply.code != "validation_failed":
             return refused_page(visit, reply)
-        return visit.render("accounts.html", status=422, domain=chosen, prefix=prefix, accounts=[], next=None,
-                            explained=visit.explain(reply), errors=visit.explain(reply).fields)
+        explained = visit.explain(reply)
+        return visit.render("accounts.html", status=422, **page, explained=explained, errors=explained.fields)
     accounts = [account_view(entry, visit.language) for entry in reply.result.get("accounts", [])]
-    return visit.render("accounts.html", domain=chosen, prefix=prefix, accounts=accounts, next=reply.result.get("next"),
-                        first_page=after is None, done=visit.notice(done), account_path=account_path)
+    return visit.render("accounts.html", **{**page, "accounts": accounts, "next": reply.result.get("next")},
+                        done=visit.notice(done))
 
 
 @router.get("/accounts/new")
@@ -75,7 +81,7 @@ async def create_account(request: Request) -> Response:
         return _new_account_form(visit, plan, 422, values, visit.explain(quota_error))
     address = f"{values['local_part']}@{values['domain']}"
     reply = await visit.gateway.panel.create_account(
-        session.token, address, plan, text(form, "initial_password", 1024), quota, values["comment"])
+        session.token, address, plan, text(form, "initial_password", PASSWORD_LIMIT), quota, values["comment"])
     if isinstance(reply, Rejected):
         if reply.code not in ("validation_failed", "already_exists"):
             return refused_page(visit, reply)
@@ -85,7 +91,7 @@ async def create_account(request: Request) -> Response:
 
 def _quota(given: str) -> tuple[int | None, Rejected | None]:
     """The quota field as a number; the service judges its range."""
-    if given.isdigit() and len(given) <= 9:
+    if given.isascii() and given.isdigit() and len(given) <= 9:
         return int(given), None
     error = FieldError(field="quota_mb", code="required" if not given else "invalid", message="a whole number of MB")
     return None, Rejected(code="validation_failed", message="the quota is not a number", errors=(error,))
@@ -117,7 +123,28 @@ async def _account_detail(visit: Visit, address: str, status: int = 200, **conte
                         account_path=account_path, **context)
 
 
-CHANGES = {"quota": "quota_changed", "comment": "comment_changed", "password": "password_set"}
+async def _new_quota(visit: Visit, token: str, address: str, form: FormData) -> Accepted | Rejected:
+    quota, quota_error = _quota(text(form, "quota_mb", 16).strip())
+    return quota_error or await visit.gateway.panel.change_quota(token, address, quota or 0)
+
+
+async def _new_comment(visit: Visit, token: str, address: str, form: FormData) -> Accepted | Rejected:
+    return await visit.gateway.panel.change_comment(token, address, text(form, "comment", 2000))
+
+
+async def _new_password(visit: Visit, token: str, address: str, form: FormData) -> Accepted | Rejected:
+    return await visit.gateway.panel.change_password(token, address, text(form, "new_password", PASSWORD_LIMIT), None)
+
+
+@dataclass(frozen=True)
+class Change:
+    ask: Callable[[Visit, str, str, FormData], Awaitable[Accepted | Rejected]]
+    done: str
+
+
+CHANGES = {"quota": Change(_new_quota, "quota_changed"), "comment": Change(_new_comment, "comment_changed"),
+           "password": Change(_new_password, "password_set")}
+"""what an admin may change on an account's page: the command it sends, and the message once done"""
 
 
 @router.post("/accounts/{address}/{change}")
@@ -125,25 +152,18 @@ async def change_account(request: Request, address: str, change: str) -> Respons
     visit = visit_of(request)
     form = await checked_form(visit)
     session = visit.admin()
-    panel = visit.gateway.panel
     if change == "delete":
         return await _delete(visit, session.token, address)
     if change not in CHANGES:
         return refused_page(visit, Rejected(code="not_found", message="no such change"))
     values = {"quota_mb": text(form, "quota_mb", 16).strip(), "comment": text(form, "comment", 2000)}
-    if change == "quota":
-        quota, quota_error = _quota(values["quota_mb"])
-        reply = quota_error or await panel.change_quota(session.token, address, quota or 0)
-    elif change == "comment":
-        reply = await panel.change_comment(session.token, address, values["comment"])
-    else:
-        reply = await panel.change_password(session.token, address, text(form, "new_password", 1024), None)
+    reply = await CHANGES[change].ask(visit, session.token, address, form)
     if isinstance(reply, Rejected):
         if reply.code != "validation_failed":
             return refused_page(visit, reply)
         return await _account_detail(visit, address, status=422, explained=visit.explain(reply), values=values,
                                      failed=change)
-    return redirect(account_path(address), done=CHANGES[change])
+    return redirect(account_path(address), done=CHANGES[change].done)
 
 
 @router.get("/accounts/{address}/delete")

@@ -1,5 +1,6 @@
 """Sign-in, sign-out and the language switch."""
 
+import math
 from datetime import datetime
 
 from fastapi import APIRouter, Request
@@ -24,6 +25,8 @@ from shared.contracts.base import Accepted, Rejected
 
 router = APIRouter()
 LOGIN_LIMIT = 254
+PASSWORD_LIMIT = 1025
+"""one more than any contract takes, so a longer password is refused as too long, never cut short"""
 
 
 def home_of(role: str) -> str:
@@ -56,11 +59,14 @@ async def sign_in(request: Request) -> Response:
     if not gateway.forms.sign_in_nonce_valid(request.cookies.get(PRE_SESSION_COOKIE), text(form, "nonce"), now):
         return _sign_in_form(visit, status=400, notice=visit.notice("form_expired"), values={"login": login})
     keys = (f"client:{request.client.host if request.client else '?'}", f"login:{login.lower()}")
-    if gateway.attempts.retry_after(keys, now) > 0:
-        return _sign_in_form(visit, status=429, notice=visit.notice("too_many_attempts"), values={"login": login})
-    gateway.attempts.record(keys, now)
-    reply = await gateway.panel.sign_in(login, text(form, "password", 1024))
+    if (wait := gateway.attempts.retry_after(keys, now)) > 0:
+        response = _sign_in_form(visit, status=429, notice=visit.notice("too_many_attempts"), values={"login": login})
+        response.headers["Retry-After"] = str(math.ceil(wait))
+        return response
+    reply = await gateway.panel.sign_in(login, text(form, "password", PASSWORD_LIMIT))
     if not isinstance(reply, Accepted):
+        if reply.code in ("invalid_credentials", "locked"):
+            gateway.attempts.record(keys, now)  # only failures count: an office behind one address signs in freely
         explained = visit.explain(reply)
         return _sign_in_form(visit, status=401 if reply.code != "unavailable" else 503, explained=explained,
                              values={"login": login})
@@ -74,8 +80,9 @@ async def sign_in(request: Request) -> Response:
 async def sign_out(request: Request) -> Response:
     visit = visit_of(request)
     await checked_form(visit)
-    await visit.gateway.panel.end_session(visit.signed_in().token)
-    response = redirect("/login", notice="signed_out")
+    reply = await visit.gateway.panel.end_session(visit.signed_in().token)
+    told = isinstance(reply, Accepted) or reply.code == "unauthenticated"  # ended already: nothing left to end
+    response = redirect("/login", notice="signed_out" if told else "logout_not_told")
     end_session_cookie(response)
     return response
 

@@ -19,7 +19,8 @@ from services.gateway.domain.messages import Explained
 from shared.contracts.base import Accepted, FieldError, Rejected
 
 router = APIRouter()
-PASSWORD_LIMIT = 1024
+PASSWORD_LIMIT = 1025
+"""one more than the contract takes, so a longer password is refused as too long, never cut short"""
 
 
 @router.get("/")

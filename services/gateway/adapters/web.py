@@ -4,6 +4,7 @@ Routes stay thin: read the form, ask the panel (one command), then redirect on s
 get) or render the page again with every refusal next to its field.
 """
 
+import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -15,6 +16,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.datastructures import FormData
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.gateway.adapters.pages import HERE, Pages
 from services.gateway.application.panel import Panel
@@ -26,6 +29,7 @@ from services.gateway.domain.throttle import AttemptLimit
 from shared.auth import Actor, InvalidToken, TokenVerifier
 from shared.contracts.base import Accepted, Rejected
 
+log = logging.getLogger(__name__)
 COMPLETIONS: Mapping[str, str] = {**DONE, **rules_messages.DONE, **mail_messages.DONE}
 """every page's completion messages, by the key its redirect names"""
 SESSION_COOKIE = "__Host-session"
@@ -72,6 +76,10 @@ class FormRefused(Exception):
     """A post without its form token, or from another site: nothing is done."""
 
 
+class NotAdmin(Exception):
+    """A user asked for an admin's page."""
+
+
 @dataclass(frozen=True)
 class Visit:
     """One request as the pages see it: who asks, in which language."""
@@ -94,14 +102,16 @@ class Visit:
     def admin(self) -> Session:
         session = self.signed_in()
         if not session.actor.is_admin:
-            raise PermissionError("admins only")
+            raise NotAdmin(session.actor.subject)
         return session
 
     def form_token(self) -> str:
         return self.gateway.forms.form_token(self.session.token) if self.session else ""
 
     def render(self, name: str, status: int = 200, **context: Any) -> HTMLResponse:
-        base = {"lang": self.language, "other_lang": self.other_language, "path": self.request.url.path,
+        url = self.request.url
+        base = {"lang": self.language, "other_lang": self.other_language, "path": url.path,
+                "here": url.path + (f"?{url.query}" if url.query else ""),
                 "session": self.session, "form_token": self.form_token(), "notice": None, "summary": None,
                 "errors": {}, "values": {}, "done": None, "explained": None, "failed": None,
                 "plan_names": PLAN_NAMES}
@@ -116,6 +126,14 @@ class Visit:
 
 
 def visit_of(request: Request) -> Visit:
+    """The request's visit, read once (the token verified once) however many times a route asks."""
+    if (known := getattr(request.state, "visit", None)) is not None:
+        return known  # type: ignore[no-any-return]
+    request.state.visit = visit = _visit(request)
+    return visit
+
+
+def _visit(request: Request) -> Visit:
     gateway: Gateway = request.app.state.gateway
     language = chosen(request.cookies.get(LANGUAGE_COOKIE), request.headers.get("accept-language"))
     token = request.cookies.get(SESSION_COOKIE)
@@ -199,13 +217,15 @@ def _handle_refusals(app: FastAPI) -> None:
     async def _form_refused(request: Request, error: FormRefused) -> Response:
         return visit_of(request).render("refused.html", status=403, explained=_plain(visit_of(request), "form_refused"))
 
-    @app.exception_handler(PermissionError)
-    async def _not_admin(request: Request, error: PermissionError) -> Response:
+    @app.exception_handler(NotAdmin)
+    async def _not_admin(request: Request, error: NotAdmin) -> Response:
         return visit_of(request).render("refused.html", status=403, explained=_plain(visit_of(request), "admins_only"))
 
-    @app.exception_handler(404)
-    async def _not_found(request: Request, error: Exception) -> Response:
-        return visit_of(request).render("refused.html", status=404, explained=_plain(visit_of(request), "no_such_page"))
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, error: StarletteHTTPException) -> Response:
+        """No such page, or a method a page does not take (GET /logout): a page, never framework JSON."""
+        notice = "no_such_page" if error.status_code in (404, 405) else "request_refused"
+        return visit_of(request).render("refused.html", status=error.status_code, explained=_plain(visit_of(request), notice))
 
 
 def _plain(visit: Visit, notice: str) -> Explained:
@@ -213,13 +233,15 @@ def _plain(visit: Visit, notice: str) -> Explained:
 
 
 def _guard_requests(app: FastAPI, gateway: Gateway) -> None:
+    app.add_middleware(LimitedBodies)
+
     @app.middleware("http")
     async def _guard(request: Request, call_next: Callable[[Request], Any]) -> Response:
         if request.method not in SAFE_METHODS and _cross_site(request):
             response: Response = visit_of(request).render(
                 "refused.html", status=403, explained=_plain(visit_of(request), "form_refused"))
         else:
-            response = await call_next(request)
+            response = await _answered(request, call_next)
         response.headers.update(SECURITY_HEADERS)
         if not request.url.path.startswith("/static/"):
             response.headers["Cache-Control"] = "no-store"
@@ -231,6 +253,69 @@ def _guard_requests(app: FastAPI, gateway: Gateway) -> None:
     async def _health() -> JSONResponse:
         ok = gateway.healthy()
         return JSONResponse({"status": "ok" if ok else "broker unreachable"}, status_code=200 if ok else 503)
+
+
+async def _answered(request: Request, call_next: Callable[[Request], Any]) -> Response:
+    """The route's response; a bug is a page of ours (with the headers below), never a bare 500."""
+    try:
+        response: Response = await call_next(request)
+        return response
+    except Exception:
+        log.exception("a page failed: %s %s", request.method, request.url.path)
+        return visit_of(request).render("refused.html", status=500, explained=_plain(visit_of(request), "page_failed"))
+
+
+MAX_BODY_BYTES = 64 * 1024
+"""a form of this panel is a few KiB; anything larger is refused before it is read"""
+FORM_TYPE = b"application/x-www-form-urlencoded"
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+class LimitedBodies:
+    """Posts are url-encoded forms of at most MAX_BODY_BYTES, checked before any parsing (no multipart:
+    no file ever reaches the disk)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] in SAFE_METHODS:
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        if headers.get(b"content-type", b"").split(b";")[0].strip().lower() != FORM_TYPE:
+            await _plain_status(send, 415)
+            return
+        length = headers.get(b"content-length", b"0")
+        if not length.isdigit() or int(length) > MAX_BODY_BYTES:
+            await _plain_status(send, 413)
+            return
+        try:
+            await self.app(scope, _limited(receive), send)
+        except BodyTooLarge:
+            await _plain_status(send, 413)
+
+
+def _limited(receive: Receive) -> Receive:
+    received = 0
+
+    async def limited() -> Message:
+        nonlocal received
+        message = await receive()
+        received += len(message.get("body", b""))
+        if received > MAX_BODY_BYTES:
+            raise BodyTooLarge
+        return message
+    return limited
+
+
+async def _plain_status(send: Send, status: int) -> None:
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"0")]})
+    await send({"type": "http.response.body", "body": b""})
 
 
 def _cross_site(request: Request) -> bool:

@@ -114,6 +114,11 @@ NOTICES: Mapping[str, str] = {
     "too_many_attempts": N_("Too many login attempts. Please wait a few minutes and try again."),
     "admins_only": N_("This page is for server administrators."),
     "no_such_page": N_("This page does not exist."),
+    "request_refused": N_("This request could not be accepted."),
+    "page_failed": N_("Something went wrong on our side. Please try again; if it keeps happening, tell the administrator."),
+    "logout_not_told": N_("You are logged out in this browser, but the services could not be told just now, so the "
+                          "session stays valid until it expires. To end it everywhere, log in again later and choose "
+                          "“Log out on every device”."),
 }
 
 DONE: Mapping[str, str] = {

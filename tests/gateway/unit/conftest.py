@@ -26,7 +26,8 @@ def services() -> FakeServices:
 @pytest.fixture
 def gateway(services: FakeServices) -> Gateway:
     return Gateway(panel=Panel(services), pages=Pages(), forms=FormKeys(b"k" * 32),
-                   verifier=TokenVerifier(load_public_key(PUBLIC_KEY)), attempts=AttemptLimit(ATTEMPTS, 300))
+                   verifier=TokenVerifier(load_public_key(PUBLIC_KEY)),
+                   attempts=AttemptLimit({"login": ATTEMPTS, "client": 2 * ATTEMPTS}, 300))
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ def test_a_sign_in_nonce_belongs_to_its_pre_session_and_expires() -> None:
 
 
 def test_attempts_are_limited_per_key_within_the_window() -> None:
-    limit = AttemptLimit(attempts=3, window_s=60)
+    limit = AttemptLimit({"client": 3, "login": 3}, window_s=60)
     for second in range(3):
         assert limit.retry_after(("client:a", "login:x"), now=second) == 0
         limit.record(("client:a", "login:x"), now=second)
@@ -37,7 +37,7 @@ def test_attempts_are_limited_per_key_within_the_window() -> None:
 
 
 def test_a_flood_of_new_names_cannot_grow_the_counters_without_bound() -> None:
-    limit = AttemptLimit(attempts=3, window_s=60)
+    limit = AttemptLimit({"login": 3}, window_s=60)
     for n in range(KEYS_KEPT + 500):
         limit.record((f"login:{n}",), now=0)
     assert len(limit._seen) == KEYS_KEPT
