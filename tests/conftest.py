@@ -2,6 +2,7 @@
 RabbitMQ vhost and MongoDB database per test session, and services run as real processes."""
 
 import os
+import secrets
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
@@ -15,7 +16,7 @@ from shared.auth import TokenIssuer, generate_keypair, load_private_key
 from shared.broker_access import ADMIN, Broker
 from shared.client import CommandClient
 from shared.contracts.account import SERVICE, Login
-from shared.registry import SERVICES
+from shared.registry import FRONTS, SERVICES
 from tests.kit.service import KIT_SERVICE
 from tests.support import (
     ADMIN_DOMAIN,
@@ -23,6 +24,7 @@ from tests.support import (
     ADMIN_PASSWORD,
     LOGS,
     EventTap,
+    FrontProcess,
     ServiceProcess,
     stack_env,
 )
@@ -124,6 +126,22 @@ async def admin_token(client: CommandClient) -> str:
     reply = await client.request(SERVICE, Login(login=ADMIN_LOGIN, password=ADMIN_PASSWORD))
     assert reply.status == "accepted", reply
     return reply.result["token"]
+
+
+@pytest.fixture(scope="session")
+def gateway_env(operator: Broker, vhost: str, keys: tuple[str, str]) -> dict[str, str]:
+    return {"PATH": os.environ["PATH"], "AMQP_URL": operator.url("gateway", vhost), "SESSION_PUBLIC_KEY": keys[1],
+            "GATEWAY_FORM_SECRET": secrets.token_urlsafe(32), "GATEWAY_PORT": stack_env("GATEWAY_PORT"),
+            "GATEWAY_SIGN_IN_ATTEMPTS": "50"}
+
+
+@pytest.fixture(scope="session")
+async def gateway(account_service: ServiceProcess, gateway_env: dict[str, str]) -> AsyncIterator[FrontProcess]:
+    process = FrontProcess(FRONTS["gateway"], gateway_env, int(gateway_env["GATEWAY_PORT"]))
+    await process.start()
+    yield process
+    await process.stop()
+    assert not process.programming_errors(), f"the gateway hit bugs; see {process.log_path}"
 
 
 @pytest.fixture

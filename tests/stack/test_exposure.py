@@ -56,6 +56,13 @@ def test_every_listener_is_on_loopback_only(variable, account_service):
     assert addresses <= LOOPBACK, f"port {port} listens on {addresses}"
 
 
+def test_the_web_panel_listens_on_loopback_only(gateway):
+    """Ensure the gateway (the web panel, started as scripts/start.sh starts it) accepts no connection from outside."""
+    addresses = listening_addresses(gateway.port)
+
+    assert addresses and addresses <= LOOPBACK, f"port {gateway.port} listens on {addresses}"
+
+
 def _tcp_ports_of(pid: str) -> set[int]:
     listing = subprocess.run(["ss", "-Hltnp"], capture_output=True, text=True, check=True).stdout
     return {int(line.split()[3].rpartition(":")[2]) for line in listing.splitlines() if f"pid={pid}," in line}

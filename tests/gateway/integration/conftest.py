@@ -1,35 +1,14 @@
-"""The gateway as a real process (its own user and broker user) in front of the real services, and a
-real browser on it."""
+"""A real browser on the gateway (tests/conftest.py runs it as a real process in front of the real services)."""
 
-import os
-import secrets
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 import pytest
 from selenium import webdriver
 
-from shared.broker_access import Broker
 from shared.client import CommandClient
 from shared.contracts.account import SERVICE, CreateAccount
-from shared.registry import FRONTS
 from tests.gateway.browser import Panel, chromium
-from tests.support import FrontProcess, ServiceProcess, eventually, imap_login, new_address, stack_env
-
-
-@pytest.fixture(scope="session")
-def gateway_env(operator: Broker, vhost: str, keys: tuple[str, str]) -> dict[str, str]:
-    return {"PATH": os.environ["PATH"], "AMQP_URL": operator.url("gateway", vhost), "SESSION_PUBLIC_KEY": keys[1],
-            "GATEWAY_FORM_SECRET": secrets.token_urlsafe(32), "GATEWAY_PORT": stack_env("GATEWAY_PORT"),
-            "GATEWAY_SIGN_IN_ATTEMPTS": "50"}
-
-
-@pytest.fixture(scope="session")
-async def gateway(account_service: ServiceProcess, gateway_env: dict[str, str]) -> AsyncIterator[FrontProcess]:
-    process = FrontProcess(FRONTS["gateway"], gateway_env, int(gateway_env["GATEWAY_PORT"]))
-    await process.start()
-    yield process
-    await process.stop()
-    assert not process.programming_errors(), f"the gateway hit bugs; see {process.log_path}"
+from tests.support import FrontProcess, eventually, imap_login, new_address
 
 
 @pytest.fixture(scope="session")
