@@ -2,6 +2,7 @@
 
 from collections.abc import Mapping
 from datetime import datetime
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Annotated, Literal, get_args
 
 from pydantic import Field
@@ -43,6 +44,31 @@ FIELD_PARAMS: Mapping[RulesFieldCode, tuple[str, ...]] = {
 """the params each field code carries: `width` in width units (full-width counts 2), `characters` the
 refused characters themselves and `code_points` theirs ("U+301C, U+FF5E"), `count` what the account
 would have, `address` the destination as given"""
+
+
+# The rules' limits, published so a client can show them before they are hit (the rules service
+# applies them: services/rules/domain/rules.py).
+MAX_AUTOREPLY_WIDTH = 600
+"""SPEC: 600 half-width or 300 full-width characters; full-width counts 2"""
+WIDE = frozenset({"W", "F", "A"})
+"""East Asian Width classes counted as full-width (A: ambiguous, full-width in Japanese text)"""
+WIDTH_UNITS = MappingProxyType({"full_width_units": 2, "other_units": 1})
+"""what a full-width character counts, and any other (a newline too)"""
+NOT_ROUND_TRIPPING = {
+    "\u2015": "HORIZONTAL BAR", "\u301c": "WAVE DASH", "\uff5e": "FULLWIDTH TILDE",
+    "\u2016": "DOUBLE VERTICAL LINE", "\u2225": "PARALLEL TO", "\uff0d": "FULLWIDTH HYPHEN-MINUS",
+    "\u2212": "MINUS SIGN", "\u00a2": "CENT SIGN", "\uffe0": "FULLWIDTH CENT SIGN", "\u00a3": "POUND SIGN",
+    "\uffe1": "FULLWIDTH POUND SIGN", "\u00ac": "NOT SIGN", "\uffe2": "FULLWIDTH NOT SIGN",
+}
+"""SPEC: characters that do not survive ISO-2022-JP/Shift_JIS round trips (refused on
+business-standard and kwc); ASCII '~' and '-' are fine"""
+MAX_DESTINATIONS = 300
+"""SPEC: destination addresses per account, counted over all forwarding entries"""
+MAX_RULES = 99
+"""[choice] from/subject forwarding rules per account: each is one redirect, and with the one for
+`all` a delivery then makes at most 100, the most Pigeonhole performs (the 101st fails the delivery)"""
+MAX_MATCH_LENGTH = 256
+"""[choice] characters of a from/subject keyword (a Subject line is rarely longer)"""
 
 
 class RulesFieldError(FieldError):

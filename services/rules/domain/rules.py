@@ -1,4 +1,4 @@
-"""An account's delivery rules and every limit SPEC sets on them. Pure; no I/O.
+"""An account's delivery rules and every limit SPEC sets on them (the numbers are the contract's). Pure; no I/O.
 
 A rule set is what the mail server must do with each message delivered to the account: tag and
 file spam, reply, and whether to keep the message. It has a version that grows with each change;
@@ -11,34 +11,21 @@ import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from types import MappingProxyType
 
-from shared.contracts.rules import RulesFieldCode
+from shared.contracts.rules import (  # the limits are the contract's: clients show them before they are hit
+    MAX_AUTOREPLY_WIDTH,
+    MAX_DESTINATIONS,
+    MAX_MATCH_LENGTH,
+    MAX_RULES,
+    NOT_ROUND_TRIPPING,
+    WIDE,
+    WIDTH_UNITS,
+    RulesFieldCode,
+)
 from shared.mail_addresses import LIMITS, address_problem, normalized
 from shared.plans import Capability, Plan, allows
 
-MAX_AUTOREPLY_WIDTH = 600
-"""SPEC: 600 half-width or 300 full-width characters; full-width counts 2"""
-WIDE = frozenset({"W", "F", "A"})
-"""East Asian Width classes counted as full-width (A: ambiguous, full-width in Japanese text)"""
-WIDTH_UNITS = MappingProxyType({"full_width_units": 2, "other_units": 1})
-"""what a full-width character counts, and any other (a newline too)"""
-NOT_ROUND_TRIPPING = {
-    "\u2015": "HORIZONTAL BAR", "\u301c": "WAVE DASH", "\uff5e": "FULLWIDTH TILDE",
-    "\u2016": "DOUBLE VERTICAL LINE", "\u2225": "PARALLEL TO", "\uff0d": "FULLWIDTH HYPHEN-MINUS",
-    "\u2212": "MINUS SIGN", "\u00a2": "CENT SIGN", "\uffe0": "FULLWIDTH CENT SIGN", "\u00a3": "POUND SIGN",
-    "\uffe1": "FULLWIDTH POUND SIGN", "\u00ac": "NOT SIGN", "\uffe2": "FULLWIDTH NOT SIGN",
-}
-"""SPEC: characters that do not survive ISO-2022-JP/Shift_JIS round trips (refused on
-business-standard and kwc); ASCII '~' and '-' are fine"""
 NEWLINES = ("\r\n", "\r")
-MAX_DESTINATIONS = 300
-"""SPEC: destination addresses per account, counted over all forwarding entries"""
-MAX_RULES = 99
-"""[choice] from/subject forwarding rules per account: each is one redirect, and with the one for
-`all` a delivery then makes at most 100, the most Pigeonhole performs (the 101st fails the delivery)"""
-MAX_MATCH_LENGTH = 256
-"""[choice] characters of a from/subject keyword (a Subject line is rarely longer)"""
 
 
 class Condition(StrEnum):
