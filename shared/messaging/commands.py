@@ -41,15 +41,18 @@ from shared.messaging.delivery import (
     SetAside,
     alive,
     channel_of,
+    consuming,
     delivery_count,
     headers_of,
     invalid,
     refuse_oversized,
     schema_reason,
+    traced,
 )
 from shared.messaging.outbox import OutboxRelay
 from shared.messaging.redaction import Redactor
 from shared.messaging.unit_of_work import Applied, Doc, ShardAggregates, StaleAggregate, UnitOfWork, digest
+from shared.telemetry import describe, link_current, note, outcome, trace_headers
 from shared.topology import ACCOUNT_KEY_HEADER, COMMANDS, DIRECT_REPLY_TO
 
 log = logging.getLogger(__name__)
@@ -93,18 +96,23 @@ class CommandConsumer:
 
     async def __call__(self, message: RabbitMessage) -> None:
         delivery = Delivery(message, self.queue, self.broker, (*self.transient_errors, StaleAggregate), self.redact)
-        await delivery.settle_safely(lambda: self._consume(delivery))
+        with consuming(message, self.queue):
+            await delivery.settle_safely(lambda: self._consume(delivery))
 
     async def _consume(self, delivery: Delivery) -> None:
         turn = _Turn()
         try:
             command = self._admit(delivery)
+            describe(command)
+            note(account=command.subject_key())
             self.aggregates.claim(channel_of(delivery.message))
             await self._run(delivery, command, turn)
         except SetAside as aside:
+            outcome("set aside", failed=True)
             await self._answer(delivery, aside.reply, turn)
             await delivery.set_aside(aside.reason)
             return
+        outcome(_outcome_of(turn.reply))
         if turn.acked and not isinstance(command, FlushOutbox):
             await self._relay_after_ack(delivery, command.subject_key())
 
@@ -180,8 +188,10 @@ class CommandConsumer:
             turn.reply = Accepted(command_id=command.message_id)
             return
         unit = await self.aggregates.open(command.subject_key())
+        self._trace(delivery, unit)
         message_id = str(command.message_id)
         if command.REPLAYABLE and (applied := unit.applied(message_id)):
+            note(replayed=True)
             turn.reply, turn.state, turn.changed = self._replayed(command, applied, delivery.message.body, unit)
             return
         unit.requester = _requester(delivery.message)
@@ -193,6 +203,15 @@ class CommandConsumer:
         await self.aggregates.commit(unit, record)
         self._start_eager(unit)
         turn.reply, turn.state, turn.changed = reply, unit.state, unit.staged
+
+    @staticmethod
+    def _trace(delivery: Delivery, unit: UnitOfWork) -> None:
+        """A command of a user's action (or of what it caused) is remembered with the aggregate as its latest
+        cause; one that comes without (a sweep, a retry, a reconciler) is linked to that cause."""
+        if traced(delivery.message):
+            unit.trace = trace_headers()
+        else:
+            link_current(unit.cause)
 
     def _start_eager(self, unit: UnitOfWork) -> None:
         """Stored with the outbox: the queued copies are safe, so starting early loses nothing, and
@@ -254,6 +273,12 @@ class CommandConsumer:
                 reply.model_dump_json().encode(), routing_key=reply_to, properties=properties)
         except DeliveryError:
             log.info("requester of %s is gone; reply dropped", raw.message_id)
+
+
+def _outcome_of(reply: Reply | Deferred | None) -> str:
+    if isinstance(reply, Rejected):
+        return reply.code
+    return "deferred" if isinstance(reply, Deferred) else "accepted"
 
 
 def _requester(message: RabbitMessage) -> Requester | None:

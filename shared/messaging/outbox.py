@@ -14,21 +14,15 @@ from typing import Any, Protocol
 
 from aiormq import spec
 from faststream.rabbit import RabbitBroker
-from opentelemetry import propagate
 
 from shared.contracts.base import Event, FlushOutbox, InternalCommand, WorkItem
 from shared.messaging.broker import send_internal
+from shared.telemetry import trace_headers
 from shared.topology import ACCOUNT_KEY_HEADER, EVENTS, internal_exchange, work_routing_key
 
 log = logging.getLogger(__name__)
 
 Entry = dict[str, Any]
-
-
-def trace_headers() -> dict[str, str]:
-    carrier: dict[str, str] = {}
-    propagate.inject(carrier)
-    return carrier
 
 
 def _entry(message: Event | WorkItem | InternalCommand, exchange: str, routing_key: str) -> Entry:
