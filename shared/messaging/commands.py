@@ -103,8 +103,6 @@ class CommandConsumer:
         turn = _Turn()
         try:
             command = self._admit(delivery)
-            describe(command)
-            note(account=command.subject_key())
             self.aggregates.claim(channel_of(delivery.message))
             await self._run(delivery, command, turn)
         except SetAside as aside:
@@ -125,6 +123,8 @@ class CommandConsumer:
         except ValidationError as error:
             rejected = invalid(error)
             raise SetAside(schema_reason(rejected), rejected) from None
+        describe(command)
+        note(account=command.subject_key())
         if headers_of(delivery.message).get(ACCOUNT_KEY_HEADER) != command.subject_key():
             raise SetAside(f"header {ACCOUNT_KEY_HEADER} does not match the command's account")
         self._check_way_in(delivery, command)

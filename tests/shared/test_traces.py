@@ -1,0 +1,66 @@
+"""The kit's spans: one per delivery, named after the message, continuing the trace its headers bring;
+what a command stages carries its context, and its aggregate remembers it for later work to link to."""
+
+from opentelemetry.trace import SpanKind
+
+from shared.contracts.account import ChangeComment
+from shared.telemetry import span, trace_headers
+from shared.topology import ACCOUNT_KEY_HEADER
+from tests.trace.memory import memory_spans
+
+ADDRESS = "a@example.jp"
+TOKEN = "actor-token-never-in-a-span"
+
+
+def change_comment() -> ChangeComment:
+    return ChangeComment(actor_token=TOKEN, address=ADDRESS, comment="x")
+
+
+async def test_a_command_span_is_named_after_it_and_a_child_of_its_sender(consumer, deliver, broker, collection):
+    """Ensure the handling span is `ChangeComment`, a child of the sender's span, with the account and
+    outcome, the event it staged carries that span's context, and its aggregate keeps it."""
+    spans = memory_spans()
+    with span("click", kind=SpanKind.SERVER) as click:
+        headers = {ACCOUNT_KEY_HEADER: ADDRESS, **trace_headers()}
+    await consumer(deliver(change_comment(), headers=headers))
+
+    [handled] = [s for s in spans.get_finished_spans() if s.name == "ChangeComment"]
+    assert handled.parent is not None and handled.parent.span_id == click.get_span_context().span_id
+    assert handled.context.trace_id == click.get_span_context().trace_id
+    assert handled.attributes["mailss.account"] == ADDRESS and handled.attributes["mailss.outcome"] == "accepted"
+    assert TOKEN not in str(dict(handled.attributes))
+    [(_, event)] = broker.events
+    assert event["headers"]["traceparent"].split("-")[1:3] == [f"{handled.context.trace_id:032x}",
+                                                             f"{handled.context.span_id:016x}"]
+    assert collection.docs[ADDRESS]["trace"]["traceparent"] == event["headers"]["traceparent"]
+
+
+async def test_a_command_without_context_links_to_the_aggregates_last_cause(consumer, deliver, collection):
+    """Ensure a command that comes without a trace (a sweep, a retry) starts a trace of its own linked to
+    the one that last changed the aggregate, and leaves that cause stored for the next."""
+    spans = memory_spans()
+    with span("click"):
+        headers = {ACCOUNT_KEY_HEADER: ADDRESS, **trace_headers()}
+    await consumer(deliver(change_comment(), headers=headers))
+    cause = collection.docs[ADDRESS]["trace"]
+    [first] = [s for s in spans.get_finished_spans() if s.name == "ChangeComment"]
+
+    await consumer(deliver(change_comment(), headers={ACCOUNT_KEY_HEADER: ADDRESS}, channel="same"))
+
+    [_, later] = [s for s in spans.get_finished_spans() if s.name == "ChangeComment"]
+    assert later.parent is None and later.context.trace_id != first.context.trace_id
+    assert [link.context.span_id for link in later.links] == [first.context.span_id]
+    assert collection.docs[ADDRESS]["trace"] == cause
+
+
+async def test_a_set_aside_command_keeps_no_trace_context_in_the_dead_letter(consumer, deliver, broker):
+    """Ensure a command set aside is traced as such and its dead letter carries no context to continue."""
+    spans = memory_spans()
+    with span("click"):
+        headers = {ACCOUNT_KEY_HEADER: "someone-else@example.jp", **trace_headers()}
+    await consumer(deliver(change_comment(), headers=headers))
+
+    [handled] = [s for s in spans.get_finished_spans() if s.name == "ChangeComment"]
+    assert handled.attributes["mailss.outcome"] == "set aside"
+    [(_, dead)] = broker.set_aside
+    assert "traceparent" not in dead["headers"]
