@@ -13,10 +13,11 @@ from faststream.rabbit.annotations import RabbitMessage as Delivered
 from faststream.rabbit.message import RabbitMessage
 from faststream.rabbit.schemas import Channel, QueueType
 from faststream.rabbit.subscriber.usecase import RabbitSubscriber
+from opentelemetry.trace import SpanKind
 from pymongo.errors import ConnectionFailure
 from yarl import URL
 
-from shared.telemetry import trace_headers
+from shared.telemetry import attributes_of, span, trace_headers
 from shared.topology import ACCOUNT_KEY_HEADER, EVENTS, internal_exchange
 
 log = logging.getLogger(__name__)
@@ -106,8 +107,9 @@ class EventPublisher:
         self._broker, self._user_id = broker, user_id
 
     async def publish(self, event: Any) -> None:
-        await publish(self._broker, event.model_dump_json().encode(), exchange=EVENTS,
-                      routing_key=event.ROUTING_KEY, message_id=str(event.message_id), user_id=self._user_id)
+        with span(type(event).__name__, kind=SpanKind.PRODUCER, attributes=attributes_of(event)):
+            await publish(self._broker, event.model_dump_json().encode(), exchange=EVENTS,
+                          routing_key=event.ROUTING_KEY, message_id=str(event.message_id), user_id=self._user_id)
 
 
 def broker_user(amqp_url: str) -> str | None:

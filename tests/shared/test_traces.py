@@ -18,7 +18,8 @@ def change_comment() -> ChangeComment:
 
 async def test_a_command_span_is_named_after_it_and_a_child_of_its_sender(consumer, deliver, broker, collection):
     """Ensure the handling span is `ChangeComment`, a child of the sender's span, with the account and
-    outcome, the event it staged carries that span's context, and its aggregate keeps it."""
+    outcome; the event it staged has a span of its own under it, whose context the event carries; the
+    aggregate keeps the command's."""
     spans = memory_spans()
     with span("click", kind=SpanKind.SERVER) as click:
         headers = {ACCOUNT_KEY_HEADER: ADDRESS, **trace_headers()}
@@ -30,10 +31,11 @@ async def test_a_command_span_is_named_after_it_and_a_child_of_its_sender(consum
     assert handled.attributes["mailss.account"] == ADDRESS and handled.attributes["mailss.outcome"] == "accepted"
     assert TOKEN not in str(dict(handled.attributes))
     [(_, event)] = broker.events
+    [published] = [s for s in spans.get_finished_spans() if s.name == "CommentChanged"]
+    assert published.parent is not None and published.parent.span_id == handled.context.span_id
     assert event["headers"]["traceparent"].split("-")[1:3] == [f"{handled.context.trace_id:032x}",
-                                                             f"{handled.context.span_id:016x}"]
-    assert collection.docs[ADDRESS]["trace"]["traceparent"] == event["headers"]["traceparent"]
-
+                                                             f"{published.context.span_id:016x}"]
+    assert collection.docs[ADDRESS]["trace"]["traceparent"].split("-")[2] == f"{handled.context.span_id:016x}"
 
 async def test_a_command_without_context_links_to_the_aggregates_last_cause(consumer, deliver, collection):
     """Ensure a command that comes without a trace (a sweep, a retry) starts a trace of its own linked to
