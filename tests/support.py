@@ -257,16 +257,18 @@ def stack(*args: str) -> None:
     subprocess.run([str(REPO / "scripts" / "stack.sh"), *args], check=True, capture_output=True)
 
 
-def exported_spans(text: str) -> list[dict]:
-    """The spans the console exporter wrote into a service log (pretty-printed JSON objects)."""
+def exported_text(directory: Path) -> str:
+    """Every whole line the processes' span exporters wrote so far (OTEL_EXPORTER=file: a file per
+    process in `directory`, a JSON line per span; a line still being written is left for later)."""
+    return "".join(text[:text.rfind("\n") + 1] for path in sorted(directory.glob("*.jsonl"))
+                   if (text := path.read_text(errors="replace")))
+
+
+def exported_spans(directory: Path) -> list[dict]:
+    """The spans of every process, as exported (see exported_text)."""
     import json
 
-    decoder, spans, start = json.JSONDecoder(), [], text.find('{\n    "name"')
-    while start != -1:
-        span, end = decoder.raw_decode(text, start)
-        spans.append(span)
-        start = text.find('{\n    "name"', end)
-    return spans
+    return [json.loads(line) for line in exported_text(directory).splitlines()]
 
 
 def close_connections_named(name: str) -> int:
