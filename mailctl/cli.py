@@ -109,11 +109,12 @@ async def _request(service: str, command: Command | AnonymousCommand) -> Accepte
             outcome(reply.code if isinstance(reply, Rejected) else "accepted")
             return reply
     finally:
-        provider.force_flush()
+        if provider:
+            provider.force_flush()
 
 
 @functools.cache
-def _tracer_provider() -> TracerProvider:
+def _tracer_provider() -> TracerProvider | None:
     return make_tracer_provider("mailctl", TelemetrySettings())
 
 

@@ -1,7 +1,6 @@
 """OpenTelemetry per process: a tracer provider, the W3C trace context carried in AMQP headers, and the
 spans the kit opens per message. Spans carry ids, counts and outcomes, never bodies or secrets."""
 
-import json
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -42,7 +41,7 @@ class JsonLinesExporter(SpanExporter):
         self._file: IO[str] = path.open("a", encoding="utf-8")
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        self._file.write("".join(json.dumps(json.loads(span.to_json(indent=None))) + "\n" for span in spans))
+        self._file.write("".join(span.to_json(indent=None) + "\n" for span in spans))
         self._file.flush()
         return SpanExportResult.SUCCESS
 
@@ -63,11 +62,14 @@ def _exporter(service: str, settings: TelemetrySettings) -> SpanExporter | None:
     return None
 
 
-def make_tracer_provider(service: str, settings: TelemetrySettings) -> TracerProvider:
+def make_tracer_provider(service: str, settings: TelemetrySettings) -> TracerProvider | None:
+    """The process's provider, or none with nowhere to export (OTEL_EXPORTER=none): spans then cost next to
+    nothing and a received trace context still passes through to what the process sends."""
+    if (exporter := _exporter(service, settings)) is None:
+        return None
     resource = Resource.create({"service.name": f"mailss-{service}", "service.instance.id": settings.instance})
     provider = TracerProvider(resource=resource)
-    if exporter := _exporter(service, settings):
-        provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=500))
+    provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=500))
     trace.set_tracer_provider(provider)
     return provider
 

@@ -66,3 +66,24 @@ async def test_a_set_aside_command_keeps_no_trace_context_in_the_dead_letter(con
     assert handled.attributes["mailss.outcome"] == "set aside"
     [(_, dead)] = broker.set_aside
     assert "traceparent" not in dead["headers"]
+
+
+async def test_an_event_the_sweeper_relays_later_stays_in_the_trace_of_its_command(consumer, deliver, broker):
+    """Ensure an event its command could not publish, relayed later by a FlushOutbox that brings no trace,
+    still carries the context stored with it: its consumers join the command's trace."""
+    from shared.contracts.base import FlushOutbox
+
+    spans = memory_spans()
+    broker.fail(RuntimeError("relay bug"), when=lambda body, kwargs: kwargs.get("exchange") == "events")
+    with span("click"):
+        headers = {ACCOUNT_KEY_HEADER: ADDRESS, **trace_headers()}
+    await consumer(deliver(change_comment(), headers=headers))
+    assert broker.events == []
+
+    await consumer(deliver(FlushOutbox(key=ADDRESS), headers={ACCOUNT_KEY_HEADER: ADDRESS}, exchange="account.internal",
+                           channel=object()))
+
+    [(_, event)] = broker.events
+    [published] = [s for s in spans.get_finished_spans() if s.name == "CommentChanged"]
+    assert event["headers"]["traceparent"].split("-")[1:3] == [f"{published.context.trace_id:032x}",
+                                                             f"{published.context.span_id:016x}"]
