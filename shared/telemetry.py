@@ -7,7 +7,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-from opentelemetry import propagate, trace
+from opentelemetry import baggage, propagate, trace
+from opentelemetry import context as otel_context
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -22,6 +23,8 @@ from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
 from shared.settings import TelemetrySettings
 
 TRACEPARENT = "traceparent"
+CAUSE = "mailss.cause"
+"""baggage: the traceparent of the action that caused a sweep's or retry's work"""
 ATTRIBUTE_FIELDS: Mapping[str, str] = {
     "address": "mailss.account", "job_id": "mailss.job_id", "folder": "mailss.folder",
     "source_folder": "mailss.folder", "notification_id": "mailss.notification_id", "version": "mailss.version",
@@ -102,15 +105,20 @@ def link_to(headers: Mapping[str, Any] | None) -> Link | None:
 @contextmanager
 def span(name: str, *, kind: SpanKind = SpanKind.INTERNAL, parent: Context | None = None,
          links: Sequence[Link] = (), attributes: Mapping[str, Any] | None = None) -> Iterator[Span]:
-    """A span as the current one; a failure sets its status to the exception's type only (an exception's
-    text may quote input, so it is never recorded)."""
-    with tracer().start_as_current_span(name, context=parent, kind=kind, links=links, attributes=attributes,
-                                        record_exception=False, set_status_on_exception=False) as current:
-        try:
-            yield current
-        except BaseException as error:
-            current.set_status(Status(StatusCode.ERROR, type(error).__name__))
-            raise
+    """A span as the current one, under `parent` (a received context, its baggage too) if given; a failure
+    sets its status to the exception's type only (an exception's text may quote input: never recorded)."""
+    token = otel_context.attach(parent) if parent is not None else None
+    try:
+        with tracer().start_as_current_span(name, kind=kind, links=links, attributes=attributes,
+                                            record_exception=False, set_status_on_exception=False) as current:
+            try:
+                yield current
+            except BaseException as error:
+                current.set_status(Status(StatusCode.ERROR, type(error).__name__))
+                raise
+    finally:
+        if token is not None:
+            otel_context.detach(token)
 
 
 def describe(message: Any) -> None:
@@ -141,7 +149,23 @@ def outcome(value: str, *, failed: bool = False) -> None:
         current.set_status(Status(StatusCode.ERROR, value))
 
 
-def link_current(headers: Mapping[str, Any] | None) -> None:
-    """Link the current span to the action stored headers name (a sweep's or retry's cause)."""
-    if (link := link_to(headers)) is not None:
-        trace.get_current_span().add_link(link.context, {"mailss.link": "caused by"})
+@contextmanager
+def caused_by(headers: Mapping[str, Any] | None) -> Iterator[None]:
+    """Work that comes without a trace (a sweep, a retry) but has a stored cause: the current span links to
+    it, and the cause travels on as baggage with everything sent meanwhile, so what that work leads to
+    (a second retry...) still names the first cause (`cause`), not the retry."""
+    if (link := link_to(headers)) is None:
+        yield
+        return
+    trace.get_current_span().add_link(link.context, {"mailss.link": "caused by"})
+    token = otel_context.attach(baggage.set_baggage(CAUSE, str((headers or {})[TRACEPARENT])))
+    try:
+        yield
+    finally:
+        otel_context.detach(token)
+
+
+def cause() -> dict[str, str]:
+    """What to store as the cause of a change: the cause the current work carries, else its own context."""
+    carried = baggage.get_baggage(CAUSE)
+    return {TRACEPARENT: str(carried)} if carried else trace_headers()

@@ -14,6 +14,7 @@ sweeper) is the kit's own: it relays and trims, no service sees it.
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,7 +53,7 @@ from shared.messaging.delivery import (
 from shared.messaging.outbox import OutboxRelay
 from shared.messaging.redaction import Redactor
 from shared.messaging.unit_of_work import Applied, Doc, ShardAggregates, StaleAggregate, UnitOfWork, digest
-from shared.telemetry import describe, link_current, note, outcome, trace_headers
+from shared.telemetry import cause, caused_by, describe, note, outcome
 from shared.topology import ACCOUNT_KEY_HEADER, COMMANDS, DIRECT_REPLY_TO
 
 log = logging.getLogger(__name__)
@@ -188,7 +189,10 @@ class CommandConsumer:
             turn.reply = Accepted(command_id=command.message_id)
             return
         unit = await self.aggregates.open(command.subject_key())
-        self._trace(delivery, unit)
+        with self._traced(delivery, unit):
+            await self._handle(delivery, command, unit, turn)
+
+    async def _handle(self, delivery: Delivery, command: Keyed, unit: UnitOfWork, turn: _Turn) -> None:
         message_id = str(command.message_id)
         if command.REPLAYABLE and (applied := unit.applied(message_id)):
             note(replayed=True)
@@ -205,13 +209,13 @@ class CommandConsumer:
         turn.reply, turn.state, turn.changed = reply, unit.state, unit.staged
 
     @staticmethod
-    def _trace(delivery: Delivery, unit: UnitOfWork) -> None:
+    def _traced(delivery: Delivery, unit: UnitOfWork) -> AbstractContextManager[None]:
         """A command of a user's action (or of what it caused) is remembered with the aggregate as its latest
         cause; one that comes without (a sweep, a retry, a reconciler) is linked to that cause."""
         if traced(delivery.message):
-            unit.trace = trace_headers()
-        else:
-            link_current(unit.cause)
+            unit.trace = cause()
+            return nullcontext()
+        return caused_by(unit.cause)
 
     def _start_eager(self, unit: UnitOfWork) -> None:
         """Stored with the outbox: the queued copies are safe, so starting early loses nothing, and

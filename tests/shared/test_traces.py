@@ -55,6 +55,23 @@ async def test_a_command_without_context_links_to_the_aggregates_last_cause(cons
     assert collection.docs[ADDRESS]["trace"] == cause
 
 
+async def test_what_a_retry_leads_to_still_names_the_first_cause(consumer, deliver, collection, broker):
+    """Ensure a command caused by a retry (it carries the retry's trace) stores the retry's own cause, not
+    the retry, so a second retry links to the user's action too."""
+    memory_spans()
+    with span("click"):
+        headers = {ACCOUNT_KEY_HEADER: ADDRESS, **trace_headers()}
+    await consumer(deliver(change_comment(), headers=headers))
+    cause = collection.docs[ADDRESS]["trace"]
+    await consumer(deliver(change_comment(), headers={ACCOUNT_KEY_HEADER: ADDRESS}, channel="same"))
+    retried_event = broker.events[-1][1]["headers"]
+    assert retried_event["traceparent"] != cause["traceparent"] and "baggage" in retried_event
+
+    await consumer(deliver(change_comment(), headers={ACCOUNT_KEY_HEADER: ADDRESS, **retried_event}, channel="same"))
+
+    assert collection.docs[ADDRESS]["trace"] == cause
+
+
 async def test_a_set_aside_command_keeps_no_trace_context_in_the_dead_letter(consumer, deliver, broker):
     """Ensure a command set aside is traced as such and its dead letter carries no context to continue."""
     spans = memory_spans()
