@@ -160,7 +160,8 @@ class FrontProcess(ServiceProcess):
             return False
 
 
-async def publish_event(amqp_url: str, event: Any, *, principal: str | None = None, routing_key: str | None = None) -> None:
+async def publish_event(amqp_url: str, event: Any, *, principal: str | None = None, routing_key: str | None = None,
+                        headers: dict[str, str] | None = None) -> None:
     """An event on `events` as a service's relay publishes it: as that service's broker user (the event's
     owner unless `principal` says otherwise), naming itself in `user_id`, persistent and confirmed. The
     vhost is `amqp_url`'s."""
@@ -175,7 +176,7 @@ async def publish_event(amqp_url: str, event: Any, *, principal: str | None = No
         exchange = await channel.get_exchange("events", ensure=False)
         await exchange.publish(aio_pika.Message(
             event.model_dump_json().encode(), message_id=str(event.message_id), content_type="application/json",
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT, user_id=user_of(principal)),
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT, user_id=user_of(principal), headers=headers or {}),
             routing_key=routing_key or event.ROUTING_KEY, mandatory=True)
 
 

@@ -2,8 +2,10 @@
 (OTEL_EXPORTER=file, tests/conftest.py spans_dir); the test joins them by trace id and checks the tree,
 from the span the command was sent under (as the panel's request span) down to the mail server."""
 
+import uuid
 from typing import Any
 
+from aiosmtpd.controller import Controller
 from opentelemetry.trace import SpanKind
 
 from services.copyjob.adapters.imap import Session
@@ -11,12 +13,22 @@ from shared.client import CommandClient
 from shared.contracts.account import SERVICE as ACCOUNT
 from shared.contracts.account import CreateAccount, Login
 from shared.contracts.copyjob import SERVICE as COPYJOB
-from shared.contracts.copyjob import GetJob, StartCopy
+from shared.contracts.copyjob import GetJob, JobCompleted, StartCopy
 from shared.contracts.rules import SERVICE as RULES
 from shared.contracts.rules import AddForwarding, GetRules
-from shared.telemetry import span
+from shared.registry import SERVICES
+from shared.telemetry import span, trace_headers
 from tests.rules.mail_world import outside, rules_account
-from tests.support import eventually, exported_spans, exported_text, new_address
+from tests.support import (
+    ServiceProcess,
+    eventually,
+    exported_spans,
+    exported_text,
+    free_port,
+    holds,
+    new_address,
+    publish_event,
+)
 from tests.trace.memory import memory_spans
 
 PASSWORD = "Trace-Own-Passw0rd!"
@@ -155,9 +167,63 @@ async def test_a_copy_is_one_trace_from_the_click_to_the_notification_mail(
     assert sent["attributes"]["mailss.outcome"] == "sent"
     assert found.ancestors(sent)[:2] == ["SendNotification", "Notify"]
     assert {"JobCompleted", "StartCopy"} <= set(found.ancestors(sent))
-    assert {s["resource"]["attributes"]["service.name"] for s in found.spans} == {
+    assert {s["resource"]["attributes"]["service.name"] for s in found.spans} >= {
         "mailss-copyjob", "mailss-account", "mailss-notifier"}
     assert_no_secret(spans_dir, PASSWORD, SOURCE_PASSWORD, token, admin_token)
 
     job = await client.request(COPYJOB, GetJob(actor_token=token, address=address, job_id=job_id))
     assert job.result["state"] == "completed", job.result
+
+
+class Accepting:
+    async def handle_DATA(self, server, session, envelope) -> str:
+        return "250 OK"
+
+
+async def test_a_notification_retried_later_links_to_the_action_that_caused_it(
+        client, admin_token, amqp_url, notifier_service, notifier_env, spans_dir):
+    """Ensure a notification whose first SMTP send finds no server is retried by the sweep in a trace of its
+    own, linked to the trace of the job that caused it, every retry alike, until one is sent."""
+    memory_spans()
+    port, address = free_port(), new_address()
+    plain = {name: value for name, value in notifier_env.items() if name != "SMTP_PASSWORD"}
+    await notifier_service.stop()
+    own = ServiceProcess(SERVICES["notifier"], {**plain, "SMTP_PORT": str(port)}, amqp_url, instance="test-notifier-traced")
+    try:
+        await own.start()
+        done = JobCompleted(job_id=uuid.uuid4().hex, address=address, notification_address=outside("later"), copied=1,
+                            already_there=0, copied_bytes=10, skipped_too_big=0)
+        with span("JobCompleted", kind=SpanKind.PRODUCER) as job:  # as the copy job's relay publishes it
+            await publish_event(amqp_url, done, headers=trace_headers())
+        first = await traced(spans_dir, job.get_span_context().trace_id, "Notify", "SMTP send")
+        assert first.one("SMTP send")["attributes"]["mailss.outcome"] == "retry"
+        await eventually(lambda: holds(len(_retries(spans_dir, done.job_id)) >= 2), timeout=30, what="two retries")
+        controller = Controller(Accepting(), hostname="127.0.0.1", port=port)
+        controller.start()
+        try:
+            await eventually(lambda: holds(bool(_sent(spans_dir, done.job_id))), timeout=30, what="a retry sent")
+        finally:
+            controller.stop()
+    finally:
+        await own.stop()
+        await notifier_service.start()
+
+    job_trace = f"0x{job.get_span_context().trace_id:032x}"
+    for retry in _retries(spans_dir, done.job_id):
+        assert retry["context"]["trace_id"] != job_trace and retry["parent_id"] is None
+        assert [link["context"]["trace_id"] for link in retry["links"]] == [job_trace]
+    [sent] = _sent(spans_dir, done.job_id)
+    retried = Trace([s for s in exported_spans(spans_dir) if s["context"]["trace_id"] == sent["context"]["trace_id"]])
+    assert "RetryNotification" in retried.ancestors(sent)
+
+
+def _retries(spans_dir, job_id: str) -> list[Span]:
+    """RetryNotification spans of the job's notification (the SMTP sends under them name the job)."""
+    sends = [s for s in exported_spans(spans_dir) if s["name"] == "SMTP send" and s["attributes"].get("mailss.job_id") == job_id]
+    traces = {s["context"]["trace_id"] for s in sends}
+    return [s for s in exported_spans(spans_dir) if s["name"] == "RetryNotification" and s["context"]["trace_id"] in traces]
+
+
+def _sent(spans_dir, job_id: str) -> list[Span]:
+    return [s for s in exported_spans(spans_dir) if s["name"] == "SMTP send" and s["attributes"].get("mailss.job_id") == job_id
+            and s["attributes"].get("mailss.outcome") == "sent"]
