@@ -88,9 +88,10 @@ def trace_headers() -> dict[str, str]:
     return carrier
 
 
-def context_of(headers: Mapping[str, Any] | None) -> Context | None:
-    """The context a message's headers carry, or None when they carry none."""
-    carrier = {k: v for k, v in (headers or {}).items() if isinstance(v, str)}
+def context_of(headers: Mapping[str, Any] | None, *, with_baggage: bool = True) -> Context | None:
+    """The context a message's headers carry, or None when they carry none; a client's baggage is not
+    taken (it could name any trace as the cause of what its command changes)."""
+    carrier = {k: v for k, v in (headers or {}).items() if isinstance(v, str) and (with_baggage or k != "baggage")}
     return propagate.extract(carrier) if TRACEPARENT in carrier else None
 
 

@@ -22,7 +22,7 @@ from shared.contracts.base import FIELD_CODES, FIELD_PARAMS, Rejected, SharedFie
 from shared.messaging.broker import publish
 from shared.messaging.redaction import MAX_BODY_BYTES, Redactor
 from shared.telemetry import context_of, span
-from shared.topology import dead_letter_exchange, dead_letter_queue, service_of
+from shared.topology import COMMANDS, dead_letter_exchange, dead_letter_queue, service_of
 
 log = logging.getLogger(__name__)
 
@@ -84,8 +84,8 @@ def consuming(message: RabbitMessage, queue: str) -> Iterator[Span]:
     raw = message.raw_message
     attributes = {"messaging.system": "rabbitmq", "messaging.operation": "process",
                   "messaging.destination.name": queue, "messaging.message.id": raw.message_id or ""}
-    with span(queue, kind=SpanKind.CONSUMER, parent=context_of(headers_of(message)) or Context(),
-              attributes=attributes) as current:
+    parent = context_of(headers_of(message), with_baggage=raw.exchange != COMMANDS)
+    with span(queue, kind=SpanKind.CONSUMER, parent=parent or Context(), attributes=attributes) as current:
         yield current
 
 

@@ -3,7 +3,7 @@ what a command stages carries its context, and its aggregate remembers it for la
 
 from opentelemetry.trace import SpanKind
 
-from shared.contracts.account import ChangeComment
+from shared.contracts.account import ChangeComment, SetFirstAdmin
 from shared.telemetry import span, trace_headers
 from shared.topology import ACCOUNT_KEY_HEADER
 from tests.trace.memory import memory_spans
@@ -67,7 +67,9 @@ async def test_what_a_retry_leads_to_still_names_the_first_cause(consumer, deliv
     retried_event = broker.events[-1][1]["headers"]
     assert retried_event["traceparent"] != cause["traceparent"] and "baggage" in retried_event
 
-    await consumer(deliver(change_comment(), headers={ACCOUNT_KEY_HEADER: ADDRESS, **retried_event}, channel="same"))
+    caused = SetFirstAdmin(login=ADDRESS)  # any internal command the retry's work sends
+    await consumer(deliver(caused, headers={**retried_event, ACCOUNT_KEY_HEADER: ADDRESS}, exchange="account.internal",
+                           channel="same"))
 
     assert collection.docs[ADDRESS]["trace"] == cause
 
@@ -104,3 +106,14 @@ async def test_an_event_the_sweeper_relays_later_stays_in_the_trace_of_its_comma
     [published] = [s for s in spans.get_finished_spans() if s.name == "CommentChanged"]
     assert event["headers"]["traceparent"].split("-")[1:3] == [f"{published.context.trace_id:032x}",
                                                              f"{published.context.span_id:016x}"]
+
+
+async def test_a_clients_baggage_cannot_name_the_cause_of_its_change(consumer, deliver, collection):
+    """Ensure a client command's own context is stored as the cause, whatever baggage it sends along."""
+    memory_spans()
+    forged = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    with span("click"):
+        headers = {ACCOUNT_KEY_HEADER: ADDRESS, **trace_headers(), "baggage": f"mailss.cause={forged}"}
+    await consumer(deliver(change_comment(), headers=headers))
+
+    assert collection.docs[ADDRESS]["trace"]["traceparent"] != forged
