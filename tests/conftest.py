@@ -79,7 +79,7 @@ def issuer(keys: tuple[str, str]) -> TokenIssuer:
 def spans_dir(vhost: str) -> Path:
     """Where every process of the session exports its spans, a JSON-lines file each (tests/support.py
     exported_spans); writable by each service's own user."""
-    directory = LOGS / "spans" / vhost
+    directory = RUN / "spans" / vhost  # not under LOGS: only root may enter it
     directory.mkdir(parents=True, exist_ok=True)
     directory.chmod(0o1777)
     return directory
