@@ -1,6 +1,7 @@
 """mailctl: try the system from a terminal; publishes the same commands a gateway would."""
 
 import asyncio
+import functools
 import json
 import os
 import sys
@@ -10,6 +11,8 @@ from typing import Annotated, Any
 
 import aio_pika
 import typer
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.trace import SpanKind
 from rich.console import Console
 from rich.table import Table
 
@@ -45,6 +48,8 @@ from shared.contracts.rules import (
     SetSpamSort,
     SetSpamTag,
 )
+from shared.settings import TelemetrySettings
+from shared.telemetry import make_tracer_provider, outcome, span
 
 app = typer.Typer(help="Mail Self-Service from the command line.", no_args_is_help=True)
 account_app = typer.Typer(help="Admin: list, create, delete and size accounts.", no_args_is_help=True)
@@ -92,11 +97,25 @@ def amqp_url() -> str:
 
 
 async def _request(service: str, command: Command | AnonymousCommand) -> Accepted | Rejected:
-    client = await CommandClient.connect(amqp_url())
+    """Under a span of its own (OTEL_EXPORTER as the services'): the root of the command's trace."""
+    provider = _tracer_provider()
     try:
-        return await client.request(service, command)
+        with span(f"mailctl {type(command).__name__}", kind=SpanKind.CLIENT, attributes={"mailss.service": service}):
+            client = await CommandClient.connect(amqp_url())
+            try:
+                reply = await client.request(service, command)
+            finally:
+                await client.close()
+            outcome(reply.code if isinstance(reply, Rejected) else "accepted")
+            return reply
     finally:
-        await client.close()
+        if provider:
+            provider.force_flush()
+
+
+@functools.cache
+def _tracer_provider() -> TracerProvider | None:
+    return make_tracer_provider("mailctl", TelemetrySettings())
 
 
 def send(command: Command | AnonymousCommand, service: str = SERVICE) -> Accepted:

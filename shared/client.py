@@ -1,7 +1,8 @@
 """Request/reply client for commands, as a gateway (or mailctl, tests, benchmarks) uses it.
 
 Publishes persistent, mandatory, confirmed commands to `commands` with the service as routing
-key and the account in `x-account`, and waits for the reply on RabbitMQ's direct reply-to.
+key, the account in `x-account` and the current span's trace context (W3C `traceparent`), and
+waits for the reply on RabbitMQ's direct reply-to.
 """
 
 import asyncio
@@ -13,6 +14,7 @@ from pydantic import TypeAdapter
 
 from shared.contracts.base import Accepted, AnonymousCommand, Command, Rejected, Reply
 from shared.messaging.broker import broker_user
+from shared.telemetry import trace_headers
 from shared.topology import ACCOUNT_KEY_HEADER, COMMANDS, DIRECT_REPLY_TO
 
 _replies: TypeAdapter[Accepted | Rejected] = TypeAdapter(Reply)
@@ -82,7 +84,8 @@ class CommandClient:
                 body if body is not None else command.model_dump_json().encode(),
                 content_type="application/json", delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
                 message_id=str(command.message_id), correlation_id=str(command.message_id),
-                reply_to=reply_to, headers={ACCOUNT_KEY_HEADER: key, **(headers or {})}, user_id=self._user,
+                reply_to=reply_to, headers={ACCOUNT_KEY_HEADER: key, **trace_headers(), **(headers or {})},
+                user_id=self._user,
             ),
             routing_key=service, mandatory=True,
         )

@@ -11,16 +11,25 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret", "password", "guest-secret"})
 
 
-class ServiceSettings(BaseSettings):
+class TelemetrySettings(BaseSettings):
+    """Where a process's spans go (shared/telemetry.py): `file` writes JSON lines into a file of its own in
+    OTEL_EXPORTER_FILE_DIR (the trace tests read them)."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="ignore")
+
+    otel_exporter: Literal["otlp", "console", "file", "none"] = "none"
+    otel_exporter_otlp_endpoint: str | None = None
+    otel_exporter_file_dir: Path | None = None
+    instance: str = Field(default_factory=socket.gethostname)
+
+
+class ServiceSettings(TelemetrySettings):
     model_config = SettingsConfigDict(frozen=True, extra="ignore")
 
     amqp_url: SecretStr
     mongodb_url: SecretStr
     mongodb_db: str
     session_public_key: str = Field(min_length=40)
-    otel_exporter: Literal["otlp", "console", "none"] = "none"
-    otel_exporter_otlp_endpoint: str | None = None
-    instance: str = Field(default_factory=socket.gethostname)
     command_shards: int = Field(default=4, ge=1, le=64)
     event_prefetch: int = Field(default=32, ge=1, le=1000)
     work_prefetch: int = Field(default=1, ge=1, le=100)

@@ -18,11 +18,13 @@ from shared.client import CommandClient
 from shared.contracts.account import SERVICE, Login
 from shared.registry import FRONTS, SERVICES
 from tests.kit.service import KIT_SERVICE
+from tests.source_server import SourceServer
 from tests.support import (
     ADMIN_DOMAIN,
     ADMIN_LOGIN,
     ADMIN_PASSWORD,
     LOGS,
+    RUN,
     EventTap,
     FrontProcess,
     ServiceProcess,
@@ -76,7 +78,17 @@ def issuer(keys: tuple[str, str]) -> TokenIssuer:
 
 
 @pytest.fixture(scope="session")
-def service_env(operator: Broker, vhost: str, keys: tuple[str, str]) -> dict[str, str]:
+def spans_dir(vhost: str) -> Path:
+    """Where every process of the session exports its spans, a JSON-lines file each (tests/support.py
+    exported_spans); writable by each service's own user."""
+    directory = RUN / "spans" / vhost  # not under LOGS: only root may enter it
+    directory.mkdir(parents=True, exist_ok=True)
+    directory.chmod(0o1777)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def service_env(operator: Broker, vhost: str, keys: tuple[str, str], spans_dir: Path) -> dict[str, str]:
     database = f"mailss_test_{uuid.uuid4().hex[:8]}"
     return {
         **os.environ,
@@ -86,7 +98,8 @@ def service_env(operator: Broker, vhost: str, keys: tuple[str, str]) -> dict[str
         "DOVECOT_MAIL_DIR": stack_env("DOVECOT_MAIL_DIR"),
         "MAIL_POLICY_API_KEY": Path(stack_env("MAIL_POLICY_API_KEY_FILE")).read_text().strip(),
         "BOOTSTRAP_ADMIN_LOGIN": ADMIN_LOGIN, "BOOTSTRAP_ADMIN_PASSWORD": ADMIN_PASSWORD,
-        "BOOTSTRAP_ADMIN_DOMAINS": f'["{ADMIN_DOMAIN}"]', "OTEL_EXPORTER": "console",
+        "BOOTSTRAP_ADMIN_DOMAINS": f'["{ADMIN_DOMAIN}"]', "OTEL_EXPORTER": "file",
+        "OTEL_EXPORTER_FILE_DIR": str(spans_dir),
         "OUTBOX_SWEEP_INTERVAL_S": "1", "OUTBOX_STALE_AFTER_S": "5", "ENDED_SESSIONS_SWEEP_INTERVAL_S": "1",
         "HEALTH_DIR": stack_env("HEALTH_DIR"), "PASSWD_RECONCILE_INTERVAL_S": "3",
         "TOMBSTONE_SWEEP_INTERVAL_S": "2", "TOMBSTONE_RETENTION_DAYS": "0.0001",  # 8.6 s
@@ -206,6 +219,14 @@ def copyjob_env(service_env: dict[str, str], operator: Broker, vhost: str, test_
 COPY_LIMITS = {"SOURCE_TIMEOUT_S": "3", "STEP_ATTEMPTS": "2", "RETRY_PAUSE_S": "0.3", "MAX_FOLDERS": "40",
                "JOB_MAX_BYTES": "40000000", "STEP_DEADLINE_S": "20"}
 """low enough for the hostile-source tests to reach them in seconds (tests/copyjob/integration/test_hostile_source.py)"""
+
+
+@pytest.fixture(scope="session")
+async def source_server(test_ca) -> AsyncIterator[SourceServer]:
+    """The other provider's IMAP server (tests/source_server.py), for the copy job's tests and the trace tests."""
+    server = await SourceServer.start(RUN / "source-dovecot", test_ca[1], test_ca[2])
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="session")

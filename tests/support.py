@@ -160,7 +160,8 @@ class FrontProcess(ServiceProcess):
             return False
 
 
-async def publish_event(amqp_url: str, event: Any, *, principal: str | None = None, routing_key: str | None = None) -> None:
+async def publish_event(amqp_url: str, event: Any, *, principal: str | None = None, routing_key: str | None = None,
+                        headers: dict[str, str] | None = None) -> None:
     """An event on `events` as a service's relay publishes it: as that service's broker user (the event's
     owner unless `principal` says otherwise), naming itself in `user_id`, persistent and confirmed. The
     vhost is `amqp_url`'s."""
@@ -175,7 +176,7 @@ async def publish_event(amqp_url: str, event: Any, *, principal: str | None = No
         exchange = await channel.get_exchange("events", ensure=False)
         await exchange.publish(aio_pika.Message(
             event.model_dump_json().encode(), message_id=str(event.message_id), content_type="application/json",
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT, user_id=user_of(principal)),
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT, user_id=user_of(principal), headers=headers or {}),
             routing_key=routing_key or event.ROUTING_KEY, mandatory=True)
 
 
@@ -257,16 +258,18 @@ def stack(*args: str) -> None:
     subprocess.run([str(REPO / "scripts" / "stack.sh"), *args], check=True, capture_output=True)
 
 
-def exported_spans(text: str) -> list[dict]:
-    """The spans the console exporter wrote into a service log (pretty-printed JSON objects)."""
+def exported_text(directory: Path) -> str:
+    """Every whole line the processes' span exporters wrote so far (OTEL_EXPORTER=file: a file per
+    process in `directory`, a JSON line per span; a line still being written is left for later)."""
+    return "".join(text[:text.rfind("\n") + 1] for path in sorted(directory.glob("*.jsonl"))
+                   if (text := path.read_text(errors="replace")))
+
+
+def exported_spans(directory: Path) -> list[dict]:
+    """The spans of every process, as exported (see exported_text)."""
     import json
 
-    decoder, spans, start = json.JSONDecoder(), [], text.find('{\n    "name"')
-    while start != -1:
-        span, end = decoder.raw_decode(text, start)
-        spans.append(span)
-        start = text.find('{\n    "name"', end)
-    return spans
+    return [json.loads(line) for line in exported_text(directory).splitlines()]
 
 
 def close_connections_named(name: str) -> int:

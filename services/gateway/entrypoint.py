@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from services.gateway.adapters.broker import BrokerServices
 from services.gateway.adapters.pages import Pages
+from services.gateway.adapters.tracing import UntrustedTraceContext
 from services.gateway.adapters.web import Gateway, build_app
 from services.gateway.application.panel import Panel
 from services.gateway.domain.forms import FormKeys
@@ -16,6 +17,7 @@ from services.gateway.domain.throttle import AttemptLimit
 from services.gateway.settings import GatewaySettings
 from shared.auth import TokenVerifier, load_public_key
 from shared.client import CommandClient
+from shared.telemetry import make_tracer_provider
 
 
 def make_app(settings: GatewaySettings) -> FastAPI:
@@ -27,6 +29,7 @@ def make_app(settings: GatewaySettings) -> FastAPI:
                                "client": settings.gateway_sign_in_attempts_per_client}, settings.gateway_sign_in_window_s),
         hsts=settings.gateway_hsts, healthy=services.healthy)
     app = build_app(gateway)
+    make_tracer_provider("gateway", settings)  # FastAPI's request spans use it (adapters/tracing.py)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -44,8 +47,8 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = GatewaySettings()
     server = uvicorn.Config(
-        make_app(settings), host=settings.gateway_host, port=settings.gateway_port,
-        proxy_headers=bool(settings.gateway_forwarded_allow_ips),
+        UntrustedTraceContext(make_app(settings)), interface="asgi3", host=settings.gateway_host,
+        port=settings.gateway_port, proxy_headers=bool(settings.gateway_forwarded_allow_ips),
         forwarded_allow_ips=settings.gateway_forwarded_allow_ips or None, server_header=False, date_header=False,
         access_log=False, log_config=None)
     uvicorn.Server(server).run()

@@ -1,12 +1,14 @@
 """Gateway settings (environment variables, case-insensitive)."""
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
-from shared.settings import refuse_placeholder
+from shared.settings import TelemetrySettings, refuse_placeholder
 
 
-class GatewaySettings(BaseSettings):
+class GatewaySettings(TelemetrySettings):
+    """With the services' telemetry settings (OTEL_EXPORTER...): a request's span is its trace's root."""
+
     model_config = SettingsConfigDict(frozen=True, extra="ignore")
 
     amqp_url: SecretStr

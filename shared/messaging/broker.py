@@ -11,13 +11,13 @@ from faststream.middlewares import AckPolicy
 from faststream.rabbit import RabbitBroker, RabbitExchange, RabbitQueue
 from faststream.rabbit.annotations import RabbitMessage as Delivered
 from faststream.rabbit.message import RabbitMessage
-from faststream.rabbit.opentelemetry import RabbitTelemetryMiddleware
 from faststream.rabbit.schemas import Channel, QueueType
 from faststream.rabbit.subscriber.usecase import RabbitSubscriber
-from opentelemetry.trace import TracerProvider
+from opentelemetry.trace import SpanKind
 from pymongo.errors import ConnectionFailure
 from yarl import URL
 
+from shared.telemetry import attributes_of, span, trace_headers
 from shared.topology import ACCOUNT_KEY_HEADER, EVENTS, internal_exchange
 
 log = logging.getLogger(__name__)
@@ -30,16 +30,16 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
 
 
 def make_broker(
-    url: str, *, app_id: str, connection_name: str, tracer_provider: TracerProvider | None, prefetch: int = 32,
-    on_close: Callable[..., Any] | None = None,
+    url: str, *, app_id: str, connection_name: str, prefetch: int = 32, on_close: Callable[..., Any] | None = None,
 ) -> RabbitBroker:
-    """Confirms on, unroutable mandatory messages raise, prefetch explicit (FastStream defaults none)."""
+    """Confirms on, unroutable mandatory messages raise, prefetch explicit (FastStream defaults none).
+    No FastStream telemetry middleware: the kit opens one span per message itself, named after the
+    message (shared/telemetry.py), and publishes with the current span's context."""
     return RabbitBroker(
         str(URL(url).update_query(name=connection_name)),  # aiormq names the connection after `name`
         on_close=[on_close] if on_close else None,
         app_id=app_id,
         default_channel=Channel(prefetch_count=prefetch, publisher_confirms=True, on_return_raises=True),
-        middlewares=[RabbitTelemetryMiddleware(tracer_provider=tracer_provider)],
         graceful_timeout=30.0,
         log_level=logging.DEBUG,  # "Received"/"Processed" per message: traces say that, logs stay for problems
         fail_fast=False,
@@ -50,10 +50,12 @@ def make_broker(
 async def publish(
     broker: RabbitBroker, body: bytes, *, exchange: str, routing_key: str, message_id: str,
     key: str | None = None, headers: dict[str, Any] | None = None, correlation_id: str | None = None,
-    user_id: str | None = None,
+    user_id: str | None = None, traced: bool = True,
 ) -> None:
-    """Persistent, mandatory, confirmed: once this returns, the broker has the message queued."""
-    all_headers = {**(headers or {}), **({ACCOUNT_KEY_HEADER: key} if key is not None else {})}
+    """Persistent, mandatory, confirmed: once this returns, the broker has the message queued. `traced`:
+    with the current span's context, so its consumer's span joins the trace."""
+    all_headers = {**(trace_headers() if traced else {}), **(headers or {}),
+                   **({ACCOUNT_KEY_HEADER: key} if key is not None else {})}
     await broker.publish(
         body, exchange=RabbitExchange(exchange, declare=False), routing_key=routing_key, message_id=message_id,
         correlation_id=correlation_id, headers=all_headers, content_type="application/json",
@@ -105,8 +107,9 @@ class EventPublisher:
         self._broker, self._user_id = broker, user_id
 
     async def publish(self, event: Any) -> None:
-        await publish(self._broker, event.model_dump_json().encode(), exchange=EVENTS,
-                      routing_key=event.ROUTING_KEY, message_id=str(event.message_id), user_id=self._user_id)
+        with span(type(event).__name__, kind=SpanKind.PRODUCER, attributes=attributes_of(event)):
+            await publish(self._broker, event.model_dump_json().encode(), exchange=EVENTS,
+                          routing_key=event.ROUTING_KEY, message_id=str(event.message_id), user_id=self._user_id)
 
 
 def broker_user(amqp_url: str) -> str | None:

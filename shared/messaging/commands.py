@@ -14,6 +14,7 @@ sweeper) is the kit's own: it relays and trims, no service sees it.
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,15 +42,18 @@ from shared.messaging.delivery import (
     SetAside,
     alive,
     channel_of,
+    consuming,
     delivery_count,
     headers_of,
     invalid,
     refuse_oversized,
     schema_reason,
+    traced,
 )
 from shared.messaging.outbox import OutboxRelay
 from shared.messaging.redaction import Redactor
 from shared.messaging.unit_of_work import Applied, Doc, ShardAggregates, StaleAggregate, UnitOfWork, digest
+from shared.telemetry import cause, caused_by, describe, note, outcome
 from shared.topology import ACCOUNT_KEY_HEADER, COMMANDS, DIRECT_REPLY_TO
 
 log = logging.getLogger(__name__)
@@ -93,7 +97,8 @@ class CommandConsumer:
 
     async def __call__(self, message: RabbitMessage) -> None:
         delivery = Delivery(message, self.queue, self.broker, (*self.transient_errors, StaleAggregate), self.redact)
-        await delivery.settle_safely(lambda: self._consume(delivery))
+        with consuming(message, self.queue):
+            await delivery.settle_safely(lambda: self._consume(delivery))
 
     async def _consume(self, delivery: Delivery) -> None:
         turn = _Turn()
@@ -102,9 +107,11 @@ class CommandConsumer:
             self.aggregates.claim(channel_of(delivery.message))
             await self._run(delivery, command, turn)
         except SetAside as aside:
+            outcome("set aside", failed=True)
             await self._answer(delivery, aside.reply, turn)
             await delivery.set_aside(aside.reason)
             return
+        outcome(_outcome_of(turn.reply))
         if turn.acked and not isinstance(command, FlushOutbox):
             await self._relay_after_ack(delivery, command.subject_key())
 
@@ -117,6 +124,8 @@ class CommandConsumer:
         except ValidationError as error:
             rejected = invalid(error)
             raise SetAside(schema_reason(rejected), rejected) from None
+        describe(command)
+        note(account=command.subject_key())
         if headers_of(delivery.message).get(ACCOUNT_KEY_HEADER) != command.subject_key():
             raise SetAside(f"header {ACCOUNT_KEY_HEADER} does not match the command's account")
         self._check_way_in(delivery, command)
@@ -180,8 +189,13 @@ class CommandConsumer:
             turn.reply = Accepted(command_id=command.message_id)
             return
         unit = await self.aggregates.open(command.subject_key())
+        with self._traced(delivery, unit):
+            await self._handle(delivery, command, unit, turn)
+
+    async def _handle(self, delivery: Delivery, command: Keyed, unit: UnitOfWork, turn: _Turn) -> None:
         message_id = str(command.message_id)
         if command.REPLAYABLE and (applied := unit.applied(message_id)):
+            note(replayed=True)
             turn.reply, turn.state, turn.changed = self._replayed(command, applied, delivery.message.body, unit)
             return
         unit.requester = _requester(delivery.message)
@@ -193,6 +207,15 @@ class CommandConsumer:
         await self.aggregates.commit(unit, record)
         self._start_eager(unit)
         turn.reply, turn.state, turn.changed = reply, unit.state, unit.staged
+
+    @staticmethod
+    def _traced(delivery: Delivery, unit: UnitOfWork) -> AbstractContextManager[None]:
+        """A command of a user's action (or of what it caused) is remembered with the aggregate as its latest
+        cause; one that comes without (a sweep, a retry, a reconciler) is linked to that cause."""
+        if traced(delivery.message):
+            unit.trace = cause()
+            return nullcontext()
+        return caused_by(unit.cause)
 
     def _start_eager(self, unit: UnitOfWork) -> None:
         """Stored with the outbox: the queued copies are safe, so starting early loses nothing, and
@@ -254,6 +277,12 @@ class CommandConsumer:
                 reply.model_dump_json().encode(), routing_key=reply_to, properties=properties)
         except DeliveryError:
             log.info("requester of %s is gone; reply dropped", raw.message_id)
+
+
+def _outcome_of(reply: Reply | Deferred | None) -> str:
+    if isinstance(reply, Rejected):
+        return reply.code
+    return "deferred" if isinstance(reply, Deferred) else "accepted"
 
 
 def _requester(message: RabbitMessage) -> Requester | None:

@@ -3,7 +3,8 @@ what cannot be processed (redacted, with the reason), and settle exactly once.""
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -12,13 +13,16 @@ from aiormq.exceptions import ChannelInvalidStateError as AiormqChannelInvalidSt
 from aiormq.exceptions import DeliveryError
 from faststream.rabbit import RabbitBroker
 from faststream.rabbit.message import RabbitMessage
+from opentelemetry.context import Context
+from opentelemetry.trace import Span, SpanKind
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from shared.contracts.base import FIELD_CODES, FIELD_PARAMS, Rejected, SharedFieldCode, SharedFieldError, SharedRejected
 from shared.messaging.broker import publish
 from shared.messaging.redaction import MAX_BODY_BYTES, Redactor
-from shared.topology import dead_letter_exchange, dead_letter_queue, service_of
+from shared.telemetry import context_of, span
+from shared.topology import COMMANDS, dead_letter_exchange, dead_letter_queue, service_of
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +72,23 @@ def delivery_count(message: RabbitMessage) -> int:
     return max(int(headers.get("x-delivery-count", 0)), int(headers.get("x-acquired-count", 0)))
 
 
+def traced(message: RabbitMessage) -> bool:
+    """The message carries a trace context (sent in a user's action, or in something it caused)."""
+    return context_of(headers_of(message)) is not None
+
+
+@contextmanager
+def consuming(message: RabbitMessage, queue: str) -> Iterator[Span]:
+    """The span of one delivery, a child of the context its headers carry (else a trace of its own); named
+    after the queue until the consumer has read the message and names it after its type."""
+    raw = message.raw_message
+    attributes = {"messaging.system": "rabbitmq", "messaging.operation": "process",
+                  "messaging.destination.name": queue, "messaging.message.id": raw.message_id or ""}
+    parent = context_of(headers_of(message), with_baggage=raw.exchange != COMMANDS)
+    with span(queue, kind=SpanKind.CONSUMER, parent=parent or Context(), attributes=attributes) as current:
+        yield current
+
+
 @dataclass(frozen=True)
 class Delivery:
     """One delivery from `queue`, and the broker and failure classes to settle it with."""
@@ -111,7 +132,7 @@ class Delivery:
                 await self.patiently(lambda: publish(
                     self.broker, self.redact(self.message.body), exchange=dead_letter_exchange(service_of(self.queue)),
                     routing_key=self.queue, headers={**headers, REASON_HEADER: reason[:1000]},
-                    message_id=raw.message_id or "", correlation_id=raw.correlation_id,
+                    message_id=raw.message_id or "", correlation_id=raw.correlation_id, traced=False,
                 ))
                 break
             except DeliveryError:

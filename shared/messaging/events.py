@@ -21,8 +21,9 @@ from pydantic import TypeAdapter
 from shared.broker_access import user_of
 from shared.contracts.base import Event, InternalCommand
 from shared.messaging.broker import send_internal
-from shared.messaging.delivery import Delivery, SetAside, ack_or_set_aside, parse_once_more
+from shared.messaging.delivery import Delivery, SetAside, ack_or_set_aside, consuming, parse_once_more
 from shared.messaging.redaction import Redactor
+from shared.telemetry import describe, note, outcome
 from shared.topology import EVENTS
 
 log = logging.getLogger(__name__)
@@ -72,12 +73,21 @@ class EventConsumer:
 
     async def __call__(self, message: RabbitMessage) -> None:
         delivery = Delivery(message, self.queue, self.broker, self.transient_errors, self.redact)
-        await delivery.settle_safely(lambda: ack_or_set_aside(delivery, lambda: self._react(delivery)))
+        with consuming(message, self.queue):
+            await delivery.settle_safely(lambda: ack_or_set_aside(delivery, lambda: self._react(delivery)))
 
     async def _react(self, delivery: Delivery) -> None:
-        event = parse_once_more(delivery, self.parse, delivery_limit=self.delivery_limit, through=EVENTS)
-        from_its_owner(event, delivery.message.raw_message)
-        for command in self.commands_for(event):
+        """Its span is named after the event; the commands it becomes carry its context."""
+        try:
+            event = parse_once_more(delivery, self.parse, delivery_limit=self.delivery_limit, through=EVENTS)
+            describe(event)
+            from_its_owner(event, delivery.message.raw_message)
+        except SetAside:
+            outcome("set aside", failed=True)
+            raise
+        commands = self.commands_for(event)
+        note(commands=len(commands))
+        for command in commands:
             await delivery.patiently(partial(self._send, command))
 
     def commands_for(self, event: Event) -> list[InternalCommand]:

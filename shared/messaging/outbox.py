@@ -14,21 +14,16 @@ from typing import Any, Protocol
 
 from aiormq import spec
 from faststream.rabbit import RabbitBroker
-from opentelemetry import propagate
+from opentelemetry.trace import SpanKind
 
 from shared.contracts.base import Event, FlushOutbox, InternalCommand, WorkItem
 from shared.messaging.broker import send_internal
+from shared.telemetry import attributes_of, span, trace_headers
 from shared.topology import ACCOUNT_KEY_HEADER, EVENTS, internal_exchange, work_routing_key
 
 log = logging.getLogger(__name__)
 
 Entry = dict[str, Any]
-
-
-def trace_headers() -> dict[str, str]:
-    carrier: dict[str, str] = {}
-    propagate.inject(carrier)
-    return carrier
 
 
 def _entry(message: Event | WorkItem | InternalCommand, exchange: str, routing_key: str) -> Entry:
@@ -37,8 +32,10 @@ def _entry(message: Event | WorkItem | InternalCommand, exchange: str, routing_k
 
 
 def event_entry(event: Event) -> Entry:
-    """An event as stored in its aggregate's outbox, with the trace context of the command."""
-    return _entry(event, EVENTS, event.ROUTING_KEY)
+    """An event as stored in its aggregate's outbox, under a span of its own in the command's trace (named
+    after the event, there even when no service consumes it), whose context its consumers continue."""
+    with span(type(event).__name__, kind=SpanKind.PRODUCER, attributes=attributes_of(event)):
+        return _entry(event, EVENTS, event.ROUTING_KEY)
 
 
 def work_entry(service: str, item: WorkItem) -> Entry:

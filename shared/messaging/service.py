@@ -158,10 +158,10 @@ def _reactions(spec: ServiceSpec, wiring: Wiring) -> Mapping[type[Event], Reacti
 
 def create_app(spec: ServiceSpec, settings: ServiceSettings | None = None) -> FastStream:
     settings = settings or spec.settings()
+    make_tracer_provider(spec.name, settings)
     health_path = report_path(settings.health_dir, spec.name, settings.instance)
     broker = make_broker(settings.amqp_url.get_secret_value(), app_id=spec.name,
                          connection_name=connection_name(spec.name, settings.instance),
-                         tracer_provider=make_tracer_provider(spec.name, settings),
                          on_close=lambda *_: reporter.connection_closed())
     mongo = make_client(settings.mongodb_url.get_secret_value())
     database = mongo[settings.mongodb_db]

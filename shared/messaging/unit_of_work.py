@@ -32,7 +32,7 @@ from shared.messaging.outbox import Entry, command_entry, event_entry, work_entr
 from shared.messaging.redaction import Redactor
 
 Doc = dict[str, Any]
-KIT_FIELDS = frozenset({"_id", "version", "applied", "outbox", "created_at", "updated_at"})
+KIT_FIELDS = frozenset({"_id", "version", "applied", "outbox", "created_at", "updated_at", "trace"})
 APPLIED_KEPT = 10
 """Enough for what can come again: the one command a crash interrupts, and a client retrying a
 timed-out request while a few others of the account went through."""
@@ -81,6 +81,15 @@ class UnitOfWork:
         self.removing = False
         self.requester: Requester | None = None
         """who asked (a client command on direct reply-to): for a handler that answers later"""
+        self.trace: dict[str, str] | None = None
+        """the trace context of the command deciding now, kept with what it stages as the aggregate's
+        latest cause (None: keep the one stored)"""
+
+    @property
+    def cause(self) -> dict[str, str] | None:
+        """The trace context of the latest traced command that changed the aggregate: what a later sweep,
+        retry or redeploy of it links to."""
+        return None if self._doc is None else self._doc.get("trace")
 
     @property
     def state(self) -> Doc | None:
@@ -186,6 +195,8 @@ class ShardAggregates:
             await self._remove(unit.key, cached)
             return
         changes: Doc = {**unit.fields, "outbox": self._unrelayed(cached) + unit.entries}
+        if unit.trace and unit.staged:
+            changes["trace"] = unit.trace
         if applied is not None:
             changes["applied"] = [*doc.get("applied", []), applied.encode()][-APPLIED_KEPT:]
         await self._write(unit.key, doc, changes)

@@ -21,9 +21,10 @@ from faststream.rabbit.message import RabbitMessage
 from pydantic import TypeAdapter
 
 from shared.contracts.base import WorkItem
-from shared.messaging.delivery import Delivery, DeliveryLost, SetAside, ack_or_set_aside, alive, parse_once_more
+from shared.messaging.delivery import Delivery, DeliveryLost, SetAside, ack_or_set_aside, alive, consuming, parse_once_more
 from shared.messaging.leases import NoLongerWanted, Superseded, WorkLeases
 from shared.messaging.redaction import Redactor
+from shared.telemetry import describe, outcome, span
 from shared.topology import internal_exchange, service_of
 
 log = logging.getLogger(__name__)
@@ -67,7 +68,8 @@ class WorkConsumer:
     async def _settle(self, message: RabbitMessage) -> None:
         try:
             delivery = Delivery(message, self.queue, self.broker, self.transient_errors, self.redact)
-            await delivery.settle_safely(lambda: ack_or_set_aside(delivery, lambda: self._work(delivery)))
+            with consuming(message, self.queue):
+                await delivery.settle_safely(lambda: ack_or_set_aside(delivery, lambda: self._work(delivery)))
         finally:
             self._slots.release()
 
@@ -78,14 +80,23 @@ class WorkConsumer:
 
     async def _work(self, delivery: Delivery) -> None:
         parse = TypeAdapter(self.item_type).validate_json
-        item = parse_once_more(delivery, parse, delivery_limit=self.delivery_limit,
-                               through=internal_exchange(service_of(self.queue)))
+        try:
+            item = parse_once_more(delivery, parse, delivery_limit=self.delivery_limit,
+                                   through=internal_exchange(service_of(self.queue)))
+        except SetAside:
+            outcome("set aside", failed=True)
+            raise
+        describe(item)
         try:
             await self._once_here(str(item.message_id), lambda: self._run(delivery, item))
-        except (SetAside, DeliveryLost):
+        except DeliveryLost:
+            raise
+        except SetAside:
+            outcome("set aside", failed=True)
             raise
         except Exception as error:
             log.exception("work item %s failed", item.message_id)
+            outcome("set aside", failed=True)
             raise SetAside(f"unhandled {type(error).__name__}") from error
 
     def start_now(self, item: WorkItem) -> None:
@@ -99,13 +110,20 @@ class WorkConsumer:
         task.add_done_callback(self._running.discard)
 
     async def _eagerly(self, item: WorkItem) -> None:
+        """A child span of the command that staged it (the task started in its span)."""
         async with self._slots:
-            try:
-                await self._once_here(str(item.message_id), lambda: self._handled(item))
-            except Exception as error:
-                transient = isinstance(error, self.transient_errors)
-                log.log(logging.INFO if transient else logging.WARNING, "work item %s started early failed (%s); "
-                        "its queued copy tries again", item.message_id, type(error).__name__, exc_info=not transient)
+            with span(type(item).__name__, attributes={"mailss.eager": True}):
+                describe(item)
+                await self._eager_run(item)
+
+    async def _eager_run(self, item: WorkItem) -> None:
+        try:
+            await self._once_here(str(item.message_id), lambda: self._handled(item))
+        except Exception as error:
+            transient = isinstance(error, self.transient_errors)
+            outcome("left to its queued copy", failed=not transient)
+            log.log(logging.INFO if transient else logging.WARNING, "work item %s started early failed (%s); "
+                    "its queued copy tries again", item.message_id, type(error).__name__, exc_info=not transient)
 
     async def _handled(self, item: WorkItem) -> bool:
         await self.handle(item)
@@ -118,7 +136,9 @@ class WorkConsumer:
         self._items[key] = (lock, users + 1)
         try:
             async with lock:
-                if key not in self._done and await run():
+                if key in self._done:
+                    outcome("done here before")
+                elif await run():
                     self._remember(key)
         finally:
             lock, users = self._items[key]
@@ -142,6 +162,7 @@ class WorkConsumer:
         lease = await self.leases.acquire(key, wanted=wanted)
         if lease is None:
             log.info("work item %s was done by another worker; this copy is acked", key)
+            outcome("done by another worker")
             return True
         try:
             await lease.hold(lambda: delivery.patiently(lambda: self.handle(item)), wanted=wanted)

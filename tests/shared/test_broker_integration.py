@@ -8,7 +8,7 @@ from shared.messaging.broker import make_broker
 
 async def test_unroutable_message_raises(amqp_url, account_service):
     """Ensure a mandatory publish that no queue takes raises instead of vanishing."""
-    broker = make_broker(amqp_url, app_id="test", connection_name="test", tracer_provider=None)
+    broker = make_broker(amqp_url, app_id="test", connection_name="test")
     await broker.connect()
     try:
         with pytest.raises(Exception, match=r"NO_ROUTE|[Rr]eturn"):

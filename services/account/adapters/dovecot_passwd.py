@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TextIO
 
 from services.account.adapters.mail_homes import MailHomes
+from shared.telemetry import span
 
 BUCKETS = 1024
 BUCKET_DIGITS = 3
@@ -68,7 +69,9 @@ class DovecotPasswdFiles:
         if self._written.get(address) == (line, _state_of(path)):
             self._written.move_to_end(address)
             return
-        self._written[address] = (line, await asyncio.to_thread(self._update, address, line))
+        with span("passwd write", attributes={"mailss.account": address, "mailss.bucket": path.name,
+                                              "mailss.change": "revoke" if line is None else "grant"}):
+            self._written[address] = (line, await asyncio.to_thread(self._update, address, line))
         self._written.move_to_end(address)
         while len(self._written) > REMEMBERED_LINES:
             self._written.popitem(last=False)
@@ -120,7 +123,8 @@ class LockedBucket:
         return await asyncio.to_thread(_read_lines, self.path)
 
     async def write(self, lines: dict[str, str]) -> None:
-        await asyncio.to_thread(_replace, self.path, "".join(f"{lines[user]}\n" for user in sorted(lines)))
+        with span("passwd write", attributes={"mailss.bucket": self.path.name, "mailss.lines": len(lines)}):
+            await asyncio.to_thread(_replace, self.path, "".join(f"{lines[user]}\n" for user in sorted(lines)))
 
 
 FileState = tuple[int, int, int] | None

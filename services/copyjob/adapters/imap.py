@@ -23,12 +23,14 @@ from hashlib import sha256
 from typing import Any
 
 from aioimaplib import aioimaplib  # type: ignore[import-untyped]
+from opentelemetry.trace import SpanKind
 
 from services.copyjob.domain.checkpoints import Mailbox
 from services.copyjob.domain.flags import kept_flags
 from services.copyjob.domain.folders import SourceFolder, encode_mutf7
 from services.copyjob.domain.identity import IDENTIFYING_FIELDS, Summary
 from services.copyjob.domain.purge import uid_sets
+from shared.telemetry import span
 
 
 class ImapError(Exception):
@@ -500,6 +502,15 @@ class Session:
         return {int(found[1]): record.literal for record in _fetched(response.lines) if (found := _UID.search(record.text))}
 
     async def append_many(self, folder: str, messages: list[tuple[bytes, tuple[str, ...], str]]) -> dict[int, str]:
+        """`_append_many` in a span of its own: the batch's folder, size and what was refused."""
+        with span("IMAP APPEND", kind=SpanKind.CLIENT, attributes={
+                "mailss.folder": folder, "mailss.messages": len(messages),
+                "mailss.bytes": sum(len(body) for body, _, _ in messages)}) as current:
+            refused = await self._append_many(folder, messages)
+            current.set_attribute("mailss.refused", len(refused))
+            return refused
+
+    async def _append_many(self, folder: str, messages: list[tuple[bytes, tuple[str, ...], str]]) -> dict[int, str]:
         """MULTIAPPEND (RFC 3502, all or none) with non-synchronizing literals (LITERAL+, RFC 7888):
         one round trip for the batch instead of two per message. Without it, or when the server
         refuses the batch (none of it stored) with no response code, one APPEND each. -> the

@@ -11,6 +11,7 @@ from email.message import EmailMessage
 from typing import Literal
 
 import aiosmtplib
+from opentelemetry.trace import SpanKind
 
 from services.notifier.adapters.mail import UnsafeHeader, message_of
 from services.notifier.adapters.stored import notifications_of
@@ -18,6 +19,7 @@ from services.notifier.settings import NotifierSettings
 from shared.contracts.base import InternalCommand
 from shared.contracts.notifier import RecordDelivery, RetryNotification, SendNotification
 from shared.messaging.unit_of_work import Doc
+from shared.telemetry import span
 
 log = logging.getLogger(__name__)
 Peek = Callable[[str], Awaitable[Doc | None]]
@@ -46,7 +48,12 @@ class Sender:
             log.warning("notification %s refused: a line break in an address", found.id)
             outcome, error = "refused", "unsafe header value"
         else:
-            outcome, error = await self._attempt(mail)
+            with span("SMTP send", kind=SpanKind.CLIENT, attributes={
+                    "mailss.account": item.address, "mailss.notification_id": str(found.id),
+                    "mailss.kind": found.kind, "mailss.attempt": found.attempts + 1,
+                    **({"mailss.job_id": found.job_id} if found.job_id else {})}) as current:
+                outcome, error = await self._attempt(mail)
+                current.set_attribute("mailss.outcome", outcome)
         if outcome == "sent":
             self.after_send()
         await self.send(RecordDelivery(address=item.address, notification_id=found.id, outcome=outcome, error=error))

@@ -24,7 +24,10 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
+from opentelemetry.trace import SpanKind
 from sievelib.managesieve import Client, Error  # type: ignore[import-untyped]
+
+from shared.telemetry import span
 
 # Dovecot's socket for the services is a Unix one, without TLS; sievelib warns on every plaintext login.
 warnings.filterwarnings("ignore", message="Credentials are sent over an unencrypted connection")
@@ -118,14 +121,18 @@ class ManageSieve:
         await asyncio.to_thread(_log_out, sessions)
 
     async def _deploy(self, key: Hashable, session: _Session, script: str, version: int) -> int:
-        try:
-            session.active = await asyncio.to_thread(self._activate_newest, session.client, script, version)
-        except ScriptRefused:
-            await self._check_in(key, session)
-            raise
-        except (OSError, Error) as error:
-            await asyncio.to_thread(_log_out, [session])
-            raise MailServerUnavailable(f"{self._where}: {error}") from None
+        with span("ManageSieve PUTSCRIPT", kind=SpanKind.CLIENT,
+                  attributes={"mailss.account": str(key[0]) if isinstance(key, tuple) else str(key),
+                              "mailss.version": version, "mailss.script_bytes": len(script.encode())}) as current:
+            try:
+                session.active = await asyncio.to_thread(self._activate_newest, session.client, script, version)
+            except ScriptRefused:
+                await self._check_in(key, session)
+                raise
+            except (OSError, Error) as error:
+                await asyncio.to_thread(_log_out, [session])
+                raise MailServerUnavailable(f"{self._where}: {error}") from None
+            current.set_attribute("mailss.active_version", session.active)
         await self._check_in(key, session)
         return session.active
 
