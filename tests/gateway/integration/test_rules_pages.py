@@ -146,7 +146,7 @@ async def test_an_admin_changes_a_users_settings_and_a_user_cannot_open_anothers
     assert "送信元の本文" in panel.text() and f"対象アカウント:{user}" in panel.text()
     panel.check("rules-autoreply-sv-basic")
     panel.find("#field-text").send_keys("Away until Monday.")
-    panel.click("#include-yes")
+    panel.find("#include-yes").click()  # a radio: no page to wait for
     panel.submit(OK)
     assert "自動応答設定を登録しました。" in panel.text(".done")
     panel.open(f"/accounts/{user}/receive")
