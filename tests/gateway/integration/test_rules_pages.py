@@ -9,6 +9,7 @@ import pytest
 from shared.client import CommandClient
 from shared.contracts.rules import SERVICE, GetRules
 from tests.gateway.browser import Panel
+from tests.gateway.integration.test_every_page import seen
 from tests.rules.mail_world import BASIC, GTUBE, STRONG, at_sink, in_mailbox, outside, rules_account, send
 from tests.support import ADMIN_LOGIN, ADMIN_PASSWORD, eventually
 
@@ -126,8 +127,7 @@ async def test_what_a_user_sets_on_the_pages_is_what_the_mail_does(
                        ("rules-receive-off-confirm", f"{base}/receive/off"), ("rules-forwarding-empty", f"{base}/forwarding"),
                        ("rules-forward-new", f"{base}/forwarding/new"), ("rules-autoreply", f"{base}/autoreply")):
         panel.open(path)
-        assert panel.lang == "en"
-        panel.check(name)
+        seen(panel, name, "en")
     panel.open(f"{base}/receive/off")
     panel.submit(OK)
     assert "New mail would be kept nowhere" in panel.text(".error-summary")
