@@ -9,6 +9,7 @@ import pytest
 from shared.client import CommandClient
 from shared.contracts.rules import SERVICE, GetRules
 from tests.gateway.browser import Panel
+from tests.gateway.integration.test_every_page import seen
 from tests.rules.mail_world import BASIC, GTUBE, STRONG, at_sink, in_mailbox, outside, rules_account, send
 from tests.support import ADMIN_LOGIN, ADMIN_PASSWORD, eventually
 
@@ -126,13 +127,36 @@ async def test_what_a_user_sets_on_the_pages_is_what_the_mail_does(
                        ("rules-receive-off-confirm", f"{base}/receive/off"), ("rules-forwarding-empty", f"{base}/forwarding"),
                        ("rules-forward-new", f"{base}/forwarding/new"), ("rules-autoreply", f"{base}/autoreply")):
         panel.open(path)
-        assert panel.lang == "en"
-        panel.check(name)
+        seen(panel, name, "en")
     panel.open(f"{base}/receive/off")
     panel.submit(OK)
     assert "New mail would be kept nowhere" in panel.text(".error-summary")
-    panel.check("rules-receive-loss")
+    seen(panel, "rules-receive-loss", "en")
     assert (await rules_of(client, admin_token, address))["receive"]
+    panel.open(f"{base}/forwarding/new")
+    panel.find("#destination-1").send_keys(outside("en"))
+    panel.click("button[value=add]")
+    seen(panel, "rules-forwarding", "en")
+    panel.open(f"{base}/receive/off")
+    panel.submit(OK)
+    panel.open(f"{base}/forwarding")
+    panel.click('a[href$="/delete"]')
+    seen(panel, "rules-forward-delete-confirm", "en")
+    panel.submit(OK)
+    seen(panel, "rules-forward-delete-loss", "en")
+    panel.open(f"{base}/receive/on")
+    seen(panel, "rules-receive-on-confirm", "en")
+    panel.open(f"{base}/autoreply")
+    panel.find("#field-text").send_keys("Away〜")
+    seen(panel, "rules-autoreply-typing", "en")
+    panel.submit(OK)
+    assert "These characters cannot be used: 〜" in panel.text(".error-summary")
+    seen(panel, "rules-autoreply-refused", "en")
+    panel.find("#field-text").clear()
+    panel.find("#field-text").send_keys("Away.")
+    panel.submit(OK)
+    panel.open(f"{base}/autoreply/delete")
+    seen(panel, "rules-autoreply-delete-confirm", "en")
     panel.open("/lang/ja?next=/login")
 
 
@@ -146,7 +170,7 @@ async def test_an_admin_changes_a_users_settings_and_a_user_cannot_open_anothers
     assert "送信元の本文" in panel.text() and f"対象アカウント:{user}" in panel.text()
     panel.check("rules-autoreply-sv-basic")
     panel.find("#field-text").send_keys("Away until Monday.")
-    panel.click("#include-yes")
+    panel.find("#include-yes").click()  # a radio: no page to wait for
     panel.submit(OK)
     assert "自動応答設定を登録しました。" in panel.text(".done")
     panel.open(f"/accounts/{user}/receive")
@@ -166,4 +190,11 @@ async def test_an_admin_changes_a_users_settings_and_a_user_cannot_open_anothers
     panel.open(f"/accounts/{other}/forwarding")
     assert JA_FORBIDDEN in panel.text(".error-summary")
     panel.check("rules-refused")
+    panel.open("/lang/en?next=/")
+    seen(panel, "rules-top-sv-basic", "en")
+    for name, path in (("rules-autoreply-sv-basic", f"/accounts/{user}/autoreply"),
+                       ("rules-receive-sv-basic", f"/accounts/{user}/receive"), ("rules-refused", f"/accounts/{other}/spam")):
+        panel.open(path)
+        seen(panel, name, "en")
+    panel.open("/lang/ja?next=/login")
     assert not (await rules_of(client, admin_token, other))["forwards"]
