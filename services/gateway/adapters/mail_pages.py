@@ -21,7 +21,7 @@ page. An admin may purge (and see the account's retention passes on its account 
 
 import hashlib
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -183,7 +183,7 @@ async def job_status(request: Request, address: str, job_id: str) -> Response:
     if isinstance(seen, Rejected):
         return refused_page(visit, seen)
     if seen is None:
-        return _too_often(visit, "_mail_job_wait.html")
+        return _too_often(visit, "mail_job_wait.html")
     return visit.render("_mail_job_status.html", **_job_context(visit, address, seen))
 
 
@@ -199,7 +199,7 @@ def _job_context(visit: Visit, address: str, seen: Seen[JobState]) -> dict[str, 
     job, notifications = seen.state
     return {"address": address, "back_path": _back_path(visit, address), "job": _job_view(job),
             "notifications": [_notification_view(n) for n in notifications],
-            "as_of": _time(datetime.fromtimestamp(seen.at).astimezone().isoformat()), "mail_path": mail_path,
+            "as_of": _time(datetime.fromtimestamp(seen.at, UTC).isoformat()), "mail_path": mail_path,
             "poll_every_s": POLL_EVERY_S, "cached": seen.at < visit.gateway.clock() - 0.5}
 
 
@@ -326,7 +326,8 @@ def _job_view(job: Mapping[str, Any]) -> dict[str, Any]:
 
 def _folder_view(folder: Mapping[str, Any]) -> dict[str, Any]:
     return {"name": folder.get("name", ""), "source": folder.get("source"), "renamed": bool(folder.get("renamed")),
-            "state": FOLDER_STATES.get(folder.get("state", ""), ""), "skipped": FOLDER_SKIPS.get(folder.get("skipped") or ""),
+            "state": FOLDER_STATES.get(folder.get("state", ""), ""), "pending": folder.get("state") == "pending",
+            "skipped": FOLDER_SKIPS.get(folder.get("skipped") or ""),
             "copied": int(folder.get("copied", 0)), "already_there": int(folder.get("already_there", 0)),
             "too_big": len(folder.get("too_big", ())), "total": folder.get("total")}
 
