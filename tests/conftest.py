@@ -17,11 +17,13 @@ from shared.client import CommandClient
 from shared.contracts.account import SERVICE, Login
 from shared.registry import SERVICES
 from tests.kit.service import KIT_SERVICE
+from tests.source_server import SourceServer
 from tests.support import (
     ADMIN_DOMAIN,
     ADMIN_LOGIN,
     ADMIN_PASSWORD,
     LOGS,
+    RUN,
     EventTap,
     ServiceProcess,
     stack_env,
@@ -171,6 +173,14 @@ def test_ca() -> tuple[Path, Path, Path]:
     from tests.tls_ca import make_ca
 
     return make_ca(LOGS.parent / "test-ca")
+
+
+@pytest.fixture(scope="session")
+async def source_server(test_ca) -> AsyncIterator[SourceServer]:
+    """The other provider's IMAP server (tests/source_server.py): for the copy job's and the panel's tests."""
+    server = await SourceServer.start(RUN / "source-dovecot", test_ca[1], test_ca[2])
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -1,20 +1,7 @@
-"""The other provider's IMAP server for the copy job's tests (tests/source_server.py)."""
-
-from collections.abc import AsyncIterator
+"""The copy job's test fixtures (the other provider's IMAP server, `source_server`, is in tests/conftest.py:
+the panel's tests use it too, and one session runs one)."""
 
 import pytest
-
-from tests.source_server import SourceServer
-from tests.support import RUN
-
-SOURCE_DIR = RUN / "source-dovecot"
-
-
-@pytest.fixture(scope="session")
-async def source_server(test_ca) -> AsyncIterator[SourceServer]:
-    server = await SourceServer.start(SOURCE_DIR, test_ca[1], test_ca[2])
-    yield server
-    server.stop()
 
 
 @pytest.fixture

@@ -58,6 +58,8 @@ COPY_FIELDS = ("source_host", "source_port", "source_security", "notification_ad
 SECURITIES = ("imaps", "starttls")
 ON_THE_FORM = ("validation_failed", "invalid_credentials", "locked", "already_running", "conflict")
 """a StartCopy's refusals the form shows (the others end on the refusal page)"""
+MAILED = ("completed", "failed")
+"""a job that ended so is told by mail (the notifier's); a cancelled one is not"""
 COPY_PLANS = tuple(plan.value for plan in Plan if allows(plan, Capability.MAIL_COPY))
 JobState = tuple[Mapping[str, Any], list[Mapping[str, Any]]]
 """a job as GetJob answered, and its notification mails"""
@@ -200,7 +202,9 @@ def _job_context(visit: Visit, address: str, seen: Seen[JobState]) -> dict[str, 
     return {"address": address, "back_path": _back_path(visit, address), "job": _job_view(job),
             "notifications": [_notification_view(n) for n in notifications],
             "as_of": _time(datetime.fromtimestamp(seen.at, UTC).isoformat()), "mail_path": mail_path,
-            "poll_every_s": POLL_EVERY_S, "cached": seen.at < visit.gateway.clock() - 0.5}
+            "poll_every_s": POLL_EVERY_S, "cached": seen.at < visit.gateway.clock() - 0.5,
+            "waiting_mail": job.get("state") in MAILED and (
+                not notifications or any(n.get("state") == "pending" for n in notifications))}
 
 
 async def _job_state(visit: Visit, session: Session, address: str, job_id: str | None,

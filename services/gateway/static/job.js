@@ -3,7 +3,8 @@
 //    above 実行する and 戻る, without sending anything; without this script the server's
 //    confirmation page asks for the passwords again.
 // 2. The job page: while the job runs, its state part is asked for again every few seconds and
-//    replaced; the asking stops when the job has ended (a 429 only delays the next ask).
+//    replaced; the asking stops when the job has ended and its notification mail is sent (or after
+//    a few more asks: a mail may be retried for hours). A 429 only delays the next ask.
 "use strict";
 
 (function confirmInPlace() {
@@ -30,7 +31,9 @@
 (function followJob() {
   const current = () => document.getElementById("job-status");
   const start = current();
-  if (!start || !start.hasAttribute("data-running")) return;
+  const changing = (part) => part.hasAttribute("data-running") || part.hasAttribute("data-waiting-mail");
+  if (!start || !changing(start)) return;
+  let afterEnd = 10;
   const url = start.dataset.statusUrl;
   const every = Math.max(2, Number(start.dataset.pollEvery) || 3) * 1000;
   const ask = async () => {
@@ -42,7 +45,7 @@
         const fresh = page.getElementById("job-status");
         if (fresh) {
           current().replaceWith(document.adoptNode(fresh));
-          if (!fresh.hasAttribute("data-running")) return;
+          if (!changing(fresh) || (!fresh.hasAttribute("data-running") && afterEnd-- <= 0)) return;
         }
       } else if (reply.status === 429) {
         wait = Math.max(every, (Number(reply.headers.get("Retry-After")) || 3) * 1000);
