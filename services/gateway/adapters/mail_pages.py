@@ -11,9 +11,11 @@ and the server's confirmation page shows the other values and asks for both pass
 
 The job page shows a job's folders and result, and its notification mails; static/job.js asks for
 its state part (…/jobs/{job_id}/status) every few seconds while the job runs, a "refresh" link does
-without JavaScript. How often a session has the copy job service asked (GetJob) is limited
-(domain/job_polls.py): asked more often, a page shows the last state it had, with its time, or
-answers 429 (Retry-After) when it has none of that job.
+without JavaScript. How often a session has the copy job service asked for a job (GetJob) from the
+job page and its state part is limited (domain/job_polls.py: 3 per 6 s): asked more often, they show
+the last state this session had of that job, with its time, or answer 429 (Retry-After) when it has
+none. (The top page's and an admin's account page's one GetJob per view is not counted, as their
+GetAccount is not.)
 
 Purge: the seed's notes → 【削除】 → the confirmation, where the address is typed → 【OK】 → the job
 page. An admin may purge (and see the account's retention passes on its account page) but not copy.
@@ -82,20 +84,23 @@ def _mail(visit: Visit) -> MailPanel:
 
 async def top_section(visit: Visit, session: Session, address: str) -> Mapping[str, Any]:
     """What the top page's mail section (templates/_top_mail.html) shows of `address`: the links, and
-    its running or last job (GetJob without a job id answers it; none when asked too often)."""
-    seen = await _job_state(visit, session, address, None, mails=False)
-    job = seen.state[0] if isinstance(seen, Seen) else None
-    return {"copy_plans": COPY_PLANS, "mail_path": mail_path, "job": _job_summary(job) if job else None}
+    its running or last job (GetJob without a job id answers it)."""
+    return {"copy_plans": COPY_PLANS, "mail_path": mail_path, "job": await _last_job(visit, session, address)}
 
 
 async def account_section(visit: Visit, session: Session, address: str) -> Mapping[str, Any]:
     """An admin's account page section (templates/_account_mail_links.html): the retention passes and the last job."""
     reply = await _mail(visit).retention(session.token, address)
     retention = reply.result if isinstance(reply, Accepted) else None
-    seen = await _job_state(visit, session, address, None, mails=False)
-    job = seen.state[0] if isinstance(seen, Seen) else None
     return {"mail_path": mail_path, "retention": _retention_view(retention) if retention else None,
-            "job": _job_summary(job) if job else None}
+            "job": await _last_job(visit, session, address)}
+
+
+async def _last_job(visit: Visit, session: Session, address: str) -> dict[str, Any] | None:
+    """The running or last job, in brief: asked once per page view like the account itself (not
+    counted against the job page's polling)."""
+    reply = await _mail(visit).job(session.token, address, None)
+    return _job_summary(reply.result) if isinstance(reply, Accepted) else None
 
 
 # ------------------------------------------------------------------ copy
@@ -207,23 +212,19 @@ def _job_context(visit: Visit, address: str, seen: Seen[JobState]) -> dict[str, 
                 not notifications or any(n.get("state") == "pending" for n in notifications))}
 
 
-async def _job_state(visit: Visit, session: Session, address: str, job_id: str | None,
-                     mails: bool = True) -> Seen[JobState] | Rejected | None:
-    """The job (None: the running or last one) and, with `mails`, its notifications: asked of the
-    services unless this session asked too often lately, then as last seen; None when asked too often
-    and never seen."""
+async def _job_state(visit: Visit, session: Session, address: str, job_id: str) -> Seen[JobState] | Rejected | None:
+    """The job and its notifications: asked of the services unless this session asked too often
+    lately, then as last seen; None when asked too often and never seen."""
     polls = _polls(visit)
-    who, key, now = _session_key(session), f"{address} {job_id or ''} {mails}", visit.gateway.clock()
+    who, key, now = _session_key(session), f"{address} {job_id}", visit.gateway.clock()
     if polls.wait(who, now) > 0:
         return polls.last(who, key)
     reply = await _mail(visit).job(session.token, address, job_id)
     if isinstance(reply, Rejected) or not reply.result.get("id"):
         polls.asked(who, now)
         return reply if isinstance(reply, Rejected) else Rejected(code="not_found", message="no job")
-    shown: list[Mapping[str, Any]] = []
-    if mails:
-        notifications = await _mail(visit).notifications(session.token, address, str(reply.result["id"]))
-        shown = list(notifications.result.get("notifications", [])) if isinstance(notifications, Accepted) else []
+    notifications = await _mail(visit).notifications(session.token, address, job_id)
+    shown = list(notifications.result.get("notifications", [])) if isinstance(notifications, Accepted) else []
     polls.record(who, key, (reply.result, shown), now)
     return polls.last(who, key)
 
@@ -306,8 +307,8 @@ async def _purge_page(visit: Visit, address: str, stage: str, status: int = 200,
 # ------------------------------------------------------------------ replies as the pages show them
 
 
-def _job_summary(job: Mapping[str, Any]) -> dict[str, Any] | None:
-    if not job.get("id"):
+def _job_summary(job: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    if not job or not job.get("id"):
         return None
     return {"id": job["id"], "kind": JOB_KINDS.get(job.get("kind", ""), ""), "state": job.get("state", ""),
             "state_name": JOB_STATES.get(job.get("state", ""), ""), "started_at": _time(job.get("started_at"))}
