@@ -317,7 +317,7 @@ def _job_summary(job: Mapping[str, Any] | None) -> dict[str, Any] | None:
 def _job_view(job: Mapping[str, Any]) -> dict[str, Any]:
     totals = job.get("totals", {})
     folders = [_folder_view(folder) for folder in job.get("folders", [])]
-    known = bool(folders) and all(folder["total"] is not None for folder in folders)
+    known = bool(folders) and all(folder["total"] is not None or not folder["pending"] for folder in folders)
     done = sum(folder["copied"] for folder in folders)
     total = sum(folder["total"] or 0 for folder in folders) if known else None
     percent = 100 if job.get("state") == "completed" else (min(100, 100 * done // total) if total else None)
