@@ -371,3 +371,9 @@ def test_every_code_the_pages_show_has_its_text() -> None:
     assert set(JOB_STATES) == set(get_args(JobState)) and set(JOB_KINDS) == set(get_args(JobKind))
     assert set(NOTIFICATION_KINDS) == set(get_args(NotificationKind))
     assert set(NOTIFICATION_STATES) == {"pending", "sent", "failed"}
+
+
+def test_the_job_page_script_may_ask_this_site_only(browser: TestClient, services: FakeMailServices) -> None:
+    sign_in(browser, USER)
+    policy = browser.get(f"/accounts/{USER}/jobs/{services.add_job('copy', USER)}").headers["content-security-policy"]
+    assert "connect-src 'self'" in policy and "script-src 'self'" in policy and "unsafe" not in policy
