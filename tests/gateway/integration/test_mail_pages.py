@@ -112,7 +112,7 @@ async def test_a_copy_started_from_the_page_is_followed_to_its_end_and_its_mail_
     panel.click("#copy-confirm button[value=run]")
     assert "/jobs/" in panel.path and "メールデータコピーの処理を受け付けました" in panel.text()
     job_path = panel.path.partition("?")[0]
-    checked(panel, "job-accepted")
+    in_both(panel, "job-accepted")
     assert ended(panel, "ja") == "完了"
     assert "from the old server" in subjects_in(address, "INBOX") and "a project" in subjects_in(address, "Projects")
     rows = {row.find_element("css selector", "th").text: row.text for row in panel.all("table.jobs tbody tr")}
@@ -140,11 +140,13 @@ async def test_a_purge_from_the_page_empties_the_mailbox_and_another_user_cannot
     panel.click("main a.button.danger")
     assert panel.path == f"{purge}?step=confirm"
     in_both(panel, "purge-confirm")
-    panel.fill(confirm_address="someone@example.jp")
-    panel.submit()
-    assert panel.find("#field-confirm_address").get_attribute("aria-invalid") == "true"
+    for language in ("en", "ja"):
+        panel.open(f"/lang/{language}?next={quote(purge + '?step=confirm', safe='')}")
+        panel.fill(confirm_address="someone@example.jp")
+        panel.submit()
+        assert panel.find("#field-confirm_address").get_attribute("aria-invalid") == "true"
+        checked(panel, "purge-mistyped")
     assert subjects_in(address, "INBOX") == ["old 0", "old 1", "old 2"]
-    checked(panel, "purge-mistyped")
     panel.fill(confirm_address=address)
     panel.submit()
     assert "/jobs/" in panel.path and "メールデータの削除を受け付けました" in panel.text()
