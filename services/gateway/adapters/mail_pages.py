@@ -44,6 +44,7 @@ from services.gateway.domain.mail_messages import (
     NOTIFICATION_KINDS,
     NOTIFICATION_STATES,
     POLLED_TOO_OFTEN,
+    WRONG_OWN_PASSWORD,
 )
 from services.gateway.domain.messages import Explained
 from shared.contracts.base import Accepted, FieldError, Rejected
@@ -161,7 +162,10 @@ def _port(given: str) -> tuple[int, Rejected | None]:
 def _on_copy_form(visit: Visit, reply: Rejected) -> Explained:
     """A wrong or locked own password is that field's error; a running job, the page's."""
     explained = visit.explain(reply)
-    if reply.code in ("invalid_credentials", "locked"):
+    if reply.code == "invalid_credentials":
+        wrong = visit.gateway.pages.gettext(visit.language).gettext(WRONG_OWN_PASSWORD)
+        return Explained(summary=explained.summary, fields={"current_password": (wrong,)})
+    if reply.code == "locked":
         return Explained(summary=explained.summary, fields={"current_password": (explained.summary,)})
     return explained
 

@@ -65,5 +65,6 @@ NOTIFICATION_STATES: Mapping[str, str] = {
     "failed": N_("Could not be sent"),
 }
 
+WRONG_OWN_PASSWORD = N_("The mail password of this account is not correct.")
 CONFIRM_MISMATCH = N_("Please type the mail address %(address)s exactly.")
 POLLED_TOO_OFTEN = N_("The progress was asked for too often. Please wait a few seconds.")
