@@ -205,6 +205,14 @@ def test_ca() -> tuple[Path, Path, Path]:
 
 
 @pytest.fixture(scope="session")
+async def source_server(test_ca) -> AsyncIterator[SourceServer]:
+    """The other provider's IMAP server (tests/source_server.py): for the copy job's, the trace and the panel's tests."""
+    server = await SourceServer.start(RUN / "source-dovecot", test_ca[1], test_ca[2])
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
 def copyjob_env(service_env: dict[str, str], operator: Broker, vhost: str, test_ca) -> dict[str, str]:
     from cryptography.fernet import Fernet
 
@@ -219,14 +227,6 @@ def copyjob_env(service_env: dict[str, str], operator: Broker, vhost: str, test_
 COPY_LIMITS = {"SOURCE_TIMEOUT_S": "3", "STEP_ATTEMPTS": "2", "RETRY_PAUSE_S": "0.3", "MAX_FOLDERS": "40",
                "JOB_MAX_BYTES": "40000000", "STEP_DEADLINE_S": "20"}
 """low enough for the hostile-source tests to reach them in seconds (tests/copyjob/integration/test_hostile_source.py)"""
-
-
-@pytest.fixture(scope="session")
-async def source_server(test_ca) -> AsyncIterator[SourceServer]:
-    """The other provider's IMAP server (tests/source_server.py), for the copy job's tests and the trace tests."""
-    server = await SourceServer.start(RUN / "source-dovecot", test_ca[1], test_ca[2])
-    yield server
-    server.stop()
 
 
 @pytest.fixture(scope="session")

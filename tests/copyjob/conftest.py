@@ -1,5 +1,5 @@
 """The copy job's own fixtures (the other provider's IMAP server, `source_server`, is in tests/conftest.py:
-the trace tests use it too)."""
+the trace tests and the panel's tests use it too, and one session runs one)."""
 
 import pytest
 

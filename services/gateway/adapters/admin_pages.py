@@ -11,6 +11,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.datastructures import FormData
 
+from services.gateway.adapters import mail_pages
 from services.gateway.adapters.views import account_view, sized
 from services.gateway.adapters.web import Visit, checked_form, redirect, refused_page, text, visit_of
 from services.gateway.domain.messages import Explained
@@ -120,7 +121,8 @@ async def _account_detail(visit: Visit, address: str, status: int = 200, **conte
     context.setdefault("explained", None)
     context.setdefault("errors", context["explained"].fields if context["explained"] else {})
     return visit.render("account.html", status=status, account=account_view(reply.result, visit.language),
-                        account_path=account_path, **context)
+                        account_path=account_path, mail=await mail_pages.account_section(visit, session, address),
+                        **context)
 
 
 async def _new_quota(visit: Visit, token: str, address: str, form: FormData) -> Accepted | Rejected:
