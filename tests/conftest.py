@@ -142,8 +142,9 @@ async def admin_token(client: CommandClient) -> str:
 
 
 @pytest.fixture(scope="session")
-def gateway_env(operator: Broker, vhost: str, keys: tuple[str, str]) -> dict[str, str]:
+def gateway_env(operator: Broker, vhost: str, keys: tuple[str, str], spans_dir: Path) -> dict[str, str]:
     return {"PATH": os.environ["PATH"], "AMQP_URL": operator.url("gateway", vhost), "SESSION_PUBLIC_KEY": keys[1],
+            "OTEL_EXPORTER": "file", "OTEL_EXPORTER_FILE_DIR": str(spans_dir),
             "GATEWAY_FORM_SECRET": secrets.token_urlsafe(32), "GATEWAY_PORT": stack_env("GATEWAY_PORT"),
             "GATEWAY_SIGN_IN_ATTEMPTS": "50"}
 

@@ -51,7 +51,8 @@ from shared.contracts.base import Accepted, FieldError, Rejected
 from shared.plans import Capability, Plan, allows
 
 router = APIRouter()
-PASSWORD_LIMIT = 1024
+PASSWORD_LIMIT = 1025
+"""one more than the contract takes, so a longer password is refused as too long, never cut short"""
 POLL_ASKS = 3
 POLL_WINDOW_S = 6.0
 """GetJob at most 3 times per 6 s per session: the page polls every 3 s (static/job.js)"""

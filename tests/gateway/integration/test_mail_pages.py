@@ -15,7 +15,8 @@ from shared.contracts.copyjob import SERVICE as COPYJOB
 from shared.contracts.copyjob import StartCopy
 from tests.gateway.browser import Panel
 from tests.gateway.integration.conftest import new_account
-from tests.support import ADMIN_LOGIN, ADMIN_PASSWORD, deliver, eventually, subjects_in
+from tests.support import ADMIN_LOGIN, ADMIN_PASSWORD, deliver, eventually, exported_text, subjects_in
+from tests.trace.clicks import click_trace
 
 pytestmark = pytest.mark.integration
 PASSWORD = "Mail-Pages-Password-1"
@@ -82,7 +83,7 @@ def _no_password_shown(panel: Panel) -> None:
 
 async def test_a_copy_started_from_the_page_is_followed_to_its_end_and_its_mail_sent(
         panel: Panel, client: CommandClient, admin_token: str, copyjob_service, notifier_service, source_server,
-        smtp_sink) -> None:
+        smtp_sink, spans_dir) -> None:
     address = await new_account(client, admin_token, PASSWORD)
     await source_server.add_user(address, SOURCE_PASSWORD)
     await _fill_source(address, source_server.port)
@@ -120,6 +121,10 @@ async def test_a_copy_started_from_the_page_is_followed_to_its_end_and_its_mail_
 
     await eventually(lambda: _async(bool(smtp_sink.to(NOTIFY))), timeout=30, what="the notification mail")
     assert "メールデータコピーが完了いたしました" in _subject(smtp_sink.to(NOTIFY)[0])
+    click, found = await click_trace(spans_dir, "POST /accounts/", "StartCopy", "VerifyPassword", "CopyFolder",
+                                     "JobCompleted", "SMTP send")
+    assert found.ancestors(found.one("SMTP send"))[-1] == click["name"], "the click is the root of the mail it led to"
+    assert PASSWORD not in exported_text(spans_dir) and SOURCE_PASSWORD not in exported_text(spans_dir)
     WebDriverWait(panel.driver, 40).until(lambda driver: "送信済み" in panel.text("#job-status"))
     panel.open(job_path)
     in_both(panel, "job-completed")
