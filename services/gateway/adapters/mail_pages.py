@@ -177,26 +177,24 @@ def _on_copy_form(visit: Visit, reply: Rejected) -> Explained:
 @router.get("/accounts/{address}/jobs/{job_id}")
 async def job_page(request: Request, address: str, job_id: str, done: str | None = None) -> Response:
     visit = visit_of(request)
-    session = visit.signed_in()
-    seen = await _job_state(visit, session, address, job_id)
-    if isinstance(seen, Rejected):
-        return refused_page(visit, seen)
-    if seen is None:
-        return _too_often(visit, "mail_job_wait.html", address=address, job_id=job_id)
-    return visit.render("mail_job.html", done=visit.notice(done), **_job_context(visit, address, seen))
+    return await _shown_job(visit, address, job_id, "mail_job.html", done=visit.notice(done))
 
 
 @router.get("/accounts/{address}/jobs/{job_id}/status")
 async def job_status(request: Request, address: str, job_id: str) -> Response:
     """The job page's state part alone, for static/job.js."""
-    visit = visit_of(request)
-    session = visit.signed_in()
-    seen = await _job_state(visit, session, address, job_id)
+    return await _shown_job(visit_of(request), address, job_id, "_mail_job_status.html", part=True)
+
+
+async def _shown_job(visit: Visit, address: str, job_id: str, template: str, *, part: bool = False,
+                     **context: Any) -> Response:
+    """A page of the job (`template`) as the session may see it now: refused, asked too often, or shown."""
+    seen = await _job_state(visit, visit.signed_in(), address, job_id)
     if isinstance(seen, Rejected):
         return refused_page(visit, seen)
     if seen is None:
-        return _too_often(visit, "mail_job_wait.html")
-    return visit.render("_mail_job_status.html", **_job_context(visit, address, seen))
+        return _too_often(visit, "mail_job_wait.html", **({} if part else {"address": address, "job_id": job_id}))
+    return visit.render(template, **context, **_job_context(visit, address, seen))
 
 
 def _too_often(visit: Visit, template: str, **context: Any) -> Response:
@@ -250,14 +248,7 @@ def _session_key(session: Session) -> str:
 
 @router.get("/accounts/{address}/jobs/{job_id}/cancel")
 async def cancel_page(request: Request, address: str, job_id: str) -> Response:
-    visit = visit_of(request)
-    session = visit.signed_in()
-    seen = await _job_state(visit, session, address, job_id)
-    if isinstance(seen, Rejected):
-        return refused_page(visit, seen)
-    if seen is None:
-        return _too_often(visit, "mail_job_wait.html", address=address, job_id=job_id)
-    return visit.render("mail_job_cancel.html", **_job_context(visit, address, seen))
+    return await _shown_job(visit_of(request), address, job_id, "mail_job_cancel.html")
 
 
 @router.post("/accounts/{address}/jobs/{job_id}/cancel")
