@@ -82,6 +82,7 @@ def run_mode(mode: str, commands: int) -> None:
     took.sort()
     print(f"{mode:<5} n={len(took)}  mean={statistics.fmean(took) * 1000:7.1f} µs  p50={took[len(took) // 2] * 1000:7.1f} µs"
           f"  p99={took[int(len(took) * 0.99)] * 1000:7.1f} µs  spans exported={exported}")
+    print(f"P50_US {took[len(took) // 2] * 1e6:.1f}")
 
 
 def main() -> None:
@@ -92,9 +93,17 @@ def main() -> None:
     if args.mode:
         run_mode(args.mode, args.commands)
         return
+    p50: dict[str, float] = {}
     for mode in MODES:
-        subprocess.run([sys.executable, __file__, "--mode", mode, "--commands", str(args.commands)], check=True,
-                       cwd=Path(__file__).resolve().parent.parent)
+        done = subprocess.run([sys.executable, __file__, "--mode", mode, "--commands", str(args.commands)], check=True,
+                              cwd=Path(__file__).resolve().parent.parent, capture_output=True, text=True)
+        for line in done.stdout.splitlines():
+            if line.startswith("P50_US "):
+                p50[mode] = float(line.split()[1])
+            else:
+                print(line)
+    for mode in MODES[1:]:
+        print(f"{mode:<5} p50 {p50[mode] / p50['none']:.2f}x the untraced baseline (none), measured in this run")
 
 
 if __name__ == "__main__":

@@ -199,3 +199,30 @@ def _subject(raw: bytes) -> str:
 
     header = email.message_from_bytes(raw)["Subject"] or ""
     return str(email.header.make_header(email.header.decode_header(header)))
+
+
+async def test_mail_delivered_while_a_purge_from_the_page_runs_is_kept(
+        panel: Panel, client: CommandClient, admin_token: str, copyjob_service) -> None:
+    """The purge removes what was there when it started: a message delivered meanwhile (the copy job held
+    still mid-purge, so it surely is) is the one left when the page says it is done."""
+    from tests.copyjob.integration.test_purge import _fill, _folders
+
+    address = await new_account(client, admin_token, PASSWORD)
+    old = 1500
+    await _fill(address, old)
+    panel.sign_in(address, PASSWORD)
+    panel.open(f"/accounts/{address}/purge?step=confirm")
+    panel.fill(confirm_address=address)
+    panel.submit()
+    assert "/jobs/" in panel.path
+
+    async def under_way() -> bool:
+        return (await _folders(address))["INBOX"] < old
+
+    await eventually(under_way, what="the purge under way")
+    with copyjob_service.paused():
+        assert deliver(address, subject="arrived during the purge")
+        await eventually(lambda: _async("arrived during the purge" in subjects_in(address, "INBOX")),
+                         what="the delivery")
+    assert ended(panel, "ja", timeout=120) == "完了"
+    assert [s for s in subjects_in(address, "INBOX") if not s.startswith("【重要】")] == ["arrived during the purge"]
