@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 import uvicorn
 from fastapi import FastAPI
 
-from services.gateway.adapters.broker import BrokerServices
+from services.gateway.adapters.broker import BrokerBus
 from services.gateway.adapters.pages import Pages
 from services.gateway.adapters.tracing import UntrustedTraceContext
 from services.gateway.adapters.web import Gateway, build_app
@@ -21,19 +21,19 @@ from shared.telemetry import make_tracer_provider
 
 
 def make_app(settings: GatewaySettings) -> FastAPI:
-    services = BrokerServices(settings.gateway_command_timeout_s)
+    bus = BrokerBus(settings.gateway_command_timeout_s)
     gateway = Gateway(
-        panel=Panel(services), pages=Pages(), forms=FormKeys(settings.gateway_form_secret.get_secret_value().encode()),
+        panel=Panel(bus), pages=Pages(), forms=FormKeys(settings.gateway_form_secret.get_secret_value().encode()),
         verifier=TokenVerifier(load_public_key(settings.session_public_key)),
         attempts=AttemptLimit({"login": settings.gateway_sign_in_attempts,
                                "client": settings.gateway_sign_in_attempts_per_client}, settings.gateway_sign_in_window_s),
-        hsts=settings.gateway_hsts, healthy=services.healthy)
+        hsts=settings.gateway_hsts, healthy=bus.healthy)
     app = build_app(gateway)
     make_tracer_provider("gateway", settings)  # FastAPI's request spans use it (adapters/tracing.py)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        services.client = client = await CommandClient.connect(settings.amqp_url.get_secret_value())
+        bus.client = client = await CommandClient.connect(settings.amqp_url.get_secret_value())
         try:
             yield
         finally:

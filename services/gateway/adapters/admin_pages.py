@@ -13,7 +13,7 @@ from starlette.datastructures import FormData
 
 from services.gateway.adapters import mail_pages
 from services.gateway.adapters.views import account_view, sized
-from services.gateway.adapters.web import Visit, checked_form, redirect, refused_page, text, visit_of
+from services.gateway.adapters.web import PASSWORD_LIMIT, Visit, checked_form, redirect, refused_page, text, visit_of
 from services.gateway.domain.messages import Explained
 from shared.contracts.base import Accepted, FieldError, Rejected
 from shared.plans import Plan
@@ -21,8 +21,6 @@ from shared.plans import Plan
 router = APIRouter(prefix="/admin")
 PAGE_SIZE = 25
 PLANS = tuple(plan.value for plan in Plan)
-PASSWORD_LIMIT = 1025
-"""one more than the contract takes, so a longer password is refused as too long, never cut short"""
 
 
 def account_path(address: str, *rest: str) -> str:

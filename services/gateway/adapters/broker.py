@@ -11,7 +11,7 @@ from shared.contracts.base import Accepted, AnonymousCommand, Command, Rejected
 log = logging.getLogger(__name__)
 
 
-class BrokerServices:
+class BrokerBus:
     """Made before the server's event loop runs; `client` is set when the server starts."""
 
     def __init__(self, timeout_s: float) -> None:

@@ -31,7 +31,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from services.gateway.adapters.views import account_view
-from services.gateway.adapters.web import Session, Visit, checked_form, redirect, refused_page, text, visit_of
+from services.gateway.adapters.web import PASSWORD_LIMIT, Session, Visit, checked_form, redirect, refused_page, text, visit_of
 from services.gateway.application.mail_panel import CopyForm, MailPanel
 from services.gateway.domain.job_polls import PollLimit, Seen
 from services.gateway.domain.mail_messages import (
@@ -51,8 +51,6 @@ from shared.contracts.base import Accepted, FieldError, Rejected
 from shared.plans import Capability, Plan, allows
 
 router = APIRouter()
-PASSWORD_LIMIT = 1025
-"""one more than the contract takes, so a longer password is refused as too long, never cut short"""
 POLL_ASKS = 3
 POLL_WINDOW_S = 6.0
 """GetJob at most 3 times per 6 s per session: the page polls every 3 s (static/job.js)"""
@@ -81,7 +79,7 @@ def _back_path(visit: Visit, address: str) -> str:
 
 
 def _mail(visit: Visit) -> MailPanel:
-    return MailPanel(visit.gateway.panel.services)
+    return MailPanel(visit.gateway.panel.bus)
 
 
 async def top_section(visit: Visit, session: Session, address: str) -> Mapping[str, Any]:

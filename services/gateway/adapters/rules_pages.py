@@ -42,7 +42,7 @@ def rules_path(address: str, *rest: str) -> str:
 
 
 def _rules_panel(visit: Visit) -> RulesPanel:
-    return RulesPanel(visit.gateway.panel.services)
+    return RulesPanel(visit.gateway.panel.bus)
 
 
 def _allows(plan: str, capability: Capability) -> bool:

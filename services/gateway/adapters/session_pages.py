@@ -8,6 +8,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from services.gateway.adapters.web import (
     LANGUAGE_COOKIE,
+    PASSWORD_LIMIT,
     PRE_SESSION_COOKIE,
     Visit,
     checked_form,
@@ -25,8 +26,6 @@ from shared.contracts.base import Accepted, Rejected
 
 router = APIRouter()
 LOGIN_LIMIT = 254
-PASSWORD_LIMIT = 1025
-"""one more than any contract takes, so a longer password is refused as too long, never cut short"""
 
 
 def home_of(role: str) -> str:

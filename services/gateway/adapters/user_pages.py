@@ -1,5 +1,7 @@
 """The user's own pages: the top page (the account at a glance) and the password change."""
 
+import asyncio
+
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
@@ -7,6 +9,7 @@ from services.gateway.adapters import mail_pages, rules_pages
 from services.gateway.adapters.session_pages import home_of
 from services.gateway.adapters.views import account_view
 from services.gateway.adapters.web import (
+    PASSWORD_LIMIT,
     Visit,
     checked_form,
     end_session_cookie,
@@ -19,8 +22,6 @@ from services.gateway.domain.messages import Explained
 from shared.contracts.base import Accepted, FieldError, Rejected
 
 router = APIRouter()
-PASSWORD_LIMIT = 1025
-"""one more than the contract takes, so a longer password is refused as too long, never cut short"""
 
 
 @router.get("/")
@@ -30,12 +31,13 @@ async def top(request: Request, done: str | None = None) -> Response:
     if session.actor.is_admin:
         return redirect(home_of("admin"))
     address = session.actor.subject
-    reply = await visit.gateway.panel.account(session.token, address)
+    reply, rules, mail = await asyncio.gather(  # three services, asked at once
+        visit.gateway.panel.account(session.token, address), rules_pages.top_section(visit, session, address),
+        mail_pages.top_section(visit, session, address))
     if not isinstance(reply, Accepted):
         return refused_page(visit, reply)
     return visit.render("top.html", account=account_view(reply.result, visit.language), done=visit.notice(done),
-                        rules=await rules_pages.top_section(visit, session, address),
-                        mail=await mail_pages.top_section(visit, session, address))
+                        rules=rules, mail=mail)
 
 
 @router.get("/password")

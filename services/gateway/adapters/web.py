@@ -35,6 +35,8 @@ COMPLETIONS: Mapping[str, str] = {**DONE, **rules_messages.DONE, **mail_messages
 SESSION_COOKIE = "__Host-session"
 PRE_SESSION_COOKIE = "__Host-presession"
 LANGUAGE_COOKIE = "lang"
+PASSWORD_LIMIT = 1 + 1024
+"""one more than any contract's password takes, so a longer one is refused as too long, never cut short"""
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CONTENT_SECURITY_POLICY = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
                            "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")

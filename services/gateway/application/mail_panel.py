@@ -5,16 +5,13 @@ every one (an admin's copy, another's job, a purge's cancel); nothing is decided
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from pydantic import ValidationError
-
-from services.gateway.application.panel import Reply
-from services.gateway.application.ports import Services
-from shared.contracts.base import Command, Rejected
+from services.gateway.application.panel import Reply, ask_built
+from services.gateway.application.ports import Bus
+from shared.contracts.base import Command
 from shared.contracts.copyjob import SERVICE as COPYJOB
 from shared.contracts.copyjob import CancelJob, GetJob, GetRetention, PurgeMailbox, StartCopy
 from shared.contracts.notifier import SERVICE as NOTIFIER
 from shared.contracts.notifier import GetNotifications
-from shared.messaging.delivery import invalid
 
 
 @dataclass(frozen=True)
@@ -31,7 +28,7 @@ class CopyForm:
 
 @dataclass(frozen=True)
 class MailPanel:
-    services: Services
+    bus: Bus
 
     async def start_copy(self, token: str, address: str, form: CopyForm) -> Reply:
         return await self._ask(COPYJOB, lambda: StartCopy(
@@ -59,10 +56,4 @@ class MailPanel:
         return await self._ask(COPYJOB, lambda: GetRetention(actor_token=token, address=address))
 
     async def _ask(self, service: str, build: Callable[[], Command]) -> Reply:
-        """The service's reply; what the contract itself refuses (too long, missing) said per field."""
-        try:
-            command = build()
-        except ValidationError as error:
-            return Rejected(code="validation_failed", message="the form does not fit the command",
-                            errors=invalid(error).errors)
-        return await self.services.ask(service, command)
+        return await ask_built(self.bus, service, build)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from pydantic import ValidationError
 
-from services.gateway.application.ports import Services
+from services.gateway.application.ports import Bus
 from shared.contracts.account import SERVICE as ACCOUNT
 from shared.contracts.account import (
     ChangeComment,
@@ -31,7 +31,7 @@ Reply = Accepted | Rejected
 
 @dataclass(frozen=True)
 class Panel:
-    services: Services
+    bus: Bus
 
     async def sign_in(self, login: str, password: str) -> Reply:
         return await self._ask(ACCOUNT, lambda: Login(login=login, password=password))
@@ -70,14 +70,15 @@ class Panel:
         return await self._ask(ACCOUNT, lambda: DeleteAccount(actor_token=token, address=address))
 
     async def _ask(self, service: str, build: Callable[[], Command | AnonymousCommand]) -> Reply:
-        try:
-            command = build()
-        except ValidationError as error:
-            return _malformed(error)
-        return await self.services.ask(service, command)
+        return await ask_built(self.bus, service, build)
 
 
-
-def _malformed(error: ValidationError) -> Rejected:
-    """What the contract itself refuses (too long, missing), said per field as the kit would."""
-    return Rejected(code="validation_failed", message="the form does not fit the command", errors=invalid(error).errors)
+async def ask_built(bus: Bus, service: str, build: Callable[[], Command | AnonymousCommand]) -> Reply:
+    """The service's answer to the command `build` makes of a form; what the contract itself refuses (too
+    long, missing) is said per field as the kit would, and nothing is sent."""
+    try:
+        command = build()
+    except ValidationError as error:
+        return Rejected(code="validation_failed", message="the form does not fit the command",
+                        errors=invalid(error).errors)
+    return await bus.ask(service, command)

@@ -6,11 +6,8 @@ As in panel.py, nothing is decided here: the rules service authorizes and judges
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from pydantic import ValidationError
-
-from services.gateway.application.panel import Reply
-from services.gateway.application.ports import Services
-from shared.contracts.base import Rejected
+from services.gateway.application.panel import Reply, ask_built
+from services.gateway.application.ports import Bus
 from shared.contracts.rules import (
     SERVICE,
     AddForwarding,
@@ -23,7 +20,6 @@ from shared.contracts.rules import (
     SetSpamSort,
     SetSpamTag,
 )
-from shared.messaging.delivery import invalid
 
 SWITCHES: dict[str, type[SetSpamTag] | type[SetSpamSort] | type[SetReceive]] = {
     "spam_tag": SetSpamTag, "spam_sort": SetSpamSort, "receive": SetReceive}
@@ -32,7 +28,7 @@ SWITCHES: dict[str, type[SetSpamTag] | type[SetSpamSort] | type[SetReceive]] = {
 
 @dataclass(frozen=True)
 class RulesPanel:
-    services: Services
+    bus: Bus
 
     async def rules(self, token: str, address: str) -> Reply:
         return await self._ask(lambda: GetRules(actor_token=token, address=address))
@@ -59,9 +55,4 @@ class RulesPanel:
         return await self._ask(lambda: DeleteAutoreply(actor_token=token, address=address))
 
     async def _ask(self, build: Callable[[], RulesCommand]) -> Reply:
-        try:
-            command = build()
-        except ValidationError as error:
-            return Rejected(code="validation_failed", message="the form does not fit the command",
-                            errors=invalid(error).errors)
-        return await self.services.ask(SERVICE, command)
+        return await ask_built(self.bus, SERVICE, build)

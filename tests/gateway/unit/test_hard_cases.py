@@ -6,7 +6,7 @@ import asyncio
 import pytest
 from fastapi.testclient import TestClient
 
-from services.gateway.adapters.broker import BrokerServices
+from services.gateway.adapters.broker import BrokerBus
 from shared.contracts.account import GetAccount, Login
 from shared.contracts.base import Rejected
 from tests.gateway.unit.conftest import ATTEMPTS, field, form_token, sign_in
@@ -23,7 +23,7 @@ class HangingClient:
 
 
 async def test_a_broker_that_never_answers_is_unavailable_within_the_timeout() -> None:
-    services = BrokerServices(timeout_s=0.2)
+    services = BrokerBus(timeout_s=0.2)
     services.client = HangingClient()  # type: ignore[assignment]
     reply = await services.ask("account", GetAccount(actor_token="t", address="taro@example.jp"))
     assert isinstance(reply, Rejected) and reply.code == "unavailable"
